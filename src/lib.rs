@@ -1,0 +1,67 @@
+//! # iocore
+//!
+//! A fair multi-threaded async runtime for network servers and clients.
+//!
+//! - Tasks are ordinary futures, polled by equal worker threads that share one FIFO ready
+//!   queue: no task is pinned to a thread, so load stays even and nothing starves.
+//! - The scheduling work (draining wakeups, kernel events and deadlines) is a *role* that
+//!   migrates to whichever worker is free ([`sched`](crate#architecture)).
+//! - Tasks carry a deadline: [`time::sleep`], [`time::timeout`] and [`time::interval`]
+//!   allocate nothing inside a task and are sub-millisecond precise.
+//! - Tasks can be woken or signalled from any thread through a [`TaskRef`], and wait for
+//!   that with [`task::park`].
+//! - Everything works with the `futures` ecosystem, and iocore futures work under other
+//!   executors.
+//!
+//! ```
+//! use iocore::{time, IoCore};
+//! use std::time::Duration;
+//!
+//! let core = IoCore::builder().threads(2).build()?;
+//! let handles: Vec<_> = (0..10u64)
+//!     .map(|i| core.spawn(async move {
+//!         time::sleep(Duration::from_millis(i)).await;
+//!         i * i
+//!     }))
+//!     .collect();
+//! let sum: u64 = core.block_on(async {
+//!     let mut sum = 0;
+//!     for h in handles {
+//!         sum += h.await.unwrap();
+//!     }
+//!     sum
+//! });
+//! assert_eq!(sum, 285);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! ## Architecture
+//!
+//! `core` (the public [`IoCore`], [`Handle`]) owns worker threads running the loop in
+//! `sched`; `task` holds the task block and its one-word state machine; `time` turns
+//! deadlines into task state. The module docs of each say what they own and why.
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod core;
+mod sched;
+mod sync;
+mod sys;
+pub mod task;
+pub mod time;
+
+pub use crate::core::{Builder, Handle, IoCore, Metrics, ShutdownReport};
+pub use task::{JoinError, JoinHandle, TaskRef};
+
+/// Spawns a task on the current core (see [`Handle::spawn`]).
+///
+/// # Panics
+/// Outside any core (see [`Handle::current`]).
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Handle::current().spawn(future)
+}

@@ -1,0 +1,148 @@
+//! The waiting set: a binary min-heap of parked tasks keyed by `(deadline, seq)`.
+//!
+//! It is private to the sched-role. Each task remembers its slot (`heap_index` in its
+//! header), so a task woken early is removed in O(log n) instead of lingering as a stale
+//! entry. `seq` is an insertion counter: tasks with equal deadlines run in the order they
+//! were parked.
+
+/// Something that can live in a [`DeadlineHeap`] and remembers where.
+pub(crate) trait HeapSlot: Copy {
+    fn set_slot(self, slot: u32);
+    fn slot(self) -> u32;
+}
+
+/// Marks "not in the heap".
+pub(crate) const NO_SLOT: u32 = u32::MAX;
+
+struct Entry<T> {
+    key: (u64, u64),
+    item: T,
+}
+
+pub(crate) struct DeadlineHeap<T: HeapSlot> {
+    entries: Vec<Entry<T>>,
+    seq: u64,
+}
+
+impl<T: HeapSlot> DeadlineHeap<T> {
+    pub(crate) fn new() -> Self {
+        DeadlineHeap { entries: Vec::new(), seq: 0 }
+    }
+
+    pub(crate) fn peek_deadline(&self) -> Option<u64> {
+        self.entries.first().map(|e| e.key.0)
+    }
+
+    pub(crate) fn insert(&mut self, deadline: u64, item: T) {
+        self.seq += 1;
+        let i = self.entries.len();
+        self.entries.push(Entry { key: (deadline, self.seq), item });
+        item.set_slot(i as u32);
+        self.sift_up(i);
+    }
+
+    /// Pops the earliest entry if its deadline is `<= now`.
+    pub(crate) fn pop_expired(&mut self, now: u64) -> Option<T> {
+        if self.peek_deadline()? > now {
+            return None;
+        }
+        Some(self.remove_at(0))
+    }
+
+    /// Removes `item` if it is in the heap.
+    pub(crate) fn remove(&mut self, item: T) {
+        let slot = item.slot();
+        if slot != NO_SLOT {
+            self.remove_at(slot as usize);
+        }
+    }
+
+    fn remove_at(&mut self, i: usize) -> T {
+        let last = self.entries.len() - 1;
+        self.entries.swap(i, last);
+        let removed = self.entries.pop().expect("heap is not empty");
+        removed.item.set_slot(NO_SLOT);
+        if i < self.entries.len() {
+            self.entries[i].item.set_slot(i as u32);
+            self.sift_down(i);
+            self.sift_up(i);
+        }
+        removed.item
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.entries.swap(a, b);
+        self.entries[a].item.set_slot(a as u32);
+        self.entries[b].item.set_slot(b as u32);
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.entries[i].key >= self.entries[parent].key {
+                break;
+            }
+            self.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.entries.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut min = i;
+            if l < n && self.entries[l].key < self.entries[min].key {
+                min = l;
+            }
+            if r < n && self.entries[r].key < self.entries[min].key {
+                min = r;
+            }
+            if min == i {
+                break;
+            }
+            self.swap(i, min);
+            i = min;
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[derive(Clone, Copy)]
+    struct Item<'a>(&'a Cell<u32>, usize);
+    impl HeapSlot for Item<'_> {
+        fn set_slot(self, slot: u32) {
+            self.0.set(slot)
+        }
+        fn slot(self) -> u32 {
+            self.0.get()
+        }
+    }
+
+    #[test]
+    fn pops_in_deadline_then_insertion_order_and_removes() {
+        let slots: Vec<Cell<u32>> = (0..200).map(|_| Cell::new(NO_SLOT)).collect();
+        let mut heap = DeadlineHeap::new();
+        for (i, s) in slots.iter().enumerate() {
+            heap.insert(((i * 7919) % 50) as u64, Item(s, i));
+        }
+        for i in (0..200).step_by(3) {
+            heap.remove(Item(&slots[i], i));
+            assert_eq!(slots[i].get(), NO_SLOT);
+        }
+        let mut last = (0, 0);
+        let mut count = 0;
+        while let Some(Item(_, i)) = heap.pop_expired(u64::MAX) {
+            assert_ne!(i % 3, 0, "removed item came back");
+            let key = (((i * 7919) % 50) as u64, i);
+            assert!(key > last, "out of order: {key:?} after {last:?}");
+            last = key;
+            count += 1;
+        }
+        assert_eq!(count, 200 - 67);
+    }
+}

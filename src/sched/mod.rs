@@ -1,0 +1,576 @@
+//! The scheduler: worker threads, the migrating sched-role, and the queues between them.
+//!
+//! All workers run the same loop. The *sched-role* is a lock that whichever worker finds it
+//! free takes with `try_lock`; the holder runs one [`SchedState::step`] and releases it:
+//!
+//! 1. drain the **front queue** (MPSC, lock-free; spawns with a deadline, tasks that returned
+//!    `Pending` with a deadline, wakes of tasks sitting in the heap), in FIFO order: run what
+//!    must run, park the rest in the **deadline heap**;
+//! 2. poll the kernel queue (`mio::Poll`) with timeout 0, or — when it has nothing else to do
+//!    — block in it until the nearest deadline (armed on a `timerfd`, so sub-ms precise);
+//! 3. pop expired deadlines and fire slow-path timers.
+//!
+//! Ready tasks go to the **ready queue**, one FIFO shared by every worker (no task is tied to
+//! a thread). Workers pop up to [`EXEC_BATCH`] tasks between two attempts at the role, so
+//! kernel events are looked at regularly however busy the queues are.
+//!
+//! Wakeup rules (no lost wakeup, no busy wait):
+//! - a push to the ready queue wakes one sleeping worker, or kicks the role holder out of
+//!   epoll if nobody sleeps ([`Shared::wake_worker`]);
+//! - a push to the front queue kicks the role holder out of epoll ([`Shared::kick`]);
+//! - a worker sleeps on the condvar only after failing to take the role, i.e. while another
+//!   worker holds it and will come back to it; the holder blocks in epoll only after
+//!   publishing `polling` and re-checking both queues (a Dekker handshake with the pushers).
+//!
+//! The task state machine lives in `task::state`; this module only moves `RawTask`s around.
+
+pub(crate) mod front;
+pub(crate) mod heap;
+mod live;
+
+use crate::sys::TimerFd;
+use crate::task::raw::{RawTask, NO_DEADLINE};
+use crate::task::state::{AfterPoll, Claim};
+use crate::task::Header;
+use crate::time::clock;
+use crossbeam_deque::{Injector, Steal};
+use front::FrontQueue;
+use heap::DeadlineHeap;
+use live::LiveList;
+use mio::{Events, Interest, Poll, Token};
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// Ready tasks a worker runs between two attempts at the sched-role.
+pub(crate) const EXEC_BATCH: usize = 64;
+/// Kernel events handled per epoll call.
+const EVENTS_PER_STEP: usize = 1024;
+
+const KICK_TOKEN: Token = Token(0);
+const TIMER_TOKEN: Token = Token(1);
+
+/// Counters of one worker, for `IoCore::metrics`.
+#[derive(Default)]
+pub(crate) struct WorkerStats {
+    pub(crate) polls: AtomicU64,
+    pub(crate) busy_ns: AtomicU64,
+}
+
+/// Everything the workers, wakers and handles of one core share.
+pub(crate) struct Shared {
+    front: FrontQueue<Header>,
+    front_len: AtomicUsize,
+    ready: Injector<RawTask>,
+    sched: Mutex<SchedState>,
+    /// The role holder is in, or about to enter, a blocking epoll wait.
+    polling: AtomicBool,
+    kicker: mio::Waker,
+    pub(crate) registry: mio::Registry,
+    idle: Idle,
+    /// Slow-path timers (a `sleep` polled under a foreign waker), drained by the sched-role.
+    timers_in: Mutex<Vec<(u64, Waker)>>,
+    pub(crate) live: AtomicUsize,
+    live_list: LiveList,
+    live_zero: (Mutex<()>, Condvar),
+    pub(crate) parked: AtomicI64,
+    pub(crate) steps: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) workers: Vec<WorkerStats>,
+    /// Spawns from outside the core are cancelled at once (shutdown has begun).
+    pub(crate) closing: AtomicBool,
+    /// Every spawn is cancelled at once (shutdown is cancelling).
+    pub(crate) cancelling: AtomicBool,
+    /// Workers exit their loop.
+    stop: AtomicBool,
+}
+
+struct Idle {
+    state: Mutex<IdleState>,
+    cv: Condvar,
+    sleepers: AtomicUsize,
+}
+
+#[derive(Default)]
+struct IdleState {
+    sleepers: usize,
+    tokens: usize,
+}
+
+struct SchedState {
+    poll: Poll,
+    events: Events,
+    heap: DeadlineHeap<RawTask>,
+    timers: BinaryHeap<Reverse<TimerEntry>>,
+    timer_seq: u64,
+    timerfd: TimerFd,
+    /// The deadline the timerfd is armed for (`NO_DEADLINE`: disarmed).
+    armed: u64,
+    scratch: Vec<*mut Header>,
+}
+
+// SAFETY: `scratch` only holds task pointers between two lines of `drain_front`; the rest is Send.
+unsafe impl Send for SchedState {}
+
+struct TimerEntry {
+    key: (u64, u64),
+    waker: Waker,
+}
+impl PartialEq for TimerEntry {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for TimerEntry {}
+impl PartialOrd for TimerEntry {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for TimerEntry {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&o.key)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(threads: usize) -> io::Result<Shared> {
+        let poll = Poll::new()?;
+        let kicker = mio::Waker::new(poll.registry(), KICK_TOKEN)?;
+        let timerfd = TimerFd::new()?;
+        poll.registry().register(
+            &mut mio::unix::SourceFd(&timerfd.as_raw_fd()),
+            TIMER_TOKEN,
+            Interest::READABLE,
+        )?;
+        let registry = poll.registry().try_clone()?;
+        Ok(Shared {
+            front: FrontQueue::new(),
+            front_len: AtomicUsize::new(0),
+            ready: Injector::new(),
+            sched: Mutex::new(SchedState {
+                poll,
+                events: Events::with_capacity(EVENTS_PER_STEP),
+                heap: DeadlineHeap::new(),
+                timers: BinaryHeap::new(),
+                timer_seq: 0,
+                timerfd,
+                armed: NO_DEADLINE,
+                scratch: Vec::new(),
+            }),
+            polling: AtomicBool::new(false),
+            kicker,
+            registry,
+            idle: Idle { state: Mutex::new(IdleState::default()), cv: Condvar::new(), sleepers: AtomicUsize::new(0) },
+            timers_in: Mutex::new(Vec::new()),
+            live: AtomicUsize::new(0),
+            live_list: LiveList::new(threads),
+            live_zero: (Mutex::new(()), Condvar::new()),
+            parked: AtomicI64::new(0),
+            steps: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            workers: (0..threads).map(|_| WorkerStats::default()).collect(),
+            closing: AtomicBool::new(false),
+            cancelling: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn front_len(&self) -> usize {
+        self.front_len.load(Relaxed)
+    }
+
+    pub(crate) fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Registers a freshly allocated task and queues it (ready, or asleep until its deadline).
+    pub(crate) fn start_task(self: &Arc<Self>, task: RawTask, from_inside: bool) {
+        self.live.fetch_add(1, Relaxed);
+        self.live_list.insert(task);
+        let rejected = self.cancelling.load(Acquire) || (!from_inside && self.closing.load(Acquire));
+        if rejected {
+            // Shutdown has begun: resolve the JoinHandle with `Cancelled`, never run it.
+            task.claim();
+            task.cancel();
+            self.complete(task, true);
+        } else if task.deadline() == NO_DEADLINE {
+            self.push_ready(task);
+        } else {
+            self.push_front(task);
+        }
+    }
+
+    /// A waker moved `task` out of `WAITING`.
+    pub(crate) fn schedule_woken(&self, task: RawTask, in_heap: bool) {
+        self.parked.fetch_sub(1, Relaxed);
+        if in_heap {
+            self.push_front(task);
+        } else {
+            self.push_ready(task);
+        }
+    }
+
+    fn push_ready(&self, task: RawTask) {
+        self.ready.push(task);
+        self.wake_worker();
+    }
+
+    fn push_front(&self, task: RawTask) {
+        // SAFETY: the caller owns the task in phase QUEUED, so it is in no other queue, and
+        // the scheduler's reference keeps it alive until it is popped.
+        unsafe { self.front.push(task.as_ptr()) };
+        self.front_len.fetch_add(1, Relaxed);
+        self.kick();
+    }
+
+    /// Registers a slow-path timer: `waker` is woken once the clock reaches `deadline`.
+    pub(crate) fn add_timer(&self, deadline: u64, waker: Waker) {
+        lock(&self.timers_in).push((deadline, waker));
+        self.kick();
+    }
+
+    /// Wakes the role holder out of its epoll wait, if it is (about to be) in one.
+    pub(crate) fn kick(&self) {
+        fence(SeqCst);
+        if self.polling.load(SeqCst) && self.polling.swap(false, SeqCst) {
+            // A failed write means the eventfd is already signalled: nothing is lost.
+            let _ = self.kicker.wake();
+        }
+    }
+
+    /// Someone must run the task just pushed to the ready queue: wake a sleeping worker,
+    /// or failing that the role holder blocked in epoll.
+    fn wake_worker(&self) {
+        fence(SeqCst);
+        if self.idle.sleepers.load(SeqCst) > 0 && self.idle.notify_one() {
+            return;
+        }
+        self.kick();
+    }
+
+    /// Finishes a task that completed, panicked or was cancelled, and drops the
+    /// scheduler's reference.
+    pub(crate) fn complete(&self, task: RawTask, cancelled: bool) {
+        if task.header().state.complete() {
+            task.wake_join();
+        }
+        self.live_list.remove(task);
+        if cancelled {
+            self.cancelled.fetch_add(1, Relaxed);
+        } else {
+            self.completed.fetch_add(1, Relaxed);
+        }
+        if self.live.fetch_sub(1, AcqRel) == 1 {
+            let _g = lock(&self.live_zero.0);
+            self.live_zero.1.notify_all();
+        }
+        task.ref_dec();
+    }
+
+    /// Waits until no live task remains, or `timeout` passes. True if none remains.
+    pub(crate) fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut g = lock(&self.live_zero.0);
+        while self.live.load(Acquire) != 0 {
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return false,
+                },
+                None => Duration::from_secs(3600),
+            };
+            g = self.live_zero.1.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
+    }
+
+    /// Requests cancellation of every live task.
+    pub(crate) fn cancel_all(&self) {
+        for task in self.live_list.snapshot() {
+            task.notify(crate::task::state::CANCELLED);
+            task.ref_dec();
+        }
+    }
+
+    /// Tells the workers to leave their loop.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, SeqCst);
+        self.idle.notify_all();
+        let _ = self.kicker.wake();
+    }
+
+    fn pop_ready(&self) -> Option<RawTask> {
+        loop {
+            match self.ready.steal() {
+                Steal::Success(t) => return Some(t),
+                Steal::Empty => return None,
+                Steal::Retry => std::hint::spin_loop(),
+            }
+        }
+    }
+
+    fn try_sched(&self) -> Option<MutexGuard<'_, SchedState>> {
+        match self.sched.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Polls one task the worker popped from the ready queue.
+    fn run_task(&self, task: RawTask) {
+        match task.claim() {
+            Claim::Cancel => {
+                task.cancel();
+                self.complete(task, true);
+            }
+            Claim::Run => {
+                task.set_deadline(NO_DEADLINE);
+                let done = CURRENT_TASK.with(|c| {
+                    c.set(task.as_ptr());
+                    let done = task.poll();
+                    c.set(std::ptr::null_mut());
+                    done
+                });
+                if done {
+                    self.complete(task, false);
+                    return;
+                }
+                match task.header().state.after_poll(task.deadline() != NO_DEADLINE) {
+                    AfterPoll::Requeue => self.push_ready(task),
+                    AfterPoll::ToSched => self.push_front(task),
+                    AfterPoll::Parked => {
+                        self.parked.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The body of one worker thread.
+    pub(crate) fn run_worker(self: &Arc<Self>, index: usize) {
+        let _ctx = enter(self.clone(), true);
+        let stats = &self.workers[index];
+        while !self.stop.load(Acquire) {
+            if let Some(mut s) = self.try_sched() {
+                s.step(self, false);
+            }
+            let start = Instant::now();
+            let mut ran = 0;
+            while ran < EXEC_BATCH {
+                let Some(task) = self.pop_ready() else { break };
+                self.run_task(task);
+                ran += 1;
+            }
+            if ran > 0 {
+                stats.polls.fetch_add(ran as u64, Relaxed);
+                stats.busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+                continue;
+            }
+            match self.try_sched() {
+                Some(mut s) => s.step(self, true),
+                None => self.idle.sleep(self),
+            }
+        }
+    }
+}
+
+impl Idle {
+    /// Sleeps until notified, unless work or a stop is already visible.
+    fn sleep(&self, shared: &Shared) {
+        let mut g = lock(&self.state);
+        g.sleepers += 1;
+        self.sleepers.store(g.sleepers, SeqCst);
+        fence(SeqCst);
+        if !shared.ready.is_empty() || shared.stop.load(SeqCst) {
+            g.sleepers -= 1;
+            self.sleepers.store(g.sleepers, SeqCst);
+            return;
+        }
+        while g.tokens == 0 {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g.tokens -= 1;
+    }
+
+    /// Wakes one sleeper; false if there was none.
+    fn notify_one(&self) -> bool {
+        let mut g = lock(&self.state);
+        if g.sleepers == 0 {
+            return false;
+        }
+        g.sleepers -= 1;
+        g.tokens += 1;
+        self.sleepers.store(g.sleepers, SeqCst);
+        self.cv.notify_one();
+        true
+    }
+
+    fn notify_all(&self) {
+        let mut g = lock(&self.state);
+        g.tokens += g.sleepers;
+        g.sleepers = 0;
+        self.sleepers.store(0, SeqCst);
+        self.cv.notify_all();
+    }
+}
+
+impl SchedState {
+    /// One schedule step; see the module docs. `block`: wait in epoll if nothing is ready.
+    fn step(&mut self, sh: &Shared, block: bool) {
+        sh.steps.fetch_add(1, Relaxed);
+        let produced = self.drain_front(sh) + self.expire(sh);
+        let mut timeout = Some(Duration::ZERO);
+        if block && produced == 0 {
+            sh.polling.store(true, SeqCst);
+            fence(SeqCst);
+            let busy = !sh.front.is_empty()
+                || !sh.ready.is_empty()
+                || sh.stop.load(SeqCst)
+                || !lock(&sh.timers_in).is_empty();
+            if !busy {
+                timeout = self.arm_timer();
+            }
+        }
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            debug_assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait failed: {e}");
+        }
+        sh.polling.store(false, SeqCst);
+        for event in self.events.iter() {
+            match event.token() {
+                KICK_TOKEN => {}
+                TIMER_TOKEN => {
+                    self.timerfd.drain();
+                    self.armed = NO_DEADLINE;
+                }
+                _ => {}
+            }
+        }
+        self.drain_front(sh);
+        self.expire(sh);
+    }
+
+    /// Arms the timerfd for the nearest deadline; returns the epoll timeout to use.
+    fn arm_timer(&mut self) -> Option<Duration> {
+        let next = self
+            .heap
+            .peek_deadline()
+            .into_iter()
+            .chain(self.timers.peek().map(|Reverse(t)| t.key.0))
+            .min();
+        let Some(next) = next else { return None };
+        let now = clock::now_ns();
+        if next <= now {
+            return Some(Duration::ZERO);
+        }
+        if self.armed != next {
+            if self.timerfd.set(Duration::from_nanos(next - now)).is_err() {
+                // Fall back to epoll's millisecond timeout, rounded up by mio.
+                return Some(Duration::from_nanos(next - now));
+            }
+            self.armed = next;
+        }
+        None
+    }
+
+    /// Takes every task from the front queue: runs the ones that must run, parks the rest.
+    fn drain_front(&mut self, sh: &Shared) -> usize {
+        sh.front.take_all(&mut self.scratch);
+        if self.scratch.is_empty() {
+            return 0;
+        }
+        sh.front_len.fetch_sub(self.scratch.len(), Relaxed);
+        let now = clock::now_ns();
+        let mut produced = 0;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for ptr in scratch.drain(..) {
+            let task = RawTask::from_ptr(ptr);
+            let state = &task.header().state;
+            if state.leave_heap() {
+                self.heap.remove(task);
+            }
+            let deadline = task.deadline();
+            if !state.is_notified() && deadline > now && state.park(deadline != NO_DEADLINE) {
+                sh.parked.fetch_add(1, Relaxed);
+                if deadline != NO_DEADLINE {
+                    self.heap.insert(deadline, task);
+                }
+            } else {
+                sh.push_ready(task);
+                produced += 1;
+            }
+        }
+        self.scratch = scratch;
+        produced
+    }
+
+    /// Readies tasks whose deadline passed and fires due slow-path timers.
+    fn expire(&mut self, sh: &Shared) -> usize {
+        let now = clock::now_ns();
+        let mut produced = 0;
+        while let Some(task) = self.heap.pop_expired(now) {
+            // If a waker got there first, the task is in the front queue already.
+            if task.header().state.expire() {
+                sh.parked.fetch_sub(1, Relaxed);
+                sh.push_ready(task);
+                produced += 1;
+            }
+        }
+        let incoming = std::mem::take(&mut *lock(&sh.timers_in));
+        for (deadline, waker) in incoming {
+            self.timer_seq += 1;
+            self.timers.push(Reverse(TimerEntry { key: (deadline, self.timer_seq), waker }));
+        }
+        while self.timers.peek().is_some_and(|Reverse(t)| t.key.0 <= now) {
+            let Reverse(t) = self.timers.pop().expect("peeked");
+            t.waker.wake();
+            produced += 1;
+        }
+        produced
+    }
+}
+
+thread_local! {
+    /// The task this thread is polling right now (null outside a poll).
+    static CURRENT_TASK: Cell<*mut Header> = const { Cell::new(std::ptr::null_mut()) };
+    /// The core this thread works for (worker threads, and `block_on` callers).
+    static CURRENT_CORE: RefCell<Option<(Arc<Shared>, bool)>> = const { RefCell::new(None) };
+}
+
+/// The task being polled on this thread, if any.
+pub(crate) fn current_task() -> Option<RawTask> {
+    let ptr = CURRENT_TASK.with(|c| c.get());
+    (!ptr.is_null()).then(|| RawTask::from_ptr(ptr))
+}
+
+pub(crate) fn with_current_core<R>(f: impl FnOnce(Option<&(Arc<Shared>, bool)>) -> R) -> R {
+    CURRENT_CORE.with(|c| f(c.borrow().as_ref()))
+}
+
+/// Restores the previous current core on drop.
+pub(crate) struct EnterGuard(Option<(Arc<Shared>, bool)>);
+
+/// Makes `shared` this thread's current core until the guard drops.
+pub(crate) fn enter(shared: Arc<Shared>, worker: bool) -> EnterGuard {
+    EnterGuard(CURRENT_CORE.with(|c| c.borrow_mut().replace((shared, worker))))
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        CURRENT_CORE.with(|c| *c.borrow_mut() = prev);
+    }
+}

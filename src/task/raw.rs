@@ -1,0 +1,330 @@
+//! The task allocation: a header, the future (later its output), in one heap block.
+//!
+//! The header is what the scheduler touches; it is type-erased and reached through
+//! [`RawTask`]. The typed part (`Cell<F>`) is only touched through the vtable. Reference
+//! counting: the scheduler holds one reference from spawn until the task completes; each
+//! `JoinHandle`, `TaskRef` and `Waker` holds one more. The block is freed at zero.
+
+use super::state::{Claim, Notify, State};
+use super::JoinError;
+use crate::sched::{front::Linked, heap::HeapSlot, heap::NO_SLOT, Shared};
+use crate::sync::AtomicPtr;
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU32, Ordering::*};
+use std::sync::Arc;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+/// "No deadline" in a header's deadline slot.
+pub(crate) const NO_DEADLINE: u64 = u64::MAX;
+
+pub(crate) struct Header {
+    pub(crate) state: State,
+    refs: AtomicU32,
+    /// Slot in the sched-role's deadline heap; only the sched-role touches it.
+    heap_slot: UnsafeCell<u32>,
+    /// Link for the front queue.
+    front_link: AtomicPtr<Header>,
+    /// Nanoseconds on the iocore clock; written by the owner (the polling worker, or the
+    /// spawner before the first push), read by the sched-role after it pops the task.
+    deadline: UnsafeCell<u64>,
+    pub(crate) id: u64,
+    vtable: &'static Vtable,
+    pub(crate) shared: Arc<Shared>,
+    /// Links in the core's list of live tasks; guarded by that list's shard lock.
+    pub(crate) live_links: UnsafeCell<[*const Header; 2]>,
+    /// The `JoinHandle`'s waker; see `State::set_join_waker` for who may touch it when.
+    join_waker: UnsafeCell<Option<Waker>>,
+}
+
+struct Vtable {
+    poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> bool,
+    cancel: unsafe fn(NonNull<Header>),
+    read_output: unsafe fn(NonNull<Header>, *mut ()),
+    dealloc: unsafe fn(NonNull<Header>),
+}
+
+enum Stage<F: Future> {
+    Running(F),
+    Finished(Result<F::Output, JoinError>),
+    Consumed,
+}
+
+#[repr(C)]
+struct Cell<F: Future> {
+    header: Header,
+    stage: UnsafeCell<Stage<F>>,
+}
+
+/// A type-erased pointer to a task. Copying it does not touch the reference count; the
+/// code that holds one says which reference it stands for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct RawTask(NonNull<Header>);
+
+// SAFETY: the header's shared fields are atomics or are guarded by the state machine
+// (only the owner of a phase touches the cells), and the future/output are `Send`.
+unsafe impl Send for RawTask {}
+// SAFETY: as above.
+unsafe impl Sync for RawTask {}
+
+impl Linked for Header {
+    fn link(&self) -> &AtomicPtr<Header> {
+        &self.front_link
+    }
+}
+
+impl HeapSlot for RawTask {
+    fn set_slot(self, slot: u32) {
+        // SAFETY: only the sched-role calls this, and it is the only one touching the slot.
+        unsafe { *self.header().heap_slot.get() = slot }
+    }
+    fn slot(self) -> u32 {
+        // SAFETY: as in `set_slot`.
+        unsafe { *self.header().heap_slot.get() }
+    }
+}
+
+impl RawTask {
+    /// Allocates a task with two references: the scheduler's and the caller's (for the
+    /// `JoinHandle`).
+    pub(crate) fn new<F>(future: F, shared: Arc<Shared>, id: u64, deadline: Option<u64>) -> RawTask
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let cell = Box::new(Cell {
+            header: Header {
+                state: State::new(deadline.is_some()),
+                refs: AtomicU32::new(2),
+                heap_slot: UnsafeCell::new(NO_SLOT),
+                front_link: AtomicPtr::new(ptr::null_mut()),
+                deadline: UnsafeCell::new(deadline.unwrap_or(NO_DEADLINE)),
+                id,
+                vtable: &Vtable {
+                    poll: poll::<F>,
+                    cancel: cancel::<F>,
+                    read_output: read_output::<F>,
+                    dealloc: dealloc::<F>,
+                },
+                shared,
+                live_links: UnsafeCell::new([ptr::null(); 2]),
+                join_waker: UnsafeCell::new(None),
+            },
+            stage: UnsafeCell::new(Stage::Running(future)),
+        });
+        RawTask(NonNull::from(Box::leak(cell)).cast())
+    }
+
+    pub(crate) fn from_ptr(ptr: *const Header) -> RawTask {
+        RawTask(NonNull::new(ptr as *mut Header).expect("null task pointer"))
+    }
+
+    pub(crate) fn as_ptr(self) -> *mut Header {
+        self.0.as_ptr()
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: a RawTask is only used while some reference keeps the block alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    pub(crate) fn ref_inc(self) {
+        let prev = self.header().refs.fetch_add(1, Relaxed);
+        if prev > u32::MAX / 2 {
+            std::process::abort();
+        }
+    }
+
+    /// Drops one reference, freeing the task at zero.
+    pub(crate) fn ref_dec(self) {
+        if self.header().refs.fetch_sub(1, AcqRel) == 1 {
+            // SAFETY: that was the last reference.
+            unsafe { (self.header().vtable.dealloc)(self.0) }
+        }
+    }
+
+    pub(crate) fn deadline(self) -> u64 {
+        // SAFETY: called only by the task's current owner (see the field's comment).
+        unsafe { *self.header().deadline.get() }
+    }
+
+    pub(crate) fn set_deadline(self, deadline: u64) {
+        // SAFETY: as in `deadline`.
+        unsafe { *self.header().deadline.get() = deadline }
+    }
+
+    /// Lowers the deadline; only the worker polling this task may call it.
+    pub(crate) fn lower_deadline(self, deadline: u64) {
+        if deadline < self.deadline() {
+            self.set_deadline(deadline);
+        }
+    }
+
+    /// A wake with extra flags; queues the task if this call took it out of `WAITING`.
+    pub(crate) fn notify(self, extra: u32) {
+        if let Notify::Schedule { in_heap } = self.header().state.notify(extra) {
+            self.header().shared.schedule_woken(self, in_heap);
+        }
+    }
+
+    /// Polls the future (the caller owns the task in `RUNNING`). True when it finished.
+    pub(crate) fn poll(self) -> bool {
+        let waker = ManuallyDrop::new(self.borrowed_waker());
+        let mut cx = Context::from_waker(&waker);
+        // SAFETY: the caller is the only one polling (phase RUNNING).
+        unsafe { (self.header().vtable.poll)(self.0, &mut cx) }
+    }
+
+    /// Drops the future, storing `JoinError::Cancelled` as the output.
+    pub(crate) fn cancel(self) {
+        // SAFETY: the caller owns the task (phase RUNNING after a `Claim::Cancel`).
+        unsafe { (self.header().vtable.cancel)(self.0) }
+    }
+
+    pub(crate) fn claim(self) -> Claim {
+        self.header().state.claim()
+    }
+
+    /// Moves the output into `dst` (a `*mut Poll<Result<T, JoinError>>`).
+    ///
+    /// # Safety
+    /// The task is `DONE`, `dst` points to the right type, and only the `JoinHandle` calls.
+    pub(crate) unsafe fn read_output(self, dst: *mut ()) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (self.header().vtable.read_output)(self.0, dst) }
+    }
+
+    /// Wakes the stored `JoinHandle` waker, if any (after `DONE`).
+    pub(crate) fn wake_join(self) {
+        // SAFETY: the task is DONE with JOIN_WAKER set: the handle no longer writes the slot.
+        if let Some(w) = unsafe { &*self.header().join_waker.get() } {
+            w.wake_by_ref();
+        }
+    }
+
+    /// The `JoinHandle` side of the waker protocol. Returns false if the task completed
+    /// meanwhile (the caller should read the output).
+    pub(crate) fn register_join_waker(self, waker: &Waker) -> bool {
+        let state = &self.header().state;
+        if state.has_join_waker() {
+            // SAFETY: JOIN_WAKER is set, so the slot holds our earlier waker and nobody
+            // writes it; a completer may only read it concurrently.
+            let same = unsafe { &*self.header().join_waker.get() }
+                .as_ref()
+                .is_some_and(|w| w.will_wake(waker));
+            if same {
+                return true;
+            }
+            if !state.unset_join_waker() {
+                return false;
+            }
+        }
+        // SAFETY: JOIN_WAKER is clear and the task is not DONE: only this handle uses the slot.
+        unsafe { *self.header().join_waker.get() = Some(waker.clone()) };
+        state.set_join_waker()
+    }
+
+    /// A waker for this task that does not own a reference (for polling it).
+    fn borrowed_waker(self) -> Waker {
+        // SAFETY: the vtable's functions implement the RawWaker contract on a task pointer.
+        unsafe { Waker::from_raw(RawWaker::new(self.0.as_ptr() as *const (), &WAKER_VTABLE)) }
+    }
+
+    /// If `waker` is this runtime's waker, the task it wakes.
+    pub(crate) fn from_waker(waker: &Waker) -> Option<RawTask> {
+        if ptr::eq(waker.vtable(), &WAKER_VTABLE) {
+            Some(RawTask::from_ptr(waker.data() as *const Header))
+        } else {
+            None
+        }
+    }
+}
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+unsafe fn waker_clone(data: *const ()) -> RawWaker {
+    RawTask::from_ptr(data as *const Header).ref_inc();
+    RawWaker::new(data, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(data: *const ()) {
+    let task = RawTask::from_ptr(data as *const Header);
+    task.notify(0);
+    task.ref_dec();
+}
+
+unsafe fn waker_wake_by_ref(data: *const ()) {
+    RawTask::from_ptr(data as *const Header).notify(0);
+}
+
+unsafe fn waker_drop(data: *const ()) {
+    RawTask::from_ptr(data as *const Header).ref_dec();
+}
+
+/// # Safety
+/// `ptr` points to a live `Cell<F>` owned by the caller in phase RUNNING.
+unsafe fn cell<'a, F: Future>(ptr: NonNull<Header>) -> &'a Cell<F> {
+    // SAFETY: `Cell` is `repr(C)` with the header first, so the pointers coincide.
+    unsafe { ptr.cast::<Cell<F>>().as_ref() }
+}
+
+unsafe fn poll<F: Future>(ptr: NonNull<Header>, cx: &mut Context<'_>) -> bool {
+    // SAFETY: the caller owns the task (RUNNING), so the stage is ours alone.
+    let cell = unsafe { cell::<F>(ptr) };
+    let stage = cell.stage.get();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as above; the future is pinned inside its heap block and never moved.
+        match unsafe { &mut *stage } {
+            Stage::Running(fut) => unsafe { Pin::new_unchecked(fut) }.poll(cx),
+            _ => unreachable!("polled a task that already finished"),
+        }
+    }));
+    let output = match result {
+        Ok(Poll::Pending) => return false,
+        Ok(Poll::Ready(v)) => Ok(v),
+        Err(panic) => Err(JoinError::panic(cell.header.id, panic)),
+    };
+    // SAFETY: as above.
+    unsafe { finish::<F>(stage, output) };
+    true
+}
+
+/// Drops the future (a panic in its destructor is swallowed, the output still stored).
+unsafe fn finish<F: Future>(stage: *mut Stage<F>, output: Result<F::Output, JoinError>) {
+    // SAFETY: the caller owns the stage.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { *stage = Stage::Consumed }));
+    // SAFETY: as above.
+    unsafe { ptr::write(stage, Stage::Finished(output)) };
+}
+
+unsafe fn cancel<F: Future>(ptr: NonNull<Header>) {
+    // SAFETY: the caller owns the task.
+    let cell = unsafe { cell::<F>(ptr) };
+    let id = cell.header.id;
+    // SAFETY: as above.
+    unsafe { finish::<F>(cell.stage.get(), Err(JoinError::cancelled(id))) };
+}
+
+unsafe fn read_output<F: Future>(ptr: NonNull<Header>, dst: *mut ()) {
+    // SAFETY: the task is DONE; only the JoinHandle reads the stage now.
+    let cell = unsafe { cell::<F>(ptr) };
+    // SAFETY: as above.
+    let stage = unsafe { &mut *cell.stage.get() };
+    match std::mem::replace(stage, Stage::Consumed) {
+        Stage::Finished(out) => {
+            // SAFETY: the caller passes a `*mut Poll<Result<F::Output, JoinError>>`.
+            unsafe { *(dst as *mut Poll<Result<F::Output, JoinError>>) = Poll::Ready(out) }
+        }
+        _ => panic!("JoinHandle polled after it returned Ready"),
+    }
+}
+
+unsafe fn dealloc<F: Future>(ptr: NonNull<Header>) {
+    // SAFETY: the last reference is gone; the block came from `Box<Cell<F>>`.
+    drop(unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) });
+}

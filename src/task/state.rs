@@ -1,0 +1,240 @@
+//! The task state word: one `AtomicU32` that decides who owns a task.
+//!
+//! The two low bits hold the *phase*; the other bits are flags.
+//!
+//! | phase     | meaning                                         | owner                      |
+//! |-----------|-------------------------------------------------|----------------------------|
+//! | `QUEUED`  | in the front queue, the ready queue, or held by the sched-role | that queue / the sched-role |
+//! | `RUNNING` | being polled                                    | one worker                 |
+//! | `WAITING` | parked; maybe in the deadline heap (`IN_HEAP`)  | nobody: the first to move it out |
+//! | `DONE`    | finished, cancelled or panicked; output stored  | the `JoinHandle`           |
+//!
+//! | flag         | set by                          | cleared by                        |
+//! |--------------|---------------------------------|-----------------------------------|
+//! | `NOTIFIED`   | any waker: "poll me again"      | [`State::claim`]                  |
+//! | `WOKEN`      | `TaskRef::wakeup`               | `park` ([`State::take_park_flags`]) |
+//! | `SIGNALED`   | `TaskRef::signal` (sticky)      | `park`                            |
+//! | `CANCELLED`  | `JoinHandle::abort`, shutdown   | never                             |
+//! | `IN_HEAP`    | sched-role, when it parks the task with a deadline | sched-role, when it owns the task again |
+//! | `DELAYED`    | `spawn_at`                      | the first [`State::claim`] (it also drops a pending `WOKEN`) |
+//! | `JOIN_WAKER` | `JoinHandle` after storing its waker | `JoinHandle` before replacing it |
+//!
+//! The central invariant: **only the party whose CAS moves a task out of `WAITING` may queue
+//! it** ([`State::notify`] returns [`Notify::Schedule`] to exactly one caller). Every other
+//! wake only sets flags, which the owner looks at when it gives the task up
+//! ([`State::after_poll`], [`State::park`]). So a task is in at most one queue and is never
+//! polled by two threads, and a wake is never lost: either it moved the task, or the owner
+//! sees its flag before the task can reach `WAITING`.
+
+use crate::sync::{AtomicU32, Ordering::*};
+
+const PHASE: u32 = 0b11;
+const QUEUED: u32 = 0;
+const RUNNING: u32 = 1;
+const WAITING: u32 = 2;
+const DONE: u32 = 3;
+
+pub(crate) const NOTIFIED: u32 = 1 << 2;
+pub(crate) const WOKEN: u32 = 1 << 3;
+pub(crate) const SIGNALED: u32 = 1 << 4;
+pub(crate) const CANCELLED: u32 = 1 << 5;
+const IN_HEAP: u32 = 1 << 6;
+pub(crate) const DELAYED: u32 = 1 << 7;
+const JOIN_WAKER: u32 = 1 << 8;
+
+/// What a waker must do after [`State::notify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notify {
+    /// Nothing: the task is owned by someone who will see the flag, or it is done.
+    Nothing,
+    /// The caller moved the task out of `WAITING` and must queue it: through the front queue
+    /// when `in_heap` (the sched-role must take it out of the deadline heap first), else
+    /// straight into the ready queue.
+    Schedule { in_heap: bool },
+}
+
+/// What a worker must do with a task it just polled and that returned `Pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterPoll {
+    /// It was woken (or aborted) while running: push it to the back of the ready queue.
+    Requeue,
+    /// It has a deadline: hand it to the sched-role through the front queue.
+    ToSched,
+    /// Parked with no deadline; nobody owns it until a waker moves it.
+    Parked,
+}
+
+/// The result of [`State::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// Poll the future.
+    Run,
+    /// Abort was requested: drop the future instead of polling it.
+    Cancel,
+}
+
+/// Why `park` returned; mirrors the public `iocore::task::Wake`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParkFlag {
+    Signaled,
+    Woken,
+}
+
+/// The atomic state word of one task. See the module docs for the table.
+#[derive(Debug)]
+pub(crate) struct State(AtomicU32);
+
+impl State {
+    /// A new task: queued and notified (ready to run), or queued and delayed (`spawn_at`).
+    pub(crate) fn new(delayed: bool) -> State {
+        State(AtomicU32::new(if delayed { QUEUED | DELAYED } else { QUEUED | NOTIFIED }))
+    }
+
+    fn update<R>(&self, mut f: impl FnMut(u32) -> (Option<u32>, R)) -> R {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let (next, r) = f(cur);
+            // Even an unchanged word is written back: the RMW orders the caller's earlier
+            // writes (e.g. a message it sent) before the owner's next poll.
+            let Some(next) = next else { return r };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return r,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// A wake of any kind: sets `NOTIFIED` plus `extra` (`WOKEN`, `SIGNALED`, `CANCELLED`),
+    /// and takes the task out of `WAITING` if it was there.
+    pub(crate) fn notify(&self, extra: u32) -> Notify {
+        self.update(|cur| match cur & PHASE {
+            DONE => (None, Notify::Nothing),
+            WAITING => (
+                Some((cur & !PHASE) | QUEUED | NOTIFIED | extra),
+                Notify::Schedule { in_heap: cur & IN_HEAP != 0 },
+            ),
+            _ => (Some(cur | NOTIFIED | extra), Notify::Nothing),
+        })
+    }
+
+    /// A worker takes a task it popped from the ready queue: `QUEUED -> RUNNING`.
+    pub(crate) fn claim(&self) -> Claim {
+        self.update(|cur| {
+            debug_assert_eq!(cur & PHASE, QUEUED, "claimed a task that is not queued");
+            let mut next = (cur & !(PHASE | NOTIFIED)) | RUNNING;
+            if cur & DELAYED != 0 {
+                // The wakeup that started a `spawn_at` task early is consumed by the start.
+                next &= !(DELAYED | WOKEN);
+            }
+            let claim = if cur & CANCELLED != 0 { Claim::Cancel } else { Claim::Run };
+            (Some(next), claim)
+        })
+    }
+
+    /// A worker gives up a task whose poll returned `Pending`.
+    pub(crate) fn after_poll(&self, has_deadline: bool) -> AfterPoll {
+        self.update(|cur| {
+            debug_assert_eq!(cur & PHASE, RUNNING);
+            let base = cur & !PHASE;
+            if cur & (NOTIFIED | CANCELLED) != 0 {
+                (Some(base | QUEUED), AfterPoll::Requeue)
+            } else if has_deadline {
+                (Some(base | QUEUED), AfterPoll::ToSched)
+            } else {
+                (Some(base | WAITING), AfterPoll::Parked)
+            }
+        })
+    }
+
+    /// The sched-role, owning a `QUEUED` task from the front queue, parks it:
+    /// `QUEUED -> WAITING` (with `IN_HEAP` when it goes into the deadline heap).
+    /// Returns false when a wake arrived meanwhile: the task must run instead.
+    pub(crate) fn park(&self, in_heap: bool) -> bool {
+        self.update(|cur| {
+            debug_assert_eq!(cur & PHASE, QUEUED);
+            if cur & (NOTIFIED | CANCELLED) != 0 {
+                (None, false)
+            } else {
+                let heap = if in_heap { IN_HEAP } else { 0 };
+                (Some((cur & !(PHASE | IN_HEAP)) | WAITING | heap), true)
+            }
+        })
+    }
+
+    /// The sched-role owns this task again (popped from the front queue): forget `IN_HEAP`.
+    /// Returns whether it was set, i.e. whether the task may still sit in the heap.
+    pub(crate) fn leave_heap(&self) -> bool {
+        self.0.fetch_and(!IN_HEAP, AcqRel) & IN_HEAP != 0
+    }
+
+    /// Whether the task must run rather than wait (a wake or an abort is pending).
+    pub(crate) fn is_notified(&self) -> bool {
+        self.0.load(Acquire) & (NOTIFIED | CANCELLED) != 0
+    }
+
+    /// The deadline of a task in the heap passed: `WAITING -> QUEUED`.
+    /// False when a waker already moved it (it is then in the front queue).
+    pub(crate) fn expire(&self) -> bool {
+        self.update(|cur| {
+            if cur & PHASE == WAITING {
+                (Some((cur & !(PHASE | IN_HEAP)) | QUEUED | NOTIFIED), true)
+            } else {
+                (None, false)
+            }
+        })
+    }
+
+    /// The task finished (or was cancelled): `RUNNING -> DONE`.
+    /// Returns whether a `JoinHandle` waker is stored and must be woken.
+    pub(crate) fn complete(&self) -> bool {
+        let prev = self.0.fetch_or(DONE, AcqRel);
+        debug_assert_eq!(prev & PHASE, RUNNING);
+        prev & JOIN_WAKER != 0
+    }
+
+    /// `park` consumes pending flags: a signal (and any wakeup with it) first, then a wakeup.
+    pub(crate) fn take_park_flags(&self) -> Option<ParkFlag> {
+        self.update(|cur| {
+            if cur & SIGNALED != 0 {
+                (Some(cur & !(SIGNALED | WOKEN)), Some(ParkFlag::Signaled))
+            } else if cur & WOKEN != 0 {
+                (Some(cur & !WOKEN), Some(ParkFlag::Woken))
+            } else {
+                (None, None)
+            }
+        })
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.0.load(Acquire) & PHASE == DONE
+    }
+
+    /// Whether the `JoinHandle` has a waker stored.
+    pub(crate) fn has_join_waker(&self) -> bool {
+        self.0.load(Acquire) & JOIN_WAKER != 0
+    }
+
+    /// The `JoinHandle` publishes the waker it just wrote. False if the task completed
+    /// first (the handle then reads the output instead).
+    pub(crate) fn set_join_waker(&self) -> bool {
+        self.update(|cur| {
+            if cur & PHASE == DONE {
+                (None, false)
+            } else {
+                (Some(cur | JOIN_WAKER), true)
+            }
+        })
+    }
+
+    /// The `JoinHandle` takes back the right to write its waker slot. False if the task
+    /// completed first (the completer may be reading the slot).
+    pub(crate) fn unset_join_waker(&self) -> bool {
+        self.update(|cur| {
+            if cur & PHASE == DONE {
+                (None, false)
+            } else {
+                (Some(cur & !JOIN_WAKER), true)
+            }
+        })
+    }
+}
