@@ -1,1 +1,381 @@
-fn main(){}
+//! Scheduler benchmarks, iocore side by side with tokio in one invocation.
+//!
+//! Run: `cargo bench --bench sched` (optional: `-- --runs 11`).
+//!
+//! Each row runs the same workload on iocore and on tokio's multi-thread runtime with the
+//! same worker count (2), alternating iocore/tokio for `--runs` pairs, and reports medians
+//! and the ratio iocore ÷ tokio (< 1.0: iocore faster). Rows marked `1t` compare a 1-thread
+//! iocore with tokio's current-thread runtime. Memory per parked task is measured in a
+//! child process per runtime (RSS growth ÷ N), so allocator state does not leak between
+//! runs. `timers` runs 100k timers (a load test: lateness is queueing delay) and 1k timers
+//! (precision under light load). Nothing here is asserted: timing belongs to benchmarks, not tests.
+
+use futures::channel::oneshot;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const THREADS: usize = 2;
+
+/// What a benchmark needs from a runtime.
+trait Runtime: Send + Sync + 'static {
+    fn block_on<F: Future>(&self, f: F) -> F::Output;
+    /// Spawns on the runtime of the calling task.
+    fn spawn<F>(f: F) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+    /// Spawns from a thread outside the runtime.
+    fn spawn_remote<F>(&self, f: F) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
+    fn yield_now() -> impl Future<Output = ()> + Send;
+}
+
+impl Runtime for iocore::IoCore {
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        iocore::IoCore::block_on(self, f)
+    }
+    fn spawn<F>(f: F) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let h = iocore::spawn(f);
+        async move { h.await.unwrap() }
+    }
+    fn spawn_remote<F>(&self, f: F) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let h = iocore::IoCore::spawn(self, f);
+        async move { h.await.unwrap() }
+    }
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
+        iocore::time::sleep(d)
+    }
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        iocore::task::yield_now()
+    }
+}
+
+impl Runtime for tokio::runtime::Runtime {
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        tokio::runtime::Runtime::block_on(self, f)
+    }
+    fn spawn<F>(f: F) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let h = tokio::spawn(f);
+        async move { h.await.unwrap() }
+    }
+    fn spawn_remote<F>(&self, f: F) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let h = tokio::runtime::Runtime::spawn(self, f);
+        async move { h.await.unwrap() }
+    }
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(d)
+    }
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        tokio::task::yield_now()
+    }
+}
+
+fn spawn_many_local<R: Runtime>(rt: &R) {
+    rt.block_on(async {
+        R::spawn(async {
+            let handles: Vec<_> = (0..10_000).map(|i| R::spawn(async move { i })).collect();
+            for h in handles {
+                h.await;
+            }
+        })
+        .await
+    });
+}
+
+fn spawn_many_remote<R: Runtime>(rt: &R) {
+    let handles: Vec<_> = (0..10_000)
+        .map(|i| rt.spawn_remote(async move { i }))
+        .collect();
+    rt.block_on(async {
+        for h in handles {
+            h.await;
+        }
+    });
+}
+
+fn yield_many<R: Runtime>(rt: &R) {
+    let handles: Vec<_> = (0..200)
+        .map(|_| {
+            rt.spawn_remote(async {
+                for _ in 0..1000 {
+                    R::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        for h in handles {
+            h.await;
+        }
+    });
+}
+
+fn ping_pong<R: Runtime>(rt: &R) {
+    rt.block_on(async {
+        R::spawn(async {
+            for _ in 0..1000 {
+                let (ping_tx, ping_rx) = oneshot::channel::<()>();
+                let (pong_tx, pong_rx) = oneshot::channel::<()>();
+                R::spawn(async move {
+                    ping_rx.await.unwrap();
+                    pong_tx.send(()).unwrap();
+                });
+                ping_tx.send(()).unwrap();
+                pong_rx.await.unwrap();
+            }
+        })
+        .await
+    });
+}
+
+fn chained_spawn<R: Runtime>(rt: &R) {
+    fn chain<R: Runtime>(left: usize, done: oneshot::Sender<()>) {
+        if left == 0 {
+            done.send(()).unwrap();
+        } else {
+            drop(R::spawn(async move { chain::<R>(left - 1, done) }));
+        }
+    }
+    rt.block_on(async {
+        R::spawn(async {
+            let (tx, rx) = oneshot::channel();
+            chain::<R>(1000, tx);
+            rx.await.unwrap();
+        })
+        .await
+    });
+}
+
+struct TimerStats {
+    total: Duration,
+    late_p50: Duration,
+    late_p99: Duration,
+}
+
+fn timers<R: Runtime>(rt: &R, count: usize) -> TimerStats {
+    let start = Instant::now();
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    let handles: Vec<_> = (0..count)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let d = Duration::from_micros(1000 + seed % 49_000);
+            rt.spawn_remote(async move {
+                let deadline = Instant::now() + d;
+                R::sleep(d).await;
+                Instant::now().saturating_duration_since(deadline)
+            })
+        })
+        .collect();
+    let mut late = rt.block_on(async {
+        let mut v = Vec::with_capacity(handles.len());
+        for h in handles {
+            v.push(h.await);
+        }
+        v
+    });
+    let total = start.elapsed();
+    late.sort();
+    TimerStats {
+        total,
+        late_p50: late[late.len() / 2],
+        late_p99: late[late.len() * 99 / 100],
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn time_it(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Runs `a` and `b` alternately `runs` times; returns their median times in ms.
+fn pair(runs: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+    a();
+    b(); // warm-up
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        ta.push(time_it(&mut a));
+        tb.push(time_it(&mut b));
+    }
+    (median(&mut ta), median(&mut tb))
+}
+
+fn row(name: &str, unit: &str, a: f64, b: f64) {
+    println!(
+        "| {name:<26} | {a:>10.3} {unit:<3} | {b:>10.3} {unit:<3} | {:>6.2} |",
+        a / b
+    );
+}
+
+fn iocore_rt(threads: usize) -> iocore::IoCore {
+    iocore::IoCore::builder()
+        .threads(threads)
+        .build()
+        .expect("iocore core")
+}
+
+fn tokio_mt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(THREADS)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn tokio_ct() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Child process: parks `n` tasks on one runtime and prints RSS growth per task.
+fn mem_child(which: &str, n: usize) {
+    fn park_all<R: Runtime>(rt: &R, n: usize) -> f64 {
+        let polled = Arc::new(AtomicUsize::new(0));
+        let before = rss_bytes();
+        for _ in 0..n {
+            let polled = polled.clone();
+            drop(rt.spawn_remote(async move {
+                polled.fetch_add(1, Ordering::Relaxed);
+                futures::future::pending::<()>().await;
+            }));
+        }
+        while polled.load(Ordering::Relaxed) < n {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (rss_bytes() - before) as f64 / n as f64
+    }
+    let per_task = match which {
+        "iocore" => park_all(&iocore_rt(THREADS), n),
+        _ => park_all(&tokio_mt(), n),
+    };
+    println!("{per_task}");
+    std::process::exit(0);
+}
+
+fn mem_per_task(which: &str, n: usize) -> f64 {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--mem-child", which, &n.to_string()])
+        .output()
+        .expect("run memory child");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--mem-child") {
+        mem_child(&args[i + 1], args[i + 2].parse().unwrap());
+    }
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(7);
+
+    let io2 = iocore_rt(THREADS);
+    let tk2 = tokio_mt();
+    let io1 = iocore_rt(1);
+    let tk1 = tokio_ct();
+    println!("iocore vs tokio, {THREADS} workers (`1t`: 1-thread iocore vs tokio current-thread), median of {runs} alternating runs\n");
+    println!("| benchmark                  |     iocore     |     tokio      | ratio  |");
+    println!("|----------------------------|----------------|----------------|--------|");
+    macro_rules! bench {
+        ($name:literal, $f:ident) => {{
+            let (a, b) = pair(runs, || $f(&io2), || $f(&tk2));
+            row($name, "ms", a, b);
+            let (a, b) = pair(runs, || $f(&io1), || $f(&tk1));
+            row(concat!($name, " 1t"), "ms", a, b);
+        }};
+    }
+    bench!("spawn_many_local", spawn_many_local);
+    bench!("spawn_many_remote", spawn_many_remote);
+    bench!("yield_many", yield_many);
+    bench!("ping_pong", ping_pong);
+    bench!("chained_spawn", chained_spawn);
+
+    let med = |v: &[TimerStats], f: fn(&TimerStats) -> Duration| {
+        median(
+            &mut v
+                .iter()
+                .map(|s| f(s).as_secs_f64() * 1e3)
+                .collect::<Vec<_>>(),
+        )
+    };
+    for (count, label) in [(100_000, "100k"), (1_000, "1k")] {
+        let (mut ti, mut tt) = (Vec::new(), Vec::new());
+        for _ in 0..runs.min(3) {
+            ti.push(timers(&io2, count));
+            tt.push(timers(&tk2, count));
+        }
+        row(
+            &format!("timers {label} total"),
+            "ms",
+            med(&ti, |s| s.total),
+            med(&tt, |s| s.total),
+        );
+        row(
+            &format!("timers {label} lateness p50"),
+            "ms",
+            med(&ti, |s| s.late_p50),
+            med(&tt, |s| s.late_p50),
+        );
+        row(
+            &format!("timers {label} lateness p99"),
+            "ms",
+            med(&ti, |s| s.late_p99),
+            med(&tt, |s| s.late_p99),
+        );
+    }
+    drop((io2, tk2, io1, tk1));
+
+    let n = 500_000;
+    row(
+        "memory per parked task",
+        "B",
+        mem_per_task("iocore", n),
+        mem_per_task("tokio", n),
+    );
+}

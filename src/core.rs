@@ -13,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::*};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,8 @@ static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 pub struct IoCore {
     handle: Handle,
     workers: Vec<thread::JoinHandle<()>>,
-    exited: mpsc::Receiver<usize>,
+    /// Worker indices, sent as each worker leaves its loop (a Mutex keeps `IoCore: Sync`).
+    exited: Mutex<mpsc::Receiver<usize>>,
 }
 
 /// Configures an [`IoCore`].
@@ -99,7 +100,10 @@ pub struct Metrics {
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder { threads: None, thread_name: "iocore-worker".into() }
+        Builder {
+            threads: None,
+            thread_name: "iocore-worker".into(),
+        }
     }
 }
 
@@ -123,7 +127,9 @@ impl Builder {
     pub fn build(self) -> io::Result<IoCore> {
         let threads = match self.threads {
             Some(n) => n,
-            None => thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            None => thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         };
         if threads == 0 || threads > MAX_THREADS {
             return Err(io::Error::new(
@@ -131,12 +137,17 @@ impl Builder {
                 format!("iocore: thread count must be between 1 and {MAX_THREADS}, got {threads}"),
             ));
         }
-        let shared = Arc::new(
-            Shared::new(threads)
-                .map_err(|e| io::Error::new(e.kind(), format!("iocore: creating the event queue: {e}")))?,
-        );
+        let shared = Arc::new(Shared::new(threads).map_err(|e| {
+            io::Error::new(e.kind(), format!("iocore: creating the event queue: {e}"))
+        })?);
         let (exit_tx, exited) = mpsc::channel();
-        let mut core = IoCore { handle: Handle { shared: shared.clone() }, workers: Vec::new(), exited };
+        let mut core = IoCore {
+            handle: Handle {
+                shared: shared.clone(),
+            },
+            workers: Vec::new(),
+            exited: Mutex::new(exited),
+        };
         for i in 0..threads {
             let shared = shared.clone();
             let exit_tx = exit_tx.clone();
@@ -149,7 +160,10 @@ impl Builder {
                 Ok(t) => core.workers.push(t),
                 // Dropping `core` stops the workers already started.
                 Err(e) => {
-                    return Err(io::Error::new(e.kind(), format!("iocore: spawning worker thread {name}: {e}")))
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("iocore: spawning worker thread {name}: {e}"),
+                    ))
                 }
             }
         }
@@ -235,8 +249,9 @@ impl IoCore {
 
     fn shutdown_inner(&mut self, grace: Duration) -> ShutdownReport {
         let sh = &self.handle.shared;
-        let on_own_worker =
-            sched::with_current_core(|c| c.is_some_and(|(s, worker)| *worker && Arc::ptr_eq(s, sh)));
+        let on_own_worker = sched::with_current_core(|c| {
+            c.is_some_and(|(s, worker)| *worker && Arc::ptr_eq(s, sh))
+        });
         let (finished0, cancelled0) = (sh.completed.load(Acquire), sh.cancelled.load(Acquire));
         sh.closing.store(true, SeqCst);
         if !on_own_worker {
@@ -251,8 +266,9 @@ impl IoCore {
         let mut unjoined = 0;
         let deadline = Instant::now() + CANCEL_WAIT;
         let mut exited = vec![false; self.workers.len()];
+        let exits = self.exited.get_mut().unwrap_or_else(|e| e.into_inner());
         for _ in 0..self.workers.len() - usize::from(on_own_worker) {
-            match self.exited.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match exits.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(i) => exited[i] = true,
                 Err(_) => break,
             }
@@ -283,7 +299,9 @@ impl Drop for IoCore {
 
 impl fmt::Debug for IoCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IoCore").field("workers", &self.workers.len()).finish()
+        f.debug_struct("IoCore")
+            .field("workers", &self.workers.len())
+            .finish()
     }
 }
 
@@ -303,7 +321,11 @@ impl Handle {
 
     /// The core of the current thread, if any.
     pub fn try_current() -> Option<Handle> {
-        sched::with_current_core(|c| c.map(|(shared, _)| Handle { shared: shared.clone() }))
+        sched::with_current_core(|c| {
+            c.map(|(shared, _)| Handle {
+                shared: shared.clone(),
+            })
+        })
     }
 
     /// Spawns a task: `future` runs on the core's workers (any of them, never pinned).
@@ -368,14 +390,20 @@ impl Handle {
             front_queue_depth: sh.front_len(),
             ready_queue_depth: sh.ready_len(),
             worker_polls: sh.workers.iter().map(|w| w.polls.load(Relaxed)).collect(),
-            worker_busy: sh.workers.iter().map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed))).collect(),
+            worker_busy: sh
+                .workers
+                .iter()
+                .map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed)))
+                .collect(),
         }
     }
 }
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle").field("workers", &self.shared.workers.len()).finish()
+        f.debug_struct("Handle")
+            .field("workers", &self.shared.workers.len())
+            .finish()
     }
 }
 

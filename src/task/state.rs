@@ -87,7 +87,11 @@ pub(crate) struct State(AtomicU32);
 impl State {
     /// A new task: queued and notified (ready to run), or queued and delayed (`spawn_at`).
     pub(crate) fn new(delayed: bool) -> State {
-        State(AtomicU32::new(if delayed { QUEUED | DELAYED } else { QUEUED | NOTIFIED }))
+        State(AtomicU32::new(if delayed {
+            QUEUED | DELAYED
+        } else {
+            QUEUED | NOTIFIED
+        }))
     }
 
     fn update<R>(&self, mut f: impl FnMut(u32) -> (Option<u32>, R)) -> R {
@@ -111,7 +115,9 @@ impl State {
             DONE => (None, Notify::Nothing),
             WAITING => (
                 Some((cur & !PHASE) | QUEUED | NOTIFIED | extra),
-                Notify::Schedule { in_heap: cur & IN_HEAP != 0 },
+                Notify::Schedule {
+                    in_heap: cur & IN_HEAP != 0,
+                },
             ),
             _ => (Some(cur | NOTIFIED | extra), Notify::Nothing),
         })
@@ -126,7 +132,11 @@ impl State {
                 // The wakeup that started a `spawn_at` task early is consumed by the start.
                 next &= !(DELAYED | WOKEN);
             }
-            let claim = if cur & CANCELLED != 0 { Claim::Cancel } else { Claim::Run };
+            let claim = if cur & CANCELLED != 0 {
+                Claim::Cancel
+            } else {
+                Claim::Run
+            };
             (Some(next), claim)
         })
     }
@@ -236,5 +246,155 @@ impl State {
                 (Some(cur & !JOIN_WAKER), true)
             }
         })
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! Models of the races the state word must win: every wake that arrives after a claim
+    //! leads to exactly one re-queue, whoever gets there first.
+    use super::*;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::Arc;
+
+    fn running() -> Arc<State> {
+        let s = Arc::new(State::new(false));
+        assert_eq!(s.claim(), Claim::Run);
+        s
+    }
+
+    /// A wake (of each kind) races the end of a poll: the task is queued exactly once and
+    /// the wake's flag survives.
+    #[test]
+    fn loom_wake_vs_after_poll() {
+        for extra in [0, WOKEN, SIGNALED, CANCELLED] {
+            loom::model(move || {
+                let s = running();
+                let queued = Arc::new(AtomicUsize::new(0));
+                let (s2, q2) = (s.clone(), queued.clone());
+                let waker = loom::thread::spawn(move || {
+                    if let Notify::Schedule { .. } = s2.notify(extra) {
+                        q2.fetch_add(1, SeqCst);
+                    }
+                });
+                if s.after_poll(false) == AfterPoll::Requeue {
+                    queued.fetch_add(1, SeqCst);
+                }
+                waker.join().unwrap();
+                assert_eq!(
+                    queued.load(SeqCst),
+                    1,
+                    "a wake was lost or the task queued twice"
+                );
+                let word = s.0.load(SeqCst);
+                assert_eq!(word & PHASE, QUEUED);
+                assert_eq!(word & extra, extra);
+                let claim = s.claim();
+                assert_eq!(claim == Claim::Cancel, extra == CANCELLED);
+            });
+        }
+    }
+
+    /// Two wakers and a signaller race a parking task: exactly one of them queues it.
+    #[test]
+    fn loom_many_wakers_one_queue() {
+        loom::model(|| {
+            let s = running();
+            let queued = Arc::new(AtomicUsize::new(0));
+            let threads: Vec<_> = [WOKEN, SIGNALED]
+                .into_iter()
+                .map(|flag| {
+                    let (s, q) = (s.clone(), queued.clone());
+                    loom::thread::spawn(move || {
+                        if let Notify::Schedule { .. } = s.notify(flag) {
+                            q.fetch_add(1, SeqCst);
+                        }
+                    })
+                })
+                .collect();
+            if s.after_poll(false) == AfterPoll::Requeue {
+                queued.fetch_add(1, SeqCst);
+            }
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(queued.load(SeqCst), 1);
+            s.claim();
+            assert_eq!(s.take_park_flags(), Some(ParkFlag::Signaled));
+            assert_eq!(
+                s.take_park_flags(),
+                None,
+                "the signal's park consumes the wakeup too"
+            );
+        });
+    }
+
+    /// A task with a deadline goes through the sched-role: the sched parks it into the heap
+    /// and later expires it, while a waker races both steps. Exactly one party queues it.
+    #[test]
+    fn loom_deadline_park_and_expire_vs_wake() {
+        loom::model(|| {
+            let s = running();
+            assert_eq!(s.after_poll(true), AfterPoll::ToSched);
+            let queued = Arc::new(AtomicUsize::new(0));
+            let (s2, q2) = (s.clone(), queued.clone());
+            let waker = loom::thread::spawn(move || {
+                if let Notify::Schedule { in_heap } = s2.notify(WOKEN) {
+                    assert!(in_heap, "a woken heap task must go through the front queue");
+                    q2.fetch_add(1, SeqCst);
+                }
+            });
+            // The sched-role: pops it from the front queue, parks it, later expires it.
+            s.leave_heap();
+            if !s.park(true) {
+                queued.fetch_add(1, SeqCst);
+            } else if s.expire() {
+                queued.fetch_add(1, SeqCst);
+            }
+            waker.join().unwrap();
+            assert_eq!(queued.load(SeqCst), 1);
+        });
+    }
+
+    /// The JoinHandle publishes its waker while the task completes: either the handle sees
+    /// DONE, or the completer sees the waker. Never neither.
+    #[test]
+    fn loom_join_waker_vs_complete() {
+        loom::model(|| {
+            let s = running();
+            let s2 = s.clone();
+            let handle = loom::thread::spawn(move || {
+                if s2.is_done() {
+                    return true;
+                }
+                !s2.set_join_waker()
+            });
+            let completer_saw_waker = s.complete();
+            let handle_saw_done = handle.join().unwrap();
+            assert!(handle_saw_done || completer_saw_waker);
+            assert!(s.is_done());
+        });
+    }
+
+    /// Abort of a waiting task races a wake: one queues it, and the claim cancels.
+    #[test]
+    fn loom_abort_parked_vs_wake() {
+        loom::model(|| {
+            let s = running();
+            assert_eq!(s.after_poll(false), AfterPoll::Parked);
+            let queued = Arc::new(AtomicUsize::new(0));
+            let (s2, q2) = (s.clone(), queued.clone());
+            let aborter = loom::thread::spawn(move || {
+                if let Notify::Schedule { .. } = s2.notify(CANCELLED) {
+                    q2.fetch_add(1, SeqCst);
+                }
+            });
+            if let Notify::Schedule { .. } = s.notify(0) {
+                queued.fetch_add(1, SeqCst);
+            }
+            aborter.join().unwrap();
+            assert_eq!(queued.load(SeqCst), 1);
+            assert_eq!(s.claim(), Claim::Cancel);
+        });
     }
 }

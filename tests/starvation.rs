@@ -1,0 +1,141 @@
+//! Fairness: two tasks looping on `yield_now` on a 2-worker core do not starve 1000 short
+//! tasks spawned after they started; every short task completes before either looper
+//! finishes its 100k yields.
+
+mod common;
+
+use common::{spin_until, wait_until, watchdog, HANG};
+use iocore::{task, time, IoCore, JoinHandle};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+
+const YIELDS: usize = 100_000;
+const SHORT: usize = 1000;
+
+/// The two tests load the machine; run them one after the other.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Counters {
+    started: AtomicUsize,
+    short_done: AtomicUsize,
+}
+
+/// A looper: announces it started, yields 100k times, returns how many short tasks had
+/// completed by then.
+fn looper(c: Arc<Counters>) -> impl std::future::Future<Output = usize> + Send + 'static {
+    async move {
+        c.started.fetch_add(1, SeqCst);
+        for _ in 0..YIELDS {
+            task::yield_now().await;
+        }
+        c.short_done.load(SeqCst)
+    }
+}
+
+/// A short task: yields once (so it goes behind the loopers once), then counts itself.
+fn short(c: Arc<Counters>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    async move {
+        task::yield_now().await;
+        c.short_done.fetch_add(1, SeqCst);
+    }
+}
+
+fn check(
+    core: &IoCore,
+    c: &Counters,
+    loopers: Vec<JoinHandle<usize>>,
+    shorts: Vec<JoinHandle<()>>,
+) {
+    let seen = core
+        .block_on(time::timeout(HANG, async move {
+            let mut seen = Vec::new();
+            for l in loopers {
+                seen.push(l.await.expect("looper failed"));
+            }
+            for s in shorts {
+                s.await.expect("short task failed");
+            }
+            seen
+        }))
+        .expect("tasks did not finish");
+    assert_eq!(c.short_done.load(SeqCst), SHORT);
+    assert_eq!(
+        seen,
+        vec![SHORT, SHORT],
+        "a looping task finished before every short task completed (short tasks starved)"
+    );
+}
+
+#[test]
+fn short_tasks_spawned_from_outside_are_not_starved() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    watchdog(HANG * 2, || {
+        let core = IoCore::builder().threads(2).build().unwrap();
+        let c = Arc::new(Counters {
+            started: AtomicUsize::new(0),
+            short_done: AtomicUsize::new(0),
+        });
+        let loopers: Vec<_> = (0..2).map(|_| core.spawn(looper(c.clone()))).collect();
+        wait_until("both loopers started", || c.started.load(SeqCst) == 2);
+        let shorts: Vec<_> = (0..SHORT).map(|_| core.spawn(short(c.clone()))).collect();
+        check(&core, &c, loopers, shorts);
+    });
+}
+
+#[test]
+fn short_tasks_spawned_from_a_task_are_not_starved() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    watchdog(HANG * 2, || {
+        let core = IoCore::builder().threads(2).build().unwrap();
+        let c = Arc::new(Counters {
+            started: AtomicUsize::new(0),
+            short_done: AtomicUsize::new(0),
+        });
+        let loopers: Vec<_> = (0..2).map(|_| core.spawn(looper(c.clone()))).collect();
+        let c2 = c.clone();
+        let spawner = core.spawn(async move {
+            // Wait (cooperatively) until both loopers run.
+            while c2.started.load(SeqCst) < 2 {
+                task::yield_now().await;
+            }
+            (0..SHORT)
+                .map(|_| iocore::spawn(short(c2.clone())))
+                .collect::<Vec<_>>()
+        });
+        let shorts = core
+            .block_on(time::timeout(HANG, spawner))
+            .expect("spawner did not finish")
+            .expect("spawner failed");
+        check(&core, &c, loopers, shorts);
+    });
+}
+
+/// The same with the spawner itself one of the busy tasks: it spawns one short task per
+/// yield, from inside the core, while two loopers run.
+#[test]
+fn short_tasks_spawned_between_yields_are_not_starved() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    watchdog(HANG * 2, || {
+        let core = IoCore::builder().threads(2).build().unwrap();
+        let c = Arc::new(Counters {
+            started: AtomicUsize::new(0),
+            short_done: AtomicUsize::new(0),
+        });
+        let loopers: Vec<_> = (0..2).map(|_| core.spawn(looper(c.clone()))).collect();
+        let c2 = c.clone();
+        let spawner = core.spawn(async move {
+            spin_until("both loopers started", || c2.started.load(SeqCst) == 2);
+            let mut shorts = Vec::with_capacity(SHORT);
+            for _ in 0..SHORT {
+                shorts.push(iocore::spawn(short(c2.clone())));
+                task::yield_now().await;
+            }
+            shorts
+        });
+        let shorts = core
+            .block_on(time::timeout(HANG, spawner))
+            .expect("spawner did not finish")
+            .expect("spawner failed");
+        check(&core, &c, loopers, shorts);
+    });
+}
