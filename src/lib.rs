@@ -45,6 +45,8 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod core;
+mod io;
+pub mod net;
 mod sched;
 mod sync;
 mod sys;

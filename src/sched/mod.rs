@@ -28,6 +28,7 @@ pub(crate) mod front;
 pub(crate) mod heap;
 mod live;
 
+use crate::io::ScheduledIo;
 use crate::sys::TimerFd;
 use crate::task::raw::{RawTask, NO_DEADLINE};
 use crate::task::state::{AfterPoll, Claim};
@@ -74,6 +75,8 @@ pub(crate) struct Shared {
     kicker: mio::Waker,
     pub(crate) registry: mio::Registry,
     idle: Idle,
+    /// Closed sockets' readiness blocks, freed by the sched-role before its next epoll wait.
+    io_release: Mutex<Vec<Arc<ScheduledIo>>>,
     /// Slow-path timers (a `sleep` polled under a foreign waker), drained by the sched-role.
     timers_in: Mutex<Vec<(u64, Waker)>>,
     pub(crate) live: AtomicUsize,
@@ -177,6 +180,7 @@ impl Shared {
                 cv: Condvar::new(),
                 sleepers: AtomicUsize::new(0),
             },
+            io_release: Mutex::new(Vec::new()),
             timers_in: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
             live_list: LiveList::new(threads),
@@ -245,6 +249,11 @@ impl Shared {
     pub(crate) fn add_timer(&self, deadline: u64, waker: Waker) {
         lock(&self.timers_in).push((deadline, waker));
         self.kick();
+    }
+
+    /// Hands a closed socket's readiness block to the sched-role for release.
+    pub(crate) fn release_io(&self, io: Arc<ScheduledIo>) {
+        lock(&self.io_release).push(io);
     }
 
     /// Wakes the role holder out of its epoll wait, if it is (about to be) in one.
@@ -351,7 +360,9 @@ impl Shared {
                 task.set_deadline(NO_DEADLINE);
                 let done = CURRENT_TASK.with(|c| {
                     c.set(task.as_ptr());
+                    crate::io::reset_budget(Some(crate::io::BUDGET));
                     let done = task.poll();
+                    crate::io::reset_budget(None);
                     c.set(std::ptr::null_mut());
                     done
                 });
@@ -448,6 +459,9 @@ impl SchedState {
     /// One schedule step; see the module docs. `block`: wait in epoll if nothing is ready.
     fn step(&mut self, sh: &Shared, block: bool) {
         sh.steps.fetch_add(1, Relaxed);
+        // Sockets closed before this point are deregistered: no event fetched from now on
+        // can name them, and events fetched earlier were handled in earlier steps.
+        lock(&sh.io_release).clear();
         let produced = self.drain_front(sh) + self.expire(sh);
         let mut timeout = Some(Duration::ZERO);
         if block && produced == 0 {
@@ -476,7 +490,13 @@ impl SchedState {
                     self.timerfd.drain();
                     self.armed = NO_DEADLINE;
                 }
-                _ => {}
+                Token(ptr) => {
+                    // SAFETY: tokens other than the two above are `Arc<ScheduledIo>` pointers
+                    // of registered sockets; a closed socket's block is only freed at the
+                    // start of a later step (see `release_io`), after this loop.
+                    let io = unsafe { &*(ptr as *const ScheduledIo) };
+                    io.dispatch(event);
+                }
             }
         }
         self.drain_front(sh);
@@ -581,6 +601,11 @@ pub(crate) fn current_task() -> Option<RawTask> {
 
 pub(crate) fn with_current_core<R>(f: impl FnOnce(Option<&(Arc<Shared>, bool)>) -> R) -> R {
     CURRENT_CORE.with(|c| f(c.borrow().as_ref()))
+}
+
+/// The core of this thread, or the process-wide default core outside any core.
+pub(crate) fn current_or_default_core() -> Arc<Shared> {
+    with_current_core(|c| c.map(|(shared, _)| shared.clone())).unwrap_or_else(crate::core::default_shared)
 }
 
 /// Restores the previous current core on drop.

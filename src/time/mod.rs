@@ -12,7 +12,7 @@
 
 pub(crate) mod clock;
 
-use crate::sched::{current_task, with_current_core};
+use crate::sched::{current_or_default_core, current_task};
 use crate::task::raw::RawTask;
 use futures::Stream;
 use pin_project_lite::pin_project;
@@ -35,10 +35,7 @@ fn wake_at(cx: &Context<'_>, deadline: u64, registered: &mut Option<Waker>) {
         return;
     }
     let waker = cx.waker().clone();
-    match with_current_core(|c| c.map(|(shared, _)| shared.clone())) {
-        Some(shared) => shared.add_timer(deadline, waker.clone()),
-        None => crate::core::default_shared().add_timer(deadline, waker.clone()),
-    }
+    current_or_default_core().add_timer(deadline, waker.clone());
     *registered = Some(waker);
 }
 

@@ -1,0 +1,175 @@
+//! `TcpListener`: bind, accept, incoming.
+
+use crate::io::{Direction, Registration};
+use crate::net::addr::{resolve, ToSocketAddrs};
+use crate::net::TcpStream;
+use futures::Stream;
+use socket2::{Domain, Type};
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Options for [`TcpListener::bind_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ListenOptions {
+    backlog: Option<u32>,
+    reuse_port: bool,
+    ipv6_only: Option<bool>,
+}
+
+impl ListenOptions {
+    /// Defaults: backlog = the system maximum, no `SO_REUSEPORT`, the system's IPv6-only default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The accept backlog (capped by the kernel at `net.core.somaxconn`).
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = Some(backlog);
+        self
+    }
+
+    /// Sets `SO_REUSEPORT`, so several listeners can share a port.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Sets `IPV6_V6ONLY` on an IPv6 listener.
+    pub fn ipv6_only(mut self, on: bool) -> Self {
+        self.ipv6_only = Some(on);
+        self
+    }
+}
+
+/// A TCP listening socket on an iocore core.
+///
+/// ```no_run
+/// use iocore::net::TcpListener;
+/// # async fn demo() -> std::io::Result<()> {
+/// let listener = TcpListener::bind("127.0.0.1:0").await?;
+/// println!("listening on {}", listener.local_addr()?);
+/// loop {
+///     let (stream, peer) = listener.accept().await?;
+///     iocore::spawn(async move {
+///         let mut buf = [0u8; 4096];
+///         while let Ok(n @ 1..) = stream.recv(&mut buf).await {
+///             if stream.send_all(&buf[..n]).await.is_err() {
+///                 break;
+///             }
+///         }
+///         drop(peer);
+///     });
+/// }
+/// # }
+/// ```
+///
+/// `accept` returns transient errors (`EMFILE`, `ENFILE`, `ECONNABORTED`, `ENOBUFS`) as
+/// errors and the listener stays usable. Recommended handling: log, sleep briefly (e.g.
+/// 10–100 ms, growing while the error repeats) and accept again; for `EMFILE`, free fds.
+pub struct TcpListener {
+    reg: Registration,
+    listener: mio::net::TcpListener,
+    local: SocketAddr,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (the first resolved address that binds), with `SO_REUSEADDR`.
+    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        Self::bind_with(addr, ListenOptions::new()).await
+    }
+
+    /// Binds with [`ListenOptions`].
+    pub async fn bind_with(addr: impl ToSocketAddrs, opts: ListenOptions) -> io::Result<TcpListener> {
+        let target = addr.to_target();
+        let addrs = resolve(&target).await?;
+        let mut last = None;
+        for a in addrs {
+            match Self::bind_one(a, &opts) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = Some(io::Error::new(e.kind(), format!("bind to {a}: {e}"))),
+            }
+        }
+        Err(last.expect("resolve returns at least one address"))
+    }
+
+    fn bind_one(addr: SocketAddr, opts: &ListenOptions) -> io::Result<TcpListener> {
+        let socket = socket2::Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+        socket.set_nonblocking(true)?;
+        socket.set_reuse_address(true)?;
+        if opts.reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        if let (Some(v6only), SocketAddr::V6(_)) = (opts.ipv6_only, addr) {
+            socket.set_only_v6(v6only)?;
+        }
+        socket.bind(&addr.into())?;
+        let backlog = opts.backlog.map_or(i32::MAX, |b| b.min(i32::MAX as u32) as i32);
+        socket.listen(backlog)?;
+        let std: std::net::TcpListener = socket.into();
+        Self::from_mio(mio::net::TcpListener::from_std(std))
+    }
+
+    fn from_mio(listener: mio::net::TcpListener) -> io::Result<TcpListener> {
+        let local = listener.local_addr()?;
+        let reg = Registration::new(crate::sched::current_or_default_core(), listener.as_raw_fd())?;
+        Ok(TcpListener { reg, listener, local })
+    }
+
+    /// Wraps a bound standard-library listener (made non-blocking).
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Self::from_mio(mio::net::TcpListener::from_std(listener))
+    }
+
+    /// Accepts a connection. The stream lives on the listener's core.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for a connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (stream, peer) = match self.reg.poll_io(cx, Direction::Read, || self.listener.accept()) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                return Poll::Ready(Err(io::Error::new(e.kind(), format!("accept on {}: {e}", self.local))))
+            }
+            Poll::Ready(Ok(pair)) => pair,
+        };
+        Poll::Ready(TcpStream::from_mio(stream, self.reg.core.clone()).map(|s| (s, peer)))
+    }
+
+    /// The local address (with the actual port when bound to port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+
+    /// A `Stream` of accepted connections (errors included; it never ends).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener").field("local", &self.local).finish()
+    }
+}
+
+/// The stream of [`TcpListener::incoming`].
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Stream for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.listener.poll_accept(cx).map(|r| Some(r.map(|(s, _)| s)))
+    }
+}

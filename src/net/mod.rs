@@ -1,0 +1,22 @@
+//! TCP: [`TcpListener`], [`TcpStream`] and the thread-safe [`PostSender`].
+//!
+//! Sockets register once with their core's kernel queue (edge-triggered) and stay there
+//! until closed; operations try the syscall first and wait for readiness only on
+//! `WouldBlock` (see `io`). A socket made inside a task (or `block_on`) lives on that core;
+//! elsewhere on the process-wide default core.
+//!
+//! Sending has two doors that keep one order: the owner's `send`/`send_all` (direct writes
+//! when nothing is queued), and `post_send` from any thread (queued, written by the core
+//! with `writev`). Everything posted before an owner's send leaves before it. See `post`.
+
+mod addr;
+mod listener;
+mod post;
+mod stream;
+
+pub use addr::{Target, ToSocketAddrs};
+pub use listener::{Incoming, ListenOptions, TcpListener};
+pub use post::{PostError, PostSender, DEFAULT_HIGH_WATER};
+pub use stream::{
+    reunite, ConnectOptions, OwnedRecvHalf, OwnedSendHalf, RecvHalf, ReuniteError, SendHalf, TcpStream,
+};

@@ -1,0 +1,460 @@
+//! `post_send`: a socket's lock-free queue of byte buffers, and the flusher that writes it.
+//!
+//! Any thread may push a `Bytes` ([`PostSender::post_send`]); posting never blocks and
+//! never awaits. The core writes the queue with `writev` (up to [`MAX_IOV`] buffers per
+//! syscall) from a small per-socket *flusher* task, started on first use.
+//!
+//! Who may write to the socket is decided by one atomic, `writer`:
+//!
+//! | state     | meaning                                                         |
+//! |-----------|-----------------------------------------------------------------|
+//! | `IDLE`    | nobody writes; the queue is empty or about to be scheduled      |
+//! | `FLUSHER` | the flusher owns the socket until the queue is empty            |
+//! | `OWNER`   | the stream's owner writes directly (fast path, queue was empty) |
+//!
+//! A post that moves `IDLE -> FLUSHER` wakes the flusher. The owner's `send` takes
+//! `IDLE -> OWNER` and writes directly; if the flusher is busy it queues its bytes behind
+//! the posted ones instead. Either way, everything posted before an owner's `send` leaves
+//! before it, and bytes posted by one thread leave in the order posted. When the owner
+//! releases `OWNER` it re-checks the queue, and a poster re-checks after its CAS fails
+//! (both `SeqCst`), so a post is never stranded.
+//!
+//! Closing: posts register in `inflight` before looking at `closed`, and `close` waits for
+//! `inflight` to drain after setting it; so a post either fails with its data handed back,
+//! or is in the queue before the flusher's final drain.
+
+use crate::io::{Direction, WaitList};
+use crate::net::stream::Socket;
+use bytes::Bytes;
+use crossbeam_deque::{Injector, Steal};
+use futures::task::AtomicWaker;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, IoSlice, Write};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Buffers per `writev`.
+pub(crate) const MAX_IOV: usize = 64;
+/// Default high-water mark of queued bytes above which `post_send` refuses data.
+pub const DEFAULT_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// How long a dropped stream's flusher keeps trying when no linger is set.
+const DEFAULT_LINGER: Duration = Duration::from_secs(30);
+/// Writes the flusher does before yielding its worker.
+const FLUSH_ROUNDS: u32 = 16;
+
+const IDLE: u8 = 0;
+const FLUSHER: u8 = 1;
+const OWNER: u8 = 2;
+
+/// Why a `post_send` refused its data; the data is inside, nothing is lost.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PostError {
+    /// The socket is closed (or failed); no more data will be sent.
+    Closed(Bytes),
+    /// Queuing this buffer would exceed the high-water mark; wait for
+    /// [`PostSender::ready`] and post it again.
+    WouldExceed(Bytes),
+}
+
+impl PostError {
+    /// The data that was not queued.
+    pub fn into_inner(self) -> Bytes {
+        match self {
+            PostError::Closed(b) | PostError::WouldExceed(b) => b,
+        }
+    }
+}
+
+impl fmt::Display for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PostError::Closed(b) => write!(f, "post_send of {} bytes: socket is closed", b.len()),
+            PostError::WouldExceed(b) => {
+                write!(f, "post_send of {} bytes: queue is above its high-water mark", b.len())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for PostError {}
+
+/// The shared half of a socket's send side: the queue and the writer hand-off.
+pub(crate) struct PostQueue {
+    bufs: Injector<Bytes>,
+    /// Bytes posted and not yet handed to the kernel (queue + flusher's batch).
+    queued: AtomicUsize,
+    high_water: AtomicUsize,
+    writer: AtomicU8,
+    inflight: AtomicUsize,
+    closed: AtomicBool,
+    /// Why the socket closed, for later owner operations.
+    error: Mutex<Option<(io::ErrorKind, String)>>,
+    flusher: AtomicWaker,
+    flusher_started: AtomicBool,
+    /// Woken when `queued` drops below the high-water mark.
+    space: WaitList,
+    /// Woken when `queued` reaches 0, and on close.
+    drained: WaitList,
+}
+
+impl PostQueue {
+    pub(crate) fn new() -> PostQueue {
+        PostQueue {
+            bufs: Injector::new(),
+            queued: AtomicUsize::new(0),
+            high_water: AtomicUsize::new(DEFAULT_HIGH_WATER),
+            writer: AtomicU8::new(IDLE),
+            inflight: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            flusher: AtomicWaker::new(),
+            flusher_started: AtomicBool::new(false),
+            space: WaitList::default(),
+            drained: WaitList::default(),
+        }
+    }
+
+    /// Queues `data` (see the module docs for ordering and closing).
+    pub(crate) fn post(&self, data: Bytes, enforce_high_water: bool) -> Result<(), PostError> {
+        self.inflight.fetch_add(1, SeqCst);
+        let result = self.post_registered(data, enforce_high_water);
+        self.inflight.fetch_sub(1, SeqCst);
+        result
+    }
+
+    fn post_registered(&self, data: Bytes, enforce_high_water: bool) -> Result<(), PostError> {
+        if self.closed.load(SeqCst) {
+            return Err(PostError::Closed(data));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let len = data.len();
+        let before = self.queued.fetch_add(len, SeqCst);
+        if enforce_high_water && before > 0 && before + len > self.high_water.load(Relaxed) {
+            self.consumed(len);
+            return Err(PostError::WouldExceed(data));
+        }
+        self.bufs.push(data);
+        self.schedule();
+        Ok(())
+    }
+
+    /// Makes sure someone will write what is queued.
+    fn schedule(&self) {
+        if self.writer.compare_exchange(IDLE, FLUSHER, SeqCst, SeqCst).is_ok() {
+            self.flusher.wake();
+        }
+    }
+
+    /// `n` bytes left the queue (written, or refused).
+    fn consumed(&self, n: usize) {
+        let after = self.queued.fetch_sub(n, SeqCst) - n;
+        if after < self.high_water.load(Relaxed) {
+            self.space.wake_all();
+        }
+        if after == 0 {
+            self.drained.wake_all();
+        }
+    }
+
+    pub(crate) fn wake_flusher(&self) {
+        self.flusher.wake();
+    }
+
+    /// Takes the writer role for a direct owner write; false if the flusher has it.
+    pub(crate) fn try_lock_owner(&self) -> bool {
+        self.writer.compare_exchange(IDLE, OWNER, SeqCst, SeqCst).is_ok()
+    }
+
+    /// Gives the writer role back and hands over to the flusher if posts arrived meanwhile.
+    pub(crate) fn unlock_owner(&self) {
+        self.writer.store(IDLE, SeqCst);
+        if !self.bufs.is_empty() {
+            self.schedule();
+        }
+    }
+
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued.load(Acquire)
+    }
+
+    pub(crate) fn set_high_water(&self, bytes: usize) {
+        self.high_water.store(bytes.max(1), Relaxed);
+        self.space.wake_all();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Acquire)
+    }
+
+    /// The error that closed the socket, if it failed.
+    pub(crate) fn error(&self) -> Option<io::Error> {
+        let e = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        e.as_ref().map(|(kind, msg)| io::Error::new(*kind, msg.clone()))
+    }
+
+    /// Closes the queue: later posts fail; queued data is dropped.
+    pub(crate) fn close(&self, error: Option<io::Error>) {
+        if let Some(e) = error {
+            let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert((e.kind(), e.to_string()));
+        }
+        self.closed.store(true, SeqCst);
+        while self.inflight.load(SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
+        let mut dropped = 0;
+        while let Some(b) = steal(&self.bufs) {
+            dropped += b.len();
+        }
+        if dropped > 0 {
+            self.consumed(dropped);
+        }
+        self.flusher.wake();
+        self.space.wake_all();
+        self.drained.wake_all();
+    }
+
+    pub(crate) fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.queued_bytes() == 0 || self.is_closed() {
+            return Poll::Ready(());
+        }
+        self.drained.register(cx.waker());
+        if self.queued_bytes() == 0 || self.is_closed() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    pub(crate) fn poll_space(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let below = || self.queued_bytes() < self.high_water.load(Relaxed) || self.is_closed();
+        if below() {
+            return Poll::Ready(());
+        }
+        self.space.register(cx.waker());
+        if below() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_closed() {
+            return Poll::Ready(());
+        }
+        self.drained.register(cx.waker());
+        if self.is_closed() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+fn steal(q: &Injector<Bytes>) -> Option<Bytes> {
+    loop {
+        match q.steal() {
+            Steal::Success(b) => return Some(b),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}
+
+/// Starts the socket's flusher task if it is not running yet.
+pub(crate) fn ensure_flusher(sock: &Arc<Socket>) {
+    let q = &sock.post;
+    if !q.flusher_started.load(Acquire) && !q.flusher_started.swap(true, AcqRel) {
+        let handle = crate::Handle { shared: sock.reg.core.clone() };
+        drop(handle.spawn(flush_loop(sock.clone())));
+    }
+}
+
+/// The flusher: whenever it holds the `FLUSHER` role, writes the queue until it is empty,
+/// then releases the role. It exits (dropping its reference to the socket, which closes
+/// it if the owner is gone) once the owner is gone and everything is written, when the
+/// queue is closed, or on a write error.
+async fn flush_loop(sock: Arc<Socket>) {
+    let q = &sock.post;
+    let mut batch: VecDeque<Bytes> = VecDeque::new();
+    let mut give_up_at: Option<Instant> = None;
+    let mut rounds = 0u32;
+    'scheduled: while wait_scheduled(&sock).await {
+        loop {
+            while batch.len() < MAX_IOV {
+                match steal(&q.bufs) {
+                    Some(b) => batch.push_back(b),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                q.writer.store(IDLE, SeqCst);
+                if !q.bufs.is_empty() {
+                    q.schedule();
+                }
+                continue 'scheduled;
+            }
+            if give_up_at.is_none() && sock.owner_gone() {
+                give_up_at = Some(Instant::now() + sock.linger().unwrap_or(DEFAULT_LINGER));
+            }
+            let write = poll_fn(|cx| sock.reg.poll_io(cx, Direction::Write, || write_batch(&sock, &batch)));
+            let result = match give_up_at {
+                Some(at) => crate::time::timeout_at(at, write).await.unwrap_or_else(|_| {
+                    Err(io::Error::new(io::ErrorKind::TimedOut, "linger time elapsed with data unsent"))
+                }),
+                None => write.await,
+            };
+            match result {
+                Ok(n) => {
+                    q.consumed(n);
+                    advance(&mut batch, n);
+                }
+                Err(e) => {
+                    q.close(Some(sock.context_error("send", e)));
+                    break 'scheduled;
+                }
+            }
+            rounds += 1;
+            if rounds % FLUSH_ROUNDS == 0 {
+                crate::task::yield_now().await;
+            }
+        }
+    }
+    let dropped: usize = batch.drain(..).map(|b| b.len()).sum();
+    if dropped > 0 {
+        q.consumed(dropped);
+    }
+    q.close(None);
+}
+
+/// Waits until the flusher holds the `FLUSHER` role (true), or has nothing more to do
+/// because the queue closed or the owner is gone with nothing queued (false).
+async fn wait_scheduled(sock: &Socket) -> bool {
+    let q = &sock.post;
+    poll_fn(|cx| {
+        q.flusher.register(cx.waker());
+        if q.writer.load(SeqCst) == FLUSHER {
+            Poll::Ready(!q.is_closed())
+        } else if q.is_closed() || sock.owner_gone() {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Drops the first `n` written bytes from the batch.
+fn advance(batch: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let front = batch.front_mut().expect("wrote more than the batch");
+        if n >= front.len() {
+            n -= front.len();
+            batch.pop_front();
+        } else {
+            let _ = front.split_to(n);
+            n = 0;
+        }
+    }
+}
+
+fn write_batch(sock: &Socket, batch: &VecDeque<Bytes>) -> io::Result<usize> {
+    let slices: IoSlices<'_> = batch.iter().map(|b| IoSlice::new(b)).collect();
+    (&sock.stream).write_vectored(&slices)
+}
+
+/// Up to [`MAX_IOV`] `IoSlice`s on the stack, so a `writev` allocates nothing.
+struct IoSlices<'a> {
+    len: usize,
+    items: [IoSlice<'a>; MAX_IOV],
+}
+
+impl<'a> FromIterator<IoSlice<'a>> for IoSlices<'a> {
+    fn from_iter<I: IntoIterator<Item = IoSlice<'a>>>(iter: I) -> Self {
+        let mut s = IoSlices { len: 0, items: [IoSlice::new(&[]); MAX_IOV] };
+        for item in iter.into_iter().take(MAX_IOV) {
+            s.items[s.len] = item;
+            s.len += 1;
+        }
+        s
+    }
+}
+
+impl<'a> std::ops::Deref for IoSlices<'a> {
+    type Target = [IoSlice<'a>];
+    fn deref(&self) -> &Self::Target {
+        &self.items[..self.len]
+    }
+}
+
+/// A thread-safe handle that queues bytes on a socket: `Clone + Send + Sync + 'static`.
+///
+/// Obtained from [`TcpStream::sender`](crate::net::TcpStream::sender). Posting never
+/// blocks and never awaits; the core writes the data in posting order (per thread) with
+/// `writev`, behind anything posted before. Data posted after the socket closed, or above
+/// the high-water mark, is handed back inside the [`PostError`].
+///
+/// ```no_run
+/// # async fn demo(stream: iocore::net::TcpStream) -> std::io::Result<()> {
+/// let sender = stream.sender();
+/// std::thread::spawn(move || {
+///     for i in 0..10 {
+///         sender.post_send(format!("line {i}\n")).expect("socket closed");
+///     }
+/// });
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostSender {
+    pub(crate) queue: Arc<PostQueue>,
+}
+
+impl PostSender {
+    /// Queues `data` to be sent. Empty buffers are accepted and ignored.
+    ///
+    /// Errors: [`PostError::Closed`] once the socket is closed; [`PostError::WouldExceed`]
+    /// if the queue already holds data and this buffer would take it above the high-water
+    /// mark (a single buffer on an empty queue is always accepted).
+    pub fn post_send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
+        self.queue.post(data.into(), true)
+    }
+
+    /// Whether the socket is closed (posts will fail).
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Completes once the socket is closed.
+    pub async fn closed(&self) {
+        poll_fn(|cx| self.queue.poll_closed(cx)).await
+    }
+
+    /// Bytes posted and not yet handed to the kernel.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.queued_bytes()
+    }
+
+    /// Completes once the queue is below the high-water mark (or the socket is closed).
+    pub async fn ready(&self) {
+        poll_fn(|cx| self.queue.poll_space(cx)).await
+    }
+}
+
+impl fmt::Debug for PostSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostSender")
+            .field("queued_bytes", &self.queued_bytes())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
