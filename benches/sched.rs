@@ -104,9 +104,7 @@ fn spawn_many_local<R: Runtime>(rt: &R) {
 }
 
 fn spawn_many_remote<R: Runtime>(rt: &R) {
-    let handles: Vec<_> = (0..10_000)
-        .map(|i| rt.spawn_remote(async move { i }))
-        .collect();
+    let handles: Vec<_> = (0..10_000).map(|i| rt.spawn_remote(async move { i })).collect();
     rt.block_on(async {
         for h in handles {
             h.await;
@@ -137,10 +135,10 @@ fn ping_pong<R: Runtime>(rt: &R) {
             for _ in 0..1000 {
                 let (ping_tx, ping_rx) = oneshot::channel::<()>();
                 let (pong_tx, pong_rx) = oneshot::channel::<()>();
-                R::spawn(async move {
+                drop(R::spawn(async move {
                     ping_rx.await.unwrap();
                     pong_tx.send(()).unwrap();
-                });
+                }));
                 ping_tx.send(()).unwrap();
                 pong_rx.await.unwrap();
             }
@@ -198,11 +196,7 @@ fn timers<R: Runtime>(rt: &R, count: usize) -> TimerStats {
     });
     let total = start.elapsed();
     late.sort();
-    TimerStats {
-        total,
-        late_p50: late[late.len() / 2],
-        late_p99: late[late.len() * 99 / 100],
-    }
+    TimerStats { total, late_p50: late[late.len() / 2], late_p99: late[late.len() * 99 / 100] }
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -229,41 +223,24 @@ fn pair(runs: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
 }
 
 fn row(name: &str, unit: &str, a: f64, b: f64) {
-    println!(
-        "| {name:<26} | {a:>10.3} {unit:<3} | {b:>10.3} {unit:<3} | {:>6.2} |",
-        a / b
-    );
+    println!("| {name:<26} | {a:>10.3} {unit:<3} | {b:>10.3} {unit:<3} | {:>6.2} |", a / b);
 }
 
 fn iocore_rt(threads: usize) -> iocore::IoCore {
-    iocore::IoCore::builder()
-        .threads(threads)
-        .build()
-        .expect("iocore core")
+    iocore::IoCore::builder().threads(threads).build().expect("iocore core")
 }
 
 fn tokio_mt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(THREADS)
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(THREADS).enable_all().build().unwrap()
 }
 
 fn tokio_ct() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 fn rss_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let pages: usize = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     pages * 4096
 }
 
@@ -298,10 +275,7 @@ fn mem_per_task(which: &str, n: usize) -> f64 {
         .args(["--mem-child", which, &n.to_string()])
         .output()
         .expect("run memory child");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(f64::NAN)
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(f64::NAN)
 }
 
 fn main() {
@@ -309,11 +283,8 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--mem-child") {
         mem_child(&args[i + 1], args[i + 2].parse().unwrap());
     }
-    let runs = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(7);
+    let runs =
+        args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(7);
 
     let io2 = iocore_rt(THREADS);
     let tk2 = tokio_mt();
@@ -337,12 +308,7 @@ fn main() {
     bench!("chained_spawn", chained_spawn);
 
     let med = |v: &[TimerStats], f: fn(&TimerStats) -> Duration| {
-        median(
-            &mut v
-                .iter()
-                .map(|s| f(s).as_secs_f64() * 1e3)
-                .collect::<Vec<_>>(),
-        )
+        median(&mut v.iter().map(|s| f(s).as_secs_f64() * 1e3).collect::<Vec<_>>())
     };
     for (count, label) in [(100_000, "100k"), (1_000, "1k")] {
         let (mut ti, mut tt) = (Vec::new(), Vec::new());
@@ -350,12 +316,7 @@ fn main() {
             ti.push(timers(&io2, count));
             tt.push(timers(&tk2, count));
         }
-        row(
-            &format!("timers {label} total"),
-            "ms",
-            med(&ti, |s| s.total),
-            med(&tt, |s| s.total),
-        );
+        row(&format!("timers {label} total"), "ms", med(&ti, |s| s.total), med(&tt, |s| s.total));
         row(
             &format!("timers {label} lateness p50"),
             "ms",
@@ -372,10 +333,5 @@ fn main() {
     drop((io2, tk2, io1, tk1));
 
     let n = 500_000;
-    row(
-        "memory per parked task",
-        "B",
-        mem_per_task("iocore", n),
-        mem_per_task("tokio", n),
-    );
+    row("memory per parked task", "B", mem_per_task("iocore", n), mem_per_task("tokio", n));
 }

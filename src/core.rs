@@ -100,10 +100,7 @@ pub struct Metrics {
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder {
-            threads: None,
-            thread_name: "iocore-worker".into(),
-        }
+        Builder { threads: None, thread_name: "iocore-worker".into() }
     }
 }
 
@@ -127,9 +124,7 @@ impl Builder {
     pub fn build(self) -> io::Result<IoCore> {
         let threads = match self.threads {
             Some(n) => n,
-            None => thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            None => thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         };
         if threads == 0 || threads > MAX_THREADS {
             return Err(io::Error::new(
@@ -137,14 +132,13 @@ impl Builder {
                 format!("iocore: thread count must be between 1 and {MAX_THREADS}, got {threads}"),
             ));
         }
-        let shared = Arc::new(Shared::new(threads).map_err(|e| {
-            io::Error::new(e.kind(), format!("iocore: creating the event queue: {e}"))
-        })?);
+        let shared = Arc::new(
+            Shared::new(threads)
+                .map_err(|e| io::Error::new(e.kind(), format!("iocore: creating the event queue: {e}")))?,
+        );
         let (exit_tx, exited) = mpsc::channel();
         let mut core = IoCore {
-            handle: Handle {
-                shared: shared.clone(),
-            },
+            handle: Handle { shared: shared.clone() },
             workers: Vec::new(),
             exited: Mutex::new(exited),
         };
@@ -249,9 +243,8 @@ impl IoCore {
 
     fn shutdown_inner(&mut self, grace: Duration) -> ShutdownReport {
         let sh = &self.handle.shared;
-        let on_own_worker = sched::with_current_core(|c| {
-            c.is_some_and(|(s, worker)| *worker && Arc::ptr_eq(s, sh))
-        });
+        let on_own_worker =
+            sched::with_current_core(|c| c.is_some_and(|(s, worker)| *worker && Arc::ptr_eq(s, sh)));
         let (finished0, cancelled0) = (sh.completed.load(Acquire), sh.cancelled.load(Acquire));
         sh.closing.store(true, SeqCst);
         if !on_own_worker {
@@ -299,9 +292,7 @@ impl Drop for IoCore {
 
 impl fmt::Debug for IoCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IoCore")
-            .field("workers", &self.workers.len())
-            .finish()
+        f.debug_struct("IoCore").field("workers", &self.workers.len()).finish()
     }
 }
 
@@ -321,11 +312,7 @@ impl Handle {
 
     /// The core of the current thread, if any.
     pub fn try_current() -> Option<Handle> {
-        sched::with_current_core(|c| {
-            c.map(|(shared, _)| Handle {
-                shared: shared.clone(),
-            })
-        })
+        sched::with_current_core(|c| c.map(|(shared, _)| Handle { shared: shared.clone() }))
     }
 
     /// Spawns a task: `future` runs on the core's workers (any of them, never pinned).
@@ -390,20 +377,14 @@ impl Handle {
             front_queue_depth: sh.front_len(),
             ready_queue_depth: sh.ready_len(),
             worker_polls: sh.workers.iter().map(|w| w.polls.load(Relaxed)).collect(),
-            worker_busy: sh
-                .workers
-                .iter()
-                .map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed)))
-                .collect(),
+            worker_busy: sh.workers.iter().map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed))).collect(),
         }
     }
 }
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle")
-            .field("workers", &self.shared.workers.len())
-            .finish()
+        f.debug_struct("Handle").field("workers", &self.shared.workers.len()).finish()
     }
 }
 

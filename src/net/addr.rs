@@ -112,7 +112,9 @@ pub(crate) async fn resolve(target: &Target) -> io::Result<Vec<SocketAddr>> {
             let result = std::net::ToSocketAddrs::to_socket_addrs(&name).map(|it| it.collect::<Vec<_>>());
             let _ = tx.send(result);
         })
-        .map_err(|e| io::Error::new(e.kind(), format!("resolve {lookup}: cannot start a resolver thread: {e}")))?;
+        .map_err(|e| {
+            io::Error::new(e.kind(), format!("resolve {lookup}: cannot start a resolver thread: {e}"))
+        })?;
     let addrs = rx
         .await
         .map_err(|_| io::Error::other(format!("resolve {lookup}: resolver thread died")))?

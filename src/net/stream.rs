@@ -36,7 +36,13 @@ impl Socket {
         if let Ok(p) = stream.peer_addr() {
             let _ = peer.set(p);
         }
-        Ok(Arc::new(Socket { reg, stream, post: Arc::new(PostQueue::new()), owners: AtomicUsize::new(0), peer }))
+        Ok(Arc::new(Socket {
+            reg,
+            stream,
+            post: Arc::new(PostQueue::new()),
+            owners: AtomicUsize::new(0),
+            peer,
+        }))
     }
 
     pub(crate) fn owner_gone(&self) -> bool {
@@ -62,7 +68,11 @@ impl Socket {
             .map_err(|e| self.context_error("recv", e))
     }
 
-    fn poll_recv_vectored(&self, cx: &mut Context<'_>, bufs: &mut [IoSliceMut<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_recv_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
         self.reg
             .poll_io(cx, Direction::Read, || (&self.stream).read_vectored(bufs))
             .map_err(|e| self.context_error("recv", e))
@@ -73,14 +83,19 @@ impl Socket {
             return Err(e);
         }
         if self.post.is_closed() {
-            return Err(self.context_error("send", io::Error::new(io::ErrorKind::NotConnected, "socket is shut down")));
+            return Err(self
+                .context_error("send", io::Error::new(io::ErrorKind::NotConnected, "socket is shut down")));
         }
         Ok(())
     }
 
     /// One send: a direct write if nothing is queued, else the bytes queue behind the
     /// posted ones (and count as sent).
-    fn poll_send_vectored(self: &Arc<Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_send_vectored(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         self.check_open()?;
         if self.post.try_lock_owner() {
             let r = self.reg.poll_io(cx, Direction::Write, || (&self.stream).write_vectored(bufs));
@@ -299,14 +314,20 @@ impl TcpStream {
             let tried = if addrs.len() == 1 {
                 addrs[0].to_string()
             } else {
-                format!("{target} (tried {})", addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "{target} (tried {})",
+                    addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+                )
             };
             Err(io::Error::new(e.kind(), format!("connect to {tried}: {e}")))
         };
         match timeout {
             None => attempt.await,
             Some(t) => crate::time::timeout(t, attempt).await.unwrap_or_else(|_| {
-                Err(io::Error::new(io::ErrorKind::TimedOut, format!("connect to {target}: timed out after {t:?}")))
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect to {target}: timed out after {t:?}"),
+                ))
             }),
         }
     }
@@ -472,7 +493,8 @@ async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<
         Err(e) => return Err(e),
     }
     let std: std::net::TcpStream = socket.into();
-    let stream = TcpStream::from_mio(mio::net::TcpStream::from_std(std), crate::sched::current_or_default_core())?;
+    let stream =
+        TcpStream::from_mio(mio::net::TcpStream::from_std(std), crate::sched::current_or_default_core())?;
     let sock = stream.sock().clone();
     poll_fn(|cx| {
         sock.reg.poll_io(cx, Direction::Write, || {
@@ -504,7 +526,11 @@ impl fmt::Debug for TcpStream {
 macro_rules! async_io_impls {
     (read $t:ty) => {
         impl AsyncRead for $t {
-            fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
                 self.sock().poll_recv(cx, buf)
             }
             fn poll_read_vectored(
@@ -537,7 +563,6 @@ macro_rules! async_io_impls {
         }
     };
 }
-
 
 /// The receiving half of a [`TcpStream`], from [`TcpStream::into_split`].
 #[derive(Debug)]

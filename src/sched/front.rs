@@ -20,9 +20,7 @@ pub(crate) struct FrontQueue<T: Linked> {
 
 impl<T: Linked> FrontQueue<T> {
     pub(crate) fn new() -> Self {
-        FrontQueue {
-            head: AtomicPtr::new(ptr::null_mut()),
-        }
+        FrontQueue { head: AtomicPtr::new(ptr::null_mut()) }
     }
 
     /// Pushes `node`. Returns true if the queue was empty before.

@@ -26,10 +26,7 @@ pub(crate) struct DeadlineHeap<T: HeapSlot> {
 
 impl<T: HeapSlot> DeadlineHeap<T> {
     pub(crate) fn new() -> Self {
-        DeadlineHeap {
-            entries: Vec::new(),
-            seq: 0,
-        }
+        DeadlineHeap { entries: Vec::new(), seq: 0 }
     }
 
     pub(crate) fn peek_deadline(&self) -> Option<u64> {
@@ -39,10 +36,7 @@ impl<T: HeapSlot> DeadlineHeap<T> {
     pub(crate) fn insert(&mut self, deadline: u64, item: T) {
         self.seq += 1;
         let i = self.entries.len();
-        self.entries.push(Entry {
-            key: (deadline, self.seq),
-            item,
-        });
+        self.entries.push(Entry { key: (deadline, self.seq), item });
         item.set_slot(i as u32);
         self.sift_up(i);
     }

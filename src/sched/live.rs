@@ -32,11 +32,7 @@ fn links(task: *const Header) -> *mut [*const Header; 2] {
 impl LiveList {
     pub(crate) fn new(threads: usize) -> LiveList {
         let n = (threads * 4).next_power_of_two();
-        LiveList {
-            shards: (0..n)
-                .map(|_| Mutex::new(Shard { head: ptr::null() }))
-                .collect(),
-        }
+        LiveList { shards: (0..n).map(|_| Mutex::new(Shard { head: ptr::null() })).collect() }
     }
 
     fn shard(&self, task: RawTask) -> std::sync::MutexGuard<'_, Shard> {

@@ -208,8 +208,7 @@ impl Shared {
     pub(crate) fn start_task(self: &Arc<Self>, task: RawTask, from_inside: bool) {
         self.live.fetch_add(1, Relaxed);
         self.live_list.insert(task);
-        let rejected =
-            self.cancelling.load(Acquire) || (!from_inside && self.closing.load(Acquire));
+        let rejected = self.cancelling.load(Acquire) || (!from_inside && self.closing.load(Acquire));
         if rejected {
             // Shutdown has begun: resolve the JoinHandle with `Cancelled`, never run it.
             task.claim();
@@ -306,12 +305,7 @@ impl Shared {
                 },
                 None => Duration::from_secs(3600),
             };
-            g = self
-                .live_zero
-                .1
-                .wait_timeout(g, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            g = self.live_zero.1.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0;
         }
         true
     }
@@ -370,11 +364,7 @@ impl Shared {
                     self.complete(task, false);
                     return;
                 }
-                match task
-                    .header()
-                    .state
-                    .after_poll(task.deadline() != NO_DEADLINE)
-                {
+                match task.header().state.after_poll(task.deadline() != NO_DEADLINE) {
                     AfterPoll::Requeue => self.push_ready(task),
                     AfterPoll::ToSched => self.push_front(task),
                     AfterPoll::Parked => {
@@ -402,9 +392,7 @@ impl Shared {
             }
             if ran > 0 {
                 stats.polls.fetch_add(ran as u64, Relaxed);
-                stats
-                    .busy_ns
-                    .fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+                stats.busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
                 continue;
             }
             match self.try_sched() {
@@ -476,11 +464,7 @@ impl SchedState {
             }
         }
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
-            debug_assert_eq!(
-                e.kind(),
-                io::ErrorKind::Interrupted,
-                "epoll_wait failed: {e}"
-            );
+            debug_assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait failed: {e}");
         }
         sh.polling.store(false, SeqCst);
         for event in self.events.iter() {
@@ -505,13 +489,9 @@ impl SchedState {
 
     /// Arms the timerfd for the nearest deadline; returns the epoll timeout to use.
     fn arm_timer(&mut self) -> Option<Duration> {
-        let next = self
-            .heap
-            .peek_deadline()
-            .into_iter()
-            .chain(self.timers.peek().map(|Reverse(t)| t.key.0))
-            .min();
-        let Some(next) = next else { return None };
+        let next =
+            self.heap.peek_deadline().into_iter().chain(self.timers.peek().map(|Reverse(t)| t.key.0)).min();
+        let next = next?;
         let now = clock::now_ns();
         if next <= now {
             return Some(Duration::ZERO);
@@ -572,10 +552,7 @@ impl SchedState {
         let incoming = std::mem::take(&mut *lock(&sh.timers_in));
         for (deadline, waker) in incoming {
             self.timer_seq += 1;
-            self.timers.push(Reverse(TimerEntry {
-                key: (deadline, self.timer_seq),
-                waker,
-            }));
+            self.timers.push(Reverse(TimerEntry { key: (deadline, self.timer_seq), waker }));
         }
         while self.timers.peek().is_some_and(|Reverse(t)| t.key.0 <= now) {
             let Reverse(t) = self.timers.pop().expect("peeked");

@@ -59,10 +59,7 @@ impl<T> Unpin for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(raw: RawTask) -> Self {
-        JoinHandle {
-            raw,
-            _output: PhantomData,
-        }
+        JoinHandle { raw, _output: PhantomData }
     }
 
     /// Cancels the task: its future is dropped (exactly once, by a worker, never while it
@@ -108,9 +105,7 @@ impl<T> Drop for JoinHandle<T> {
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle")
-            .field("id", &self.raw.header().id)
-            .finish()
+        f.debug_struct("JoinHandle").field("id", &self.raw.header().id).finish()
     }
 }
 
@@ -127,17 +122,11 @@ pub struct JoinError {
 
 impl JoinError {
     pub(crate) fn cancelled(id: u64) -> Self {
-        JoinError {
-            id,
-            kind: JoinErrorKind::Cancelled,
-        }
+        JoinError { id, kind: JoinErrorKind::Cancelled }
     }
 
     pub(crate) fn panic(id: u64, payload: Box<dyn Any + Send + 'static>) -> Self {
-        JoinError {
-            id,
-            kind: JoinErrorKind::Panic(payload),
-        }
+        JoinError { id, kind: JoinErrorKind::Panic(payload) }
     }
 
     /// The task was cancelled (`abort`, or shutdown).
@@ -156,8 +145,7 @@ impl JoinError {
     /// If the task was cancelled rather than panicking; use [`try_into_panic`](Self::try_into_panic)
     /// to check first.
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.try_into_panic()
-            .expect("JoinError::into_panic called on a cancelled task's error")
+        self.try_into_panic().expect("JoinError::into_panic called on a cancelled task's error")
     }
 
     /// The panic payload, or the error back if the task was cancelled.
@@ -276,9 +264,8 @@ impl fmt::Debug for TaskRef {
 /// # Panics
 /// Outside an iocore task (e.g. in `block_on`, or on a plain thread).
 pub fn current() -> TaskRef {
-    let raw = crate::sched::current_task().expect(
-        "iocore::task::current() called outside an iocore task; call it inside a spawned task",
-    );
+    let raw = crate::sched::current_task()
+        .expect("iocore::task::current() called outside an iocore task; call it inside a spawned task");
     raw.ref_inc();
     TaskRef { raw }
 }
@@ -330,9 +317,7 @@ pub enum Wake {
 /// # Panics
 /// When polled outside an iocore task.
 pub fn park(deadline: Option<Instant>) -> Park {
-    Park {
-        deadline: deadline.map(clock::to_ns),
-    }
+    Park { deadline: deadline.map(clock::to_ns) }
 }
 
 /// Future returned by [`park`].

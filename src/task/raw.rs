@@ -213,9 +213,8 @@ impl RawTask {
         if state.has_join_waker() {
             // SAFETY: JOIN_WAKER is set, so the slot holds our earlier waker and nobody
             // writes it; a completer may only read it concurrently.
-            let same = unsafe { &*self.header().join_waker.get() }
-                .as_ref()
-                .is_some_and(|w| w.will_wake(waker));
+            let same =
+                unsafe { &*self.header().join_waker.get() }.as_ref().is_some_and(|w| w.will_wake(waker));
             if same {
                 return true;
             }
@@ -278,8 +277,9 @@ unsafe fn poll<F: Future>(ptr: NonNull<Header>, cx: &mut Context<'_>) -> bool {
     let cell = unsafe { cell::<F>(ptr) };
     let stage = cell.stage.get();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: as above; the future is pinned inside its heap block and never moved.
+        // SAFETY: as above.
         match unsafe { &mut *stage } {
+            // SAFETY: the future lives inside its heap block and is never moved.
             Stage::Running(fut) => unsafe { Pin::new_unchecked(fut) }.poll(cx),
             _ => unreachable!("polled a task that already finished"),
         }

@@ -87,11 +87,7 @@ pub(crate) struct State(AtomicU32);
 impl State {
     /// A new task: queued and notified (ready to run), or queued and delayed (`spawn_at`).
     pub(crate) fn new(delayed: bool) -> State {
-        State(AtomicU32::new(if delayed {
-            QUEUED | DELAYED
-        } else {
-            QUEUED | NOTIFIED
-        }))
+        State(AtomicU32::new(if delayed { QUEUED | DELAYED } else { QUEUED | NOTIFIED }))
     }
 
     fn update<R>(&self, mut f: impl FnMut(u32) -> (Option<u32>, R)) -> R {
@@ -115,9 +111,7 @@ impl State {
             DONE => (None, Notify::Nothing),
             WAITING => (
                 Some((cur & !PHASE) | QUEUED | NOTIFIED | extra),
-                Notify::Schedule {
-                    in_heap: cur & IN_HEAP != 0,
-                },
+                Notify::Schedule { in_heap: cur & IN_HEAP != 0 },
             ),
             _ => (Some(cur | NOTIFIED | extra), Notify::Nothing),
         })
@@ -132,11 +126,7 @@ impl State {
                 // The wakeup that started a `spawn_at` task early is consumed by the start.
                 next &= !(DELAYED | WOKEN);
             }
-            let claim = if cur & CANCELLED != 0 {
-                Claim::Cancel
-            } else {
-                Claim::Run
-            };
+            let claim = if cur & CANCELLED != 0 { Claim::Cancel } else { Claim::Run };
             (Some(next), claim)
         })
     }
@@ -227,25 +217,13 @@ impl State {
     /// The `JoinHandle` publishes the waker it just wrote. False if the task completed
     /// first (the handle then reads the output instead).
     pub(crate) fn set_join_waker(&self) -> bool {
-        self.update(|cur| {
-            if cur & PHASE == DONE {
-                (None, false)
-            } else {
-                (Some(cur | JOIN_WAKER), true)
-            }
-        })
+        self.update(|cur| if cur & PHASE == DONE { (None, false) } else { (Some(cur | JOIN_WAKER), true) })
     }
 
     /// The `JoinHandle` takes back the right to write its waker slot. False if the task
     /// completed first (the completer may be reading the slot).
     pub(crate) fn unset_join_waker(&self) -> bool {
-        self.update(|cur| {
-            if cur & PHASE == DONE {
-                (None, false)
-            } else {
-                (Some(cur & !JOIN_WAKER), true)
-            }
-        })
+        self.update(|cur| if cur & PHASE == DONE { (None, false) } else { (Some(cur & !JOIN_WAKER), true) })
     }
 }
 
@@ -281,11 +259,7 @@ mod loom_tests {
                     queued.fetch_add(1, SeqCst);
                 }
                 waker.join().unwrap();
-                assert_eq!(
-                    queued.load(SeqCst),
-                    1,
-                    "a wake was lost or the task queued twice"
-                );
+                assert_eq!(queued.load(SeqCst), 1, "a wake was lost or the task queued twice");
                 let word = s.0.load(SeqCst);
                 assert_eq!(word & PHASE, QUEUED);
                 assert_eq!(word & extra, extra);
@@ -321,11 +295,7 @@ mod loom_tests {
             assert_eq!(queued.load(SeqCst), 1);
             s.claim();
             assert_eq!(s.take_park_flags(), Some(ParkFlag::Signaled));
-            assert_eq!(
-                s.take_park_flags(),
-                None,
-                "the signal's park consumes the wakeup too"
-            );
+            assert_eq!(s.take_park_flags(), None, "the signal's park consumes the wakeup too");
         });
     }
 

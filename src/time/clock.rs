@@ -25,6 +25,5 @@ pub(crate) fn to_ns(t: Instant) -> u64 {
 /// `now + d`, saturating to a far-future instant instead of overflowing.
 pub(crate) fn after(d: Duration) -> Instant {
     let now = Instant::now();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+    now.checked_add(d).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

@@ -58,11 +58,7 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep {
-        deadline,
-        ns: clock::to_ns(deadline),
-        registered: None,
-    }
+    Sleep { deadline, ns: clock::to_ns(deadline), registered: None }
 }
 
 /// Future returned by [`sleep`] and [`sleep_until`]. It is `Unpin`.
@@ -104,9 +100,7 @@ impl Future for Sleep {
 
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sleep")
-            .field("deadline", &self.deadline)
-            .finish()
+        f.debug_struct("Sleep").field("deadline", &self.deadline).finish()
     }
 }
 
@@ -137,10 +131,7 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
 
 /// Like [`timeout`], with an absolute deadline.
 pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
-    Timeout {
-        future,
-        sleep: sleep_until(deadline),
-    }
+    Timeout { future, sleep: sleep_until(deadline) }
 }
 
 pin_project! {
@@ -181,10 +172,7 @@ pub fn interval(period: Duration) -> Interval {
 /// Ticks every `period`, the first tick at `start`.
 pub fn interval_at(start: Instant, period: Duration) -> Interval {
     let period = period.max(Duration::from_nanos(1));
-    Interval {
-        period,
-        sleep: sleep_until(start),
-    }
+    Interval { period, sleep: sleep_until(start) }
 }
 
 /// A periodic timer: [`tick`](Interval::tick) completes at `start`, `start + period`, …
@@ -217,9 +205,7 @@ impl Interval {
         if next <= now {
             let missed = (now - scheduled).as_nanos() / self.period.as_nanos();
             let skip = u32::try_from(missed + 1).unwrap_or(u32::MAX);
-            next = scheduled
-                .checked_add(self.period * skip)
-                .unwrap_or(now + self.period);
+            next = scheduled.checked_add(self.period * skip).unwrap_or(now + self.period);
         }
         self.sleep.reset(next);
         Poll::Ready(scheduled)
