@@ -68,7 +68,9 @@ pub struct ShutdownReport {
     pub cancelled: u64,
     /// Tasks still alive at the end (a task blocking its worker forever); normally 0.
     pub leaked: usize,
-    /// Worker threads that did not exit in time and were left detached; normally 0.
+    /// Worker threads that did not exit in time and were left detached; normally 0 (all of
+    /// them when the core is shut down from inside one of its own tasks: they exit once
+    /// the cancelled tasks are dropped).
     pub unjoined_workers: usize,
 }
 
@@ -252,15 +254,20 @@ impl IoCore {
         }
         sh.cancelling.store(true, SeqCst);
         sh.cancel_all();
-        if !on_own_worker {
+        if on_own_worker {
+            sh.stop_once_idle();
+        } else {
             sh.wait_idle(CANCEL_WAIT);
+            sh.stop();
         }
-        sh.stop();
         let mut unjoined = 0;
         let deadline = Instant::now() + CANCEL_WAIT;
         let mut exited = vec![false; self.workers.len()];
         let exits = self.exited.get_mut().unwrap_or_else(|e| e.into_inner());
-        for _ in 0..self.workers.len() - usize::from(on_own_worker) {
+        // On its own worker, shutdown cannot wait for the workers (this task keeps one of
+        // them busy): they exit by themselves once idle and are left detached.
+        let waits = if on_own_worker { 0 } else { self.workers.len() };
+        for _ in 0..waits {
             match exits.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(i) => exited[i] = true,
                 Err(_) => break,

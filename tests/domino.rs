@@ -8,10 +8,8 @@ use common::{watchdog, HANG};
 use iocore::{time, IoCore};
 use std::sync::{Arc, Barrier};
 
-fn blocker(barrier: Arc<Barrier>) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        barrier.wait();
-    }
+async fn blocker(barrier: Arc<Barrier>) {
+    barrier.wait();
 }
 
 fn from_outside(n: usize, rounds: usize) {
@@ -19,9 +17,7 @@ fn from_outside(n: usize, rounds: usize) {
         let core = IoCore::builder().threads(n).build().unwrap();
         for _ in 0..rounds {
             let barrier = Arc::new(Barrier::new(n));
-            let handles: Vec<_> = (0..n)
-                .map(|_| core.spawn(blocker(barrier.clone())))
-                .collect();
+            let handles: Vec<_> = (0..n).map(|_| core.spawn(blocker(barrier.clone()))).collect();
             core.block_on(time::timeout(HANG, async move {
                 for h in handles {
                     h.await.expect("task failed");
@@ -39,9 +35,7 @@ fn from_inside(n: usize, rounds: usize) {
         for _ in 0..rounds {
             let parent = core.spawn(async move {
                 let barrier = Arc::new(Barrier::new(n));
-                let handles: Vec<_> = (0..n)
-                    .map(|_| iocore::spawn(blocker(barrier.clone())))
-                    .collect();
+                let handles: Vec<_> = (0..n).map(|_| iocore::spawn(blocker(barrier.clone()))).collect();
                 for h in handles {
                     h.await.expect("task failed");
                 }
@@ -61,9 +55,7 @@ fn from_inside_parent_blocks(n: usize, rounds: usize) {
         for _ in 0..rounds {
             let parent = core.spawn(async move {
                 let barrier = Arc::new(Barrier::new(n));
-                let handles: Vec<_> = (1..n)
-                    .map(|_| iocore::spawn(blocker(barrier.clone())))
-                    .collect();
+                let handles: Vec<_> = (1..n).map(|_| iocore::spawn(blocker(barrier.clone()))).collect();
                 barrier.wait();
                 for h in handles {
                     h.await.expect("task failed");

@@ -9,10 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn record(
-    log: &Arc<Mutex<Vec<usize>>>,
-    i: usize,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
+fn record(log: &Arc<Mutex<Vec<usize>>>, i: usize) -> impl std::future::Future<Output = ()> + Send + 'static {
     let log = log.clone();
     async move { log.lock().unwrap().push(i) }
 }
@@ -42,18 +39,14 @@ fn ready_then_by_delay() {
 fn same_deadline(deadline: Instant) {
     let core = IoCore::builder().threads(1).build().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
-    let handles = (0..50)
-        .map(|i| core.spawn_at(deadline, record(&log, i)))
-        .collect();
+    let handles = (0..50).map(|i| core.spawn_at(deadline, record(&log, i))).collect();
     join_all(&core, handles);
     assert_eq!(*log.lock().unwrap(), (0..50).collect::<Vec<_>>());
 }
 
 #[test]
 fn same_future_deadline_runs_in_spawn_order() {
-    watchdog(HANG * 2, || {
-        same_deadline(Instant::now() + Duration::from_millis(10))
-    });
+    watchdog(HANG * 2, || same_deadline(Instant::now() + Duration::from_millis(10)));
 }
 
 #[test]
@@ -71,16 +64,12 @@ fn same_deadline_spawned_inside_runs_in_spawn_order() {
         let parent = core.spawn(async move {
             let handle = iocore::Handle::current();
             let deadline = Instant::now() + Duration::from_millis(10);
-            let handles: Vec<_> = (0..50)
-                .map(|i| handle.spawn_at(deadline, record(&log2, i)))
-                .collect();
+            let handles: Vec<_> = (0..50).map(|i| handle.spawn_at(deadline, record(&log2, i))).collect();
             for h in handles {
                 h.await.expect("task failed");
             }
         });
-        core.block_on(time::timeout(HANG, parent))
-            .expect("timed out")
-            .expect("parent failed");
+        core.block_on(time::timeout(HANG, parent)).expect("timed out").expect("parent failed");
         assert_eq!(*log.lock().unwrap(), (0..50).collect::<Vec<_>>());
     });
 }
@@ -110,10 +99,7 @@ fn overdue(later: Duration) {
     // Wait until the first task is parked in the deadline heap.
     common::wait_until("first task parked", || core.metrics().parked_tasks == 1);
     // Occupy the only worker so that no scheduling step happens for a while.
-    let (running, release) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
+    let (running, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let (r2, rel2) = (running.clone(), release.clone());
     let blocker = core.spawn(async move {
         r2.store(true, SeqCst);
@@ -126,9 +112,5 @@ fn overdue(later: Duration) {
     }
     release.store(true, SeqCst);
     join_all(&core, vec![blocker, first, second]);
-    assert_eq!(
-        *log.lock().unwrap(),
-        vec![0, 1],
-        "overdue delayed tasks started out of order"
-    );
+    assert_eq!(*log.lock().unwrap(), vec![0, 1], "overdue delayed tasks started out of order");
 }

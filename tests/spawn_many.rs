@@ -28,9 +28,7 @@ fn spawn_from_outside(threads: usize) {
     watchdog(HANG * 3, move || {
         let core = IoCore::builder().threads(threads).build().unwrap();
         let ran = Arc::new(AtomicUsize::new(0));
-        let handles: Vec<_> = (0..TASKS)
-            .map(|i| core.spawn(work(i, ran.clone())))
-            .collect();
+        let handles: Vec<_> = (0..TASKS).map(|i| core.spawn(work(i, ran.clone()))).collect();
         let sum = core
             .block_on(time::timeout(HANG * 2, async move {
                 let mut sum = 0;
@@ -55,9 +53,7 @@ fn spawn_from_inside(threads: usize) {
         let ran = Arc::new(AtomicUsize::new(0));
         let ran2 = ran.clone();
         let parent = core.spawn(async move {
-            let handles: Vec<_> = (0..TASKS)
-                .map(|i| iocore::spawn(work(i, ran2.clone())))
-                .collect();
+            let handles: Vec<_> = (0..TASKS).map(|i| iocore::spawn(work(i, ran2.clone()))).collect();
             let mut sum = 0;
             for h in handles {
                 sum += h.await.expect("task failed");
@@ -88,9 +84,8 @@ fn spawn_from_many_tasks(threads: usize) {
                 let ran = ran.clone();
                 core.spawn(async move {
                     let per = TASKS / SPAWNERS;
-                    let handles: Vec<_> = (p * per..(p + 1) * per)
-                        .map(|i| iocore::spawn(work(i, ran.clone())))
-                        .collect();
+                    let handles: Vec<_> =
+                        (p * per..(p + 1) * per).map(|i| iocore::spawn(work(i, ran.clone()))).collect();
                     let mut sum = 0;
                     for h in handles {
                         sum += h.await.expect("task failed");

@@ -22,30 +22,21 @@ struct Counters {
 
 /// A looper: announces it started, yields 100k times, returns how many short tasks had
 /// completed by then.
-fn looper(c: Arc<Counters>) -> impl std::future::Future<Output = usize> + Send + 'static {
-    async move {
-        c.started.fetch_add(1, SeqCst);
-        for _ in 0..YIELDS {
-            task::yield_now().await;
-        }
-        c.short_done.load(SeqCst)
+async fn looper(c: Arc<Counters>) -> usize {
+    c.started.fetch_add(1, SeqCst);
+    for _ in 0..YIELDS {
+        task::yield_now().await;
     }
+    c.short_done.load(SeqCst)
 }
 
 /// A short task: yields once (so it goes behind the loopers once), then counts itself.
-fn short(c: Arc<Counters>) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        task::yield_now().await;
-        c.short_done.fetch_add(1, SeqCst);
-    }
+async fn short(c: Arc<Counters>) {
+    task::yield_now().await;
+    c.short_done.fetch_add(1, SeqCst);
 }
 
-fn check(
-    core: &IoCore,
-    c: &Counters,
-    loopers: Vec<JoinHandle<usize>>,
-    shorts: Vec<JoinHandle<()>>,
-) {
+fn check(core: &IoCore, c: &Counters, loopers: Vec<JoinHandle<usize>>, shorts: Vec<JoinHandle<()>>) {
     let seen = core
         .block_on(time::timeout(HANG, async move {
             let mut seen = Vec::new();
@@ -71,10 +62,7 @@ fn short_tasks_spawned_from_outside_are_not_starved() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     watchdog(HANG * 2, || {
         let core = IoCore::builder().threads(2).build().unwrap();
-        let c = Arc::new(Counters {
-            started: AtomicUsize::new(0),
-            short_done: AtomicUsize::new(0),
-        });
+        let c = Arc::new(Counters { started: AtomicUsize::new(0), short_done: AtomicUsize::new(0) });
         let loopers: Vec<_> = (0..2).map(|_| core.spawn(looper(c.clone()))).collect();
         wait_until("both loopers started", || c.started.load(SeqCst) == 2);
         let shorts: Vec<_> = (0..SHORT).map(|_| core.spawn(short(c.clone()))).collect();
@@ -87,10 +75,7 @@ fn short_tasks_spawned_from_a_task_are_not_starved() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     watchdog(HANG * 2, || {
         let core = IoCore::builder().threads(2).build().unwrap();
-        let c = Arc::new(Counters {
-            started: AtomicUsize::new(0),
-            short_done: AtomicUsize::new(0),
-        });
+        let c = Arc::new(Counters { started: AtomicUsize::new(0), short_done: AtomicUsize::new(0) });
         let loopers: Vec<_> = (0..2).map(|_| core.spawn(looper(c.clone()))).collect();
         let c2 = c.clone();
         let spawner = core.spawn(async move {
@@ -98,9 +83,7 @@ fn short_tasks_spawned_from_a_task_are_not_starved() {
             while c2.started.load(SeqCst) < 2 {
                 task::yield_now().await;
             }
-            (0..SHORT)
-                .map(|_| iocore::spawn(short(c2.clone())))
-                .collect::<Vec<_>>()
+            (0..SHORT).map(|_| iocore::spawn(short(c2.clone()))).collect::<Vec<_>>()
         });
         let shorts = core
             .block_on(time::timeout(HANG, spawner))
@@ -117,10 +100,7 @@ fn short_tasks_spawned_between_yields_are_not_starved() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     watchdog(HANG * 2, || {
         let core = IoCore::builder().threads(2).build().unwrap();
-        let c = Arc::new(Counters {
-            started: AtomicUsize::new(0),
-            short_done: AtomicUsize::new(0),
-        });
+        let c = Arc::new(Counters { started: AtomicUsize::new(0), short_done: AtomicUsize::new(0) });
         let loopers: Vec<_> = (0..2).map(|_| core.spawn(looper(c.clone()))).collect();
         let c2 = c.clone();
         let spawner = core.spawn(async move {

@@ -40,8 +40,14 @@ impl LiveList {
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn insert(&self, task: RawTask) {
+    /// Links `task` if `admit()` (evaluated under the shard lock) says so. Because
+    /// [`snapshot`](Self::snapshot) takes the same locks, a caller that flips what `admit`
+    /// checks and then snapshots sees every task admitted before the flip.
+    pub(crate) fn insert_if(&self, task: RawTask, admit: impl FnOnce() -> bool) -> bool {
         let mut shard = self.shard(task);
+        if !admit() {
+            return false;
+        }
         let t = task.as_ptr() as *const Header;
         // SAFETY: under the shard lock; `t` and the old head are live tasks of this shard.
         unsafe {
@@ -51,6 +57,7 @@ impl LiveList {
             }
         }
         shard.head = t;
+        true
     }
 
     pub(crate) fn remove(&self, task: RawTask) {

@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     pub(crate) cancelling: AtomicBool,
     /// Workers exit their loop.
     stop: AtomicBool,
+    /// Stop the workers when the last live task completes.
+    stop_when_idle: AtomicBool,
 }
 
 struct Idle {
@@ -193,6 +195,7 @@ impl Shared {
             closing: AtomicBool::new(false),
             cancelling: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            stop_when_idle: AtomicBool::new(false),
         })
     }
 
@@ -206,14 +209,18 @@ impl Shared {
 
     /// Registers a freshly allocated task and queues it (ready, or asleep until its deadline).
     pub(crate) fn start_task(self: &Arc<Self>, task: RawTask, from_inside: bool) {
-        self.live.fetch_add(1, Relaxed);
-        self.live_list.insert(task);
-        let rejected = self.cancelling.load(Acquire) || (!from_inside && self.closing.load(Acquire));
-        if rejected {
+        let admitted = self.live_list.insert_if(task, || {
+            let rejected = self.cancelling.load(SeqCst) || (!from_inside && self.closing.load(SeqCst));
+            if !rejected {
+                self.live.fetch_add(1, SeqCst);
+            }
+            !rejected
+        });
+        if !admitted {
             // Shutdown has begun: resolve the JoinHandle with `Cancelled`, never run it.
             task.claim();
             task.cancel();
-            self.complete(task, true);
+            self.finish(task, true);
         } else if task.deadline() == NO_DEADLINE {
             self.push_ready(task);
         } else {
@@ -277,20 +284,37 @@ impl Shared {
     /// Finishes a task that completed, panicked or was cancelled, and drops the
     /// scheduler's reference.
     pub(crate) fn complete(&self, task: RawTask, cancelled: bool) {
+        self.live_list.remove(task);
+        if self.live.fetch_sub(1, SeqCst) == 1 {
+            let _g = lock(&self.live_zero.0);
+            self.live_zero.1.notify_all();
+            if self.stop_when_idle.load(SeqCst) {
+                self.stop();
+            }
+        }
+        self.finish(task, cancelled);
+    }
+
+    /// Marks the task done, wakes its `JoinHandle`, drops the scheduler's reference.
+    fn finish(&self, task: RawTask, cancelled: bool) {
         if task.header().state.complete() {
             task.wake_join();
         }
-        self.live_list.remove(task);
         if cancelled {
             self.cancelled.fetch_add(1, Relaxed);
         } else {
             self.completed.fetch_add(1, Relaxed);
         }
-        if self.live.fetch_sub(1, AcqRel) == 1 {
-            let _g = lock(&self.live_zero.0);
-            self.live_zero.1.notify_all();
-        }
         task.ref_dec();
+    }
+
+    /// Shutdown from one of this core's own workers cannot wait: the workers stop by
+    /// themselves once the last (cancelled) task is gone.
+    pub(crate) fn stop_once_idle(&self) {
+        self.stop_when_idle.store(true, SeqCst);
+        if self.live.load(SeqCst) == 0 {
+            self.stop();
+        }
     }
 
     /// Waits until no live task remains, or `timeout` passes. True if none remains.
@@ -513,7 +537,6 @@ impl SchedState {
             return 0;
         }
         sh.front_len.fetch_sub(self.scratch.len(), Relaxed);
-        let now = clock::now_ns();
         let mut produced = 0;
         let mut scratch = std::mem::take(&mut self.scratch);
         for ptr in scratch.drain(..) {
@@ -522,8 +545,10 @@ impl SchedState {
             if state.leave_heap() {
                 self.heap.remove(task);
             }
+            // A task with a deadline goes into the heap even when it is already due, so
+            // that due tasks leave in (deadline, parking order) order via `expire`.
             let deadline = task.deadline();
-            if !state.is_notified() && deadline > now && state.park(deadline != NO_DEADLINE) {
+            if !state.is_notified() && state.park(deadline != NO_DEADLINE) {
                 sh.parked.fetch_add(1, Relaxed);
                 if deadline != NO_DEADLINE {
                     self.heap.insert(deadline, task);

@@ -1,0 +1,271 @@
+//! The benchmark client: `connections` connections, `parallel` messages in flight each, a
+//! strict closed loop until `target` replies; and the fan-out subscriber client.
+
+use crate::proto::{encode, DecodeError, Msg, RecvBuf};
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug)]
+pub struct ClientOpts {
+    pub threads: usize,
+    pub port: u16,
+    pub connections: usize,
+    pub parallel: usize,
+    pub payload: u64,
+    pub ints: u32,
+    pub target: u64,
+    pub read_size: usize,
+    pub nodelay: bool,
+    /// Fan-out: only read frames, for this long.
+    pub fanout_secs: Option<f64>,
+}
+
+/// Monotonic milliseconds (CLOCK_MONOTONIC, shared by client and server processes).
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// State shared by all connections of one client run.
+pub struct Shared {
+    pub opts: ClientOpts,
+    pub received: AtomicU64,
+    pub done: AtomicBool,
+    pub latencies_us: Mutex<Vec<u32>>,
+    pub latencies_ms: Mutex<Vec<u32>>,
+    /// Messages (or frames) received per connection.
+    pub per_conn: Vec<AtomicU64>,
+}
+
+impl Shared {
+    pub fn new(opts: ClientOpts) -> Arc<Shared> {
+        Arc::new(Shared {
+            opts,
+            received: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            latencies_us: Mutex::default(),
+            latencies_ms: Mutex::default(),
+            per_conn: (0..opts.connections).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+}
+
+/// One connection's closed loop: the same code for every client runtime.
+pub struct ClientConn {
+    shared: Arc<Shared>,
+    recv: RecvBuf,
+    sent: VecDeque<Instant>,
+    pub out: Vec<u8>,
+    rng: u64,
+    index: usize,
+    lat_us: Vec<u32>,
+    lat_ms: Vec<u32>,
+}
+
+impl ClientConn {
+    pub fn new(shared: Arc<Shared>, index: usize) -> ClientConn {
+        let read_size = shared.opts.read_size;
+        ClientConn {
+            shared,
+            recv: RecvBuf::new(read_size),
+            sent: VecDeque::new(),
+            out: Vec::new(),
+            rng: (index as u64 * 7919) | 1,
+            index,
+            lat_us: Vec::new(),
+            lat_ms: Vec::new(),
+        }
+    }
+
+    fn push_message(&mut self) {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let o = &self.shared.opts;
+        let m =
+            Msg { timestamp_ms: now_ms(), int_count: o.ints, int_value: self.rng as u32, payload_len: o.payload };
+        encode(&m, &mut self.out);
+        self.sent.push_back(Instant::now());
+    }
+
+    /// The first send: `parallel` messages.
+    pub fn start(&mut self) -> &[u8] {
+        self.out.clear();
+        for _ in 0..self.shared.opts.parallel {
+            self.push_message();
+        }
+        &self.out
+    }
+
+    /// After a read of `n` bytes: the new messages to send (one per reply), and whether to stop.
+    pub fn on_read(&mut self, n: usize) -> Result<bool, DecodeError> {
+        self.out.clear();
+        let mut replies = 0u32;
+        let (sent, lat_us, lat_ms) = (&mut self.sent, &mut self.lat_us, &mut self.lat_ms);
+        let mut bad_time = false;
+        self.recv.filled(n, |m| {
+            let now = now_ms();
+            bad_time |= m.timestamp_ms > now;
+            lat_ms.push((now - m.timestamp_ms.min(now)) as u32);
+            if let Some(t) = sent.pop_front() {
+                lat_us.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            }
+            replies += 1;
+        })?;
+        if bad_time {
+            return Err(DecodeError::Invalid("timestamp from the future".into()));
+        }
+        self.shared.per_conn[self.index].fetch_add(replies as u64, Ordering::Relaxed);
+        self.shared.latencies_us.lock().unwrap().append(&mut self.lat_us);
+        self.shared.latencies_ms.lock().unwrap().append(&mut self.lat_ms);
+        let total = self.shared.received.fetch_add(replies as u64, Ordering::Relaxed) + replies as u64;
+        if total >= self.shared.opts.target {
+            self.shared.done.store(true, Ordering::Relaxed);
+            return Ok(true);
+        }
+        for _ in 0..replies {
+            self.push_message();
+        }
+        Ok(self.shared.done.load(Ordering::Relaxed))
+    }
+
+    /// Fan-out: validate and count frames only.
+    pub fn on_frames(&mut self, n: usize) -> Result<(), DecodeError> {
+        let mut frames = 0u64;
+        self.recv.filled(n, |_| frames += 1)?;
+        self.shared.per_conn[self.index].fetch_add(frames, Ordering::Relaxed);
+        self.shared.received.fetch_add(frames, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn space(&mut self) -> &mut [u8] {
+        self.recv.space()
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> ! {
+    eprintln!("client: {e}");
+    std::process::exit(2);
+}
+
+pub fn run_iocore(shared: Arc<Shared>) -> io::Result<()> {
+    let o = shared.opts;
+    let core = iocore::IoCore::builder().threads(o.threads).build()?;
+    let handles: Vec<_> = (0..o.connections)
+        .map(|i| {
+            let shared = shared.clone();
+            core.spawn(async move {
+                let opts = iocore::net::ConnectOptions::new().nodelay(o.nodelay);
+                let s = iocore::net::TcpStream::connect_with(("127.0.0.1", o.port), opts)
+                    .await
+                    .unwrap_or_else(|e| fail(e));
+                let mut c = ClientConn::new(shared, i);
+                if o.fanout_secs.is_none() {
+                    s.send_all(c.start()).await.unwrap_or_else(|e| fail(e));
+                }
+                loop {
+                    if c.shared.done.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let n = s.recv(c.space()).await.unwrap_or_else(|e| fail(e));
+                    if n == 0 {
+                        fail("server closed the connection");
+                    }
+                    if o.fanout_secs.is_some() {
+                        c.on_frames(n).unwrap_or_else(|e| fail(e));
+                        continue;
+                    }
+                    let stop = c.on_read(n).unwrap_or_else(|e| fail(e));
+                    if stop {
+                        return;
+                    }
+                    if !c.out.is_empty() {
+                        s.send_all(&c.out).await.unwrap_or_else(|e| fail(e));
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        if let Err(e) = core.block_on(h) {
+            fail(e);
+        }
+    }
+    Ok(())
+}
+
+pub fn run_tokio(shared: Arc<Shared>) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let o = shared.opts;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(o.threads).enable_all().build()?;
+    rt.block_on(async {
+        let handles: Vec<_> = (0..o.connections)
+            .map(|i| {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let mut s =
+                        tokio::net::TcpStream::connect(("127.0.0.1", o.port)).await.unwrap_or_else(|e| fail(e));
+                    if o.nodelay {
+                        s.set_nodelay(true).unwrap_or_else(|e| fail(e));
+                    }
+                    let mut c = ClientConn::new(shared, i);
+                    if o.fanout_secs.is_none() {
+                        s.write_all(c.start()).await.unwrap_or_else(|e| fail(e));
+                    }
+                    loop {
+                        if c.shared.done.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let n = s.read(c.space()).await.unwrap_or_else(|e| fail(e));
+                        if n == 0 {
+                            fail("server closed the connection");
+                        }
+                        if o.fanout_secs.is_some() {
+                            c.on_frames(n).unwrap_or_else(|e| fail(e));
+                            continue;
+                        }
+                        let stop = c.on_read(n).unwrap_or_else(|e| fail(e));
+                        if stop {
+                            return;
+                        }
+                        if !c.out.is_empty() {
+                            s.write_all(&c.out).await.unwrap_or_else(|e| fail(e));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap_or_else(|e| fail(e));
+        }
+    });
+    Ok(())
+}
+
+/// Samples messages/s over the last 2 s every 100 ms until `done`; returns the samples.
+pub fn report(shared: &Shared, start: Instant) -> Vec<f64> {
+    let mut history: VecDeque<(Instant, u64)> = VecDeque::new();
+    let mut samples = Vec::new();
+    let window = Duration::from_secs(2);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = Instant::now();
+        let count = shared.received.load(Ordering::Relaxed);
+        history.push_back((now, count));
+        while history.len() > 1 && now - history[0].0 > window {
+            history.pop_front();
+        }
+        let (t0, c0) = history[0];
+        if now - start >= Duration::from_millis(500) && now > t0 {
+            samples.push((count - c0) as f64 / (now - t0).as_secs_f64());
+        }
+        if shared.done.load(Ordering::Relaxed) {
+            return samples;
+        }
+    }
+}

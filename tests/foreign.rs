@@ -1,0 +1,247 @@
+//! iocore futures under foreign wakers and executors: `FuturesUnordered` inside a task,
+//! `futures::executor::block_on` on a plain thread, and a tokio runtime.
+
+mod common;
+
+use common::{watchdog, HANG};
+use futures::stream::{FuturesUnordered, StreamExt};
+use iocore::{task, time, IoCore};
+use std::time::{Duration, Instant};
+
+fn core(threads: usize) -> IoCore {
+    IoCore::builder().threads(threads).build().unwrap()
+}
+
+#[test]
+fn sleep_inside_futures_unordered_in_a_task() {
+    watchdog(HANG * 2, || {
+        let core = core(2);
+        let h = core.spawn(async {
+            let start = Instant::now();
+            let mut set: FuturesUnordered<_> = (0..20u64)
+                .map(|i| async move {
+                    let d = Duration::from_micros(250 * i);
+                    time::sleep(d).await;
+                    (i, d)
+                })
+                .collect();
+            let mut done = Vec::new();
+            while let Some((i, d)) = set.next().await {
+                assert!(start.elapsed() >= d, "sleep {i} completed early");
+                done.push(i);
+            }
+            done.sort_unstable();
+            done
+        });
+        let done = core
+            .block_on(time::timeout(HANG, h))
+            .expect("sleeps inside FuturesUnordered never completed")
+            .unwrap();
+        assert_eq!(done, (0..20).collect::<Vec<_>>());
+    });
+}
+
+/// `timeout` and `interval` inside `FuturesUnordered`, next to a `yield_now`.
+#[test]
+fn timeout_and_interval_inside_futures_unordered() {
+    watchdog(HANG * 2, || {
+        let core = core(1);
+        let h = core.spawn(async {
+            let set: FuturesUnordered<std::pin::Pin<Box<dyn std::future::Future<Output = u8> + Send>>> =
+                FuturesUnordered::new();
+            set.push(Box::pin(async {
+                assert!(time::timeout(Duration::from_millis(2), futures::future::pending::<()>())
+                    .await
+                    .is_err());
+                1
+            }));
+            set.push(Box::pin(async {
+                let n = time::interval(Duration::from_millis(1)).take(3).count().await;
+                assert_eq!(n, 3);
+                2
+            }));
+            set.push(Box::pin(async {
+                task::yield_now().await;
+                3
+            }));
+            let mut got: Vec<u8> = set.collect().await;
+            got.sort_unstable();
+            got
+        });
+        let got = core.block_on(time::timeout(HANG, h)).expect("hung").unwrap();
+        assert_eq!(got, vec![1, 2, 3]);
+    });
+}
+
+/// A `select!` between a sleep and a never-ready future, in a task (task waker).
+#[test]
+fn sleep_in_select_in_a_task() {
+    watchdog(HANG * 2, || {
+        let core = core(1);
+        let h = core.spawn(async {
+            let start = Instant::now();
+            let slept = futures::select! {
+                _ = futures::FutureExt::fuse(time::sleep(Duration::from_millis(2))) => true,
+                _ = futures::FutureExt::fuse(futures::future::pending::<()>()) => false,
+            };
+            (slept, start.elapsed())
+        });
+        let (slept, elapsed) = core.block_on(time::timeout(HANG, h)).expect("hung").unwrap();
+        assert!(slept);
+        assert!(elapsed >= Duration::from_millis(2));
+    });
+}
+
+#[test]
+fn sleep_under_futures_block_on_on_a_plain_thread() {
+    watchdog(HANG * 2, || {
+        let t = std::thread::spawn(|| {
+            assert!(iocore::Handle::try_current().is_none());
+            let start = Instant::now();
+            futures::executor::block_on(time::sleep(Duration::from_millis(5)));
+            start.elapsed()
+        });
+        assert!(t.join().unwrap() >= Duration::from_millis(5));
+        // Sub-millisecond and many concurrent sleeps too.
+        let start = Instant::now();
+        futures::executor::block_on(async {
+            let set: FuturesUnordered<_> =
+                (1..=10u64).map(|i| time::sleep(Duration::from_micros(100 * i))).collect();
+            set.collect::<Vec<_>>().await;
+        });
+        assert!(start.elapsed() >= Duration::from_millis(1));
+    });
+}
+
+#[test]
+fn join_handle_under_futures_block_on() {
+    watchdog(HANG * 2, || {
+        let core = core(2);
+        let h = core.spawn(async {
+            time::sleep(Duration::from_millis(2)).await;
+            41 + 1
+        });
+        let v = std::thread::spawn(move || futures::executor::block_on(h)).join().unwrap();
+        assert_eq!(v.unwrap(), 42);
+        // A handle to a task that is already finished.
+        let h = core.spawn(async { 7 });
+        while !h.is_finished() {
+            std::thread::yield_now();
+        }
+        assert_eq!(futures::executor::block_on(h).unwrap(), 7);
+        // A handle to a parked task woken later by another thread.
+        let h = core.spawn(async { task::park(None).await });
+        let t = h.task();
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            t.wakeup();
+        });
+        assert_eq!(futures::executor::block_on(h).unwrap(), task::Wake::Woken);
+        waker.join().unwrap();
+    });
+}
+
+#[test]
+fn timeout_under_futures_block_on() {
+    watchdog(HANG * 2, || {
+        let start = Instant::now();
+        let r = futures::executor::block_on(time::timeout(
+            Duration::from_millis(5),
+            futures::future::pending::<()>(),
+        ));
+        assert!(r.is_err());
+        assert!(start.elapsed() >= Duration::from_millis(5));
+        let r = futures::executor::block_on(time::timeout(Duration::from_secs(10), async { 3 }));
+        assert_eq!(r, Ok(3));
+        let r = futures::executor::block_on(time::timeout(
+            Duration::from_secs(10),
+            time::sleep(Duration::from_millis(1)),
+        ));
+        assert_eq!(r, Ok(()));
+    });
+}
+
+#[test]
+fn sleep_inside_tokio_current_thread() {
+    watchdog(HANG * 2, || {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let elapsed = rt.block_on(async {
+            let start = Instant::now();
+            time::sleep(Duration::from_millis(3)).await;
+            start.elapsed()
+        });
+        assert!(elapsed >= Duration::from_millis(3));
+        // timeout and interval too.
+        let r = rt.block_on(time::timeout(Duration::from_millis(2), futures::future::pending::<()>()));
+        assert!(r.is_err());
+        let n = rt.block_on(time::interval(Duration::from_millis(1)).take(3).count());
+        assert_eq!(n, 3);
+    });
+}
+
+/// iocore sleeps in spawned tokio tasks on a multi-thread tokio runtime, and a JoinHandle
+/// awaited inside tokio.
+#[test]
+fn iocore_futures_in_tokio_tasks() {
+    watchdog(HANG * 2, || {
+        let core = core(2);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let h = core.spawn(async {
+            time::sleep(Duration::from_millis(1)).await;
+            9
+        });
+        let (sum, v) = rt.block_on(async move {
+            let tasks: Vec<_> = (0..50u64)
+                .map(|i| {
+                    tokio::spawn(async move {
+                        time::sleep(Duration::from_micros(100 * (i % 10))).await;
+                        i
+                    })
+                })
+                .collect();
+            let mut sum = 0;
+            for t in tasks {
+                sum += t.await.unwrap();
+            }
+            (sum, h.await.unwrap())
+        });
+        assert_eq!(sum, (0..50).sum::<u64>());
+        assert_eq!(v, 9);
+    });
+}
+
+/// A tokio future (a tokio oneshot channel) awaited inside an iocore task, completed from
+/// a plain thread.
+#[test]
+fn tokio_channel_inside_iocore_task() {
+    watchdog(HANG * 2, || {
+        let core = core(2);
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let h = core.spawn(async move { rx.await.unwrap() });
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2));
+            tx.send(11).unwrap();
+        });
+        assert_eq!(core.block_on(time::timeout(HANG, h)).expect("hung").unwrap(), 11);
+    });
+}
+
+/// A `JoinHandle` polled first under one executor's waker and then awaited under another
+/// (on another thread): the completion wakes the new waker.
+#[test]
+fn join_handle_moves_between_executors() {
+    watchdog(HANG * 2, || {
+        let core = core(2);
+        let h = core.spawn(async { task::park(None).await });
+        let t = h.task();
+        let mut h = h;
+        futures::executor::block_on(async {
+            assert!(futures::poll!(&mut h).is_pending());
+        });
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let awaiter = std::thread::spawn(move || rt.block_on(&mut h));
+        std::thread::sleep(Duration::from_millis(5));
+        t.wakeup();
+        assert_eq!(awaiter.join().unwrap().unwrap(), task::Wake::Woken);
+    });
+}
