@@ -272,8 +272,13 @@ impl Shared {
     }
 
     /// Someone must run the task just pushed to the ready queue: wake a sleeping worker,
-    /// or failing that the role holder blocked in epoll.
+    /// or failing that the role holder blocked in epoll. Not needed when the push comes
+    /// from a schedule step and it is the only ready task: the stepping worker runs it next
+    /// (waking another would only have it find nothing and sleep again).
     fn wake_worker(&self) {
+        if IN_STEP.with(|s| s.get()) && self.ready.len() <= 1 {
+            return;
+        }
         fence(SeqCst);
         if self.idle.sleepers.load(SeqCst) > 0 && self.idle.notify_one() {
             return;
@@ -470,6 +475,12 @@ impl Idle {
 impl SchedState {
     /// One schedule step; see the module docs. `block`: wait in epoll if nothing is ready.
     fn step(&mut self, sh: &Shared, block: bool) {
+        IN_STEP.with(|s| s.set(true));
+        self.step_inner(sh, block);
+        IN_STEP.with(|s| s.set(false));
+    }
+
+    fn step_inner(&mut self, sh: &Shared, block: bool) {
         sh.steps.fetch_add(1, Relaxed);
         // Sockets closed before this point are deregistered: no event fetched from now on
         // can name them, and events fetched earlier were handled in earlier steps.
@@ -589,6 +600,8 @@ impl SchedState {
 }
 
 thread_local! {
+    /// This thread is running a schedule step (and will run the ready queue right after).
+    static IN_STEP: Cell<bool> = const { Cell::new(false) };
     /// The task this thread is polling right now (null outside a poll).
     static CURRENT_TASK: Cell<*mut Header> = const { Cell::new(std::ptr::null_mut()) };
     /// The core this thread works for (worker threads, and `block_on` callers).
