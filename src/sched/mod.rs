@@ -34,7 +34,7 @@ use crate::task::raw::{RawTask, NO_DEADLINE};
 use crate::task::state::{AfterPoll, Claim};
 use crate::task::Header;
 use crate::time::clock;
-use crossbeam_deque::{Injector, Steal};
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use front::FrontQueue;
 use heap::DeadlineHeap;
 use live::LiveList;
@@ -69,6 +69,9 @@ pub(crate) struct Shared {
     front: FrontQueue<Header>,
     front_len: AtomicUsize,
     ready: Injector<RawTask>,
+    /// Each worker's local FIFO batch, taken from `ready` in one go; others may steal.
+    stealers: Vec<Stealer<RawTask>>,
+    locals: Mutex<Vec<Option<Worker<RawTask>>>>,
     sched: Mutex<SchedState>,
     /// The role holder is in, or about to enter, a blocking epoll wait.
     polling: AtomicBool,
@@ -160,7 +163,10 @@ impl Shared {
             Interest::READABLE,
         )?;
         let registry = poll.registry().try_clone()?;
+        let locals: Vec<Worker<RawTask>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         Ok(Shared {
+            stealers: locals.iter().map(|w| w.stealer()).collect(),
+            locals: Mutex::new(locals.into_iter().map(Some).collect()),
             front: FrontQueue::new(),
             front_len: AtomicUsize::new(0),
             ready: Injector::new(),
@@ -204,7 +210,12 @@ impl Shared {
     }
 
     pub(crate) fn ready_len(&self) -> usize {
-        self.ready.len()
+        self.ready.len() + self.stealers.iter().map(|s| s.len()).sum::<usize>()
+    }
+
+    /// Whether any task is ready (globally or in a worker's batch).
+    fn has_ready(&self) -> bool {
+        !self.ready.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }
 
     /// Registers a freshly allocated task and queues it (ready, or asleep until its deadline).
@@ -220,7 +231,8 @@ impl Shared {
             // Shutdown has begun: resolve the JoinHandle with `Cancelled`, never run it.
             task.claim();
             task.cancel();
-            self.finish(task, true);
+            self.count_finished(true);
+            Self::mark_done(task);
         } else if task.deadline() == NO_DEADLINE {
             self.push_ready(task);
         } else {
@@ -272,13 +284,11 @@ impl Shared {
     }
 
     /// Someone must run the task just pushed to the ready queue: wake a sleeping worker,
-    /// or failing that the role holder blocked in epoll. Not needed when the push comes
-    /// from a schedule step and it is the only ready task: the stepping worker runs it next
-    /// (waking another would only have it find nothing and sleep again).
+    /// or failing that the role holder blocked in epoll. (Even when the pusher is a worker
+    /// about to run the task itself, a sleeper is woken: while this worker runs tasks,
+    /// another must be free to take the sched-role and watch the kernel queue and the
+    /// deadlines, or a task that blocks its worker would stall all IO and timers.)
     fn wake_worker(&self) {
-        if IN_STEP.with(|s| s.get()) && self.ready.len() <= 1 {
-            return;
-        }
         fence(SeqCst);
         if self.idle.sleepers.load(SeqCst) > 0 && self.idle.notify_one() {
             return;
@@ -290,6 +300,7 @@ impl Shared {
     /// scheduler's reference.
     pub(crate) fn complete(&self, task: RawTask, cancelled: bool) {
         self.live_list.remove(task);
+        self.count_finished(cancelled);
         if self.live.fetch_sub(1, SeqCst) == 1 {
             let _g = lock(&self.live_zero.0);
             self.live_zero.1.notify_all();
@@ -297,18 +308,22 @@ impl Shared {
                 self.stop();
             }
         }
-        self.finish(task, cancelled);
+        Self::mark_done(task);
     }
 
-    /// Marks the task done, wakes its `JoinHandle`, drops the scheduler's reference.
-    fn finish(&self, task: RawTask, cancelled: bool) {
-        if task.header().state.complete() {
-            task.wake_join();
-        }
+    fn count_finished(&self, cancelled: bool) {
         if cancelled {
             self.cancelled.fetch_add(1, Relaxed);
         } else {
             self.completed.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Marks the task done, wakes its `JoinHandle`, drops the scheduler's reference.
+    /// (Counters are updated before, so whoever sees the task done sees them too.)
+    fn mark_done(task: RawTask) {
+        if task.header().state.complete() {
+            task.wake_join();
         }
         task.ref_dec();
     }
@@ -354,13 +369,43 @@ impl Shared {
         let _ = self.kicker.wake();
     }
 
-    fn pop_ready(&self) -> Option<RawTask> {
+    /// The next task for worker `me`: its batch first, then a new batch from the global
+    /// queue (about half of it, so the other workers get the rest), then another worker's
+    /// batch.
+    fn pop_ready(&self, me: usize, local: &Worker<RawTask>) -> Option<RawTask> {
+        if let Some(t) = local.pop() {
+            return Some(t);
+        }
+        let task = self.steal_into(me, local)?;
+        // The batch may hold more than this worker can start now: let a sleeper steal.
+        if !local.is_empty() && self.idle.sleepers.load(SeqCst) > 0 {
+            self.idle.notify_one();
+        }
+        Some(task)
+    }
+
+    fn steal_into(&self, me: usize, local: &Worker<RawTask>) -> Option<RawTask> {
         loop {
-            match self.ready.steal() {
+            let mut retry = false;
+            match self.ready.steal_batch_and_pop(local) {
                 Steal::Success(t) => return Some(t),
-                Steal::Empty => return None,
-                Steal::Retry => std::hint::spin_loop(),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
             }
+            for (i, other) in self.stealers.iter().enumerate() {
+                if i == me {
+                    continue;
+                }
+                match other.steal_batch_and_pop(local) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+            std::hint::spin_loop();
         }
     }
 
@@ -408,6 +453,7 @@ impl Shared {
     pub(crate) fn run_worker(self: &Arc<Self>, index: usize) {
         let _ctx = enter(self.clone(), true);
         let stats = &self.workers[index];
+        let local = lock(&self.locals)[index].take().expect("each worker index runs once");
         while !self.stop.load(Acquire) {
             if let Some(mut s) = self.try_sched() {
                 s.step(self, false);
@@ -415,7 +461,7 @@ impl Shared {
             let start = Instant::now();
             let mut ran = 0;
             while ran < EXEC_BATCH {
-                let Some(task) = self.pop_ready() else { break };
+                let Some(task) = self.pop_ready(index, &local) else { break };
                 self.run_task(task);
                 ran += 1;
             }
@@ -429,6 +475,10 @@ impl Shared {
                 None => self.idle.sleep(self),
             }
         }
+        // Leaving (shutdown): hand back anything still batched here.
+        while let Some(t) = local.pop() {
+            self.ready.push(t);
+        }
     }
 }
 
@@ -439,7 +489,7 @@ impl Idle {
         g.sleepers += 1;
         self.sleepers.store(g.sleepers, SeqCst);
         fence(SeqCst);
-        if !shared.ready.is_empty() || shared.stop.load(SeqCst) {
+        if shared.has_ready() || shared.stop.load(SeqCst) {
             g.sleepers -= 1;
             self.sleepers.store(g.sleepers, SeqCst);
             return;
@@ -475,12 +525,6 @@ impl Idle {
 impl SchedState {
     /// One schedule step; see the module docs. `block`: wait in epoll if nothing is ready.
     fn step(&mut self, sh: &Shared, block: bool) {
-        IN_STEP.with(|s| s.set(true));
-        self.step_inner(sh, block);
-        IN_STEP.with(|s| s.set(false));
-    }
-
-    fn step_inner(&mut self, sh: &Shared, block: bool) {
         sh.steps.fetch_add(1, Relaxed);
         // Sockets closed before this point are deregistered: no event fetched from now on
         // can name them, and events fetched earlier were handled in earlier steps.
@@ -491,7 +535,7 @@ impl SchedState {
             sh.polling.store(true, SeqCst);
             fence(SeqCst);
             let busy = !sh.front.is_empty()
-                || !sh.ready.is_empty()
+                || sh.has_ready()
                 || sh.stop.load(SeqCst)
                 || !lock(&sh.timers_in).is_empty();
             if !busy {
@@ -600,8 +644,6 @@ impl SchedState {
 }
 
 thread_local! {
-    /// This thread is running a schedule step (and will run the ready queue right after).
-    static IN_STEP: Cell<bool> = const { Cell::new(false) };
     /// The task this thread is polling right now (null outside a poll).
     static CURRENT_TASK: Cell<*mut Header> = const { Cell::new(std::ptr::null_mut()) };
     /// The core this thread works for (worker threads, and `block_on` callers).
