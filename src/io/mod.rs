@@ -191,6 +191,35 @@ impl Registration {
             }
         }
     }
+
+    /// [`poll_io`](Self::poll_io) for a transfer of up to `want` bytes. A short transfer
+    /// (`0 < n < want` for reads, `n < want` for writes) means the kernel buffer was
+    /// drained (or filled), so the readiness it used is cleared now: the next operation
+    /// waits for a new edge instead of spending a syscall on `WouldBlock`. An edge that
+    /// arrived meanwhile bumped the tick, and is kept.
+    pub(crate) fn poll_transfer(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        want: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let mut seen = None;
+        let r = self.poll_io(cx, dir, || {
+            seen = Some(self.io.snapshot(dir));
+            op()
+        });
+        if let (Poll::Ready(Ok(n)), Some(ready)) = (&r, seen) {
+            let short = match dir {
+                Direction::Read => *n > 0 && *n < want,
+                Direction::Write => *n < want,
+            };
+            if short {
+                self.io.clear(ready);
+            }
+        }
+        r
+    }
 }
 
 impl Drop for Registration {

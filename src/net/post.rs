@@ -307,7 +307,10 @@ async fn flush_loop(sock: Arc<Socket>) {
             if give_up_at.is_none() && sock.owner_gone() {
                 give_up_at = Some(Instant::now() + sock.linger().unwrap_or(DEFAULT_LINGER));
             }
-            let write = poll_fn(|cx| sock.reg.poll_io(cx, Direction::Write, || write_batch(&sock, &batch)));
+            let want = batch.iter().take(MAX_IOV).map(|b| b.len()).sum();
+            let write = poll_fn(|cx| {
+                sock.reg.poll_transfer(cx, Direction::Write, want, || write_batch(&sock, &batch))
+            });
             let result = match give_up_at {
                 Some(at) => crate::time::timeout_at(at, write).await.unwrap_or_else(|_| {
                     Err(io::Error::new(io::ErrorKind::TimedOut, "linger time elapsed with data unsent"))

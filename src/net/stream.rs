@@ -63,8 +63,9 @@ impl Socket {
     }
 
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let want = buf.len();
         self.reg
-            .poll_io(cx, Direction::Read, || (&self.stream).read(buf))
+            .poll_transfer(cx, Direction::Read, want, || (&self.stream).read(buf))
             .map_err(|e| self.context_error("recv", e))
     }
 
@@ -73,8 +74,9 @@ impl Socket {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
+        let want = bufs.iter().map(|b| b.len()).sum();
         self.reg
-            .poll_io(cx, Direction::Read, || (&self.stream).read_vectored(bufs))
+            .poll_transfer(cx, Direction::Read, want, || (&self.stream).read_vectored(bufs))
             .map_err(|e| self.context_error("recv", e))
     }
 
@@ -98,7 +100,9 @@ impl Socket {
     ) -> Poll<io::Result<usize>> {
         self.check_open()?;
         if self.post.try_lock_owner() {
-            let r = self.reg.poll_io(cx, Direction::Write, || (&self.stream).write_vectored(bufs));
+            let want = bufs.iter().map(|b| b.len()).sum();
+            let r =
+                self.reg.poll_transfer(cx, Direction::Write, want, || (&self.stream).write_vectored(bufs));
             self.post.unlock_owner();
             return r.map_err(|e| self.context_error("send", e));
         }
@@ -145,9 +149,11 @@ impl Socket {
         }
         let _unlock = Unlock(&self.post);
         while !buf.is_empty() {
-            let n = poll_fn(|cx| self.reg.poll_io(cx, Direction::Write, || (&self.stream).write(buf)))
-                .await
-                .map_err(|e| self.context_error("send", e))?;
+            let n = poll_fn(|cx| {
+                self.reg.poll_transfer(cx, Direction::Write, buf.len(), || (&self.stream).write(buf))
+            })
+            .await
+            .map_err(|e| self.context_error("send", e))?;
             if n == 0 {
                 return Err(self.context_error("send", io::ErrorKind::WriteZero.into()));
             }

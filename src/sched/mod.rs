@@ -14,13 +14,22 @@
 //! a thread). Workers pop up to [`EXEC_BATCH`] tasks between two attempts at the role, so
 //! kernel events are looked at regularly however busy the queues are.
 //!
-//! Wakeup rules (no lost wakeup, no busy wait):
-//! - a push to the ready queue wakes one sleeping worker, or kicks the role holder out of
-//!   epoll if nobody sleeps ([`Shared::wake_worker`]);
+//! Ready tasks sit in a global FIFO (`crossbeam_deque::Injector`); a worker takes about half
+//! of it at a time into its own FIFO batch, which idle workers may steal. Tasks go back to
+//! the global tail when requeued, so no task is tied to a thread.
+//!
+//! Wakeup rules (no lost wakeup, no busy wait, few context switches):
+//! - a worker that runs out of work *searches* for a few rounds (non-blocking steps, the
+//!   queues) before it sleeps; under load new work arrives within microseconds;
+//! - a push to the ready queue wakes nobody while a worker searches (it will find the
+//!   task); otherwise it wakes a sleeping worker, or kicks the role holder out of epoll;
+//! - a worker that starts a task while others sleep and none searches wakes one, so that
+//!   somebody is always free to hold the role and watch the kernel queue and deadlines,
+//!   even if the task blocks its worker;
 //! - a push to the front queue kicks the role holder out of epoll ([`Shared::kick`]);
-//! - a worker sleeps on the condvar only after failing to take the role, i.e. while another
-//!   worker holds it and will come back to it; the holder blocks in epoll only after
-//!   publishing `polling` and re-checking both queues (a Dekker handshake with the pushers).
+//! - the role holder blocks in epoll only after publishing `polling` and re-checking the
+//!   queues, and a worker sleeps only after publishing itself as a sleeper and re-checking
+//!   them (Dekker handshakes with the pushers, all `SeqCst`).
 //!
 //! The task state machine lives in `task::state`; this module only moves `RawTask`s around.
 
@@ -51,6 +60,8 @@ use std::time::{Duration, Instant};
 
 /// Ready tasks a worker runs between two attempts at the sched-role.
 pub(crate) const EXEC_BATCH: usize = 64;
+/// Rounds a worker that ran out of work searches before it sleeps.
+const SEARCH_ROUNDS: usize = 32;
 /// Kernel events handled per epoll call.
 const EVENTS_PER_STEP: usize = 1024;
 
@@ -73,6 +84,8 @@ pub(crate) struct Shared {
     stealers: Vec<Stealer<RawTask>>,
     locals: Mutex<Vec<Option<Worker<RawTask>>>>,
     sched: Mutex<SchedState>,
+    /// Workers looking for work before they sleep (see `search`).
+    searching: AtomicUsize,
     /// The role holder is in, or about to enter, a blocking epoll wait.
     polling: AtomicBool,
     kicker: mio::Waker,
@@ -180,6 +193,7 @@ impl Shared {
                 armed: NO_DEADLINE,
                 scratch: Vec::new(),
             }),
+            searching: AtomicUsize::new(0),
             polling: AtomicBool::new(false),
             kicker,
             registry,
@@ -290,6 +304,9 @@ impl Shared {
     /// deadlines, or a task that blocks its worker would stall all IO and timers.)
     fn wake_worker(&self) {
         fence(SeqCst);
+        if self.searching.load(SeqCst) > 0 {
+            return;
+        }
         if self.idle.sleepers.load(SeqCst) > 0 && self.idle.notify_one() {
             return;
         }
@@ -373,12 +390,13 @@ impl Shared {
     /// queue (about half of it, so the other workers get the rest), then another worker's
     /// batch.
     fn pop_ready(&self, me: usize, local: &Worker<RawTask>) -> Option<RawTask> {
-        if let Some(t) = local.pop() {
-            return Some(t);
-        }
-        let task = self.steal_into(me, local)?;
-        // The batch may hold more than this worker can start now: let a sleeper steal.
-        if !local.is_empty() && self.idle.sleepers.load(SeqCst) > 0 {
+        let task = local.pop().or_else(|| self.steal_into(me, local))?;
+        // While this worker runs `task` (which may take long, or block), another must be
+        // free to take the sched-role and watch the kernel queue, the deadlines and the
+        // rest of the ready queue. If every other worker sleeps and none searches, wake
+        // one: it searches, then holds the role in epoll. Under load nobody sleeps and
+        // this costs two loads.
+        if self.idle.sleepers.load(SeqCst) > 0 && self.searching.load(SeqCst) == 0 {
             self.idle.notify_one();
         }
         Some(task)
@@ -449,6 +467,33 @@ impl Shared {
         }
     }
 
+    /// A worker that ran out of work looks for more for a short while (kernel events via
+    /// non-blocking steps, the ready queues) before it sleeps. Under load, new work usually
+    /// arrives within microseconds, and while a worker searches nobody needs waking
+    /// ([`wake_worker`](Self::wake_worker) skips the futex/eventfd). True if work appeared.
+    fn search(&self) -> bool {
+        self.searching.fetch_add(1, SeqCst);
+        let mut found = false;
+        for round in 0..SEARCH_ROUNDS {
+            if let Some(mut s) = self.try_sched() {
+                s.step(self, false);
+            }
+            if self.has_ready() || self.stop.load(Relaxed) {
+                found = true;
+                break;
+            }
+            if round % 4 == 3 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        // After this decrement a pusher wakes someone; our caller re-checks the queues
+        // (under the idle lock, or after publishing `polling`) before it sleeps.
+        self.searching.fetch_sub(1, SeqCst);
+        found
+    }
+
     /// The body of one worker thread.
     pub(crate) fn run_worker(self: &Arc<Self>, index: usize) {
         let _ctx = enter(self.clone(), true);
@@ -468,6 +513,9 @@ impl Shared {
             if ran > 0 {
                 stats.polls.fetch_add(ran as u64, Relaxed);
                 stats.busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+                continue;
+            }
+            if self.search() {
                 continue;
             }
             match self.try_sched() {
