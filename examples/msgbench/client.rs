@@ -87,8 +87,12 @@ impl ClientConn {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         let o = &self.shared.opts;
-        let m =
-            Msg { timestamp_ms: now_ms(), int_count: o.ints, int_value: self.rng as u32, payload_len: o.payload };
+        let m = Msg {
+            timestamp_ms: now_ms(),
+            int_count: o.ints,
+            int_value: self.rng as u32,
+            payload_len: o.payload,
+        };
         encode(&m, &mut self.out);
         self.sent.push_back(Instant::now());
     }
@@ -208,8 +212,9 @@ pub fn run_tokio(shared: Arc<Shared>) -> io::Result<()> {
             .map(|i| {
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let mut s =
-                        tokio::net::TcpStream::connect(("127.0.0.1", o.port)).await.unwrap_or_else(|e| fail(e));
+                    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", o.port))
+                        .await
+                        .unwrap_or_else(|e| fail(e));
                     if o.nodelay {
                         s.set_nodelay(true).unwrap_or_else(|e| fail(e));
                     }

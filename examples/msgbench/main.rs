@@ -36,12 +36,60 @@ struct Scenario {
 }
 
 const SCENARIOS: &[Scenario] = &[
-    Scenario { name: "basic", ints: 5, payload: 128, connections: 100, parallel: 1, server_threads: 2, target: 1_000_000 },
-    Scenario { name: "single", ints: 5, payload: 128, connections: 100, parallel: 1, server_threads: 1, target: 1_000_000 },
-    Scenario { name: "parallel", ints: 0, payload: 128, connections: 100, parallel: 5, server_threads: 2, target: 2_000_000 },
-    Scenario { name: "big", ints: 0, payload: 100 * 1024, connections: 200, parallel: 1, server_threads: 2, target: 40_000 },
-    Scenario { name: "massive", ints: 0, payload: 128, connections: 5000, parallel: 1, server_threads: 2, target: 1_000_000 },
-    Scenario { name: "fanout", ints: 0, payload: 100, connections: 100, parallel: 0, server_threads: 2, target: 0 },
+    Scenario {
+        name: "basic",
+        ints: 5,
+        payload: 128,
+        connections: 100,
+        parallel: 1,
+        server_threads: 2,
+        target: 1_000_000,
+    },
+    Scenario {
+        name: "single",
+        ints: 5,
+        payload: 128,
+        connections: 100,
+        parallel: 1,
+        server_threads: 1,
+        target: 1_000_000,
+    },
+    Scenario {
+        name: "parallel",
+        ints: 0,
+        payload: 128,
+        connections: 100,
+        parallel: 5,
+        server_threads: 2,
+        target: 2_000_000,
+    },
+    Scenario {
+        name: "big",
+        ints: 0,
+        payload: 100 * 1024,
+        connections: 200,
+        parallel: 1,
+        server_threads: 2,
+        target: 40_000,
+    },
+    Scenario {
+        name: "massive",
+        ints: 0,
+        payload: 128,
+        connections: 5000,
+        parallel: 1,
+        server_threads: 2,
+        target: 1_000_000,
+    },
+    Scenario {
+        name: "fanout",
+        ints: 0,
+        payload: 100,
+        connections: 100,
+        parallel: 0,
+        server_threads: 2,
+        target: 0,
+    },
 ];
 
 /// Seconds a fan-out run lasts.
@@ -67,7 +115,9 @@ impl Args {
         let mut flags = Vec::new();
         let mut i = 0;
         while i < args.len() {
-            let a = args[i].strip_prefix("--").unwrap_or_else(|| die(&format!("unexpected argument {:?}", args[i])));
+            let a = args[i]
+                .strip_prefix("--")
+                .unwrap_or_else(|| die(&format!("unexpected argument {:?}", args[i])));
             if i + 1 < args.len() && !args[i + 1].starts_with("--") {
                 map.insert(a.to_string(), args[i + 1].clone());
                 i += 2;
@@ -225,7 +275,10 @@ fn run_client(args: &Args) {
     let per: Vec<u64> = shared.per_conn.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     let (pmin, pmax) = (per.iter().min().copied().unwrap_or(0), per.iter().max().copied().unwrap_or(0));
     if fanout {
-        println!("Frames per subscriber: min {pmin}, max {pmax}, min/max {:.3}", pmin as f64 / pmax.max(1) as f64);
+        println!(
+            "Frames per subscriber: min {pmin}, max {pmax}, min/max {:.3}",
+            pmin as f64 / pmax.max(1) as f64
+        );
     } else {
         println!("Latency median: {} ms", percentile(&lat_ms, 0.5));
         println!("Latency max: {} ms", lat_ms.last().copied().unwrap_or(0));
@@ -253,14 +306,23 @@ impl ServerProc {
     fn start(runtime: &str, threads: usize, port: u16, fanout: bool, cpus: &Option<String>) -> ServerProc {
         let exe = std::env::current_exe().expect("own path");
         let mut cmd = Command::new(exe);
-        cmd.args(["server", "--runtime", runtime, "--threads", &threads.to_string(), "--port", &port.to_string()]);
+        cmd.args([
+            "server",
+            "--runtime",
+            runtime,
+            "--threads",
+            &threads.to_string(),
+            "--port",
+            &port.to_string(),
+        ]);
         if fanout {
             cmd.arg("--fanout");
         }
         if let Some(c) = cpus {
             cmd.args(["--pin", c]);
         }
-        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| die(&format!("start server: {e}")));
+        let mut child =
+            cmd.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| die(&format!("start server: {e}")));
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().expect("piped")).read_line(&mut line).expect("server output");
         if line.trim() != "ready" {
@@ -273,7 +335,8 @@ impl ServerProc {
     fn usage(&self) -> (f64, u64) {
         let pid = self.child.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
         let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
             + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         // SAFETY: sysconf has no preconditions.
@@ -283,8 +346,10 @@ impl ServerProc {
             for t in tasks.flatten() {
                 let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
                 for l in status.lines() {
-                    if l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches") {
-                        switches += l.split_whitespace().last().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                    if l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches")
+                    {
+                        switches +=
+                            l.split_whitespace().last().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
                     }
                 }
             }
@@ -310,16 +375,35 @@ struct RunResult {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
-fn run_pair(sc: &Scenario, server_rt: &str, client_rt: &str, quick: bool, cpus: &(Option<String>, Option<String>)) -> RunResult {
+fn run_pair(
+    sc: &Scenario,
+    server_rt: &str,
+    client_rt: &str,
+    quick: bool,
+    cpus: &(Option<String>, Option<String>),
+) -> RunResult {
     let port = free_port();
     let fanout = sc.name == "fanout";
     let server = ServerProc::start(server_rt, sc.server_threads, port, fanout, &cpus.0);
     let exe = std::env::current_exe().expect("own path");
     let mut cmd = Command::new(exe);
-    cmd.args(["client", "--runtime", client_rt, "--threads", "1", "--port", &port.to_string(), "--scenario", sc.name]);
+    cmd.args([
+        "client",
+        "--runtime",
+        client_rt,
+        "--threads",
+        "1",
+        "--port",
+        &port.to_string(),
+        "--scenario",
+        sc.name,
+    ]);
     if quick {
         cmd.arg("--quick");
     }
@@ -339,9 +423,15 @@ fn run_pair(sc: &Scenario, server_rt: &str, client_rt: &str, quick: bool, cpus: 
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let result = text.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| die("client printed no RESULT"));
-    let kv: HashMap<&str, f64> =
-        result.split_whitespace().filter_map(|p| p.split_once('=')).map(|(k, v)| (k, v.parse().unwrap_or(0.0))).collect();
+    let result = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| die("client printed no RESULT"));
+    let kv: HashMap<&str, f64> = result
+        .split_whitespace()
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k, v.parse().unwrap_or(0.0)))
+        .collect();
     let total = kv["total"].max(1.0);
     RunResult {
         med: kv["med"],
@@ -360,14 +450,14 @@ fn compare(args: &Args) {
     let runs: usize = args.get("runs", 3);
     let quick = args.flag("quick");
     let which = args.str("scenario", "all");
-    let scenarios: Vec<Scenario> = if which == "all" {
-        SCENARIOS.to_vec()
-    } else {
-        which.split(',').map(scenario).collect()
-    };
+    let scenarios: Vec<Scenario> =
+        if which == "all" { SCENARIOS.to_vec() } else { which.split(',').map(scenario).collect() };
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpus = if ncpu >= 2 {
-        (Some((0..ncpu - 1).map(|c| c.to_string()).collect::<Vec<_>>().join(",")), Some((ncpu - 1).to_string()))
+        (
+            Some((0..ncpu - 1).map(|c| c.to_string()).collect::<Vec<_>>().join(",")),
+            Some((ncpu - 1).to_string()),
+        )
     } else {
         (None, None)
     };
@@ -392,7 +482,10 @@ fn compare(args: &Args) {
                 results.entry(rt).or_default().push(run_pair(sc, rt, "tokio", quick, &cpus));
             }
         }
-        table1.push((sc.name, servers.iter().map(|rt| (rt.to_string(), results[rt].clone())).collect::<Vec<_>>()));
+        table1.push((
+            sc.name,
+            servers.iter().map(|rt| (rt.to_string(), results[rt].clone())).collect::<Vec<_>>(),
+        ));
         let mut clients: HashMap<&str, Vec<RunResult>> = HashMap::new();
         for run in 0..runs {
             for crt in ["iocore", "tokio"] {
@@ -406,14 +499,11 @@ fn compare(args: &Args) {
     println!("| scenario | iocore msg/s | tokio msg/s | ratio | iocore p99 µs | tokio p99 µs | iocore CPU µs/msg | tokio CPU µs/msg | iocore ctxsw/msg | tokio ctxsw/msg | floor msg/s | floor CPU µs/msg | fairness io/tk |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, rows) in &table1 {
-        let get = |rt: &str| rows.iter().find(|(r, _)| r.starts_with(rt)).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
+        let get =
+            |rt: &str| rows.iter().find(|(r, _)| r.starts_with(rt)).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
         let (io, tk, fl) = (get("iocore"), get("tokio"), get("floor"));
         let (io_med, tk_med) = (med_of(io, |r| r.med), med_of(tk, |r| r.med));
-        let floor = if fl.is_empty() {
-            "—".to_string()
-        } else {
-            format!("{:.0}", med_of(fl, |r| r.med))
-        };
+        let floor = if fl.is_empty() { "—".to_string() } else { format!("{:.0}", med_of(fl, |r| r.med)) };
         let floor_cpu = if fl.is_empty() {
             "—".to_string()
         } else {
@@ -433,7 +523,9 @@ fn compare(args: &Args) {
         );
     }
     println!("\n### Clients (server: tokio)\n");
-    println!("| scenario | iocore client msg/s | tokio client msg/s | ratio | iocore p99 µs | tokio p99 µs |");
+    println!(
+        "| scenario | iocore client msg/s | tokio client msg/s | ratio | iocore p99 µs | tokio p99 µs |"
+    );
     println!("|---|---|---|---|---|---|");
     for (name, c) in &table2 {
         let (io, tk) = (&c["iocore"], &c["tokio"]);

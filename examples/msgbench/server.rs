@@ -241,8 +241,16 @@ pub fn run_floor(o: ServerOpts) -> io::Result<()> {
                                 conns.push(None);
                                 conns.len() - 1
                             });
-                            poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
-                            conns[i] = Some(Conn { stream, proto: ServerConn::new(o.read_size), pending: Vec::new() });
+                            poll.registry().register(
+                                &mut stream,
+                                Token(i),
+                                Interest::READABLE | Interest::WRITABLE,
+                            )?;
+                            conns[i] = Some(Conn {
+                                stream,
+                                proto: ServerConn::new(o.read_size),
+                                pending: Vec::new(),
+                            });
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => {

@@ -159,7 +159,9 @@ impl PostQueue {
 
     /// `n` bytes left the queue (written, or refused).
     fn consumed(&self, n: usize) {
-        let after = self.queued.fetch_sub(n, SeqCst) - n;
+        // Saturating: `close` zeroes the count while a flusher may still report a write.
+        let before = self.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
+        let after = before.saturating_sub(n);
         if after < self.high_water.load(Relaxed) {
             self.space.wake_all();
         }
@@ -214,13 +216,9 @@ impl PostQueue {
         while self.inflight.load(SeqCst) != 0 {
             std::hint::spin_loop();
         }
-        let mut dropped = 0;
-        while let Some(b) = steal(&self.bufs) {
-            dropped += b.len();
-        }
-        if dropped > 0 {
-            self.consumed(dropped);
-        }
+        while steal(&self.bufs).is_some() {}
+        // Everything still queued (here or in a flusher's batch) is discarded.
+        self.queued.store(0, SeqCst);
         self.flusher.wake();
         self.space.wake_all();
         self.drained.wake_all();
@@ -276,7 +274,11 @@ pub(crate) fn ensure_flusher(sock: &Arc<Socket>) {
     let q = &sock.post;
     if !q.flusher_started.load(Acquire) && !q.flusher_started.swap(true, AcqRel) {
         let handle = crate::Handle { shared: sock.reg.core.clone() };
-        drop(handle.spawn(flush_loop(sock.clone())));
+        let flusher = handle.spawn(flush_loop(sock.clone()));
+        if flusher.is_finished() {
+            // The core is shutting down and refused the task: nothing would ever send.
+            q.close(Some(io::Error::other("post_send: the socket's core is shut down")));
+        }
     }
 }
 
@@ -285,7 +287,16 @@ pub(crate) fn ensure_flusher(sock: &Arc<Socket>) {
 /// it if the owner is gone) once the owner is gone and everything is written, when the
 /// queue is closed, or on a write error.
 async fn flush_loop(sock: Arc<Socket>) {
+    /// Closes the queue however the flusher ends, even when cancelled by a shutdown, so
+    /// later posts fail (with their data) instead of queueing for nobody.
+    struct CloseOnExit<'a>(&'a PostQueue);
+    impl Drop for CloseOnExit<'_> {
+        fn drop(&mut self) {
+            self.0.close(None);
+        }
+    }
     let q = &sock.post;
+    let _close = CloseOnExit(q);
     let mut batch: VecDeque<Bytes> = VecDeque::new();
     let mut give_up_at: Option<Instant> = None;
     let mut rounds = 0u32;
@@ -337,7 +348,6 @@ async fn flush_loop(sock: Arc<Socket>) {
     if dropped > 0 {
         q.consumed(dropped);
     }
-    q.close(None);
 }
 
 /// Waits until the flusher holds the `FLUSHER` role (true), or has nothing more to do
