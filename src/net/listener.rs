@@ -69,7 +69,7 @@ impl ListenOptions {
 /// ```
 ///
 /// `accept` returns transient errors (`EMFILE`, `ENFILE`, `ECONNABORTED`, `ENOBUFS`) as
-/// errors and the listener stays usable. Recommended handling: log, sleep briefly (e.g.
+/// the OS reports them (check `raw_os_error()`), and the listener stays usable. Recommended handling: log, sleep briefly (e.g.
 /// 10–100 ms, growing while the error repeats) and accept again; for `EMFILE`, free fds.
 pub struct TcpListener {
     reg: Registration,
@@ -133,11 +133,11 @@ impl TcpListener {
 
     /// Polls for a connection.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        // Accept errors are returned as the OS reported them, so `raw_os_error()` tells
+        // `EMFILE` from `ECONNABORTED` (the listener is the only thing that can fail here).
         let (stream, peer) = match self.reg.poll_io(cx, Direction::Read, || self.listener.accept()) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => {
-                return Poll::Ready(Err(io::Error::new(e.kind(), format!("accept on {}: {e}", self.local))))
-            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(Ok(pair)) => pair,
         };
         Poll::Ready(TcpStream::from_mio(stream, self.reg.core.clone()).map(|s| (s, peer)))

@@ -30,12 +30,12 @@ use crossbeam_deque::{Injector, Steal};
 use futures::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Buffers per `writev`.
 pub(crate) const MAX_IOV: usize = 64;
@@ -97,6 +97,8 @@ pub(crate) struct PostQueue {
     writer: AtomicU8,
     inflight: AtomicUsize,
     closed: AtomicBool,
+    /// Closed with an error: queued data was discarded.
+    failed: AtomicBool,
     /// Why the socket closed, for later owner operations.
     error: Mutex<Option<(io::ErrorKind, String)>>,
     flusher: AtomicWaker,
@@ -116,6 +118,7 @@ impl PostQueue {
             writer: AtomicU8::new(IDLE),
             inflight: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             error: Mutex::new(None),
             flusher: AtomicWaker::new(),
             flusher_started: AtomicBool::new(false),
@@ -206,30 +209,41 @@ impl PostQueue {
         e.as_ref().map(|(kind, msg)| io::Error::new(*kind, msg.clone()))
     }
 
-    /// Closes the queue: later posts fail; queued data is dropped.
+    /// Stops accepting posts. Returns once every post that was accepted is in the queue.
+    ///
+    /// Without an error the close is graceful: what is queued is still written. With an
+    /// error (abort, write failure, flusher gone) the socket has *failed*: queued data is
+    /// discarded and owner operations return that error.
     pub(crate) fn close(&self, error: Option<io::Error>) {
-        if let Some(e) = error {
+        if let Some(e) = &error {
             let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
             slot.get_or_insert((e.kind(), e.to_string()));
+            self.failed.store(true, SeqCst);
         }
         self.closed.store(true, SeqCst);
         while self.inflight.load(SeqCst) != 0 {
             std::hint::spin_loop();
         }
-        while steal(&self.bufs).is_some() {}
-        // Everything still queued (here or in a flusher's batch) is discarded.
-        self.queued.store(0, SeqCst);
+        if error.is_some() {
+            while steal(&self.bufs).is_some() {}
+            // Everything still queued (here or in a flusher's batch) is discarded.
+            self.queued.store(0, SeqCst);
+        }
         self.flusher.wake();
         self.space.wake_all();
         self.drained.wake_all();
     }
 
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Acquire)
+    }
+
     pub(crate) fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.queued_bytes() == 0 || self.is_closed() {
+        if self.queued_bytes() == 0 || self.has_failed() {
             return Poll::Ready(());
         }
         self.drained.register(cx.waker());
-        if self.queued_bytes() == 0 || self.is_closed() {
+        if self.queued_bytes() == 0 || self.has_failed() {
             return Poll::Ready(());
         }
         Poll::Pending
@@ -287,20 +301,37 @@ pub(crate) fn ensure_flusher(sock: &Arc<Socket>) {
 /// it if the owner is gone) once the owner is gone and everything is written, when the
 /// queue is closed, or on a write error.
 async fn flush_loop(sock: Arc<Socket>) {
-    /// Closes the queue however the flusher ends, even when cancelled by a shutdown, so
-    /// later posts fail (with their data) instead of queueing for nobody.
-    struct CloseOnExit<'a>(&'a PostQueue);
-    impl Drop for CloseOnExit<'_> {
+    /// However the flusher ends (even cancelled by a shutdown), the socket has failed for
+    /// posting: later posts get their data back instead of queueing for nobody.
+    struct FailOnExit<'a>(&'a PostQueue);
+    impl Drop for FailOnExit<'_> {
         fn drop(&mut self) {
-            self.0.close(None);
+            self.0.close(Some(io::Error::new(io::ErrorKind::NotConnected, "socket is closed")));
         }
     }
     let q = &sock.post;
-    let _close = CloseOnExit(q);
+    let fail = FailOnExit(q);
     let mut batch: VecDeque<Bytes> = VecDeque::new();
-    let mut give_up_at: Option<Instant> = None;
+    // Set once the owner is gone: the deadline (linger) for writing what is left.
+    let mut give_up: Option<crate::time::Sleep> = None;
     let mut rounds = 0u32;
-    'scheduled: while wait_scheduled(&sock).await {
+    loop {
+        if !wait_scheduled(&sock).await {
+            if q.has_failed() {
+                return;
+            }
+            // Closed, or the owner is gone, with nothing scheduled: refuse new posts, then
+            // write whatever was accepted before that (posts racing with the close).
+            q.close(None);
+            if q.bufs.is_empty() {
+                // Everything accepted was written: a clean end, not a failure.
+                std::mem::forget(fail);
+                return;
+            }
+            q.schedule();
+            continue;
+        }
+        // Holding FLUSHER: write until the queue is empty.
         loop {
             while batch.len() < MAX_IOV {
                 match steal(&q.bufs) {
@@ -313,21 +344,33 @@ async fn flush_loop(sock: Arc<Socket>) {
                 if !q.bufs.is_empty() {
                     q.schedule();
                 }
-                continue 'scheduled;
+                break;
             }
-            if give_up_at.is_none() && sock.owner_gone() {
-                give_up_at = Some(Instant::now() + sock.linger().unwrap_or(DEFAULT_LINGER));
-            }
-            let want = batch.iter().take(MAX_IOV).map(|b| b.len()).sum();
-            let write = poll_fn(|cx| {
+            let want = batch.iter().map(|b| b.len()).sum();
+            let result = poll_fn(|cx| {
+                // Woken by `close` (abort) and by the last owner's drop, even while the
+                // write waits for room.
+                q.flusher.register(cx.waker());
+                if q.has_failed() {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "socket was aborted",
+                    )));
+                }
+                if give_up.is_none() && sock.owner_gone() {
+                    let linger = sock.linger().unwrap_or(DEFAULT_LINGER);
+                    give_up = Some(crate::time::sleep(linger));
+                }
+                if let Some(deadline) = give_up.as_mut() {
+                    if std::pin::Pin::new(deadline).poll(cx).is_ready() {
+                        let e =
+                            io::Error::new(io::ErrorKind::TimedOut, "linger time elapsed with data unsent");
+                        return Poll::Ready(Err(e));
+                    }
+                }
                 sock.reg.poll_transfer(cx, Direction::Write, want, || write_batch(&sock, &batch))
-            });
-            let result = match give_up_at {
-                Some(at) => crate::time::timeout_at(at, write).await.unwrap_or_else(|_| {
-                    Err(io::Error::new(io::ErrorKind::TimedOut, "linger time elapsed with data unsent"))
-                }),
-                None => write.await,
-            };
+            })
+            .await;
             match result {
                 Ok(n) => {
                     q.consumed(n);
@@ -335,7 +378,7 @@ async fn flush_loop(sock: Arc<Socket>) {
                 }
                 Err(e) => {
                     q.close(Some(sock.context_error("send", e)));
-                    break 'scheduled;
+                    return;
                 }
             }
             rounds += 1;
@@ -344,20 +387,18 @@ async fn flush_loop(sock: Arc<Socket>) {
             }
         }
     }
-    let dropped: usize = batch.drain(..).map(|b| b.len()).sum();
-    if dropped > 0 {
-        q.consumed(dropped);
-    }
 }
 
-/// Waits until the flusher holds the `FLUSHER` role (true), or has nothing more to do
-/// because the queue closed or the owner is gone with nothing queued (false).
+/// Waits until the flusher holds the `FLUSHER` role (true), or has nothing scheduled while
+/// the queue is closed or failed, or the owner is gone (false).
 async fn wait_scheduled(sock: &Socket) -> bool {
     let q = &sock.post;
     poll_fn(|cx| {
         q.flusher.register(cx.waker());
-        if q.writer.load(SeqCst) == FLUSHER {
-            Poll::Ready(!q.is_closed())
+        if q.has_failed() {
+            Poll::Ready(false)
+        } else if q.writer.load(SeqCst) == FLUSHER {
+            Poll::Ready(true)
         } else if q.is_closed() || sock.owner_gone() {
             Poll::Ready(false)
         } else {

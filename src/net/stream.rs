@@ -13,10 +13,14 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// The most buffers one `readv`/`writev` takes (Linux `IOV_MAX`); a vectored operation with
+/// more transfers from the first ones, like a short transfer.
+const IOV_MAX: usize = 1024;
 
 /// One connected socket, shared by its owner(s) (stream or halves) and its flusher.
 pub(crate) struct Socket {
@@ -25,6 +29,8 @@ pub(crate) struct Socket {
     pub(crate) stream: mio::net::TcpStream,
     pub(crate) post: Arc<PostQueue>,
     owners: AtomicUsize,
+    /// `shutdown` sent FIN.
+    fin_sent: AtomicBool,
     /// The peer, for error messages (known once connected).
     peer: OnceLock<SocketAddr>,
 }
@@ -41,6 +47,7 @@ impl Socket {
             stream,
             post: Arc::new(PostQueue::new()),
             owners: AtomicUsize::new(0),
+            fin_sent: AtomicBool::new(false),
             peer,
         }))
     }
@@ -74,6 +81,8 @@ impl Socket {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
+        let n = bufs.len().min(IOV_MAX);
+        let bufs = &mut bufs[..n];
         let want = bufs.iter().map(|b| b.len()).sum();
         self.reg
             .poll_transfer(cx, Direction::Read, want, || (&self.stream).read_vectored(bufs))
@@ -100,6 +109,7 @@ impl Socket {
     ) -> Poll<io::Result<usize>> {
         self.check_open()?;
         if self.post.try_lock_owner() {
+            let bufs = &bufs[..bufs.len().min(IOV_MAX)];
             let want = bufs.iter().map(|b| b.len()).sum();
             let r =
                 self.reg.poll_transfer(cx, Direction::Write, want, || (&self.stream).write_vectored(bufs));
@@ -169,15 +179,20 @@ impl Socket {
         self.post.poll_drained(cx).map(|()| self.post.error().map_or(Ok(()), Err))
     }
 
+    /// Refuses new posts (accepted ones are still written), waits until everything is
+    /// handed to the kernel, then sends FIN once.
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.post.is_closed() && self.post.error().is_none() {
+        if self.fin_sent.load(Acquire) {
             return Poll::Ready(Ok(()));
         }
+        self.post.close(None);
         match self.poll_flush(cx) {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
-        self.post.close(None);
+        if self.fin_sent.swap(true, AcqRel) {
+            return Poll::Ready(Ok(()));
+        }
         Poll::Ready(self.stream.shutdown(Shutdown::Write).map_err(|e| self.context_error("shutdown", e)))
     }
 
@@ -441,6 +456,8 @@ impl TcpStream {
     }
 
     /// Sets `SO_LINGER`; it also bounds how long a dropped stream keeps flushing posts.
+    /// The kernel counts linger in whole seconds: sub-second values round down (to 0 =
+    /// close with a reset, discarding unsent data).
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
         self.opt().set_linger(linger)
     }

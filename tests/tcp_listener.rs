@@ -1,0 +1,360 @@
+//! `TcpListener`: ephemeral ports, `AddrInUse`, several listeners on one core, 500
+//! concurrent clients, `incoming()`, and `accept` recovering after `EMFILE`.
+
+mod net_common;
+
+use futures::StreamExt;
+use iocore::net::{ListenOptions, TcpListener, TcpStream};
+use net_common::{listener, recv_exact, run, LIMIT};
+use std::io::ErrorKind;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+#[test]
+fn bind_port_zero_gets_a_real_port() {
+    run(2, LIMIT, || async {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let a = l.local_addr().expect("local_addr");
+        assert_ne!(a.port(), 0, "local_addr of a port-0 bind still says port 0");
+        assert_eq!(a.ip(), std::net::Ipv4Addr::LOCALHOST);
+        // The port is really listening.
+        let accept = iocore::spawn(async move { l.accept().await.map(|(_, p)| p) });
+        let c = TcpStream::connect(a).await.expect("connect to the reported port");
+        assert_eq!(accept.await.expect("accept task").expect("accept"), c.local_addr().unwrap());
+        // Two port-0 binds get different ports.
+        let (_l1, a1) = listener().await;
+        let (_l2, a2) = listener().await;
+        assert_ne!(a1.port(), a2.port());
+    });
+}
+
+#[test]
+fn second_bind_to_a_used_port_is_addr_in_use() {
+    run(2, LIMIT, || async {
+        let (l, addr) = listener().await;
+        let e = TcpListener::bind(addr).await.expect_err("second bind to a listening port");
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e:?}");
+        assert!(e.to_string().contains(&addr.to_string()), "error does not name the address: {e}");
+        let e = TcpListener::bind_with(addr, ListenOptions::new().backlog(16)).await.expect_err("bind_with");
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e:?}");
+        // The first listener is unaffected.
+        let accept = iocore::spawn(async move { l.accept().await.map(|_| ()) });
+        let _c = TcpStream::connect(addr).await.expect("connect");
+        accept.await.expect("accept task").expect("accept");
+    });
+}
+
+#[test]
+fn reuse_port_lets_two_listeners_share_a_port() {
+    run(2, LIMIT, || async {
+        let opts = ListenOptions::new().reuse_port(true);
+        let l1 = TcpListener::bind_with("127.0.0.1:0", opts.clone()).await.expect("bind 1");
+        let addr = l1.local_addr().unwrap();
+        let l2 = TcpListener::bind_with(addr, opts).await.expect("bind 2 with reuse_port");
+        assert_eq!(l2.local_addr().unwrap(), addr);
+        const N: usize = 40;
+        let count = Arc::new(AtomicUsize::new(0));
+        let acceptors: Vec<_> = [l1, l2]
+            .into_iter()
+            .map(|l| {
+                let count = count.clone();
+                iocore::spawn(async move {
+                    loop {
+                        let (s, _) = l.accept().await.expect("accept");
+                        count.fetch_add(1, Ordering::SeqCst);
+                        s.send_all(b"!").await.expect("send");
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..N {
+            let c = TcpStream::connect(addr).await.expect("connect");
+            let mut b = [0u8; 1];
+            recv_exact(&c, &mut b).await.expect("recv");
+        }
+        assert_eq!(count.load(Ordering::SeqCst), N);
+        for a in acceptors {
+            a.abort();
+        }
+    });
+}
+
+#[test]
+fn two_listeners_on_one_core_both_work() {
+    run(1, LIMIT, || async {
+        let mut servers = Vec::new();
+        let mut addrs = Vec::new();
+        for tag in [b'a', b'b'] {
+            let (l, addr) = listener().await;
+            addrs.push(addr);
+            servers.push(iocore::spawn(async move {
+                for _ in 0..20 {
+                    let (s, _) = l.accept().await.expect("accept");
+                    iocore::spawn(async move {
+                        let mut buf = [0u8; 16];
+                        let n = s.recv(&mut buf).await.expect("recv");
+                        let mut reply = vec![tag];
+                        reply.extend_from_slice(&buf[..n]);
+                        s.send_all(&reply).await.expect("send");
+                    });
+                }
+            }));
+        }
+        // Interleave clients of both listeners, several at once.
+        let clients: Vec<_> = (0..40usize)
+            .map(|i| {
+                let addr = addrs[i % 2];
+                iocore::spawn(async move {
+                    let c = TcpStream::connect(addr).await.expect("connect");
+                    c.send_all(&[i as u8]).await.expect("send");
+                    let mut r = [0u8; 2];
+                    recv_exact(&c, &mut r).await.expect("recv");
+                    assert_eq!(r, [[b'a', b'b'][i % 2], i as u8]);
+                })
+            })
+            .collect();
+        for c in clients {
+            c.await.expect("client");
+        }
+        for s in servers {
+            s.await.expect("server");
+        }
+    });
+}
+
+#[test]
+fn incoming_yields_connections() {
+    run(2, LIMIT, || async {
+        let (l, addr) = listener().await;
+        let server = iocore::spawn(async move {
+            let mut incoming = l.incoming();
+            for i in 0..10u8 {
+                let s = incoming.next().await.expect("incoming never ends").expect("incoming error");
+                s.send_all(&[i]).await.expect("send");
+            }
+        });
+        for i in 0..10u8 {
+            let c = TcpStream::connect(addr).await.expect("connect");
+            let mut b = [0u8; 1];
+            recv_exact(&c, &mut b).await.expect("recv");
+            assert_eq!(b[0], i);
+        }
+        server.await.expect("server");
+    });
+}
+
+#[test]
+fn five_hundred_concurrent_clients_are_all_accepted() {
+    const CLIENTS: usize = 500;
+    // Both ends live in this process: make sure the fd limit is not the bottleneck.
+    raise_nofile_to_hard_limit();
+    run(2, LIMIT, || async {
+        let (l, addr) = listener().await;
+        let server = iocore::spawn(async move {
+            // Keep every accepted stream open until all clients are in, so they are
+            // really concurrent.
+            let mut held = Vec::with_capacity(CLIENTS);
+            while held.len() < CLIENTS {
+                let (s, _) = l.accept().await.expect("accept");
+                held.push(s);
+            }
+            held.len()
+        });
+        let connected = Arc::new(AtomicUsize::new(0));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let connected = connected.clone();
+                iocore::spawn(async move {
+                    let c = TcpStream::connect(addr).await.expect("connect");
+                    connected.fetch_add(1, Ordering::SeqCst);
+                    // Wait for the server to let go: EOF.
+                    let mut b = [0u8; 1];
+                    assert_eq!(c.recv(&mut b).await.expect("recv"), 0);
+                })
+            })
+            .collect();
+        let accepted = server.await.expect("server task");
+        assert_eq!(accepted, CLIENTS);
+        for c in clients {
+            c.await.expect("client task");
+        }
+        assert_eq!(connected.load(Ordering::SeqCst), CLIENTS);
+    });
+}
+
+const EMFILE_CHILD: &str = "IOCORE_TCP_LISTENER_EMFILE_CHILD";
+const EMFILE_OK: &str = "EMFILE-CHILD-OK";
+
+/// Output of the EMFILE child process: `(success, stdout, stderr)`.
+struct ChildRun {
+    success: bool,
+    status: String,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `accept_keeps_working_after_emfile` again in a child process (the fd limit is
+/// process-wide), where it lowers `RLIMIT_NOFILE` and does the real work. Run once per
+/// process, shared by the tests that look at its result.
+fn emfile_child_run() -> &'static ChildRun {
+    static RUN: OnceLock<ChildRun> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut child = Command::new(exe)
+            .args(["accept_keeps_working_after_emfile", "--exact", "--nocapture", "--test-threads=1"])
+            .env(EMFILE_CHILD, "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn child test process");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the EMFILE child process hung");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = child.wait_with_output().expect("child output");
+        ChildRun {
+            success: status.success(),
+            status: status.to_string(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+}
+
+#[test]
+fn accept_keeps_working_after_emfile() {
+    if std::env::var_os(EMFILE_CHILD).is_some() {
+        emfile_child();
+        println!("{EMFILE_OK}");
+        return;
+    }
+    let r = emfile_child_run();
+    assert!(r.success, "child failed: {}\nstdout:\n{}\nstderr:\n{}", r.status, r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(EMFILE_OK),
+        "child did not run the test\nstdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// The documented advice for `EMFILE` is to free fds, so callers must be able to tell it
+/// apart: the accept error must keep the OS error code (`raw_os_error() == Some(EMFILE)`),
+/// not only mention it in its message.
+#[test]
+fn accept_emfile_error_keeps_the_os_error_code() {
+    if std::env::var_os(EMFILE_CHILD).is_some() {
+        return;
+    }
+    let r = emfile_child_run();
+    let line = r.stdout.lines().find(|l| l.contains("accept error after")).unwrap_or_else(|| {
+        panic!("child did not report its accept error\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr)
+    });
+    assert!(
+        line.contains(&format!("raw_os_error=Some({})", libc::EMFILE)),
+        "the EMFILE accept error lost its OS error code: {line}"
+    );
+}
+
+fn raise_nofile_to_hard_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0, "getrlimit");
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
+        }
+    }
+}
+
+fn set_nofile(soft: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0, "getrlimit");
+        lim.rlim_cur = soft.min(lim.rlim_max);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
+    }
+}
+
+fn emfile_child() {
+    const PENDING: usize = 40;
+    const HEADROOM: usize = 6;
+    run(1, LIMIT, || async {
+        let (l, addr) = listener().await;
+        // Connections waiting in the backlog (plain blocking clients: the kernel completes
+        // the handshake without an accept).
+        let clients: Vec<std::net::TcpStream> =
+            (0..PENDING).map(|_| std::net::TcpStream::connect(addr).expect("std connect")).collect();
+        let open = net_common::fd_count();
+        // Room for a few accepts only (no fd may be opened by anything else from here on).
+        set_nofile((open + HEADROOM) as u64);
+        let accept = || async {
+            iocore::time::timeout(Duration::from_secs(5), l.accept())
+                .await
+                .expect("accept hung (a pending connection was not seen)")
+        };
+        let mut accepted = Vec::new();
+        let err = loop {
+            match accept().await {
+                Ok((s, _)) => accepted.push(s),
+                Err(e) => break e,
+            }
+            assert!(accepted.len() <= PENDING, "never hit the fd limit");
+        };
+        println!(
+            "accept error after {} accepts: kind={:?} raw_os_error={:?} msg={err}",
+            accepted.len(),
+            err.kind(),
+            err.raw_os_error()
+        );
+        assert!(
+            err.raw_os_error() == Some(libc::EMFILE) || err.to_string().contains("os error 24"),
+            "expected EMFILE, got {err:?}"
+        );
+        // The listener stays usable: the same error again while nothing was freed...
+        let again = accept().await.expect_err("accept with no free fd");
+        assert!(again.to_string().contains("os error 24"), "{again:?}");
+        // ...and accepts succeed again once fds are freed (no new connection arrives: the
+        // pending ones must still be seen).
+        let freed = accepted.len().min(3);
+        assert!(freed > 0, "no accept succeeded before EMFILE");
+        accepted.truncate(accepted.len() - freed);
+        for i in 0..freed {
+            let (s, _) = accept().await.unwrap_or_else(|e| panic!("accept {i} after freeing fds: {e}"));
+            accepted.push(s);
+        }
+        // Raise the limit again: every pending connection gets accepted, and works.
+        set_nofile((open + PENDING + 64) as u64);
+        while accepted.len() < PENDING - freed {
+            let (s, _) = accept().await.expect("accept after raising the limit");
+            accepted.push(s);
+        }
+        for s in &accepted {
+            s.send_all(b"x").await.expect("send on an accepted stream");
+        }
+        drop(accepted);
+        // The clients whose server side was freed earlier see EOF, the others an "x"
+        // then EOF; none sees an error.
+        let mut xs = 0;
+        for mut c in clients {
+            use std::io::Read;
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = Vec::new();
+            c.read_to_end(&mut buf).expect("client read");
+            xs += buf.len();
+        }
+        assert_eq!(xs, PENDING - freed);
+    });
+}
