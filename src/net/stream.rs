@@ -564,6 +564,20 @@ macro_rules! async_io_impls {
                 self.sock().poll_recv_vectored(cx, bufs)
             }
         }
+
+        /// With the `tokio` feature: tokio's read trait, for tokio-util codecs and hyper.
+        #[cfg(feature = "tokio")]
+        impl tokio::io::AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                let n = std::task::ready!(self.sock().poll_recv(cx, buf.initialize_unfilled()))?;
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+        }
     };
     (write $t:ty) => {
         impl AsyncWrite for $t {
@@ -581,6 +595,30 @@ macro_rules! async_io_impls {
                 self.sock().poll_flush(cx)
             }
             fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.sock().poll_shutdown(cx)
+            }
+        }
+
+        /// With the `tokio` feature: tokio's write trait, for tokio-util codecs and hyper.
+        #[cfg(feature = "tokio")]
+        impl tokio::io::AsyncWrite for $t {
+            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                self.sock().poll_send(cx, buf)
+            }
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.sock().poll_send_vectored(cx, bufs)
+            }
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.sock().poll_flush(cx)
+            }
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 self.sock().poll_shutdown(cx)
             }
         }
