@@ -34,9 +34,12 @@ fn parse_int(bytes: &[u8], what: &str) -> Result<i64, ProtocolError> {
         .ok_or_else(|| ProtocolError(format!("invalid {what} {:?}", String::from_utf8_lossy(bytes))))
 }
 
+/// A parsed command's arguments and the bytes it used; `None` while incomplete.
+pub type Parsed<'a> = Option<(Vec<&'a [u8]>, usize)>;
+
 /// Parses one command at the start of `buf`: `Ok(None)` if it is incomplete, else the
 /// arguments and the number of bytes consumed.
-pub fn parse(buf: &[u8]) -> Result<Option<(Vec<&[u8]>, usize)>, ProtocolError> {
+pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, ProtocolError> {
     let Some(&first) = buf.first() else { return Ok(None) };
     if first != b'*' {
         return parse_inline(buf);
@@ -88,7 +91,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Vec<&[u8]>, usize)>, ProtocolError> {
     Ok(Some((args, pos)))
 }
 
-fn parse_inline(buf: &[u8]) -> Result<Option<(Vec<&[u8]>, usize)>, ProtocolError> {
+fn parse_inline(buf: &[u8]) -> Result<Parsed<'_>, ProtocolError> {
     let Some(end) = buf.iter().position(|&b| b == b'\n') else {
         return if buf.len() > MAX_INLINE {
             Err(ProtocolError("inline command too long".into()))
