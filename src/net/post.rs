@@ -33,7 +33,7 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -90,7 +90,9 @@ impl std::error::Error for PostError {}
 
 /// The shared half of a socket's send side: the queue and the writer hand-off.
 pub(crate) struct PostQueue {
-    bufs: Injector<Bytes>,
+    /// Allocated on the first post: most sockets never post, and the queue's first block
+    /// is a kilobyte that would only cost memory and cache misses.
+    bufs: OnceLock<Injector<Bytes>>,
     /// Bytes posted and not yet handed to the kernel (queue + flusher's batch).
     queued: AtomicUsize,
     high_water: AtomicUsize,
@@ -112,7 +114,7 @@ pub(crate) struct PostQueue {
 impl PostQueue {
     pub(crate) fn new() -> PostQueue {
         PostQueue {
-            bufs: Injector::new(),
+            bufs: OnceLock::new(),
             queued: AtomicUsize::new(0),
             high_water: AtomicUsize::new(DEFAULT_HIGH_WATER),
             writer: AtomicU8::new(IDLE),
@@ -148,7 +150,7 @@ impl PostQueue {
             self.consumed(len);
             return Err(PostError::WouldExceed(data));
         }
-        self.bufs.push(data);
+        self.bufs.get_or_init(Injector::new).push(data);
         self.schedule();
         Ok(())
     }
@@ -185,9 +187,21 @@ impl PostQueue {
     /// Gives the writer role back and hands over to the flusher if posts arrived meanwhile.
     pub(crate) fn unlock_owner(&self) {
         self.writer.store(IDLE, SeqCst);
-        if !self.bufs.is_empty() {
+        // `queued` counts posts before they are pushed; a post seen here that is not
+        // pushed yet schedules the flusher itself after its push.
+        if self.queued.load(SeqCst) != 0 {
             self.schedule();
         }
+    }
+
+    /// Whether posted buffers wait in the queue.
+    fn has_bufs(&self) -> bool {
+        self.bufs.get().is_some_and(|b| !b.is_empty())
+    }
+
+    /// Takes the next queued buffer.
+    fn pop(&self) -> Option<Bytes> {
+        steal(self.bufs.get()?)
     }
 
     pub(crate) fn queued_bytes(&self) -> usize {
@@ -205,6 +219,9 @@ impl PostQueue {
 
     /// The error that closed the socket, if it failed.
     pub(crate) fn error(&self) -> Option<io::Error> {
+        if !self.has_failed() {
+            return None;
+        }
         let e = self.error.lock().unwrap_or_else(|e| e.into_inner());
         e.as_ref().map(|(kind, msg)| io::Error::new(*kind, msg.clone()))
     }
@@ -225,7 +242,7 @@ impl PostQueue {
             std::hint::spin_loop();
         }
         if error.is_some() {
-            while steal(&self.bufs).is_some() {}
+            while self.pop().is_some() {}
             // Everything still queued (here or in a flusher's batch) is discarded.
             self.queued.store(0, SeqCst);
         }
@@ -323,7 +340,7 @@ async fn flush_loop(sock: Arc<Socket>) {
             // Closed, or the owner is gone, with nothing scheduled: refuse new posts, then
             // write whatever was accepted before that (posts racing with the close).
             q.close(None);
-            if q.bufs.is_empty() {
+            if !q.has_bufs() {
                 // Everything accepted was written: a clean end, not a failure.
                 std::mem::forget(fail);
                 return;
@@ -334,14 +351,14 @@ async fn flush_loop(sock: Arc<Socket>) {
         // Holding FLUSHER: write until the queue is empty.
         loop {
             while batch.len() < MAX_IOV {
-                match steal(&q.bufs) {
+                match q.pop() {
                     Some(b) => batch.push_back(b),
                     None => break,
                 }
             }
             if batch.is_empty() {
                 q.writer.store(IDLE, SeqCst);
-                if !q.bufs.is_empty() {
+                if q.has_bufs() {
                     q.schedule();
                 }
                 break;
