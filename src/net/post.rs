@@ -32,7 +32,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -46,9 +46,57 @@ const DEFAULT_LINGER: Duration = Duration::from_secs(30);
 /// Writes the flusher does before yielding its worker.
 const FLUSH_ROUNDS: u32 = 16;
 
-const IDLE: u8 = 0;
-const FLUSHER: u8 = 1;
-const OWNER: u8 = 2;
+const IDLE: u32 = 0;
+const FLUSHER: u32 = 1;
+const OWNER: u32 = 2;
+const ROLE: u32 = 0b11;
+/// Set by a post while someone holds the role: the holder must not leave it `IDLE`.
+const PENDING: u32 = 0b100;
+
+/// The writer hand-off of the module docs: `IDLE`, `FLUSHER` or `OWNER`, plus a `PENDING`
+/// flag, in one atomic. Posts and releases are read-modify-writes of this one word, so a
+/// post can never slip between a holder's "queue empty?" and its release (no store-load
+/// race across two locations). Kept apart from the queue so that loom can model it.
+pub(crate) struct WriterRole(crate::sync::AtomicU32);
+
+impl WriterRole {
+    pub(crate) fn new() -> WriterRole {
+        WriterRole(crate::sync::AtomicU32::new(IDLE))
+    }
+
+    fn update(&self, f: impl Fn(u32) -> u32) -> u32 {
+        let mut cur = self.0.load(SeqCst);
+        loop {
+            match self.0.compare_exchange_weak(cur, f(cur), SeqCst, SeqCst) {
+                Ok(prev) => return prev,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// A buffer was pushed: `IDLE -> FLUSHER` (true: the flusher must be woken), or mark
+    /// `PENDING` for the current holder.
+    pub(crate) fn posted(&self) -> bool {
+        let prev = self.update(|cur| if cur & ROLE == IDLE { FLUSHER } else { cur | PENDING });
+        prev & ROLE == IDLE
+    }
+
+    /// `IDLE -> OWNER`, for a direct write by the stream's owner.
+    pub(crate) fn try_lock_owner(&self) -> bool {
+        self.0.compare_exchange(IDLE, OWNER, SeqCst, SeqCst).is_ok()
+    }
+
+    /// The holder (owner, or flusher with an empty queue) gives the role back. If a post
+    /// came meanwhile the role goes to the flusher instead: true (wake it, or keep going).
+    pub(crate) fn release(&self) -> bool {
+        let prev = self.update(|cur| if cur & PENDING != 0 { FLUSHER } else { IDLE });
+        prev & PENDING != 0
+    }
+
+    pub(crate) fn is_flusher(&self) -> bool {
+        self.0.load(SeqCst) & ROLE == FLUSHER
+    }
+}
 
 /// Why a `post_send` refused its data; the data is inside, nothing is lost.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,7 +144,7 @@ pub(crate) struct PostQueue {
     /// Bytes posted and not yet handed to the kernel (queue + flusher's batch).
     queued: AtomicUsize,
     high_water: AtomicUsize,
-    writer: AtomicU8,
+    writer: WriterRole,
     inflight: AtomicUsize,
     closed: AtomicBool,
     /// Closed with an error: queued data was discarded.
@@ -117,7 +165,7 @@ impl PostQueue {
             bufs: OnceLock::new(),
             queued: AtomicUsize::new(0),
             high_water: AtomicUsize::new(DEFAULT_HIGH_WATER),
-            writer: AtomicU8::new(IDLE),
+            writer: WriterRole::new(),
             inflight: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -157,7 +205,7 @@ impl PostQueue {
 
     /// Makes sure someone will write what is queued.
     fn schedule(&self) {
-        if self.writer.compare_exchange(IDLE, FLUSHER, SeqCst, SeqCst).is_ok() {
+        if self.writer.posted() {
             self.flusher.wake();
         }
     }
@@ -181,16 +229,13 @@ impl PostQueue {
 
     /// Takes the writer role for a direct owner write; false if the flusher has it.
     pub(crate) fn try_lock_owner(&self) -> bool {
-        self.writer.compare_exchange(IDLE, OWNER, SeqCst, SeqCst).is_ok()
+        self.writer.try_lock_owner()
     }
 
-    /// Gives the writer role back and hands over to the flusher if posts arrived meanwhile.
+    /// Gives the writer role back, to the flusher if posts arrived meanwhile.
     pub(crate) fn unlock_owner(&self) {
-        self.writer.store(IDLE, SeqCst);
-        // `queued` counts posts before they are pushed; a post seen here that is not
-        // pushed yet schedules the flusher itself after its push.
-        if self.queued.load(SeqCst) != 0 {
-            self.schedule();
+        if self.writer.release() {
+            self.flusher.wake();
         }
     }
 
@@ -357,9 +402,9 @@ async fn flush_loop(sock: Arc<Socket>) {
                 }
             }
             if batch.is_empty() {
-                q.writer.store(IDLE, SeqCst);
-                if q.has_bufs() {
-                    q.schedule();
+                if q.writer.release() {
+                    // A post raced with the release: still ours, keep writing.
+                    continue;
                 }
                 break;
             }
@@ -414,7 +459,7 @@ async fn wait_scheduled(sock: &Socket) -> bool {
         q.flusher.register(cx.waker());
         if q.has_failed() {
             Poll::Ready(false)
-        } else if q.writer.load(SeqCst) == FLUSHER {
+        } else if q.writer.is_flusher() {
             Poll::Ready(true)
         } else if q.is_closed() || sock.owner_gone() {
             Poll::Ready(false)
@@ -527,5 +572,72 @@ impl fmt::Debug for PostSender {
             .field("queued_bytes", &self.queued_bytes())
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The writer hand-off: a poster, the owner and the flusher race. Never two writers at
+    //! once, and a post is never stranded (queued work implies a scheduled flusher).
+    use super::*;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize};
+    use loom::sync::Arc;
+
+    struct Model {
+        role: WriterRole,
+        queued: AtomicUsize,
+        writing: AtomicBool,
+    }
+
+    impl Model {
+        fn write(&self) {
+            assert!(!self.writing.swap(true, SeqCst), "two writers at once");
+            self.writing.store(false, SeqCst);
+        }
+
+        /// One flusher turn: only while holding FLUSHER; drains, then releases.
+        fn flush_turn(&self) {
+            if self.role.is_flusher() {
+                self.write();
+                self.queued.store(0, SeqCst);
+                self.role.release();
+            }
+        }
+    }
+
+    #[test]
+    fn loom_post_owner_flusher_hand_off() {
+        loom::model(|| {
+            let m = Arc::new(Model {
+                role: WriterRole::new(),
+                queued: AtomicUsize::new(0),
+                writing: AtomicBool::new(false),
+            });
+            let poster = {
+                let m = m.clone();
+                loom::thread::spawn(move || {
+                    m.queued.fetch_add(1, SeqCst);
+                    m.role.posted();
+                })
+            };
+            let owner = {
+                let m = m.clone();
+                loom::thread::spawn(move || {
+                    if m.role.try_lock_owner() {
+                        m.write();
+                        m.role.release();
+                    }
+                })
+            };
+            m.flush_turn();
+            poster.join().unwrap();
+            owner.join().unwrap();
+            assert!(
+                m.queued.load(SeqCst) == 0 || m.role.is_flusher(),
+                "a post is queued but nobody is scheduled to write it"
+            );
+            m.flush_turn();
+            assert_eq!(m.queued.load(SeqCst), 0);
+        });
     }
 }
