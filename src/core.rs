@@ -230,7 +230,18 @@ impl IoCore {
         self.handle.wait_idle(timeout)
     }
 
-    /// A snapshot of the core's counters.
+    /// A snapshot of the core's counters (always on; reading it takes no lock). See
+    /// `examples/metrics.rs` for a program that prints it every second.
+    ///
+    /// ```
+    /// let core = iocore::IoCore::builder().threads(2).build()?;
+    /// core.block_on(core.spawn(async {})).unwrap();
+    /// let m = core.metrics();
+    /// assert_eq!(m.workers, 2);
+    /// assert_eq!(m.live_tasks, 0);
+    /// assert!(m.worker_polls.iter().sum::<u64>() >= 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn metrics(&self) -> Metrics {
         self.handle.metrics()
     }
@@ -362,6 +373,7 @@ impl Handle {
         let inside = sched::with_current_core(|c| {
             c.is_some_and(|(s, worker)| *worker && Arc::ptr_eq(s, &self.shared))
         });
+        crate::trace::trace_event!(task = id, delayed = deadline.is_some(), "spawn");
         self.shared.start_task(raw, inside);
         JoinHandle::new(raw)
     }

@@ -45,6 +45,8 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod core;
+#[macro_use]
+mod trace;
 mod io;
 pub mod net;
 mod sched;

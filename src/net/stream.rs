@@ -38,6 +38,7 @@ pub(crate) struct Socket {
 impl Socket {
     fn new(stream: mio::net::TcpStream, core: Arc<Shared>) -> io::Result<Arc<Socket>> {
         let reg = Registration::new(core, stream.as_raw_fd())?;
+        crate::trace::debug_event!(fd = stream.as_raw_fd(), "socket open");
         let peer = OnceLock::new();
         if let Ok(p) = stream.peer_addr() {
             let _ = peer.set(p);
@@ -674,6 +675,12 @@ pub fn reunite(recv: OwnedRecvHalf, send: OwnedSendHalf) -> Result<TcpStream, Re
 impl fmt::Debug for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Socket").field("peer", &self.0.peer.get()).finish()
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        crate::trace::debug_event!(fd = self.stream.as_raw_fd(), "socket close");
     }
 }
 

@@ -444,6 +444,8 @@ impl Shared {
             }
             Claim::Run => {
                 task.set_deadline(NO_DEADLINE);
+                #[cfg(feature = "tracing")]
+                let _span = tracing::trace_span!("poll", task = task.header().id).entered();
                 let done = CURRENT_TASK.with(|c| {
                     c.set(task.as_ptr());
                     crate::io::reset_budget(Some(crate::io::BUDGET));
@@ -460,6 +462,7 @@ impl Shared {
                     AfterPoll::Requeue => self.push_ready(task),
                     AfterPoll::ToSched => self.push_front(task),
                     AfterPoll::Parked => {
+                        crate::trace::trace_event!(task = task.header().id, "park");
                         self.parked.fetch_add(1, Relaxed);
                     }
                 }

@@ -166,6 +166,7 @@ impl RawTask {
 
     /// A wake with extra flags; queues the task if this call took it out of `WAITING`.
     pub(crate) fn notify(self, extra: u32) {
+        crate::trace::trace_event!(task = self.header().id, flags = extra, "wake");
         if let Notify::Schedule { in_heap } = self.header().state.notify(extra) {
             self.header().shared.schedule_woken(self, in_heap);
         }
