@@ -128,6 +128,12 @@ impl Builder {
             Some(n) => n,
             None => thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         };
+        if self.thread_name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("iocore: thread name {:?} contains a NUL byte", self.thread_name),
+            ));
+        }
         if threads == 0 || threads > MAX_THREADS {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

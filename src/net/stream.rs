@@ -72,6 +72,9 @@ impl Socket {
 
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let want = buf.len();
+        if want == 0 {
+            return Poll::Ready(Ok(0));
+        }
         self.reg
             .poll_transfer(cx, Direction::Read, want, || (&self.stream).read(buf))
             .map_err(|e| self.context_error("recv", e))
@@ -85,6 +88,9 @@ impl Socket {
         let n = bufs.len().min(IOV_MAX);
         let bufs = &mut bufs[..n];
         let want = bufs.iter().map(|b| b.len()).sum();
+        if want == 0 {
+            return Poll::Ready(Ok(0));
+        }
         self.reg
             .poll_transfer(cx, Direction::Read, want, || (&self.stream).read_vectored(bufs))
             .map_err(|e| self.context_error("recv", e))
@@ -109,6 +115,9 @@ impl Socket {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.check_open()?;
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(0));
+        }
         if self.post.try_lock_owner() {
             let bufs = &bufs[..bufs.len().min(IOV_MAX)];
             let want = bufs.iter().map(|b| b.len()).sum();
@@ -368,6 +377,9 @@ impl TcpStream {
 
     /// Receives without waiting: `WouldBlock` if nothing is there.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         let s = self.sock();
         s.try_io(Direction::Read, || (&s.stream).read(buf))
     }

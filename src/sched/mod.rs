@@ -68,8 +68,10 @@ const EVENTS_PER_STEP: usize = 1024;
 const KICK_TOKEN: Token = Token(0);
 const TIMER_TOKEN: Token = Token(1);
 
-/// Counters of one worker, for `IoCore::metrics`.
+/// Counters of one worker, for `IoCore::metrics` (a cache line of its own: each worker
+/// bumps its `polls` on every poll).
 #[derive(Default)]
+#[repr(align(128))]
 pub(crate) struct WorkerStats {
     pub(crate) polls: AtomicU64,
     pub(crate) busy_ns: AtomicU64,
@@ -436,14 +438,20 @@ impl Shared {
     }
 
     /// Polls one task the worker popped from the ready queue.
-    fn run_task(&self, task: RawTask) {
+    fn run_task(&self, task: RawTask, worker: usize) {
         match task.claim() {
             Claim::Cancel => {
                 task.cancel();
                 self.complete(task, true);
             }
-            Claim::Run => {
-                task.set_deadline(NO_DEADLINE);
+            claim @ (Claim::Run | Claim::Start) => {
+                // The deadline is sticky until it passes (or the delayed start is spent):
+                // a future that registered it and is not polled again must still be woken.
+                let deadline = task.deadline();
+                if claim == Claim::Start || (deadline != NO_DEADLINE && deadline <= clock::now_ns()) {
+                    task.set_deadline(NO_DEADLINE);
+                }
+                self.workers[worker].polls.fetch_add(1, Relaxed);
                 #[cfg(feature = "tracing")]
                 let _span = tracing::trace_span!("poll", task = task.header().id).entered();
                 let done = CURRENT_TASK.with(|c| {
@@ -510,11 +518,10 @@ impl Shared {
             let mut ran = 0;
             while ran < EXEC_BATCH {
                 let Some(task) = self.pop_ready(index, &local) else { break };
-                self.run_task(task);
+                self.run_task(task, index);
                 ran += 1;
             }
             if ran > 0 {
-                stats.polls.fetch_add(ran as u64, Relaxed);
                 stats.busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
                 continue;
             }

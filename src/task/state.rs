@@ -69,6 +69,8 @@ pub(crate) enum AfterPoll {
 pub(crate) enum Claim {
     /// Poll the future.
     Run,
+    /// Poll the future of a `spawn_at` task for the first time (its start deadline is spent).
+    Start,
     /// Abort was requested: drop the future instead of polling it.
     Cancel,
 }
@@ -126,7 +128,13 @@ impl State {
                 // The wakeup that started a `spawn_at` task early is consumed by the start.
                 next &= !(DELAYED | WOKEN);
             }
-            let claim = if cur & CANCELLED != 0 { Claim::Cancel } else { Claim::Run };
+            let claim = if cur & CANCELLED != 0 {
+                Claim::Cancel
+            } else if cur & DELAYED != 0 {
+                Claim::Start
+            } else {
+                Claim::Run
+            };
             (Some(next), claim)
         })
     }

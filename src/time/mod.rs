@@ -1,8 +1,9 @@
 //! Time: [`sleep`], [`timeout`] and [`interval`], all built on task deadlines.
 //!
-//! A task carries one deadline, reset at each poll, that the futures it polls may only
-//! lower. When the task returns `Pending`, the sched-role parks it in its deadline heap
-//! under that deadline and the kernel wait is armed (with a `timerfd`, so sub-millisecond
+//! A task carries one deadline that the futures it polls may only lower; it is cleared
+//! once it has passed (so a future that set it and is not polled again is still woken,
+//! and a future that finished early costs at most one spurious wakeup). When the task
+//! returns `Pending`, the sched-role parks it in its deadline heap under that deadline and the kernel wait is armed (with a `timerfd`, so sub-millisecond
 //! deadlines are honoured). So a `sleep` inside a task allocates nothing and takes no lock.
 //!
 //! When a time future is polled under a *foreign* waker (inside `FuturesUnordered`, or by

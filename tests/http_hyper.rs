@@ -1,0 +1,211 @@
+//! hyper 1.x on iocore: the `http` example's server (`examples/http/server.rs`) in-process,
+//! driven by a hyper HTTP/1.1 client that also runs on iocore. Needs the `tokio` feature
+//! (hyper's IO goes through `hyper_util::rt::TokioIo`):
+//! `cargo test --features tokio --test http_hyper`.
+#![cfg(feature = "tokio")]
+
+#[path = "../examples/http/server.rs"]
+mod server;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::rt::{Executor, Timer};
+use hyper::{header, Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use iocore::net::{TcpListener, TcpStream};
+use iocore::IoCore;
+use server::{IoCoreExecutor, IoCoreTimer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A core serving the example's service on an ephemeral port.
+fn start(http: hyper::server::conn::http1::Builder) -> (IoCore, SocketAddr) {
+    let core = IoCore::builder().threads(2).build().unwrap();
+    let listener = core.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(core.spawn(server::serve(listener, http)));
+    (core, addr)
+}
+
+fn run<T>(core: &IoCore, test: impl Future<Output = T>) -> T {
+    core.block_on(iocore::time::timeout(LIMIT, test)).expect("test timed out")
+}
+
+/// An HTTP/1.1 client connection over an iocore stream; hyper's connection future runs as
+/// an iocore task (through the executor).
+async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    IoCoreExecutor::current().execute(async move {
+        if let Err(e) = conn.await {
+            panic!("client connection failed: {e}");
+        }
+    });
+    sender
+}
+
+async fn request(
+    sender: &mut SendRequest<Full<Bytes>>,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> (StatusCode, Bytes) {
+    sender.ready().await.expect("connection still usable");
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "localhost")
+        .body(Full::new(body))
+        .unwrap();
+    let resp = sender.send_request(req).await.expect("a response");
+    let status = resp.status();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+fn pattern(len: usize, seed: u8) -> Bytes {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>().into()
+}
+
+#[test]
+fn get_root_says_hello() {
+    let (core, addr) = start(server::http1());
+    run(&core, async {
+        let mut sender = connect(addr).await;
+        let (status, body) = request(&mut sender, Method::GET, "/", Bytes::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&body[..], b"Hello, World!");
+        let (status, _) = request(&mut sender, Method::GET, "/nope", Bytes::new()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    });
+}
+
+#[test]
+fn post_echo_returns_a_100_kib_body() {
+    let (core, addr) = start(server::http1());
+    run(&core, async {
+        let mut sender = connect(addr).await;
+        let data = pattern(100 * 1024, 7);
+        let (status, body) = request(&mut sender, Method::POST, "/echo", data.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.len(), data.len());
+        assert!(body == data, "echoed body differs");
+    });
+}
+
+#[test]
+fn fifty_sequential_requests_on_one_keep_alive_connection() {
+    let (core, addr) = start(server::http1());
+    run(&core, async {
+        let mut sender = connect(addr).await;
+        for i in 0..50u32 {
+            if i % 2 == 0 {
+                let (status, body) = request(&mut sender, Method::GET, "/", Bytes::new()).await;
+                assert_eq!((status, &body[..]), (StatusCode::OK, &b"Hello, World!"[..]), "request {i}");
+            } else {
+                let data = pattern(100 + i as usize * 97, i as u8);
+                let (status, body) = request(&mut sender, Method::POST, "/echo", data.clone()).await;
+                assert_eq!((status, body), (StatusCode::OK, data), "request {i}");
+            }
+        }
+        // All 50 went over the one connection: it is still open and usable.
+        assert!(!sender.is_closed());
+    });
+}
+
+#[test]
+fn twenty_concurrent_connections() {
+    let (core, addr) = start(server::http1());
+    run(&core, async {
+        let clients: Vec<_> = (0..20u8)
+            .map(|c| {
+                iocore::spawn(async move {
+                    let mut sender = connect(addr).await;
+                    for r in 0..5u8 {
+                        let data = pattern(1000 + c as usize * 1000 + r as usize, c ^ r);
+                        let (status, body) = request(&mut sender, Method::POST, "/echo", data.clone()).await;
+                        assert_eq!((status, body), (StatusCode::OK, data), "client {c} request {r}");
+                        let (status, body) = request(&mut sender, Method::GET, "/", Bytes::new()).await;
+                        assert_eq!((status, &body[..]), (StatusCode::OK, &b"Hello, World!"[..]));
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.await.expect("client task");
+        }
+    });
+}
+
+/// hyper's header read timeout runs on the iocore timer: a client that never finishes
+/// its request head is disconnected.
+#[test]
+fn header_read_timeout_uses_the_iocore_timer() {
+    let mut http = server::http1();
+    http.header_read_timeout(Duration::from_millis(200));
+    let (core, addr) = start(http);
+    run(&core, async {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let start = Instant::now();
+        stream.send_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.recv(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // a 408 response, if any, then the close
+            }
+        }
+        assert!(start.elapsed() >= Duration::from_millis(200), "closed early: {:?}", start.elapsed());
+        // A complete request on a fresh connection still works with that setting.
+        let mut sender = connect(addr).await;
+        let (status, _) = request(&mut sender, Method::GET, "/", Bytes::new()).await;
+        assert_eq!(status, StatusCode::OK);
+    });
+}
+
+/// The timer adapter by itself: sleep, sleep_until, and reset (later, then earlier).
+#[test]
+fn timer_adapter_sleeps_and_resets() {
+    let core = IoCore::builder().threads(1).build().unwrap();
+    run(&core, async {
+        let start = Instant::now();
+        IoCoreTimer.sleep(Duration::from_millis(20)).await;
+        assert!(start.elapsed() >= Duration::from_millis(20));
+
+        let start = Instant::now();
+        let mut sleep = IoCoreTimer.sleep_until(start + Duration::from_secs(3600));
+        IoCoreTimer.reset(&mut sleep, start + Duration::from_millis(30));
+        sleep.as_mut().await;
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(30) && waited < Duration::from_secs(3600));
+
+        // Reset after completion re-arms it.
+        let again = Instant::now();
+        IoCoreTimer.reset(&mut sleep, again + Duration::from_millis(10));
+        sleep.await;
+        assert!(again.elapsed() >= Duration::from_millis(10));
+    });
+}
+
+/// The tokio side of the example serves the same service (checked with a tokio client).
+#[test]
+fn the_same_service_on_tokio() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(server::serve_tokio(listener));
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        let (status, body) = request(&mut sender, Method::GET, "/", Bytes::new()).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"Hello, World!"[..]));
+        let data = pattern(100 * 1024, 3);
+        let (status, body) = request(&mut sender, Method::POST, "/echo", data.clone()).await;
+        assert_eq!((status, body), (StatusCode::OK, data));
+    });
+}
