@@ -103,8 +103,8 @@ impl WriterRole {
 pub enum PostError {
     /// The socket is closed (or failed); no more data will be sent.
     Closed(Bytes),
-    /// Queuing this buffer would exceed the high-water mark; wait for
-    /// [`PostSender::ready`] and post it again.
+    /// The queue has reached its high-water mark; wait for [`PostSender::ready`] and post
+    /// the data again.
     WouldExceed(Bytes),
 }
 
@@ -122,7 +122,7 @@ impl fmt::Display for PostError {
         match self {
             PostError::Closed(b) => write!(f, "post_send of {} bytes: socket is closed", b.len()),
             PostError::WouldExceed(b) => {
-                write!(f, "post_send of {} bytes: queue is above its high-water mark", b.len())
+                write!(f, "post_send of {} bytes: queue is at its high-water mark", b.len())
             }
         }
     }
@@ -194,7 +194,10 @@ impl PostQueue {
         }
         let len = data.len();
         let before = self.queued.fetch_add(len, SeqCst);
-        if enforce_high_water && before > 0 && before + len > self.high_water.load(Relaxed) {
+        // Refused only once the queue has reached the mark: a post that `ready()` let
+        // through is accepted, and the queue holds at most the mark plus one buffer
+        // per posting thread.
+        if enforce_high_water && before >= self.high_water.load(Relaxed) {
             self.consumed(len);
             return Err(PostError::WouldExceed(data));
         }
@@ -539,8 +542,10 @@ impl PostSender {
     /// Queues `data` to be sent. Empty buffers are accepted and ignored.
     ///
     /// Errors: [`PostError::Closed`] once the socket is closed; [`PostError::WouldExceed`]
-    /// if the queue already holds data and this buffer would take it above the high-water
-    /// mark (a single buffer on an empty queue is always accepted).
+    /// while the queued bytes are at or above the high-water mark. Below the mark any
+    /// buffer is accepted, so the queue holds at most the mark plus one buffer per posting
+    /// thread, and a post right after [`ready`](Self::ready) succeeds (unless another
+    /// thread filled the queue meanwhile).
     pub fn post_send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
         self.queue.post(data.into(), true)
     }
