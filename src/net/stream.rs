@@ -80,6 +80,34 @@ impl Socket {
             .map_err(|e| self.context_error("recv", e))
     }
 
+    /// `poll_recv` into memory that may be uninitialised (tokio's `ReadBuf`): `read(2)` is
+    /// given the raw pointer, so no `&mut [u8]` over uninitialised bytes is ever formed.
+    #[cfg(feature = "tokio")]
+    fn poll_recv_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        let want = buf.len();
+        if want == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let fd = self.stream.as_raw_fd();
+        let ptr = buf.as_mut_ptr().cast::<libc::c_void>();
+        self.reg
+            .poll_transfer(cx, Direction::Read, want, || {
+                // SAFETY: `ptr` is valid for writes of `want` bytes for the whole call, and
+                // `fd` is this socket's open descriptor.
+                let n = unsafe { libc::read(fd, ptr, want) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            })
+            .map_err(|e| self.context_error("recv", e))
+    }
+
     fn poll_recv_vectored(
         &self,
         cx: &mut Context<'_>,
@@ -586,7 +614,11 @@ macro_rules! async_io_impls {
                 cx: &mut Context<'_>,
                 buf: &mut tokio::io::ReadBuf<'_>,
             ) -> Poll<io::Result<()>> {
-                let n = std::task::ready!(self.sock().poll_recv(cx, buf.initialize_unfilled()))?;
+                // SAFETY: the unfilled part is only written by `read(2)`, and only the `n`
+                // bytes it reports are marked initialised.
+                let n = std::task::ready!(self.sock().poll_recv_uninit(cx, unsafe { buf.unfilled_mut() }))?;
+                // SAFETY: `read(2)` initialised the first `n` unfilled bytes.
+                unsafe { buf.assume_init(n) };
                 buf.advance(n);
                 Poll::Ready(Ok(()))
             }
