@@ -35,6 +35,7 @@
 
 pub(crate) mod front;
 pub(crate) mod heap;
+mod idle;
 mod live;
 
 use crate::io::ScheduledIo;
@@ -46,6 +47,7 @@ use crate::time::clock;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use front::FrontQueue;
 use heap::DeadlineHeap;
+use idle::Idle;
 use live::LiveList;
 use mio::{Events, Interest, Poll, Token};
 use std::cell::{Cell, RefCell};
@@ -113,18 +115,6 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     /// Stop the workers when the last live task completes.
     stop_when_idle: AtomicBool,
-}
-
-struct Idle {
-    state: Mutex<IdleState>,
-    cv: Condvar,
-    sleepers: AtomicUsize,
-}
-
-#[derive(Default)]
-struct IdleState {
-    sleepers: usize,
-    tokens: usize,
 }
 
 struct SchedState {
@@ -199,11 +189,7 @@ impl Shared {
             polling: AtomicBool::new(false),
             kicker,
             registry,
-            idle: Idle {
-                state: Mutex::new(IdleState::default()),
-                cv: Condvar::new(),
-                sleepers: AtomicUsize::new(0),
-            },
+            idle: Idle::new(),
             io_release: Mutex::new(Vec::new()),
             timers_in: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
@@ -309,7 +295,7 @@ impl Shared {
         if self.searching.load(SeqCst) > 0 {
             return;
         }
-        if self.idle.sleepers.load(SeqCst) > 0 && self.idle.notify_one() {
+        if self.idle.has_sleepers() && self.idle.notify_one() {
             return;
         }
         self.kick();
@@ -398,7 +384,7 @@ impl Shared {
         // rest of the ready queue. If every other worker sleeps and none searches, wake
         // one: it searches, then holds the role in epoll. Under load nobody sleeps and
         // this costs two loads.
-        if self.idle.sleepers.load(SeqCst) > 0 && self.searching.load(SeqCst) == 0 {
+        if self.idle.has_sleepers() && self.searching.load(SeqCst) == 0 {
             self.idle.notify_one();
         }
         Some(task)
@@ -530,53 +516,13 @@ impl Shared {
             }
             match self.try_sched() {
                 Some(mut s) => s.step(self, true),
-                None => self.idle.sleep(self),
+                None => self.idle.sleep(|| self.has_ready() || self.stop.load(SeqCst)),
             }
         }
         // Leaving (shutdown): hand back anything still batched here.
         while let Some(t) = local.pop() {
             self.ready.push(t);
         }
-    }
-}
-
-impl Idle {
-    /// Sleeps until notified, unless work or a stop is already visible.
-    fn sleep(&self, shared: &Shared) {
-        let mut g = lock(&self.state);
-        g.sleepers += 1;
-        self.sleepers.store(g.sleepers, SeqCst);
-        fence(SeqCst);
-        if shared.has_ready() || shared.stop.load(SeqCst) {
-            g.sleepers -= 1;
-            self.sleepers.store(g.sleepers, SeqCst);
-            return;
-        }
-        while g.tokens == 0 {
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
-        g.tokens -= 1;
-    }
-
-    /// Wakes one sleeper; false if there was none.
-    fn notify_one(&self) -> bool {
-        let mut g = lock(&self.state);
-        if g.sleepers == 0 {
-            return false;
-        }
-        g.sleepers -= 1;
-        g.tokens += 1;
-        self.sleepers.store(g.sleepers, SeqCst);
-        self.cv.notify_one();
-        true
-    }
-
-    fn notify_all(&self) {
-        let mut g = lock(&self.state);
-        g.tokens += g.sleepers;
-        g.sleepers = 0;
-        self.sleepers.store(0, SeqCst);
-        self.cv.notify_all();
     }
 }
 

@@ -1,0 +1,132 @@
+//! Where workers sleep when there is nothing to do, and how they are woken.
+//!
+//! A sleeper publishes itself (`sleepers`, under the lock, then a `SeqCst` fence) and only
+//! then re-checks for work; a pusher publishes its work, fences, then looks at `sleepers`.
+//! So either the sleeper sees the work, or the pusher sees the sleeper and wakes it: no
+//! wakeup is lost. Wakeups are counted as tokens, so each `notify_one` wakes exactly one
+//! sleeper and spurious condvar wakeups are absorbed. Modelled with loom below.
+
+use crate::sync::{fence, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering::SeqCst};
+
+pub(crate) struct Idle {
+    state: Mutex<IdleState>,
+    cv: Condvar,
+    /// Mirror of `state.sleepers`, readable without the lock.
+    sleepers: AtomicUsize,
+}
+
+#[derive(Default)]
+struct IdleState {
+    sleepers: usize,
+    tokens: usize,
+}
+
+impl Idle {
+    pub(crate) fn new() -> Idle {
+        Idle { state: Mutex::new(IdleState::default()), cv: Condvar::new(), sleepers: AtomicUsize::new(0) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, IdleState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether some worker sleeps (pushers call this after publishing work and a fence).
+    pub(crate) fn has_sleepers(&self) -> bool {
+        fence(SeqCst);
+        self.sleepers.load(SeqCst) > 0
+    }
+
+    /// Sleeps until notified, unless `has_work()` (checked after publishing this sleeper).
+    pub(crate) fn sleep(&self, has_work: impl Fn() -> bool) {
+        let mut g = self.lock();
+        g.sleepers += 1;
+        self.sleepers.store(g.sleepers, SeqCst);
+        fence(SeqCst);
+        if has_work() {
+            g.sleepers -= 1;
+            self.sleepers.store(g.sleepers, SeqCst);
+            return;
+        }
+        while g.tokens == 0 {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g.tokens -= 1;
+    }
+
+    /// Wakes one sleeper; false if there was none.
+    pub(crate) fn notify_one(&self) -> bool {
+        let mut g = self.lock();
+        if g.sleepers == 0 {
+            return false;
+        }
+        g.sleepers -= 1;
+        g.tokens += 1;
+        self.sleepers.store(g.sleepers, SeqCst);
+        self.cv.notify_one();
+        true
+    }
+
+    pub(crate) fn notify_all(&self) {
+        let mut g = self.lock();
+        g.tokens += g.sleepers;
+        g.sleepers = 0;
+        self.sleepers.store(0, SeqCst);
+        self.cv.notify_all();
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// A worker goes to sleep while another thread makes work ready and wakes sleepers the
+    /// way `Shared::wake_worker` does. The worker must not sleep forever (loom reports a
+    /// deadlock if it does) and must see the work when it returns.
+    #[test]
+    fn loom_no_lost_wakeup() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new());
+            let work = Arc::new(AtomicUsize::new(0));
+            let pusher = {
+                let (idle, work) = (idle.clone(), work.clone());
+                loom::thread::spawn(move || {
+                    work.store(1, SeqCst);
+                    if idle.has_sleepers() {
+                        idle.notify_one();
+                    }
+                })
+            };
+            idle.sleep(|| work.load(SeqCst) == 1);
+            assert_eq!(work.load(SeqCst), 1, "woke up without the work being visible");
+            pusher.join().unwrap();
+        });
+    }
+
+    /// Two sleepers, two pushes: both sleepers get out.
+    #[test]
+    fn loom_two_sleepers_two_wakeups() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new());
+            let work = Arc::new(AtomicUsize::new(0));
+            let sleeper = {
+                let (idle, work) = (idle.clone(), work.clone());
+                loom::thread::spawn(move || idle.sleep(|| work.load(SeqCst) > 0))
+            };
+            let pusher = {
+                let (idle, work) = (idle.clone(), work.clone());
+                loom::thread::spawn(move || {
+                    for _ in 0..2 {
+                        work.fetch_add(1, SeqCst);
+                        if idle.has_sleepers() {
+                            idle.notify_one();
+                        }
+                    }
+                })
+            };
+            idle.sleep(|| work.load(SeqCst) > 0);
+            sleeper.join().unwrap();
+            pusher.join().unwrap();
+        });
+    }
+}
