@@ -23,9 +23,12 @@
 //!   queues) before it sleeps; under load new work arrives within microseconds;
 //! - a push to the ready queue wakes nobody while a worker searches (it will find the
 //!   task); otherwise it wakes a sleeping worker, or kicks the role holder out of epoll;
-//! - a worker that starts a task while others sleep and none searches wakes one, so that
-//!   somebody is always free to hold the role and watch the kernel queue and deadlines,
-//!   even if the task blocks its worker;
+//! - a worker that starts a task while nobody searches wakes a sleeper, or, with none
+//!   asleep and work left, kicks the role holder out of epoll; so somebody is always free
+//!   to hold the role and watch the kernel queue, the deadlines and the queued work, even
+//!   if the task blocks its worker;
+//! - a worker sleeps only while another holds the role (re-checked after it publishes
+//!   itself as a sleeper), so the holder either watches epoll or sees it and wakes it;
 //! - a push to the front queue kicks the role holder out of epoll ([`Shared::kick`]);
 //! - the role holder blocks in epoll only after publishing `polling` and re-checking the
 //!   queues, and a worker sleeps only after publishing itself as a sleeper and re-checking
@@ -381,11 +384,16 @@ impl Shared {
         let task = local.pop().or_else(|| self.steal_into(me, local))?;
         // While this worker runs `task` (which may take long, or block), another must be
         // free to take the sched-role and watch the kernel queue, the deadlines and the
-        // rest of the ready queue. If every other worker sleeps and none searches, wake
-        // one: it searches, then holds the role in epoll. Under load nobody sleeps and
-        // this costs two loads.
-        if self.idle.has_sleepers() && self.searching.load(SeqCst) == 0 {
-            self.idle.notify_one();
+        // rest of the ready queue (including this worker's batch). Unless someone is
+        // searching: wake a sleeper (it searches, then holds the role in epoll), or, if
+        // none sleeps and work is left, kick the role holder out of epoll to take it.
+        // Under load nobody sleeps or polls and this costs a few loads.
+        if self.searching.load(SeqCst) == 0 {
+            if self.idle.has_sleepers() {
+                self.idle.notify_one();
+            } else if self.has_ready() {
+                self.kick();
+            }
         }
         Some(task)
     }
@@ -413,6 +421,11 @@ impl Shared {
             }
             std::hint::spin_loop();
         }
+    }
+
+    /// Whether nobody holds the sched-role right now.
+    fn role_is_free(&self) -> bool {
+        !matches!(self.sched.try_lock(), Err(TryLockError::WouldBlock))
     }
 
     fn try_sched(&self) -> Option<MutexGuard<'_, SchedState>> {
@@ -516,7 +529,10 @@ impl Shared {
             }
             match self.try_sched() {
                 Some(mut s) => s.step(self, true),
-                None => self.idle.sleep(|| self.has_ready() || self.stop.load(SeqCst)),
+                // Sleep only while the role is held: its holder either watches the kernel
+                // queue, or (about to run tasks) sees this sleeper and wakes it. Checked
+                // after publishing the sleeper (Dekker with `pop_ready`).
+                None => self.idle.sleep(|| self.has_ready() || self.stop.load(SeqCst) || self.role_is_free()),
             }
         }
         // Leaving (shutdown): hand back anything still batched here.
