@@ -243,7 +243,9 @@ fn ping_pong() {
         });
         let pong_ref = ponger.task();
         let c3 = count.clone();
-        let pinger = core.spawn(async move {
+        // The pinger starts asleep, so that its TaskRef is registered before the ponger can
+        // be woken and look it up; a wakeup then starts it.
+        let pinger = core.spawn_after(std::time::Duration::from_secs(3600), async move {
             for i in 0..1000 {
                 pong_ref.wakeup();
                 assert_eq!(task::park(None).await, Wake::Woken);
@@ -251,6 +253,7 @@ fn ping_pong() {
             }
         });
         slot.set(pinger.task()).unwrap();
+        pinger.task().wakeup();
         core.block_on(time::timeout(HANG, async move {
             pinger.await.unwrap();
             ponger.await.unwrap();

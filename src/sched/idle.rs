@@ -30,9 +30,9 @@ impl Idle {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether some worker sleeps (pushers call this after publishing work and a fence).
-    pub(crate) fn has_sleepers(&self) -> bool {
-        fence(SeqCst);
+    /// Whether some worker sleeps. Callers publish their work, then issue a `SeqCst` fence,
+    /// then call this.
+    pub(crate) fn has_sleepers_fenced(&self) -> bool {
         self.sleepers.load(SeqCst) > 0
     }
 
@@ -92,7 +92,8 @@ mod loom_tests {
                 let (idle, work) = (idle.clone(), work.clone());
                 loom::thread::spawn(move || {
                     work.store(1, SeqCst);
-                    if idle.has_sleepers() {
+                    fence(SeqCst);
+                    if idle.has_sleepers_fenced() {
                         idle.notify_one();
                     }
                 })
@@ -118,7 +119,8 @@ mod loom_tests {
                 loom::thread::spawn(move || {
                     for _ in 0..2 {
                         work.fetch_add(1, SeqCst);
-                        if idle.has_sleepers() {
+                        fence(SeqCst);
+                        if idle.has_sleepers_fenced() {
                             idle.notify_one();
                         }
                     }

@@ -282,6 +282,11 @@ impl Shared {
     /// Wakes the role holder out of its epoll wait, if it is (about to be) in one.
     pub(crate) fn kick(&self) {
         fence(SeqCst);
+        self.kick_fenced();
+    }
+
+    /// [`kick`](Self::kick) for a caller that has just issued a `SeqCst` fence.
+    fn kick_fenced(&self) {
         if self.polling.load(SeqCst) && self.polling.swap(false, SeqCst) {
             // A failed write means the eventfd is already signalled: nothing is lost.
             let _ = self.kicker.wake();
@@ -298,10 +303,10 @@ impl Shared {
         if self.searching.load(SeqCst) > 0 {
             return;
         }
-        if self.idle.has_sleepers() && self.idle.notify_one() {
+        if self.idle.has_sleepers_fenced() && self.idle.notify_one() {
             return;
         }
-        self.kick();
+        self.kick_fenced();
     }
 
     /// Finishes a task that completed, panicked or was cancelled, and drops the
@@ -388,11 +393,16 @@ impl Shared {
         // searching: wake a sleeper (it searches, then holds the role in epoll), or, if
         // none sleeps and work is left, kick the role holder out of epoll to take it.
         // Under load nobody sleeps or polls and this costs a few loads.
-        if self.searching.load(SeqCst) == 0 {
-            if self.idle.has_sleepers() {
+        // (A stale `searching` is harmless: a searcher that stops either found work and
+        // does this check itself, or re-checks every queue before it sleeps.)
+        if self.searching.load(Relaxed) == 0 {
+            fence(SeqCst);
+            if self.idle.has_sleepers_fenced() {
                 self.idle.notify_one();
-            } else if self.has_ready() {
-                self.kick();
+            } else if self.polling.load(SeqCst) && self.has_ready() {
+                // The holder re-checks the queues after publishing `polling`: one of the
+                // two sees the other.
+                self.kick_fenced();
             }
         }
         Some(task)
@@ -450,7 +460,9 @@ impl Shared {
                 if claim == Claim::Start || (deadline != NO_DEADLINE && deadline <= clock::now_ns()) {
                     task.set_deadline(NO_DEADLINE);
                 }
-                self.workers[worker].polls.fetch_add(1, Relaxed);
+                // Only this worker writes its counters: a plain load and store, no lock prefix.
+                let polls = &self.workers[worker].polls;
+                polls.store(polls.load(Relaxed) + 1, Relaxed);
                 #[cfg(feature = "tracing")]
                 let _span = tracing::trace_span!("poll", task = task.header().id).entered();
                 let done = CURRENT_TASK.with(|c| {
@@ -521,7 +533,8 @@ impl Shared {
                 ran += 1;
             }
             if ran > 0 {
-                stats.busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+                let busy = stats.busy_ns.load(Relaxed) + start.elapsed().as_nanos() as u64;
+                stats.busy_ns.store(busy, Relaxed);
                 continue;
             }
             if self.search() {
