@@ -76,10 +76,11 @@ fn main() -> std::io::Result<()> {
                 o.1 = Some(s.sender());
             }
             let ack = recv_u64(&s).await?;
-            let mut o = outbox.lock().unwrap();
-            o.1 = None;
-            o.0.retain(|&q| q > ack);
-            drop(o);
+            {
+                let mut o = outbox.lock().unwrap();
+                o.1 = None;
+                o.0.retain(|&q| q > ack);
+            }
             acked = Some(ack);
             while s.recv(&mut [0u8; 64]).await? > 0 {} // the server closes first
         }
