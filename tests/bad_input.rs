@@ -334,6 +334,9 @@ fn builder_and_option_errors_are_clear() {
         for ttl in [0u32, 256, u32::MAX] {
             let r = c.set_ttl(ttl);
             eprintln!("[bad_input] set_ttl({ttl}): {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().starts_with("set_ttl: "), "option error must name the option: {e}");
+            }
         }
         eprintln!("[bad_input] set_recv_buffer_size(usize::MAX): {:?}", c.set_recv_buffer_size(usize::MAX));
         eprintln!("[bad_input] set_send_buffer_size(usize::MAX): {:?}", c.set_send_buffer_size(usize::MAX));

@@ -478,21 +478,29 @@ impl TcpStream {
         SockRef::from(&self.sock().stream)
     }
 
+    /// Names the socket option in an error (`set_ttl: Invalid argument (os error 22)`).
+    fn option<T>(&self, name: &str, r: io::Result<T>) -> io::Result<T> {
+        r.map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))
+    }
+
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.opt().set_nodelay(nodelay)
+        self.option("set_nodelay", self.opt().set_nodelay(nodelay))
     }
 
     /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.opt().nodelay()
+        self.option("nodelay", self.opt().nodelay())
     }
 
     /// Enables TCP keepalive with this idle time, or disables it with `None`.
     pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
         match idle {
-            None => self.opt().set_keepalive(false),
-            Some(t) => self.opt().set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(t)),
+            None => self.option("set_keepalive", self.opt().set_keepalive(false)),
+            Some(t) => self.option(
+                "set_tcp_keepalive",
+                self.opt().set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(t)),
+            ),
         }
     }
 
@@ -500,42 +508,42 @@ impl TcpStream {
     /// The kernel counts linger in whole seconds: sub-second values round down (to 0 =
     /// close with a reset, discarding unsent data).
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.opt().set_linger(linger)
+        self.option("set_linger", self.opt().set_linger(linger))
     }
 
     /// The `SO_LINGER` setting.
     pub fn linger(&self) -> io::Result<Option<Duration>> {
-        self.opt().linger()
+        self.option("linger", self.opt().linger())
     }
 
     /// Sets the kernel receive buffer size.
     pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
-        self.opt().set_recv_buffer_size(bytes)
+        self.option("set_recv_buffer_size", self.opt().set_recv_buffer_size(bytes))
     }
 
     /// The kernel receive buffer size.
     pub fn recv_buffer_size(&self) -> io::Result<usize> {
-        self.opt().recv_buffer_size()
+        self.option("recv_buffer_size", self.opt().recv_buffer_size())
     }
 
     /// Sets the kernel send buffer size.
     pub fn set_send_buffer_size(&self, bytes: usize) -> io::Result<()> {
-        self.opt().set_send_buffer_size(bytes)
+        self.option("set_send_buffer_size", self.opt().set_send_buffer_size(bytes))
     }
 
     /// The kernel send buffer size.
     pub fn send_buffer_size(&self) -> io::Result<usize> {
-        self.opt().send_buffer_size()
+        self.option("send_buffer_size", self.opt().send_buffer_size())
     }
 
     /// Sets the IP time-to-live.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.opt().set_ttl(ttl)
+        self.option("set_ttl", self.opt().set_ttl(ttl))
     }
 
     /// The IP time-to-live.
     pub fn ttl(&self) -> io::Result<u32> {
-        self.opt().ttl()
+        self.option("ttl", self.opt().ttl())
     }
 }
 
