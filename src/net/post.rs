@@ -192,15 +192,13 @@ impl PostQueue {
         if data.is_empty() {
             return Ok(());
         }
-        let len = data.len();
-        let before = self.queued.fetch_add(len, SeqCst);
         // Refused only once the queue has reached the mark: a post that `ready()` let
-        // through is accepted, and the queue holds at most the mark plus one buffer
-        // per posting thread.
-        if enforce_high_water && before >= self.high_water.load(Relaxed) {
-            self.consumed(len);
+        // through is accepted, and the queue holds at most the mark plus one buffer per
+        // posting thread. (Checked before counting, so a refusal never inflates the count.)
+        if enforce_high_water && self.queued.load(SeqCst) >= self.high_water.load(Relaxed) {
             return Err(PostError::WouldExceed(data));
         }
+        self.queued.fetch_add(data.len(), SeqCst);
         self.bufs.get_or_init(Injector::new).push(data);
         self.schedule();
         Ok(())
