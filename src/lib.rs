@@ -10,8 +10,11 @@
 //!   allocate nothing inside a task and are sub-millisecond precise.
 //! - Tasks can be woken or signalled from any thread through a [`TaskRef`], and wait for
 //!   that with [`task::park`].
+//! - TCP ([`net`]) with async send/recv, and [`net::PostSender`]: any thread queues bytes
+//!   on a socket without awaiting; the core writes them in order with `writev`.
 //! - Everything works with the `futures` ecosystem, and iocore futures work under other
-//!   executors.
+//!   executors. Cargo features: `tokio` (tokio's IO traits on streams, for tokio-util and
+//!   hyper) and `tracing` (events for spawn, poll, wake, park, socket open/close).
 //!
 //! ```
 //! use iocore::{time, IoCore};
@@ -38,8 +41,10 @@
 //! ## Architecture
 //!
 //! `core` (the public [`IoCore`], [`Handle`]) owns worker threads running the loop in
-//! `sched`; `task` holds the task block and its one-word state machine; `time` turns
-//! deadlines into task state. The module docs of each say what they own and why.
+//! `sched` (front queue, deadline heap, ready queues, idle workers, live-task table);
+//! `task` holds the task block and its one-word state machine; `time` turns deadlines into
+//! task state; `io` registers sockets with the kernel queue and tracks readiness; `net`
+//! builds TCP and `post_send` on it. The module docs of each say what they own and why.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![warn(clippy::undocumented_unsafe_blocks)]
