@@ -2,6 +2,7 @@
 //! strict closed loop until `target` replies; and the fan-out subscriber client.
 
 use crate::proto::{encode, DecodeError, Msg, RecvBuf};
+use crate::stream::BenchStream;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -157,6 +158,30 @@ fn fail(e: impl std::fmt::Display) -> ! {
     std::process::exit(2);
 }
 
+/// One connection's closed loop (or, for fan-out, read-and-count loop), on any runtime.
+async fn drive(mut s: impl BenchStream, mut c: ClientConn) {
+    let fanout = c.shared.opts.fanout_secs.is_some();
+    if !fanout {
+        s.send_all(c.start()).await.unwrap_or_else(|e| fail(e));
+    }
+    while !c.shared.done.load(Ordering::Relaxed) {
+        let n = s.recv(c.space()).await.unwrap_or_else(|e| fail(e));
+        if n == 0 {
+            fail("server closed the connection");
+        }
+        if fanout {
+            c.on_frames(n).unwrap_or_else(|e| fail(e));
+            continue;
+        }
+        if c.on_read(n).unwrap_or_else(|e| fail(e)) {
+            return;
+        }
+        if !c.out.is_empty() {
+            s.send_all(&c.out).await.unwrap_or_else(|e| fail(e));
+        }
+    }
+}
+
 pub fn run_iocore(shared: Arc<Shared>) -> io::Result<()> {
     let o = shared.opts;
     let core = iocore::IoCore::builder().threads(o.threads).build()?;
@@ -168,30 +193,7 @@ pub fn run_iocore(shared: Arc<Shared>) -> io::Result<()> {
                 let s = iocore::net::TcpStream::connect_with(("127.0.0.1", o.port), opts)
                     .await
                     .unwrap_or_else(|e| fail(e));
-                let mut c = ClientConn::new(shared, i);
-                if o.fanout_secs.is_none() {
-                    s.send_all(c.start()).await.unwrap_or_else(|e| fail(e));
-                }
-                loop {
-                    if c.shared.done.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let n = s.recv(c.space()).await.unwrap_or_else(|e| fail(e));
-                    if n == 0 {
-                        fail("server closed the connection");
-                    }
-                    if o.fanout_secs.is_some() {
-                        c.on_frames(n).unwrap_or_else(|e| fail(e));
-                        continue;
-                    }
-                    let stop = c.on_read(n).unwrap_or_else(|e| fail(e));
-                    if stop {
-                        return;
-                    }
-                    if !c.out.is_empty() {
-                        s.send_all(&c.out).await.unwrap_or_else(|e| fail(e));
-                    }
-                }
+                drive(s, ClientConn::new(shared, i)).await
             })
         })
         .collect();
@@ -204,7 +206,6 @@ pub fn run_iocore(shared: Arc<Shared>) -> io::Result<()> {
 }
 
 pub fn run_tokio(shared: Arc<Shared>) -> io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let o = shared.opts;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(o.threads).enable_all().build()?;
     rt.block_on(async {
@@ -212,36 +213,13 @@ pub fn run_tokio(shared: Arc<Shared>) -> io::Result<()> {
             .map(|i| {
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", o.port))
+                    let s = tokio::net::TcpStream::connect(("127.0.0.1", o.port))
                         .await
                         .unwrap_or_else(|e| fail(e));
                     if o.nodelay {
                         s.set_nodelay(true).unwrap_or_else(|e| fail(e));
                     }
-                    let mut c = ClientConn::new(shared, i);
-                    if o.fanout_secs.is_none() {
-                        s.write_all(c.start()).await.unwrap_or_else(|e| fail(e));
-                    }
-                    loop {
-                        if c.shared.done.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let n = s.read(c.space()).await.unwrap_or_else(|e| fail(e));
-                        if n == 0 {
-                            fail("server closed the connection");
-                        }
-                        if o.fanout_secs.is_some() {
-                            c.on_frames(n).unwrap_or_else(|e| fail(e));
-                            continue;
-                        }
-                        let stop = c.on_read(n).unwrap_or_else(|e| fail(e));
-                        if stop {
-                            return;
-                        }
-                        if !c.out.is_empty() {
-                            s.write_all(&c.out).await.unwrap_or_else(|e| fail(e));
-                        }
-                    }
+                    drive(s, ClientConn::new(shared, i)).await
                 })
             })
             .collect();

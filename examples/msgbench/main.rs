@@ -17,6 +17,7 @@
 mod client;
 mod proto;
 mod server;
+mod stream;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

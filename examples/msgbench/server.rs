@@ -4,6 +4,7 @@
 //! `--nodelay`.
 
 use crate::proto::{encode, DecodeError, Msg, ServerConn};
+use crate::stream::BenchStream;
 use bytes::Bytes;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +46,26 @@ pub fn fanout_frame() -> Bytes {
     Bytes::from(v)
 }
 
+/// One connection: read, decode and validate, send every reply of that read at once.
+async fn serve_conn(mut stream: impl BenchStream, read_size: usize) {
+    let mut conn = ServerConn::new(read_size);
+    loop {
+        let n = match stream.recv(conn.recv.space()).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        match conn.on_read(n) {
+            Ok([]) => {}
+            Ok(out) => {
+                if stream.send_all(out).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => return on_decode_error(e),
+        }
+    }
+}
+
 pub fn run_iocore(o: ServerOpts) -> io::Result<()> {
     use iocore::net::TcpListener;
     let core = iocore::IoCore::builder().threads(o.threads).build()?;
@@ -78,25 +99,7 @@ pub fn run_iocore(o: ServerOpts) -> io::Result<()> {
                 });
                 continue;
             }
-            let read_size = o.read_size;
-            iocore::spawn(async move {
-                let mut conn = ServerConn::new(read_size);
-                loop {
-                    let n = match stream.recv(conn.recv.space()).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    match conn.on_read(n) {
-                        Ok([]) => {}
-                        Ok(out) => {
-                            if stream.send_all(out).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => return on_decode_error(e),
-                    }
-                }
-            });
+            iocore::spawn(serve_conn(stream, o.read_size));
         }
     })
 }
@@ -126,7 +129,7 @@ fn publish_iocore(subs: &Mutex<Vec<iocore::net::PostSender>>) {
 }
 
 pub fn run_tokio(o: ServerOpts, current_thread: bool) -> io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let rt = if current_thread {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {
@@ -171,25 +174,7 @@ pub fn run_tokio(o: ServerOpts, current_thread: bool) -> io::Result<()> {
                 });
                 continue;
             }
-            let read_size = o.read_size;
-            tokio::spawn(async move {
-                let mut conn = ServerConn::new(read_size);
-                loop {
-                    let n = match stream.read(conn.recv.space()).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    match conn.on_read(n) {
-                        Ok([]) => {}
-                        Ok(out) => {
-                            if stream.write_all(out).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => return on_decode_error(e),
-                    }
-                }
-            });
+            tokio::spawn(serve_conn(stream, o.read_size));
         }
     })
 }
