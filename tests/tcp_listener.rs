@@ -1,16 +1,16 @@
 //! `TcpListener`: ephemeral ports, `AddrInUse`, several listeners on one core, 500
 //! concurrent clients, `incoming()`, and `accept` recovering after `EMFILE`.
 
+mod hardening;
 mod net_common;
 
 use futures::StreamExt;
 use iocore::net::{ListenOptions, TcpListener, TcpStream};
 use net_common::{listener, recv_exact, run, LIMIT};
 use std::io::ErrorKind;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn bind_port_zero_gets_a_real_port() {
@@ -149,7 +149,7 @@ fn incoming_yields_connections() {
 fn five_hundred_concurrent_clients_are_all_accepted() {
     const CLIENTS: usize = 500;
     // Both ends live in this process: make sure the fd limit is not the bottleneck.
-    raise_nofile_to_hard_limit();
+    hardening::raise_nofile(4096);
     run(2, LIMIT, || async {
         let (l, addr) = listener().await;
         let server = iocore::spawn(async move {
@@ -187,10 +187,9 @@ fn five_hundred_concurrent_clients_are_all_accepted() {
 const EMFILE_CHILD: &str = "IOCORE_TCP_LISTENER_EMFILE_CHILD";
 const EMFILE_OK: &str = "EMFILE-CHILD-OK";
 
-/// Output of the EMFILE child process: `(success, stdout, stderr)`.
+/// Output of the EMFILE child process.
 struct ChildRun {
     success: bool,
-    status: String,
     stdout: String,
     stderr: String,
 }
@@ -201,33 +200,9 @@ struct ChildRun {
 fn emfile_child_run() -> &'static ChildRun {
     static RUN: OnceLock<ChildRun> = OnceLock::new();
     RUN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        let mut child = Command::new(exe)
-            .args(["accept_keeps_working_after_emfile", "--exact", "--nocapture", "--test-threads=1"])
-            .env(EMFILE_CHILD, "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn child test process");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the EMFILE child process hung");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let out = child.wait_with_output().expect("child output");
-        ChildRun {
-            success: status.success(),
-            status: status.to_string(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        let (success, stdout, stderr) =
+            hardening::run_child("accept_keeps_working_after_emfile", EMFILE_CHILD, Duration::from_secs(60));
+        ChildRun { success, stdout, stderr }
     })
 }
 
@@ -239,7 +214,7 @@ fn accept_keeps_working_after_emfile() {
         return;
     }
     let r = emfile_child_run();
-    assert!(r.success, "child failed: {}\nstdout:\n{}\nstderr:\n{}", r.status, r.stdout, r.stderr);
+    assert!(r.success, "child failed\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains(EMFILE_OK),
         "child did not run the test\nstdout:\n{}\nstderr:\n{}",
@@ -266,28 +241,6 @@ fn accept_emfile_error_keeps_the_os_error_code() {
     );
 }
 
-fn raise_nofile_to_hard_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0, "getrlimit");
-        if lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
-        }
-    }
-}
-
-fn set_nofile(soft: u64) {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0, "getrlimit");
-        lim.rlim_cur = soft.min(lim.rlim_max);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
-    }
-}
-
 fn emfile_child() {
     const PENDING: usize = 40;
     const HEADROOM: usize = 6;
@@ -299,7 +252,7 @@ fn emfile_child() {
             (0..PENDING).map(|_| std::net::TcpStream::connect(addr).expect("std connect")).collect();
         let open = net_common::fd_count();
         // Room for a few accepts only (no fd may be opened by anything else from here on).
-        set_nofile((open + HEADROOM) as u64);
+        hardening::set_nofile_soft((open + HEADROOM) as u64);
         let accept = || async {
             iocore::time::timeout(Duration::from_secs(5), l.accept())
                 .await
@@ -336,7 +289,7 @@ fn emfile_child() {
             accepted.push(s);
         }
         // Raise the limit again: every pending connection gets accepted, and works.
-        set_nofile((open + PENDING + 64) as u64);
+        hardening::set_nofile_soft((open + PENDING + 64) as u64);
         while accepted.len() < PENDING - freed {
             let (s, _) = accept().await.expect("accept after raising the limit");
             accepted.push(s);
