@@ -98,6 +98,10 @@ pub struct Metrics {
     pub worker_polls: Vec<u64>,
     /// Time each worker spent polling tasks.
     pub worker_busy: Vec<Duration>,
+    /// Panics in user code that the runtime caught outside a task's poll: a foreign waker
+    /// that panicked when woken, a task output or cancelled future whose `Drop` panicked.
+    /// The core keeps running; with the `tracing` feature each one is also an event.
+    pub contained_panics: u64,
 }
 
 impl Default for Builder {
@@ -403,6 +407,7 @@ impl Handle {
             ready_queue_depth: sh.ready_len(),
             worker_polls: sh.workers.iter().map(|w| w.polls.load(Relaxed)).collect(),
             worker_busy: sh.workers.iter().map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed))).collect(),
+            contained_panics: sh.contained_panics.load(Relaxed),
         }
     }
 }

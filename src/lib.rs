@@ -49,6 +49,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod contain;
 mod core;
 #[macro_use]
 mod trace;

@@ -1,11 +1,20 @@
-//! Reactor glue: registration of sockets with the core's `mio::Poll`, readiness, and the
-//! cooperative budget.
+//! Reactor glue: registration of sockets with the core's `mio::Poll`, readiness, the
+//! waiters of each socket direction, and the cooperative budget.
 //!
 //! Each socket is registered once, edge-triggered, for read and write, and stays registered
 //! until it is closed. Its [`ScheduledIo`] is the epoll token (the pointer itself): the
-//! sched-role sets readiness bits from each kernel event and wakes the reader and the
-//! writer. Readiness carries a *tick* (bumped by every event) so that an operation that
-//! saw `WouldBlock` only clears the readiness it actually observed, never a newer edge.
+//! sched-role sets readiness bits from each kernel event and wakes **every** waiter of the
+//! direction that became ready. Readiness carries a *tick* (bumped by every event) so that
+//! an operation that saw `WouldBlock` only clears the readiness it actually observed, never
+//! a newer edge.
+//!
+//! Waiters: `async` operations (`recv`, `send`, `readable`, `accept`, the `post_send`
+//! flusher, …) wait through a [`Waiter`] pinned in their future, linked into the
+//! direction's [`WaiterList`] (see `waiters.rs`): any number of tasks may wait at once and
+//! each is woken by the edge. The poll-based trait methods (`AsyncRead::poll_read`,
+//! `AsyncWrite::poll_write`, `poll_accept`) have nowhere to keep a node, so each direction
+//! also has one waker *slot* for them; they take `&mut self` (or are documented as
+//! single-poller), so one slot per direction serves the only poller there can be.
 //!
 //! A closed socket's `ScheduledIo` is not freed at once: it goes to the core's release list,
 //! emptied by the sched-role before its next `epoll_wait`, so an event already fetched for
@@ -14,15 +23,21 @@
 //! The budget: a task poll may do [`BUDGET`] socket operations; after that, operations wake
 //! the task and return `Pending`, so a hot socket goes to the back of the ready queue.
 
+mod waiters;
+
+pub(crate) use waiters::{Waiter, WaiterList};
+
 use crate::sched::Shared;
 use futures::task::AtomicWaker;
 use mio::event::Event;
 use std::cell::Cell;
+use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// Socket operations one task poll may do before yielding.
 pub(crate) const BUDGET: u32 = 128;
@@ -59,15 +74,32 @@ pub(crate) struct Ready {
     dir: Direction,
 }
 
-/// Readiness state of one registered socket.
-#[derive(Debug)]
+/// Readiness state and waiters of one registered socket.
 pub(crate) struct ScheduledIo {
+    /// Readiness bits (low byte) and the tick of the last event (the rest).
     readiness: AtomicUsize,
-    reader: AtomicWaker,
-    writer: AtomicWaker,
+    /// The poll-based reader (`poll_read`, `poll_accept`): at most one at a time.
+    read_slot: AtomicWaker,
+    /// The poll-based writer (`poll_write`): at most one at a time.
+    write_slot: AtomicWaker,
+    /// `async` operations waiting to read.
+    readers: WaiterList,
+    /// `async` operations waiting to write (the flusher among them).
+    writers: WaiterList,
 }
 
 impl ScheduledIo {
+    fn new() -> ScheduledIo {
+        ScheduledIo {
+            // Optimistic: try the syscall first; WouldBlock clears it.
+            readiness: AtomicUsize::new(READABLE | WRITABLE),
+            read_slot: AtomicWaker::new(),
+            write_slot: AtomicWaker::new(),
+            readers: WaiterList::new(),
+            writers: WaiterList::new(),
+        }
+    }
+
     /// Called by the sched-role for each kernel event with this token.
     pub(crate) fn dispatch(&self, event: &Event) {
         let mut bits = 0;
@@ -86,34 +118,71 @@ impl ScheduledIo {
         if event.is_error() {
             bits |= ERROR;
         }
-        let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+        // SeqCst: the waiter lists' handshake (see `waiters.rs`) needs this publication
+        // ordered before their `armed` loads.
+        let _ = self.readiness.fetch_update(SeqCst, SeqCst, |cur| {
             let tick = (cur >> TICK_SHIFT).wrapping_add(1);
             Some((tick << TICK_SHIFT) | (cur & BITS) | bits)
         });
-        if bits & Direction::Read.mask() != 0 {
-            self.reader.wake();
-        }
-        if bits & Direction::Write.mask() != 0 {
-            self.writer.wake();
+        for dir in [Direction::Read, Direction::Write] {
+            if bits & dir.mask() != 0 {
+                self.wake(dir);
+            }
         }
     }
 
-    /// Ready if the socket may be ready in `dir`; otherwise registers the waker.
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<Ready> {
-        let word = self.readiness.load(Acquire);
-        if word & dir.mask() != 0 {
-            return Poll::Ready(Ready { word, dir });
+    /// Wakes every waiter of `dir` (the slot's and the list's).
+    fn wake(&self, dir: Direction) {
+        let (slot, list) = self.waiters(dir);
+        if let Some(waker) = slot.take() {
+            crate::contain::contain("waking a socket's poller", || waker.wake());
         }
-        let slot = match dir {
-            Direction::Read => &self.reader,
-            Direction::Write => &self.writer,
-        };
-        slot.register(cx.waker());
-        let word = self.readiness.load(Acquire);
-        if word & dir.mask() != 0 {
-            return Poll::Ready(Ready { word, dir });
+        list.wake_all();
+    }
+
+    fn waiters(&self, dir: Direction) -> (&AtomicWaker, &WaiterList) {
+        match dir {
+            Direction::Read => (&self.read_slot, &self.readers),
+            Direction::Write => (&self.write_slot, &self.writers),
         }
-        Poll::Pending
+    }
+
+    fn ready_now(&self, dir: Direction) -> Option<Ready> {
+        let word = self.readiness.load(SeqCst);
+        (word & dir.mask() != 0).then_some(Ready { word, dir })
+    }
+
+    /// Ready if the socket may be ready in `dir`; otherwise registers the task: in
+    /// `waiter`'s list if given (it must belong to this socket and direction, see
+    /// [`Registration::waiter`]), else in the direction's single slot.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<Ready> {
+        if let Some(ready) = self.ready_now(dir) {
+            return Poll::Ready(ready);
+        }
+        match waiter {
+            Some(waiter) => {
+                let mut seen = None;
+                if waiter.wait(cx.waker(), || {
+                    seen = self.ready_now(dir);
+                    seen.is_some()
+                }) {
+                    return Poll::Ready(seen.expect("ready"));
+                }
+                Poll::Pending
+            }
+            None => {
+                self.waiters(dir).0.register(cx.waker());
+                match self.ready_now(dir) {
+                    Some(ready) => Poll::Ready(ready),
+                    None => Poll::Pending,
+                }
+            }
+        }
     }
 
     /// The readiness as it is now, for an operation attempted without waiting.
@@ -131,11 +200,17 @@ impl ScheduledIo {
         let _ = self.readiness.compare_exchange(ready.word, ready.word & !clear, AcqRel, Acquire);
     }
 
-    /// Wakes both waiters (the socket is being closed).
+    /// Wakes every waiter (the socket is being closed).
     pub(crate) fn wake_all(&self) {
-        self.readiness.fetch_or(ERROR, AcqRel);
-        self.reader.wake();
-        self.writer.wake();
+        self.readiness.fetch_or(ERROR, SeqCst);
+        self.wake(Direction::Read);
+        self.wake(Direction::Write);
+    }
+}
+
+impl fmt::Debug for ScheduledIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScheduledIo").field("readiness", &self.readiness.load(Relaxed)).finish()
     }
 }
 
@@ -150,12 +225,7 @@ pub(crate) struct Registration {
 impl Registration {
     /// Registers `fd` with `core`, edge-triggered for read and write.
     pub(crate) fn new(core: Arc<Shared>, fd: RawFd) -> io::Result<Registration> {
-        let io = Arc::new(ScheduledIo {
-            // Optimistic: try the syscall first; WouldBlock clears it.
-            readiness: AtomicUsize::new(READABLE | WRITABLE),
-            reader: AtomicWaker::new(),
-            writer: AtomicWaker::new(),
-        });
+        let io = Arc::new(ScheduledIo::new());
         let token = mio::Token(Arc::as_ptr(&io) as usize);
         core.registry.register(
             &mut mio::unix::SourceFd(&fd),
@@ -165,19 +235,45 @@ impl Registration {
         Ok(Registration { io, core, fd })
     }
 
+    /// A waiter for an `async` operation on this socket in `dir`: pin it in the future
+    /// and pass it to [`poll_io`](Self::poll_io) and friends.
+    pub(crate) fn waiter(&self, dir: Direction) -> Waiter<'_> {
+        Waiter::new(self.io.waiters(dir).1)
+    }
+
+    /// Completes when the socket may be ready in `dir` (`readable()`/`writable()`).
+    /// Charges the cooperative budget like any other socket operation.
+    pub(crate) fn poll_readiness(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        waiter: Pin<&mut Waiter<'_>>,
+    ) -> Poll<()> {
+        if budget_exhausted(cx) {
+            return Poll::Pending;
+        }
+        let ready = self.io.poll_ready(cx, dir, Some(waiter));
+        if ready.is_ready() {
+            spend_budget();
+        }
+        ready.map(|_| ())
+    }
+
     /// Waits until an operation in `dir` may proceed, then runs `op`; on `WouldBlock`
-    /// clears the readiness and waits again. Charges the cooperative budget.
+    /// clears the readiness and waits again. Charges the cooperative budget. `waiter`:
+    /// the `async` caller's place in the direction's list (`None`: the poll-based slot).
     pub(crate) fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
+        mut waiter: Option<Pin<&mut Waiter<'_>>>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         if budget_exhausted(cx) {
             return Poll::Pending;
         }
         loop {
-            let ready = match self.io.poll_ready(cx, dir) {
+            let ready = match self.io.poll_ready(cx, dir, waiter.as_mut().map(|w| w.as_mut())) {
                 Poll::Ready(r) => r,
                 Poll::Pending => return Poll::Pending,
             };
@@ -202,10 +298,11 @@ impl Registration {
         cx: &mut Context<'_>,
         dir: Direction,
         want: usize,
+        waiter: Option<Pin<&mut Waiter<'_>>>,
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         let mut seen = None;
-        let r = self.poll_io(cx, dir, || {
+        let r = self.poll_io(cx, dir, waiter, || {
             seen = Some(self.io.snapshot(dir));
             op()
         });
@@ -227,26 +324,6 @@ impl Drop for Registration {
         let _ = self.core.registry.deregister(&mut mio::unix::SourceFd(&self.fd));
         self.io.wake_all();
         self.core.release_io(self.io.clone());
-    }
-}
-
-/// Wakers waiting for a condition (queue drained, space available, closed): woken all at once.
-#[derive(Debug, Default)]
-pub(crate) struct WaitList(Mutex<Vec<Waker>>);
-
-impl WaitList {
-    pub(crate) fn register(&self, waker: &Waker) {
-        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !list.iter().any(|w| w.will_wake(waker)) {
-            list.push(waker.clone());
-        }
-    }
-
-    pub(crate) fn wake_all(&self) {
-        let list = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        for w in list {
-            w.wake();
-        }
     }
 }
 

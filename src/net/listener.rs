@@ -1,6 +1,6 @@
 //! `TcpListener`: bind, accept, incoming.
 
-use crate::io::{Direction, Registration};
+use crate::io::{Direction, Registration, Waiter};
 use crate::net::addr::{resolve, ToSocketAddrs};
 use crate::net::TcpStream;
 use futures::Stream;
@@ -10,7 +10,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
 /// Options for [`TcpListener::bind_with`].
@@ -127,15 +127,26 @@ impl TcpListener {
     }
 
     /// Accepts a connection. The stream lives on the listener's core.
+    /// Any number of tasks may accept on one listener at once; each is woken.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        poll_fn(|cx| self.poll_accept(cx)).await
+        let mut waiter = pin!(self.reg.waiter(Direction::Read));
+        poll_fn(|cx| self.accept_with(cx, Some(waiter.as_mut()))).await
     }
 
-    /// Polls for a connection.
+    /// Polls for a connection. Only the last task to poll is woken when a connection
+    /// arrives (one waker slot): for several accepting tasks, use [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        self.accept_with(cx, None)
+    }
+
+    fn accept_with(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         // Accept errors are returned as the OS reported them, so `raw_os_error()` tells
         // `EMFILE` from `ECONNABORTED` (the listener is the only thing that can fail here).
-        let (stream, peer) = match self.reg.poll_io(cx, Direction::Read, || self.listener.accept()) {
+        let (stream, peer) = match self.reg.poll_io(cx, Direction::Read, waiter, || self.listener.accept()) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(Ok(pair)) => pair,

@@ -19,11 +19,13 @@
 //! releases `OWNER` it re-checks the queue, and a poster re-checks after its CAS fails
 //! (both `SeqCst`), so a post is never stranded.
 //!
-//! Closing: posts register in `inflight` before looking at `closed`, and `close` waits for
-//! `inflight` to drain after setting it; so a post either fails with its data handed back,
-//! or is in the queue before the flusher's final drain.
+//! Closing: posts register in `inflight` before looking at `closed`, and nobody waits for
+//! them: `close` settles the queue at once if no post is in flight, else the last post to
+//! leave `inflight` settles it and wakes the flusher; the flusher only ends after it has
+//! seen `inflight == 0` once `closed` was set. So a post either fails with its data handed
+//! back, or is in the queue before the flusher's final drain (`SeqCst` on both words).
 
-use crate::io::{Direction, WaitList};
+use crate::io::Direction;
 use crate::net::stream::Socket;
 use bytes::Bytes;
 use crossbeam_deque::{Injector, Steal};
@@ -32,9 +34,10 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 /// Buffers per `writev`.
@@ -157,6 +160,53 @@ pub(crate) struct PostQueue {
     space: WaitList,
     /// Woken when `queued` reaches 0, and on close.
     drained: WaitList,
+    /// Woken when the flusher gives the writer role back (the owner may write again).
+    turn: WaitList,
+}
+
+/// Wakers waiting for a condition of the queue (space below the mark, drained, closed, the
+/// writer role free), woken all at once when it changes. A condition that rarely has
+/// waiters costs its changer one atomic load: `armed` is published (`SeqCst`) before the
+/// waiter re-checks the condition, and read (`SeqCst`) after the changer changed it.
+#[derive(Debug, Default)]
+struct WaitList {
+    armed: AtomicBool,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl WaitList {
+    /// Registers `waker` unless `ready` (evaluated after registering) already holds.
+    fn poll_until(&self, waker: &Waker, ready: impl Fn() -> bool) -> Poll<()> {
+        if ready() {
+            return Poll::Ready(());
+        }
+        {
+            let mut list = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            if !list.iter().any(|w| w.will_wake(waker)) {
+                list.push(waker.clone());
+            }
+            self.armed.store(true, SeqCst);
+        }
+        if ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Wakes every registered waker; call after changing the condition (`SeqCst`).
+    fn wake_all(&self) {
+        if !self.armed.load(SeqCst) {
+            return;
+        }
+        let list = {
+            let mut list = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            self.armed.store(false, SeqCst);
+            std::mem::take(&mut *list)
+        };
+        for w in list {
+            crate::contain::contain("waking a post_send waiter", || w.wake());
+        }
+    }
 }
 
 impl PostQueue {
@@ -174,6 +224,7 @@ impl PostQueue {
             flusher_started: AtomicBool::new(false),
             space: WaitList::default(),
             drained: WaitList::default(),
+            turn: WaitList::default(),
         }
     }
 
@@ -181,7 +232,15 @@ impl PostQueue {
     pub(crate) fn post(&self, data: Bytes, enforce_high_water: bool) -> Result<(), PostError> {
         self.inflight.fetch_add(1, SeqCst);
         let result = self.post_registered(data, enforce_high_water);
-        self.inflight.fetch_sub(1, SeqCst);
+        if self.inflight.fetch_sub(1, SeqCst) == 1 {
+            if self.closed.load(SeqCst) {
+                // The last post in flight after a close: settle the queue in its place.
+                self.settle();
+                self.flusher.wake();
+            }
+            // A flush waits for posts in flight too (see `poll_drained`).
+            self.drained.wake_all();
+        }
         result
     }
 
@@ -213,7 +272,7 @@ impl PostQueue {
 
     /// `n` bytes left the queue (written, or refused).
     fn consumed(&self, n: usize) {
-        // Saturating: `close` zeroes the count while a flusher may still report a write.
+        // Saturating: `settle` zeroes the count while a flusher may still report a write.
         let before = self.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
         let after = before.saturating_sub(n);
         if after < self.high_water.load(Relaxed) {
@@ -255,7 +314,7 @@ impl PostQueue {
     }
 
     pub(crate) fn set_high_water(&self, bytes: usize) {
-        self.high_water.store(bytes.max(1), Relaxed);
+        self.high_water.store(bytes.max(1), SeqCst);
         self.space.wake_all();
     }
 
@@ -272,7 +331,7 @@ impl PostQueue {
         e.as_ref().map(|(kind, msg)| io::Error::new(*kind, msg.clone()))
     }
 
-    /// Stops accepting posts. Returns once every post that was accepted is in the queue.
+    /// Stops accepting posts; never waits (see the module docs for posts in flight).
     ///
     /// Without an error the close is graceful: what is queued is still written. With an
     /// error (abort, write failure, flusher gone) the socket has *failed*: queued data is
@@ -284,17 +343,35 @@ impl PostQueue {
             self.failed.store(true, SeqCst);
         }
         self.closed.store(true, SeqCst);
-        while self.inflight.load(SeqCst) != 0 {
-            std::hint::spin_loop();
-        }
-        if error.is_some() {
-            while self.pop().is_some() {}
-            // Everything still queued (here or in a flusher's batch) is discarded.
-            self.queued.store(0, SeqCst);
+        if self.inflight.load(SeqCst) == 0 {
+            self.settle();
         }
         self.flusher.wake();
         self.space.wake_all();
         self.drained.wake_all();
+        self.turn.wake_all();
+    }
+
+    /// After a close with no post in flight: a failed socket discards what is queued.
+    /// (Idempotent: `close` and the last post in flight may both call it.)
+    fn settle(&self) {
+        if self.has_failed() {
+            while self.pop().is_some() {}
+            // Everything still queued (here or in a flusher's batch) is discarded.
+            self.queued.store(0, SeqCst);
+            self.drained.wake_all();
+        }
+    }
+
+    /// Whether a post is between its `closed` check and its push.
+    fn posts_in_flight(&self) -> bool {
+        self.inflight.load(SeqCst) != 0
+    }
+
+    /// Ready when the owner may write directly: the flusher does not hold the writer role
+    /// (or the queue is closed, and the owner's write fails at once).
+    pub(crate) fn poll_owner_turn(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.turn.poll_until(cx.waker(), || !self.writer.is_flusher() || self.is_closed())
     }
 
     pub(crate) fn has_failed(&self) -> bool {
@@ -302,37 +379,20 @@ impl PostQueue {
     }
 
     pub(crate) fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.queued_bytes() == 0 || self.has_failed() {
-            return Poll::Ready(());
-        }
-        self.drained.register(cx.waker());
-        if self.queued_bytes() == 0 || self.has_failed() {
-            return Poll::Ready(());
-        }
-        Poll::Pending
+        // Posts in flight first: once none is, every accepted post is counted in `queued`.
+        self.drained.poll_until(cx.waker(), || {
+            (!self.posts_in_flight() && self.queued.load(SeqCst) == 0) || self.has_failed()
+        })
     }
 
     pub(crate) fn poll_space(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let below = || self.queued_bytes() < self.high_water.load(Relaxed) || self.is_closed();
-        if below() {
-            return Poll::Ready(());
-        }
-        self.space.register(cx.waker());
-        if below() {
-            return Poll::Ready(());
-        }
-        Poll::Pending
+        self.space.poll_until(cx.waker(), || {
+            self.queued.load(SeqCst) < self.high_water.load(SeqCst) || self.is_closed()
+        })
     }
 
     fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.is_closed() {
-            return Poll::Ready(());
-        }
-        self.drained.register(cx.waker());
-        if self.is_closed() {
-            return Poll::Ready(());
-        }
-        Poll::Pending
+        self.drained.poll_until(cx.waker(), || self.closed.load(SeqCst))
     }
 }
 
@@ -378,15 +438,26 @@ async fn flush_loop(sock: Arc<Socket>) {
     // Set once the owner is gone: the deadline (linger) for writing what is left.
     let mut give_up: Option<crate::time::Sleep> = None;
     let mut rounds = 0u32;
+    let mut waiter = pin!(sock.reg.waiter(Direction::Write));
     loop {
         if !wait_scheduled(&sock).await {
             if q.has_failed() {
                 return;
             }
             // Closed, or the owner is gone, with nothing scheduled: refuse new posts, then
-            // write whatever was accepted before that (posts racing with the close).
+            // write whatever was accepted before that (posts racing with the close: the
+            // last of them wakes us).
             q.close(None);
-            if !q.has_bufs() {
+            let settled = poll_fn(|cx| {
+                q.flusher.register(cx.waker());
+                if q.posts_in_flight() {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(!q.has_bufs() && !q.writer.is_flusher())
+                }
+            })
+            .await;
+            if settled {
                 // Everything accepted was written: a clean end, not a failure.
                 std::mem::forget(fail);
                 return;
@@ -407,6 +478,7 @@ async fn flush_loop(sock: Arc<Socket>) {
                     // A post raced with the release: still ours, keep writing.
                     continue;
                 }
+                q.turn.wake_all();
                 break;
             }
             let want = batch.iter().map(|b| b.len()).sum();
@@ -431,7 +503,9 @@ async fn flush_loop(sock: Arc<Socket>) {
                         return Poll::Ready(Err(e));
                     }
                 }
-                sock.reg.poll_transfer(cx, Direction::Write, want, || write_batch(&sock, &batch))
+                sock.reg.poll_transfer(cx, Direction::Write, want, Some(waiter.as_mut()), || {
+                    write_batch(&sock, &batch)
+                })
             })
             .await;
             match result {

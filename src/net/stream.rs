@@ -1,6 +1,6 @@
 //! `TcpStream`: async send/recv, `post_send`, options, and its halves.
 
-use crate::io::{Direction, Registration};
+use crate::io::{Direction, Registration, Waiter};
 use crate::net::addr::{resolve, ToSocketAddrs};
 use crate::net::post::{ensure_flusher, PostError, PostQueue, PostSender};
 use crate::sched::Shared;
@@ -12,7 +12,7 @@ use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -70,13 +70,20 @@ impl Socket {
         }
     }
 
-    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    /// One receive. `waiter`: the `async` caller's place in the read waiters (`None`: the
+    /// poll-based slot, for the `AsyncRead` impls).
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<io::Result<usize>> {
         let want = buf.len();
         if want == 0 {
             return Poll::Ready(Ok(0));
         }
         self.reg
-            .poll_transfer(cx, Direction::Read, want, || (&self.stream).read(buf))
+            .poll_transfer(cx, Direction::Read, want, waiter, || (&self.stream).read(buf))
             .map_err(|e| self.context_error("recv", e))
     }
 
@@ -95,7 +102,7 @@ impl Socket {
         let fd = self.stream.as_raw_fd();
         let ptr = buf.as_mut_ptr().cast::<libc::c_void>();
         self.reg
-            .poll_transfer(cx, Direction::Read, want, || {
+            .poll_transfer(cx, Direction::Read, want, None, || {
                 // SAFETY: `ptr` is valid for writes of `want` bytes for the whole call, and
                 // `fd` is this socket's open descriptor.
                 let n = unsafe { libc::read(fd, ptr, want) };
@@ -112,6 +119,7 @@ impl Socket {
         &self,
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
+        waiter: Option<Pin<&mut Waiter<'_>>>,
     ) -> Poll<io::Result<usize>> {
         let n = bufs.len().min(IOV_MAX);
         let bufs = &mut bufs[..n];
@@ -120,7 +128,7 @@ impl Socket {
             return Poll::Ready(Ok(0));
         }
         self.reg
-            .poll_transfer(cx, Direction::Read, want, || (&self.stream).read_vectored(bufs))
+            .poll_transfer(cx, Direction::Read, want, waiter, || (&self.stream).read_vectored(bufs))
             .map_err(|e| self.context_error("recv", e))
     }
 
@@ -141,6 +149,7 @@ impl Socket {
         self: &Arc<Self>,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
+        waiter: Option<Pin<&mut Waiter<'_>>>,
     ) -> Poll<io::Result<usize>> {
         self.check_open()?;
         if bufs.iter().all(|b| b.is_empty()) {
@@ -149,8 +158,9 @@ impl Socket {
         if self.post.try_lock_owner() {
             let bufs = &bufs[..bufs.len().min(IOV_MAX)];
             let want = bufs.iter().map(|b| b.len()).sum();
-            let r =
-                self.reg.poll_transfer(cx, Direction::Write, want, || (&self.stream).write_vectored(bufs));
+            let r = self
+                .reg
+                .poll_transfer(cx, Direction::Write, want, waiter, || (&self.stream).write_vectored(bufs));
             self.post.unlock_owner();
             return r.map_err(|e| self.context_error("send", e));
         }
@@ -174,8 +184,13 @@ impl Socket {
         }
     }
 
-    fn poll_send(self: &Arc<Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_send_vectored(cx, &[IoSlice::new(buf)])
+    fn poll_send(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_send_vectored(cx, &[IoSlice::new(buf)], waiter)
     }
 
     /// Sends all of `buf` as one contiguous run: posted data cannot interleave with it.
@@ -196,9 +211,12 @@ impl Socket {
             }
         }
         let _unlock = Unlock(&self.post);
+        let mut waiter = pin!(self.reg.waiter(Direction::Write));
         while !buf.is_empty() {
             let n = poll_fn(|cx| {
-                self.reg.poll_transfer(cx, Direction::Write, buf.len(), || (&self.stream).write(buf))
+                self.reg.poll_transfer(cx, Direction::Write, buf.len(), Some(waiter.as_mut()), || {
+                    (&self.stream).write(buf)
+                })
             })
             .await
             .map_err(|e| self.context_error("send", e))?;
@@ -400,7 +418,9 @@ impl TcpStream {
 
     /// Receives into several buffers with one `readv`.
     pub async fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        poll_fn(|cx| self.sock().poll_recv_vectored(cx, bufs)).await
+        let sock = self.sock();
+        let mut waiter = pin!(sock.reg.waiter(Direction::Read));
+        poll_fn(|cx| sock.poll_recv_vectored(cx, bufs, Some(waiter.as_mut()))).await
     }
 
     /// Receives without waiting: `WouldBlock` if nothing is there.
@@ -413,13 +433,19 @@ impl TcpStream {
     }
 
     /// Completes when the socket may be readable (then try [`try_recv`](Self::try_recv)).
+    /// Any number of tasks may wait at once (on a shared `&TcpStream`); each is woken.
     pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.sock().reg.io.poll_ready(cx, Direction::Read).map(|_| Ok(()))).await
+        let sock = self.sock();
+        let mut waiter = pin!(sock.reg.waiter(Direction::Read));
+        poll_fn(|cx| sock.reg.poll_readiness(cx, Direction::Read, waiter.as_mut())).await;
+        Ok(())
     }
 
     /// Sends several buffers with one `writev` (or queues them, as [`send`](Self::send)).
     pub async fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        poll_fn(|cx| self.sock().poll_send_vectored(cx, bufs)).await
+        let sock = self.sock();
+        let mut waiter = pin!(sock.reg.waiter(Direction::Write));
+        poll_fn(|cx| sock.poll_send_vectored(cx, bufs, Some(waiter.as_mut()))).await
     }
 
     /// Sends without waiting: `WouldBlock` if the socket is full or posted data is being
@@ -435,9 +461,18 @@ impl TcpStream {
         r
     }
 
-    /// Completes when the socket may be writable.
+    /// Completes when the owner may write: posted data has been handed to the kernel (so
+    /// a [`try_send`](Self::try_send) would not overtake it) and the socket may be
+    /// writable. Any number of tasks may wait at once; each is woken.
     pub async fn writable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.sock().reg.io.poll_ready(cx, Direction::Write).map(|_| Ok(()))).await
+        let sock = self.sock();
+        let mut waiter = pin!(sock.reg.waiter(Direction::Write));
+        poll_fn(|cx| {
+            std::task::ready!(sock.post.poll_owner_turn(cx));
+            sock.reg.poll_readiness(cx, Direction::Write, waiter.as_mut())
+        })
+        .await;
+        Ok(())
     }
 
     /// Closes at once with a reset (RST), discarding queued data.
@@ -568,8 +603,9 @@ async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<
     let stream =
         TcpStream::from_mio(mio::net::TcpStream::from_std(std), crate::sched::current_or_default_core())?;
     let sock = stream.sock().clone();
+    let mut waiter = pin!(sock.reg.waiter(Direction::Write));
     poll_fn(|cx| {
-        sock.reg.poll_io(cx, Direction::Write, || {
+        sock.reg.poll_io(cx, Direction::Write, Some(waiter.as_mut()), || {
             if let Some(e) = sock.stream.take_error()? {
                 return Err(e);
             }
@@ -603,14 +639,14 @@ macro_rules! async_io_impls {
                 cx: &mut Context<'_>,
                 buf: &mut [u8],
             ) -> Poll<io::Result<usize>> {
-                self.sock().poll_recv(cx, buf)
+                self.sock().poll_recv(cx, buf, None)
             }
             fn poll_read_vectored(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
                 bufs: &mut [IoSliceMut<'_>],
             ) -> Poll<io::Result<usize>> {
-                self.sock().poll_recv_vectored(cx, bufs)
+                self.sock().poll_recv_vectored(cx, bufs, None)
             }
         }
 
@@ -635,14 +671,14 @@ macro_rules! async_io_impls {
     (write $t:ty) => {
         impl AsyncWrite for $t {
             fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                self.sock().poll_send(cx, buf)
+                self.sock().poll_send(cx, buf, None)
             }
             fn poll_write_vectored(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                self.sock().poll_send_vectored(cx, bufs)
+                self.sock().poll_send_vectored(cx, bufs, None)
             }
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 self.sock().poll_flush(cx)
@@ -656,14 +692,14 @@ macro_rules! async_io_impls {
         #[cfg(feature = "tokio")]
         impl tokio::io::AsyncWrite for $t {
             fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                self.sock().poll_send(cx, buf)
+                self.sock().poll_send(cx, buf, None)
             }
             fn poll_write_vectored(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                self.sock().poll_send_vectored(cx, bufs)
+                self.sock().poll_send_vectored(cx, bufs, None)
             }
             fn is_write_vectored(&self) -> bool {
                 true
@@ -763,7 +799,9 @@ macro_rules! recv_half {
         impl $t {
             /// Receives into `buf`; `Ok(0)` is an orderly end of stream (or an empty `buf`).
             pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-                poll_fn(|cx| self.sock().poll_recv(cx, buf)).await
+                let sock = self.sock();
+                let mut waiter = pin!(sock.reg.waiter(Direction::Read));
+                poll_fn(|cx| sock.poll_recv(cx, buf, Some(waiter.as_mut()))).await
             }
         }
         async_io_impls!(read $t);
@@ -776,7 +814,9 @@ macro_rules! send_half {
             /// Sends some of `buf` and returns how much: written directly when nothing is
             /// queued, otherwise queued (all of it) behind the posted data.
             pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-                poll_fn(|cx| self.sock().poll_send(cx, buf)).await
+                let sock = self.sock();
+                let mut waiter = pin!(sock.reg.waiter(Direction::Write));
+                poll_fn(|cx| sock.poll_send(cx, buf, Some(waiter.as_mut()))).await
             }
             /// Sends all of `buf` as one contiguous run (posted data does not interleave).
             pub async fn send_all(&self, buf: &[u8]) -> io::Result<()> {

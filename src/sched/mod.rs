@@ -109,6 +109,8 @@ pub(crate) struct Shared {
     pub(crate) steps: AtomicU64,
     pub(crate) completed: AtomicU64,
     pub(crate) cancelled: AtomicU64,
+    /// Panics in user code caught outside a task's poll (see `contain`).
+    pub(crate) contained_panics: AtomicU64,
     pub(crate) workers: Vec<WorkerStats>,
     /// Spawns from outside the core are cancelled at once (shutdown has begun).
     pub(crate) closing: AtomicBool,
@@ -202,6 +204,7 @@ impl Shared {
             steps: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
+            contained_panics: AtomicU64::new(0),
             workers: (0..threads).map(|_| WorkerStats::default()).collect(),
             closing: AtomicBool::new(false),
             cancelling: AtomicBool::new(false),
@@ -272,6 +275,11 @@ impl Shared {
     pub(crate) fn add_timer(&self, deadline: u64, waker: Waker) {
         lock(&self.timers_in).push((deadline, waker));
         self.kick();
+    }
+
+    /// Counts a panic caught in user code outside a task's poll.
+    pub(crate) fn note_contained_panic(&self) {
+        self.contained_panics.fetch_add(1, Relaxed);
     }
 
     /// Hands a closed socket's readiness block to the sched-role for release.

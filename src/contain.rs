@@ -1,0 +1,32 @@
+//! Containment of panics in user code that the runtime calls outside a task's poll.
+//!
+//! A task's poll is already guarded (its panic becomes the `JoinError`). But the runtime
+//! also runs user code on its own threads at other moments: it wakes foreign wakers (a
+//! `JoinHandle` awaited by another executor, a socket or timer polled under a foreign
+//! waker), and drops a finished task's output or a cancelled task's future. A panic there
+//! must not unwind through a worker loop (the thread would die), through the sched-role
+//! (its lock would be poisoned and the rest of a batch of edge-triggered events lost), or
+//! through a lock holder. [`contain`] catches it, counts it in the current core's
+//! `Metrics::contained_panics`, and emits a `tracing` event under that feature.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Runs `f`; a panic inside is caught and counted. `what` names the call, for the
+/// tracing event. Returns false if `f` panicked.
+pub(crate) fn contain(what: &'static str, f: impl FnOnce()) -> bool {
+    // `AssertUnwindSafe`: every caller leaves its own structures consistent before calling
+    // user code (wakers are taken out of lists, outputs out of task cells).
+    if catch_unwind(AssertUnwindSafe(f)).is_ok() {
+        return true;
+    }
+    crate::sched::with_current_core(|core| {
+        if let Some((shared, _)) = core {
+            shared.note_contained_panic();
+        }
+    });
+    #[cfg(feature = "tracing")]
+    tracing::error!(what, "iocore contained a panic in user code");
+    #[cfg(not(feature = "tracing"))]
+    let _ = what;
+    false
+}

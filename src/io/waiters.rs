@@ -1,0 +1,350 @@
+//! Waiter lists: every task waiting on one direction of one socket, woken together by the
+//! edge that lets them proceed.
+//!
+//! A socket direction can have many waiters at once: the owner's `recv`/`send`, the
+//! `post_send` flusher, tasks in `readable()`/`writable()`, other holders of a shared
+//! `&TcpStream`. One waker slot per direction is not enough (a later registration evicts
+//! an earlier one, and that task sleeps forever), so each direction keeps an intrusive,
+//! doubly-linked list of [`Waiter`]s:
+//!
+//! - a waiter's node lives inside the waiting future (pinned), so waiting never allocates;
+//!   dropping the future unlinks it, so a cancelled wait leaves nothing behind;
+//! - the list is guarded by a mutex that is only taken by a task that is about to wait and
+//!   by the dispatch of an edge; [`WaiterList::wake_all`] skips it when `armed` says the
+//!   list is empty, so a socket nobody waits on costs one atomic load per edge;
+//! - **no lost wakeup**: a waiter links itself, publishes `armed` (`SeqCst`) and only then
+//!   re-checks readiness, under the lock; the dispatcher publishes readiness (a `SeqCst`
+//!   read-modify-write) and only then reads `armed`. Whichever comes second sees the other.
+//!
+//! Wakers are taken out of the list under the lock and woken after it is released, in
+//! batches of [`WAKE_BATCH`], so a waker that re-enters the list (or panics) cannot
+//! deadlock or corrupt it.
+
+use crate::sync::{lock, AtomicBool, Mutex, Ordering::SeqCst};
+use std::cell::UnsafeCell;
+use std::marker::PhantomPinned;
+use std::pin::Pin;
+use std::ptr;
+use std::task::Waker;
+
+/// Wakers taken out of the list per lock acquisition.
+const WAKE_BATCH: usize = 32;
+
+/// The waiters of one socket direction. See the module docs.
+pub(crate) struct WaiterList {
+    /// False only when the list is certainly empty (cleared by `wake_all` under the lock
+    /// when it empties the list; set by every waiter that links itself).
+    armed: AtomicBool,
+    links: Mutex<Links>,
+}
+
+/// Head and tail of the intrusive list. Every node pointer in here points into a pinned
+/// [`Waiter`] that unlinks itself (under this lock) before it is dropped.
+struct Links {
+    head: *mut Node,
+    tail: *mut Node,
+}
+
+// SAFETY: the nodes are only touched under the list's lock, and the wakers in them are Send.
+unsafe impl Send for Links {}
+
+struct Node {
+    /// The waker to wake on the next edge; taken by `wake_all`.
+    waker: Option<Waker>,
+    prev: *mut Node,
+    next: *mut Node,
+    /// In the list right now. Guarded, like the links, by the list's lock.
+    queued: bool,
+}
+
+/// One task's place in a [`WaiterList`]; keep it pinned inside the waiting future.
+pub(crate) struct Waiter<'a> {
+    list: &'a WaiterList,
+    node: UnsafeCell<Node>,
+    /// This waiter has linked itself at some point (so `drop` must check under the lock).
+    /// Only the owner of the `Waiter` reads or writes it.
+    maybe_queued: bool,
+    _pinned: PhantomPinned,
+}
+
+// SAFETY: the node is only touched by the owner of the `Waiter` (which holds it pinned)
+// while the list's lock is held, or by `wake_all` under the same lock.
+unsafe impl Send for Waiter<'_> {}
+// SAFETY: a `&Waiter` gives access to nothing (every method takes `Pin<&mut Self>`).
+unsafe impl Sync for Waiter<'_> {}
+
+impl WaiterList {
+    pub(crate) fn new() -> WaiterList {
+        WaiterList {
+            armed: AtomicBool::new(false),
+            links: Mutex::new(Links { head: ptr::null_mut(), tail: ptr::null_mut() }),
+        }
+    }
+
+    /// Wakes every waiter linked now. The caller must have published the readiness that
+    /// lets them proceed (with a `SeqCst` read-modify-write) before calling.
+    pub(crate) fn wake_all(&self) {
+        if !self.armed.load(SeqCst) {
+            return;
+        }
+        loop {
+            let mut batch: [Option<Waker>; WAKE_BATCH] = Default::default();
+            let mut n = 0;
+            let more = {
+                let mut links = lock(&self.links);
+                while n < WAKE_BATCH && !links.head.is_null() {
+                    let node = links.head;
+                    // SAFETY: `node` is linked, so its `Waiter` is pinned and alive (it
+                    // unlinks itself under this lock before it goes away).
+                    unsafe {
+                        links.unlink(node);
+                        batch[n] = (*node).waker.take();
+                    }
+                    n += 1;
+                }
+                let more = !links.head.is_null();
+                if !more {
+                    self.armed.store(false, SeqCst);
+                }
+                more
+            };
+            for waker in batch.iter_mut().take(n).filter_map(Option::take) {
+                crate::contain::contain("waking a socket waiter", || waker.wake());
+            }
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Whether any waiter is linked (for tests and assertions).
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        lock(&self.links).head.is_null()
+    }
+}
+
+impl Links {
+    /// # Safety
+    /// `node` is a live node that is not in any list; the caller holds the list's lock.
+    unsafe fn push_back(&mut self, node: *mut Node) {
+        // SAFETY: forwarded from the caller; `tail`, if any, is a live linked node.
+        unsafe {
+            (*node).prev = self.tail;
+            (*node).next = ptr::null_mut();
+            if self.tail.is_null() {
+                self.head = node;
+            } else {
+                (*self.tail).next = node;
+            }
+            self.tail = node;
+            (*node).queued = true;
+        }
+    }
+
+    /// # Safety
+    /// `node` is a live node in this list; the caller holds the list's lock.
+    unsafe fn unlink(&mut self, node: *mut Node) {
+        // SAFETY: forwarded from the caller; its neighbours are live linked nodes.
+        unsafe {
+            let (prev, next) = ((*node).prev, (*node).next);
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                (*prev).next = next;
+            }
+            if next.is_null() {
+                self.tail = prev;
+            } else {
+                (*next).prev = prev;
+            }
+            (*node).prev = ptr::null_mut();
+            (*node).next = ptr::null_mut();
+            (*node).queued = false;
+        }
+    }
+}
+
+impl<'a> Waiter<'a> {
+    /// A waiter for `list`, not yet linked.
+    pub(crate) fn new(list: &'a WaiterList) -> Waiter<'a> {
+        Waiter {
+            list,
+            node: UnsafeCell::new(Node {
+                waker: None,
+                prev: ptr::null_mut(),
+                next: ptr::null_mut(),
+                queued: false,
+            }),
+            maybe_queued: false,
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// Links this waiter with `waker` (or refreshes its waker), then evaluates `ready`
+    /// under the list's lock. If `ready` holds the waiter is unlinked again and true is
+    /// returned; otherwise the next [`WaiterList::wake_all`] wakes `waker`.
+    pub(crate) fn wait(self: Pin<&mut Self>, waker: &Waker, ready: impl FnOnce() -> bool) -> bool {
+        // SAFETY: nothing is moved out of the pinned waiter; `maybe_queued` is a plain flag.
+        let this = unsafe { self.get_unchecked_mut() };
+        let mut links = lock(&this.list.links);
+        let node = this.node.get();
+        // SAFETY: we hold the lock, and the node lives (pinned) as long as this waiter,
+        // which unlinks it before it is dropped.
+        unsafe {
+            match &mut (*node).waker {
+                Some(w) if w.will_wake(waker) => {}
+                slot => *slot = Some(waker.clone()),
+            }
+            if !(*node).queued {
+                links.push_back(node);
+            }
+        }
+        this.maybe_queued = true;
+        this.list.armed.store(true, SeqCst);
+        if !ready() {
+            return false;
+        }
+        // SAFETY: as above; the node is linked (we just linked it, under the lock).
+        unsafe { links.unlink(node) };
+        true
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if !self.maybe_queued {
+            return;
+        }
+        let mut links = lock(&self.list.links);
+        let node = self.node.get();
+        // SAFETY: under the lock; if still linked, unlinking it here is what keeps the list
+        // from pointing into freed memory.
+        unsafe {
+            if (*node).queued {
+                links.unlink(node);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    #[test]
+    fn every_waiter_is_woken_and_dropped_waiters_unlink() {
+        let list = WaiterList::new();
+        let wakers: Vec<_> = (0..(WAKE_BATCH * 2 + 3)).map(|_| counter()).collect();
+        let mut waiters: Vec<_> = wakers.iter().map(|_| Box::pin(Waiter::new(&list))).collect();
+        for (w, (_, waker)) in waiters.iter_mut().zip(&wakers) {
+            assert!(!w.as_mut().wait(waker, || false));
+        }
+        // Re-registering with the same waker does not link twice.
+        assert!(!waiters[0].as_mut().wait(&wakers[0].1, || false));
+        // A dropped waiter is unlinked and never woken.
+        let dropped = waiters.remove(1);
+        drop(dropped);
+        list.wake_all();
+        assert!(list.is_empty());
+        for (i, (c, _)) in wakers.iter().enumerate() {
+            assert_eq!(c.0.load(Ordering::SeqCst), usize::from(i != 1), "waiter {i}");
+        }
+        // Ready at registration: not left in the list.
+        assert!(waiters[0].as_mut().wait(&wakers[0].1, || true));
+        assert!(list.is_empty());
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! A waiter registers (and later drops) while a dispatcher publishes readiness and
+    //! wakes the list: the waiter either sees the readiness or is woken. Never neither.
+    use super::*;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::Arc;
+    use std::task::{RawWaker, RawWakerVTable};
+
+    fn flag_waker(flag: &Arc<AtomicUsize>) -> Waker {
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(
+            |p| {
+                // SAFETY: `p` came from `Arc::into_raw` below; cloning takes a new count.
+                unsafe { Arc::increment_strong_count(p as *const AtomicUsize) };
+                RawWaker::new(p, &VTABLE)
+            },
+            |p| {
+                // SAFETY: as above; `wake` consumes the count.
+                let a = unsafe { Arc::from_raw(p as *const AtomicUsize) };
+                a.fetch_add(1, SeqCst);
+            },
+            |p| {
+                // SAFETY: as above; borrowed.
+                unsafe { &*(p as *const AtomicUsize) }.fetch_add(1, SeqCst);
+            },
+            |p| {
+                // SAFETY: as above; drops the count.
+                drop(unsafe { Arc::from_raw(p as *const AtomicUsize) });
+            },
+        );
+        let p = Arc::into_raw(flag.clone()) as *const ();
+        // SAFETY: the vtable implements the RawWaker contract for an `Arc<AtomicUsize>`.
+        unsafe { Waker::from_raw(RawWaker::new(p, &VTABLE)) }
+    }
+
+    #[test]
+    fn loom_register_vs_dispatch() {
+        loom::model(|| {
+            let list = Arc::new(WaiterList::new());
+            let ready = Arc::new(AtomicUsize::new(0));
+            let woken = Arc::new(AtomicUsize::new(0));
+            let dispatcher = {
+                let (list, ready) = (list.clone(), ready.clone());
+                loom::thread::spawn(move || {
+                    ready.fetch_add(1, SeqCst);
+                    list.wake_all();
+                })
+            };
+            let waker = flag_waker(&woken);
+            let mut waiter = Box::pin(Waiter::new(&list));
+            let saw_ready = waiter.as_mut().wait(&waker, || ready.load(SeqCst) != 0);
+            dispatcher.join().unwrap();
+            assert!(saw_ready || woken.load(SeqCst) == 1, "the edge was lost");
+            drop(waiter);
+            // Whatever happened, the list holds no dangling node.
+            list.wake_all();
+        });
+    }
+
+    #[test]
+    fn loom_drop_vs_dispatch() {
+        loom::model(|| {
+            let list = Arc::new(WaiterList::new());
+            let woken = Arc::new(AtomicUsize::new(0));
+            let waker = flag_waker(&woken);
+            let mut waiter = Box::pin(Waiter::new(&list));
+            assert!(!waiter.as_mut().wait(&waker, || false));
+            let dispatcher = {
+                let list = list.clone();
+                loom::thread::spawn(move || list.wake_all())
+            };
+            drop(waiter);
+            dispatcher.join().unwrap();
+            assert!(woken.load(SeqCst) <= 1);
+        });
+    }
+}
