@@ -102,6 +102,9 @@ pub struct Metrics {
     /// that panicked when woken, a task output or cancelled future whose `Drop` panicked.
     /// The core keeps running; with the `tracing` feature each one is also an event.
     pub contained_panics: u64,
+    /// Slow-path timers registered now: time futures (and `park` deadlines) polled under a
+    /// foreign waker. Dropping such a future releases its timer at once.
+    pub foreign_timers: usize,
 }
 
 impl Default for Builder {
@@ -240,12 +243,16 @@ impl IoCore {
         self.handle.wait_idle(timeout)
     }
 
-    /// A snapshot of the core's counters (always on; reading it takes no lock). See
-    /// `examples/metrics.rs` for a program that prints it every second.
+    /// A snapshot of the core's counters (always on; reading it takes no lock beyond the
+    /// slow-path timers' count). See `examples/metrics.rs` for a program that prints it
+    /// every second. A task's `JoinHandle` resolves just before the task leaves the live
+    /// count; [`wait_idle`](Self::wait_idle) waits for both.
     ///
     /// ```
+    /// use std::time::Duration;
     /// let core = iocore::IoCore::builder().threads(2).build()?;
     /// core.block_on(core.spawn(async {})).unwrap();
+    /// assert!(core.wait_idle(Duration::from_secs(10)));
     /// let m = core.metrics();
     /// assert_eq!(m.workers, 2);
     /// assert_eq!(m.live_tasks, 0);
@@ -399,7 +406,7 @@ impl Handle {
         Metrics {
             workers: sh.workers.len(),
             live_tasks: sh.live.load(Relaxed),
-            parked_tasks: sh.parked.load(Relaxed).max(0) as usize,
+            parked_tasks: sh.parked(),
             completed_tasks: sh.completed.load(Relaxed),
             cancelled_tasks: sh.cancelled.load(Relaxed),
             sched_steps: sh.steps.load(Relaxed),
@@ -408,6 +415,7 @@ impl Handle {
             worker_polls: sh.workers.iter().map(|w| w.polls.load(Relaxed)).collect(),
             worker_busy: sh.workers.iter().map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed))).collect(),
             contained_panics: sh.contained_panics.load(Relaxed),
+            foreign_timers: sh.timer_count(),
         }
     }
 }

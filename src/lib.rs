@@ -60,6 +60,7 @@ mod sync;
 mod sys;
 pub mod task;
 pub mod time;
+mod util;
 
 pub use crate::core::{Builder, Handle, IoCore, Metrics, ShutdownReport};
 pub use task::{JoinError, JoinHandle, TaskRef};

@@ -84,7 +84,9 @@ impl LiveList {
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             for &t in shard.slots.iter().filter(|t| !t.is_null()) {
-                let task = RawTask::from_ptr(t);
+                // SAFETY: a task stays in the table (holding the scheduler's reference)
+                // until `complete` removes it under this lock.
+                let task = unsafe { RawTask::from_ptr(t) };
                 task.ref_inc();
                 out.push(task);
             }

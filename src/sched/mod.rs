@@ -36,8 +36,6 @@
 //!
 //! The task state machine lives in `task::state`; this module only moves `RawTask`s around.
 
-pub(crate) mod front;
-pub(crate) mod heap;
 mod idle;
 mod live;
 
@@ -47,24 +45,27 @@ use crate::task::raw::{RawTask, NO_DEADLINE};
 use crate::task::state::{AfterPoll, Claim};
 use crate::task::Header;
 use crate::time::clock;
+use crate::util::front::FrontQueue;
+use crate::util::heap::DeadlineHeap;
+use crate::util::waker_map::{WakerEntry, WakerMap};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
-use front::FrontQueue;
-use heap::DeadlineHeap;
 use idle::Idle;
 use live::LiveList;
 use mio::{Events, Interest, Poll, Token};
 use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// Ready tasks a worker runs between two attempts at the sched-role.
 pub(crate) const EXEC_BATCH: usize = 64;
+/// Longest time a worker runs tasks without trying the sched-role, however few polls
+/// that took: CPU-heavy tasks cannot delay timers and kernel events by more than this
+/// (plus one poll).
+const STEP_INTERVAL_NS: u64 = 500_000;
 /// Rounds a worker that ran out of work searches before it sleeps.
 const SEARCH_ROUNDS: usize = 32;
 /// Kernel events handled per epoll call.
@@ -80,12 +81,19 @@ const TIMER_TOKEN: Token = Token(1);
 pub(crate) struct WorkerStats {
     pub(crate) polls: AtomicU64,
     pub(crate) busy_ns: AtomicU64,
+    /// Tasks this worker parked (counted *before* the task can be woken; see `parked`).
+    parks: AtomicU64,
 }
 
 /// Everything the workers, wakers and handles of one core share.
 pub(crate) struct Shared {
     front: FrontQueue<Header>,
     front_len: AtomicUsize,
+    /// Tasks that yielded (`yield_now`): readied at the *end* of the next step, after the
+    /// kernel events and the expired deadlines, so a yielding task lets them go first.
+    deferred: FrontQueue<Header>,
+    /// When the last schedule step started (iocore clock).
+    last_step_ns: AtomicU64,
     ready: Injector<RawTask>,
     /// Each worker's local FIFO batch, taken from `ready` in one go; others may steal.
     stealers: Vec<Stealer<RawTask>>,
@@ -100,12 +108,18 @@ pub(crate) struct Shared {
     idle: Idle,
     /// Closed sockets' readiness blocks, freed by the sched-role before its next epoll wait.
     io_release: Mutex<Vec<Arc<ScheduledIo>>>,
-    /// Slow-path timers (a `sleep` polled under a foreign waker), drained by the sched-role.
-    timers_in: Mutex<Vec<(u64, Waker)>>,
+    /// Slow-path timers (time futures polled under a foreign waker), fired by the sched-role.
+    timers: Arc<WakerMap>,
+    /// Wakers of `park` futures polled under a foreign waker, grouped by task: a wakeup
+    /// or signal of the task wakes them (see `task::park`).
+    park_wakers: Arc<WakerMap>,
     pub(crate) live: AtomicUsize,
     live_list: LiveList,
     live_zero: (Mutex<()>, Condvar),
-    pub(crate) parked: AtomicI64,
+    /// Tasks the sched-role parked (counted before the task can be woken).
+    role_parks: AtomicU64,
+    /// Tasks taken out of `WAITING` (counted after).
+    unparks: AtomicU64,
     pub(crate) steps: AtomicU64,
     pub(crate) completed: AtomicU64,
     pub(crate) cancelled: AtomicU64,
@@ -126,8 +140,6 @@ struct SchedState {
     poll: Poll,
     events: Events,
     heap: DeadlineHeap<RawTask>,
-    timers: BinaryHeap<Reverse<TimerEntry>>,
-    timer_seq: u64,
     timerfd: TimerFd,
     /// The deadline the timerfd is armed for (`NO_DEADLINE`: disarmed).
     armed: u64,
@@ -137,30 +149,7 @@ struct SchedState {
 // SAFETY: `scratch` only holds task pointers between two lines of `drain_front`; the rest is Send.
 unsafe impl Send for SchedState {}
 
-struct TimerEntry {
-    key: (u64, u64),
-    waker: Waker,
-}
-impl PartialEq for TimerEntry {
-    fn eq(&self, o: &Self) -> bool {
-        self.key == o.key
-    }
-}
-impl Eq for TimerEntry {}
-impl PartialOrd for TimerEntry {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for TimerEntry {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.key.cmp(&o.key)
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 impl Shared {
     pub(crate) fn new(threads: usize) -> io::Result<Shared> {
@@ -179,13 +168,13 @@ impl Shared {
             locals: Mutex::new(locals.into_iter().map(Some).collect()),
             front: FrontQueue::new(),
             front_len: AtomicUsize::new(0),
+            deferred: FrontQueue::new(),
+            last_step_ns: AtomicU64::new(0),
             ready: Injector::new(),
             sched: Mutex::new(SchedState {
                 poll,
                 events: Events::with_capacity(EVENTS_PER_STEP),
                 heap: DeadlineHeap::new(),
-                timers: BinaryHeap::new(),
-                timer_seq: 0,
                 timerfd,
                 armed: NO_DEADLINE,
                 scratch: Vec::new(),
@@ -196,11 +185,13 @@ impl Shared {
             registry,
             idle: Idle::new(),
             io_release: Mutex::new(Vec::new()),
-            timers_in: Mutex::new(Vec::new()),
+            timers: Arc::new(WakerMap::new()),
+            park_wakers: Arc::new(WakerMap::new()),
             live: AtomicUsize::new(0),
             live_list: LiveList::new(threads),
             live_zero: (Mutex::new(()), Condvar::new()),
-            parked: AtomicI64::new(0),
+            role_parks: AtomicU64::new(0),
+            unparks: AtomicU64::new(0),
             steps: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
@@ -215,6 +206,21 @@ impl Shared {
 
     pub(crate) fn front_len(&self) -> usize {
         self.front_len.load(Relaxed)
+    }
+
+    /// Tasks parked now. Parks are counted before the task can be woken and unparks
+    /// after, and `unparks` is read first (`Acquire`, pairing with the `Release` of each
+    /// unpark, which follows its park through the task's state word): never negative.
+    pub(crate) fn parked(&self) -> usize {
+        let unparks = self.unparks.load(Acquire);
+        let parks =
+            self.role_parks.load(Acquire) + self.workers.iter().map(|w| w.parks.load(Acquire)).sum::<u64>();
+        usize::try_from(parks.saturating_sub(unparks)).unwrap_or(usize::MAX)
+    }
+
+    /// Slow-path timers registered now.
+    pub(crate) fn timer_count(&self) -> usize {
+        self.timers.len()
     }
 
     pub(crate) fn ready_len(&self) -> usize {
@@ -241,7 +247,11 @@ impl Shared {
             task.cancel();
             self.count_finished(true);
             Self::mark_done(task);
-        } else if task.deadline() == NO_DEADLINE {
+            task.ref_dec();
+            return;
+        }
+        // SAFETY: the spawner owns the task until this push.
+        if unsafe { task.deadline() } == NO_DEADLINE {
             self.push_ready(task);
         } else {
             self.push_front(task);
@@ -250,7 +260,7 @@ impl Shared {
 
     /// A waker moved `task` out of `WAITING`.
     pub(crate) fn schedule_woken(&self, task: RawTask, in_heap: bool) {
-        self.parked.fetch_sub(1, Relaxed);
+        self.unparks.fetch_add(1, Release);
         if in_heap {
             self.push_front(task);
         } else {
@@ -264,17 +274,39 @@ impl Shared {
     }
 
     fn push_front(&self, task: RawTask) {
+        // Counted before the push, so the step that pops it never sees the count below it.
+        self.front_len.fetch_add(1, Relaxed);
         // SAFETY: the caller owns the task in phase QUEUED, so it is in no other queue, and
         // the scheduler's reference keeps it alive until it is popped.
         unsafe { self.front.push(task.as_ptr()) };
-        self.front_len.fetch_add(1, Relaxed);
         self.kick();
     }
 
-    /// Registers a slow-path timer: `waker` is woken once the clock reaches `deadline`.
-    pub(crate) fn add_timer(&self, deadline: u64, waker: Waker) {
-        lock(&self.timers_in).push((deadline, waker));
+    /// A task that yielded: ready again after the next step's events and deadlines.
+    fn push_deferred(&self, task: RawTask) {
+        // SAFETY: as in `push_front` (a task is in one queue at a time; `deferred` uses the
+        // same link).
+        unsafe { self.deferred.push(task.as_ptr()) };
         self.kick();
+    }
+
+    /// Registers a slow-path timer: `waker` is woken once the clock reaches `deadline`,
+    /// unless the returned entry is dropped first.
+    pub(crate) fn add_timer(&self, deadline: u64, waker: Waker) -> WakerEntry {
+        let entry = self.timers.insert(deadline, waker);
+        self.kick();
+        entry
+    }
+
+    /// Registers the waker of a `park` polled under a foreign waker: woken by the next
+    /// wakeup or signal of `task` (see [`wake_parked`](Self::wake_parked)).
+    pub(crate) fn add_park_waker(&self, task: RawTask, waker: Waker) -> WakerEntry {
+        self.park_wakers.insert(task.as_ptr() as u64, waker)
+    }
+
+    /// Wakes the foreign wakers of `task`'s `park` futures.
+    pub(crate) fn wake_parked(&self, task: RawTask) {
+        self.park_wakers.wake_group(task.as_ptr() as u64);
     }
 
     /// Counts a panic caught in user code outside a task's poll.
@@ -318,10 +350,12 @@ impl Shared {
     }
 
     /// Finishes a task that completed, panicked or was cancelled, and drops the
-    /// scheduler's reference.
+    /// scheduler's reference. The task is marked done *before* it leaves the live count,
+    /// so whoever sees the core idle sees every `JoinHandle` finished.
     pub(crate) fn complete(&self, task: RawTask, cancelled: bool) {
         self.live_list.remove(task);
         self.count_finished(cancelled);
+        Self::mark_done(task);
         if self.live.fetch_sub(1, SeqCst) == 1 {
             let _g = lock(&self.live_zero.0);
             self.live_zero.1.notify_all();
@@ -329,7 +363,7 @@ impl Shared {
                 self.stop();
             }
         }
-        Self::mark_done(task);
+        task.ref_dec();
     }
 
     fn count_finished(&self, cancelled: bool) {
@@ -340,13 +374,13 @@ impl Shared {
         }
     }
 
-    /// Marks the task done, wakes its `JoinHandle`, drops the scheduler's reference.
-    /// (Counters are updated before, so whoever sees the task done sees them too.)
+    /// Marks the task done and wakes its `JoinHandle`; the caller still holds the
+    /// scheduler's reference. (Counters are updated before, so whoever sees the task done
+    /// sees them too.)
     fn mark_done(task: RawTask) {
         if task.header().state.complete() {
             task.wake_join();
         }
-        task.ref_dec();
     }
 
     /// Shutdown from one of this core's own workers cannot wait: the workers stop by
@@ -464,9 +498,11 @@ impl Shared {
             claim @ (Claim::Run | Claim::Start) => {
                 // The deadline is sticky until it passes (or the delayed start is spent):
                 // a future that registered it and is not polled again must still be woken.
-                let deadline = task.deadline();
+                // SAFETY: this worker owns the task (RUNNING).
+                let deadline = unsafe { task.deadline() };
                 if claim == Claim::Start || (deadline != NO_DEADLINE && deadline <= clock::now_ns()) {
-                    task.set_deadline(NO_DEADLINE);
+                    // SAFETY: as above.
+                    unsafe { task.set_deadline(NO_DEADLINE) };
                 }
                 // Only this worker writes its counters: a plain load and store, no lock prefix.
                 let polls = &self.workers[worker].polls;
@@ -481,16 +517,28 @@ impl Shared {
                     c.set(std::ptr::null_mut());
                     done
                 });
+                let yielded = YIELDED.with(|y| y.replace(false));
                 if done {
                     self.complete(task, false);
                     return;
                 }
-                match task.header().state.after_poll(task.deadline() != NO_DEADLINE) {
+                // Counted as parked before it can be woken (see `parked`), undone below if
+                // it is not parked. Only this worker writes `parks`: plain load and store.
+                let parks = &self.workers[worker].parks;
+                let before = parks.load(Relaxed);
+                parks.store(before + 1, Release);
+                // SAFETY: this worker still owns the task (RUNNING).
+                let has_deadline = unsafe { task.deadline() } != NO_DEADLINE;
+                let next = task.header().state.after_poll(has_deadline);
+                if next != AfterPoll::Parked {
+                    parks.store(before, Relaxed);
+                }
+                match next {
+                    AfterPoll::Requeue if yielded => self.push_deferred(task),
                     AfterPoll::Requeue => self.push_ready(task),
                     AfterPoll::ToSched => self.push_front(task),
                     AfterPoll::Parked => {
                         crate::trace::trace_event!(task = task.header().id, "park");
-                        self.parked.fetch_add(1, Relaxed);
                     }
                 }
             }
@@ -533,15 +581,24 @@ impl Shared {
             if let Some(mut s) = self.try_sched() {
                 s.step(self, false);
             }
-            let start = Instant::now();
+            let start = clock::now_ns();
+            let mut now = start;
             let mut ran = 0;
             while ran < EXEC_BATCH {
                 let Some(task) = self.pop_ready(index, &local) else { break };
                 self.run_task(task, index);
                 ran += 1;
+                now = clock::now_ns();
+                // Bounded in time too: unless the role holder watches epoll (and the
+                // timerfd), look at the kernel queue and the deadlines again.
+                if now.saturating_sub(self.last_step_ns.load(Relaxed)) > STEP_INTERVAL_NS
+                    && !self.polling.load(Relaxed)
+                {
+                    break;
+                }
             }
             if ran > 0 {
-                let busy = stats.busy_ns.load(Relaxed) + start.elapsed().as_nanos() as u64;
+                let busy = stats.busy_ns.load(Relaxed) + (now - start);
                 stats.busy_ns.store(busy, Relaxed);
                 continue;
             }
@@ -567,6 +624,7 @@ impl SchedState {
     /// One schedule step; see the module docs. `block`: wait in epoll if nothing is ready.
     fn step(&mut self, sh: &Shared, block: bool) {
         sh.steps.fetch_add(1, Relaxed);
+        sh.last_step_ns.store(clock::now_ns(), Relaxed);
         // Sockets closed before this point are deregistered: no event fetched from now on
         // can name them, and events fetched earlier were handled in earlier steps.
         lock(&sh.io_release).clear();
@@ -575,12 +633,10 @@ impl SchedState {
         if block && produced == 0 {
             sh.polling.store(true, SeqCst);
             fence(SeqCst);
-            let busy = !sh.front.is_empty()
-                || sh.has_ready()
-                || sh.stop.load(SeqCst)
-                || !lock(&sh.timers_in).is_empty();
+            let busy =
+                !sh.front.is_empty() || !sh.deferred.is_empty() || sh.has_ready() || sh.stop.load(SeqCst);
             if !busy {
-                timeout = self.arm_timer();
+                timeout = self.arm_timer(sh);
             }
         }
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
@@ -605,12 +661,17 @@ impl SchedState {
         }
         self.drain_front(sh);
         self.expire(sh);
+        // Last: tasks that yielded go behind everything this step made ready.
+        sh.deferred.take_all(&mut self.scratch);
+        for ptr in self.scratch.drain(..) {
+            // SAFETY: the deferred queue holds the scheduler's reference of each task.
+            sh.push_ready(unsafe { RawTask::from_ptr(ptr) });
+        }
     }
 
     /// Arms the timerfd for the nearest deadline; returns the epoll timeout to use.
-    fn arm_timer(&mut self) -> Option<Duration> {
-        let next =
-            self.heap.peek_deadline().into_iter().chain(self.timers.peek().map(|Reverse(t)| t.key.0)).min();
+    fn arm_timer(&mut self, sh: &Shared) -> Option<Duration> {
+        let next = self.heap.peek_deadline().into_iter().chain(sh.timers.first_group()).min();
         let next = next?;
         let now = clock::now_ns();
         if next <= now {
@@ -636,20 +697,36 @@ impl SchedState {
         let mut produced = 0;
         let mut scratch = std::mem::take(&mut self.scratch);
         for ptr in scratch.drain(..) {
-            let task = RawTask::from_ptr(ptr);
+            // SAFETY: the front queue holds the scheduler's reference of each task, and the
+            // sched-role owns a task it popped (phase QUEUED) until it queues or parks it.
+            let task = unsafe { RawTask::from_ptr(ptr) };
             let state = &task.header().state;
             if state.leave_heap() {
-                self.heap.remove(task);
+                // SAFETY: only this core's heap, reached only by the role holder, holds task
+                // slots; `IN_HEAP` said the task may be in it (else its slot is NO_SLOT).
+                unsafe { self.heap.remove(task) };
             }
             // A task with a deadline goes into the heap even when it is already due, so
             // that due tasks leave in (deadline, parking order) order via `expire`.
-            let deadline = task.deadline();
-            if !state.is_notified() && state.park(deadline != NO_DEADLINE) {
-                sh.parked.fetch_add(1, Relaxed);
+            // SAFETY: the sched-role owns the task (see above).
+            let deadline = unsafe { task.deadline() };
+            if state.is_notified() {
+                sh.push_ready(task);
+                produced += 1;
+                continue;
+            }
+            // Counted before the task can be woken (see `Shared::parked`); only the role
+            // holder writes `role_parks`.
+            let parks = sh.role_parks.load(Relaxed);
+            sh.role_parks.store(parks + 1, Release);
+            if state.park(deadline != NO_DEADLINE) {
                 if deadline != NO_DEADLINE {
-                    self.heap.insert(deadline, task);
+                    // SAFETY: the task just left the heap (or was never in it), and only
+                    // this heap touches its slot while it is in it.
+                    unsafe { self.heap.insert(deadline, task) };
                 }
             } else {
+                sh.role_parks.store(parks, Relaxed);
                 sh.push_ready(task);
                 produced += 1;
             }
@@ -665,28 +742,20 @@ impl SchedState {
         while let Some(task) = self.heap.pop_expired(now) {
             // If a waker got there first, the task is in the front queue already.
             if task.header().state.expire() {
-                sh.parked.fetch_sub(1, Relaxed);
+                sh.unparks.fetch_add(1, Release);
                 sh.push_ready(task);
                 produced += 1;
             }
         }
-        let incoming = std::mem::take(&mut *lock(&sh.timers_in));
-        for (deadline, waker) in incoming {
-            self.timer_seq += 1;
-            self.timers.push(Reverse(TimerEntry { key: (deadline, self.timer_seq), waker }));
-        }
-        while self.timers.peek().is_some_and(|Reverse(t)| t.key.0 <= now) {
-            let Reverse(t) = self.timers.pop().expect("peeked");
-            t.waker.wake();
-            produced += 1;
-        }
-        produced
+        produced + sh.timers.wake_up_to(now)
     }
 }
 
 thread_local! {
     /// The task this thread is polling right now (null outside a poll).
     static CURRENT_TASK: Cell<*mut Header> = const { Cell::new(std::ptr::null_mut()) };
+    /// The task being polled called `yield_now` (its requeue is deferred past a step).
+    static YIELDED: Cell<bool> = const { Cell::new(false) };
     /// The core this thread works for (worker threads, and `block_on` callers).
     static CURRENT_CORE: RefCell<Option<(Arc<Shared>, bool)>> = const { RefCell::new(None) };
 }
@@ -694,7 +763,14 @@ thread_local! {
 /// The task being polled on this thread, if any.
 pub(crate) fn current_task() -> Option<RawTask> {
     let ptr = CURRENT_TASK.with(|c| c.get());
-    (!ptr.is_null()).then(|| RawTask::from_ptr(ptr))
+    // SAFETY: the worker polling this task holds its reference for the whole poll.
+    (!ptr.is_null()).then(|| unsafe { RawTask::from_ptr(ptr) })
+}
+
+/// The task being polled on this thread yielded: requeue it behind the next step's
+/// kernel events and deadlines instead of straight into the ready queue.
+pub(crate) fn note_yield() {
+    YIELDED.with(|y| y.set(true));
 }
 
 pub(crate) fn with_current_core<R>(f: impl FnOnce(Option<&(Arc<Shared>, bool)>) -> R) -> R {

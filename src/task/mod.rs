@@ -33,6 +33,7 @@ pub(crate) mod state;
 pub(crate) use raw::Header;
 
 use crate::time::clock;
+use crate::util::waker_map::WakerEntry;
 use raw::RawTask;
 use state::ParkFlag;
 use std::any::Any;
@@ -270,7 +271,9 @@ pub fn current() -> TaskRef {
     TaskRef { raw }
 }
 
-/// Yields: the task goes to the back of the ready queue, behind everything already ready.
+/// Yields: the task goes to the back of the ready queue, behind everything already ready
+/// and behind whatever the next schedule step makes ready (kernel events, expired
+/// deadlines), so a CPU-bound loop that yields cannot starve timers or sockets.
 /// Works under any executor (it wakes itself once and returns `Pending` once).
 pub fn yield_now() -> YieldNow {
     YieldNow { yielded: false }
@@ -290,6 +293,11 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
+        if crate::sched::current_task().is_some() {
+            // Inside an iocore task: it runs again only after the next schedule step has
+            // looked at the kernel events and the deadlines.
+            crate::sched::note_yield();
+        }
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -309,40 +317,70 @@ pub enum Wake {
 /// Sleeps until the task is woken or signalled through a [`TaskRef`], or until `deadline`
 /// (`None`: no deadline). See the [module docs](self) for the exact semantics.
 ///
-/// `park` is a task-level primitive: await it directly in the task (or in futures the task
-/// polls with its own waker, such as `select!` or `join!`). Under a sub-executor with its
-/// own wakers, such as `FuturesUnordered`, a wakeup re-polls the task but not the `park`
-/// inside it; use [`crate::time::sleep`] there.
+/// `park` is a task-level primitive, but it works wherever the task polls it: directly, in
+/// `select!`/`join!`, or under a sub-executor with its own wakers (`FuturesUnordered`,
+/// `join_all`). Under the task's own waker it allocates nothing; under a foreign waker it
+/// registers that waker with the core, for the wakeup and for the deadline, until it
+/// completes or is dropped.
 ///
 /// # Panics
 /// When polled outside an iocore task.
 pub fn park(deadline: Option<Instant>) -> Park {
-    Park { deadline: deadline.map(clock::to_ns) }
+    Park { deadline: deadline.map(clock::to_ns), wakeup: None, timer: None }
 }
 
 /// Future returned by [`park`].
-#[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Park {
     deadline: Option<u64>,
+    /// Under a foreign waker: that waker, registered for the task's next wakeup/signal.
+    wakeup: Option<WakerEntry>,
+    /// Under a foreign waker: the slow-path timer for the deadline.
+    timer: Option<WakerEntry>,
 }
 
 impl Future for Park {
     type Output = Wake;
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Wake> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Wake> {
         let task = crate::sched::current_task()
             .expect("iocore::task::park awaited outside an iocore task; spawn the code as a task");
-        match task.header().state.take_park_flags() {
-            Some(ParkFlag::Signaled) => return Poll::Ready(Wake::Signaled),
-            Some(ParkFlag::Woken) => return Poll::Ready(Wake::Woken),
+        let state = &task.header().state;
+        if RawTask::from_waker(cx.waker()) != Some(task) {
+            // A foreign waker would not be woken by the task's wakeup: register it, then
+            // publish that (the flags are re-checked below, after the publication).
+            let fresh = self.wakeup.as_ref().is_some_and(|w| w.refresh(cx.waker()));
+            if !fresh {
+                self.wakeup = Some(task.header().shared.add_park_waker(task, cx.waker().clone()));
+            }
+            state.set_park_wakers();
+        }
+        match state.take_park_flags() {
+            Some(ParkFlag::Signaled) => return self.finish(Wake::Signaled),
+            Some(ParkFlag::Woken) => return self.finish(Wake::Woken),
             None => {}
         }
         if let Some(deadline) = self.deadline {
             if clock::now_ns() >= deadline {
-                return Poll::Ready(Wake::Expired);
+                return self.finish(Wake::Expired);
             }
-            task.lower_deadline(deadline);
+            let this = &mut *self;
+            crate::time::wake_at(cx, deadline, &mut this.timer);
         }
         Poll::Pending
+    }
+}
+
+impl Park {
+    /// Releases any foreign registration and returns `why`.
+    fn finish(&mut self, why: Wake) -> Poll<Wake> {
+        self.wakeup = None;
+        self.timer = None;
+        Poll::Ready(why)
+    }
+}
+
+impl fmt::Debug for Park {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Park").field("deadline", &self.deadline).finish()
     }
 }

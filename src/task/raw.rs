@@ -5,10 +5,12 @@
 //! counting: the scheduler holds one reference from spawn until the task completes; each
 //! `JoinHandle`, `TaskRef` and `Waker` holds one more. The block is freed at zero.
 
-use super::state::{Claim, Notify, State};
+use super::state::{Claim, Notify, State, SIGNALED, WOKEN};
 use super::JoinError;
-use crate::sched::{front::Linked, heap::HeapSlot, heap::NO_SLOT, Shared};
+use crate::sched::Shared;
 use crate::sync::AtomicPtr;
+use crate::util::front::Linked;
+use crate::util::heap::{HeapSlot, NO_SLOT};
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -80,11 +82,11 @@ impl Linked for Header {
 }
 
 impl HeapSlot for RawTask {
-    fn set_slot(self, slot: u32) {
-        // SAFETY: only the sched-role calls this, and it is the only one touching the slot.
+    unsafe fn set_slot(self, slot: u32) {
+        // SAFETY: the caller has exclusive access to the slot (the trait's contract).
         unsafe { *self.header().heap_slot.get() = slot }
     }
-    fn slot(self) -> u32 {
+    unsafe fn slot(self) -> u32 {
         // SAFETY: as in `set_slot`.
         unsafe { *self.header().heap_slot.get() }
     }
@@ -121,7 +123,10 @@ impl RawTask {
         RawTask(NonNull::from(Box::leak(cell)).cast())
     }
 
-    pub(crate) fn from_ptr(ptr: *const Header) -> RawTask {
+    /// # Safety
+    /// `ptr` points to a live task header, kept alive by a reference the caller holds or
+    /// borrows for as long as it uses the returned `RawTask`.
+    pub(crate) unsafe fn from_ptr(ptr: *const Header) -> RawTask {
         RawTask(NonNull::new(ptr as *mut Header).expect("null task pointer"))
     }
 
@@ -149,28 +154,48 @@ impl RawTask {
         }
     }
 
-    pub(crate) fn deadline(self) -> u64 {
-        // SAFETY: called only by the task's current owner (see the field's comment).
+    /// The task's deadline.
+    ///
+    /// # Safety
+    /// The caller is the task's current owner (its spawner before the first push, the
+    /// worker polling it, or the sched-role holding it): nobody else touches the deadline.
+    pub(crate) unsafe fn deadline(self) -> u64 {
+        // SAFETY: forwarded from the caller.
         unsafe { *self.header().deadline.get() }
     }
 
-    pub(crate) fn set_deadline(self, deadline: u64) {
-        // SAFETY: as in `deadline`.
+    /// Sets the task's deadline.
+    ///
+    /// # Safety
+    /// As for [`deadline`](Self::deadline).
+    pub(crate) unsafe fn set_deadline(self, deadline: u64) {
+        // SAFETY: forwarded from the caller.
         unsafe { *self.header().deadline.get() = deadline }
     }
 
-    /// Lowers the deadline; only the worker polling this task may call it.
-    pub(crate) fn lower_deadline(self, deadline: u64) {
-        if deadline < self.deadline() {
-            self.set_deadline(deadline);
+    /// Lowers the deadline of the task being polled on this thread.
+    ///
+    /// # Safety
+    /// The caller runs inside this task's poll (so this worker owns the task).
+    pub(crate) unsafe fn lower_deadline(self, deadline: u64) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if deadline < self.deadline() {
+                self.set_deadline(deadline);
+            }
         }
     }
 
     /// A wake with extra flags; queues the task if this call took it out of `WAITING`.
     pub(crate) fn notify(self, extra: u32) {
         crate::trace::trace_event!(task = self.header().id, flags = extra, "wake");
-        if let Notify::Schedule { in_heap } = self.header().state.notify(extra) {
+        let state = &self.header().state;
+        if let Notify::Schedule { in_heap } = state.notify(extra) {
             self.header().shared.schedule_woken(self, in_heap);
+        }
+        // A wakeup or signal also reaches `park` futures polled under foreign wakers.
+        if extra & (WOKEN | SIGNALED) != 0 && state.take_park_wakers() {
+            self.header().shared.wake_parked(self);
         }
     }
 
@@ -201,11 +226,12 @@ impl RawTask {
         unsafe { (self.header().vtable.read_output)(self.0, dst) }
     }
 
-    /// Wakes the stored `JoinHandle` waker, if any (after `DONE`).
+    /// Wakes the stored `JoinHandle` waker, if any (after `DONE`). A foreign waker that
+    /// panics is contained (see `contain`).
     pub(crate) fn wake_join(self) {
         // SAFETY: the task is DONE with JOIN_WAKER set: the handle no longer writes the slot.
         if let Some(w) = unsafe { &*self.header().join_waker.get() } {
-            w.wake_by_ref();
+            crate::contain::contain("waking a JoinHandle", || w.wake_by_ref());
         }
     }
 
@@ -239,7 +265,8 @@ impl RawTask {
     /// If `waker` is this runtime's waker, the task it wakes.
     pub(crate) fn from_waker(waker: &Waker) -> Option<RawTask> {
         if ptr::eq(waker.vtable(), &WAKER_VTABLE) {
-            Some(RawTask::from_ptr(waker.data() as *const Header))
+            // SAFETY: an iocore waker's data is a task pointer, alive while the waker is.
+            Some(unsafe { RawTask::from_ptr(waker.data() as *const Header) })
         } else {
             None
         }
@@ -249,23 +276,30 @@ impl RawTask {
 static WAKER_VTABLE: RawWakerVTable =
     RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
 
+// The waker functions: `data` is a task pointer whose reference the waker owns (or, for a
+// borrowed waker, the polling worker's).
+
 unsafe fn waker_clone(data: *const ()) -> RawWaker {
-    RawTask::from_ptr(data as *const Header).ref_inc();
+    // SAFETY: see above.
+    unsafe { RawTask::from_ptr(data as *const Header) }.ref_inc();
     RawWaker::new(data, &WAKER_VTABLE)
 }
 
 unsafe fn waker_wake(data: *const ()) {
-    let task = RawTask::from_ptr(data as *const Header);
+    // SAFETY: see above; the waker's reference is consumed here.
+    let task = unsafe { RawTask::from_ptr(data as *const Header) };
     task.notify(0);
     task.ref_dec();
 }
 
 unsafe fn waker_wake_by_ref(data: *const ()) {
-    RawTask::from_ptr(data as *const Header).notify(0);
+    // SAFETY: see above.
+    unsafe { RawTask::from_ptr(data as *const Header) }.notify(0);
 }
 
 unsafe fn waker_drop(data: *const ()) {
-    RawTask::from_ptr(data as *const Header).ref_dec();
+    // SAFETY: see above.
+    unsafe { RawTask::from_ptr(data as *const Header) }.ref_dec();
 }
 
 /// # Safety
@@ -297,11 +331,13 @@ unsafe fn poll<F: Future>(ptr: NonNull<Header>, cx: &mut Context<'_>) -> bool {
     true
 }
 
-/// Drops the future (a panic in its destructor is swallowed, the output still stored).
+/// Drops the future (a panic in its destructor is contained and counted; the output is
+/// still stored).
 unsafe fn finish<F: Future>(stage: *mut Stage<F>, output: Result<F::Output, JoinError>) {
     // SAFETY: the caller owns the stage.
-    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { *stage = Stage::Consumed }));
-    // SAFETY: as above.
+    crate::contain::contain("dropping a task's future", || unsafe { *stage = Stage::Consumed });
+    // SAFETY: as above. (If the drop panicked, the future is leaked in part, never
+    // dropped twice: the stage is overwritten without dropping it again.)
     unsafe { ptr::write(stage, Stage::Finished(output)) };
 }
 
@@ -329,5 +365,10 @@ unsafe fn read_output<F: Future>(ptr: NonNull<Header>, dst: *mut ()) {
 
 unsafe fn dealloc<F: Future>(ptr: NonNull<Header>) {
     // SAFETY: the last reference is gone; the block came from `Box<Cell<F>>`.
-    drop(unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) });
+    let mut cell = unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) };
+    // The output (or a future never polled to the end) is user code: drop it contained,
+    // so that a panicking `Drop` cannot unwind out of whoever dropped the last reference
+    // (often a worker finishing the task). Then free the block.
+    let stage = std::mem::replace(cell.stage.get_mut(), Stage::Consumed);
+    crate::contain::contain("dropping a task's output", || drop(stage));
 }

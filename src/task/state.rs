@@ -18,6 +18,7 @@
 //! | `IN_HEAP`    | sched-role, when it parks the task with a deadline | sched-role, when it owns the task again |
 //! | `DELAYED`    | `spawn_at`                      | the first [`State::claim`] (it also drops a pending `WOKEN`) |
 //! | `JOIN_WAKER` | `JoinHandle` after storing its waker | `JoinHandle` before replacing it |
+//! | `PARK_WAKERS`| a `park` under a foreign waker, after registering it | the wakeup/signal that wakes those wakers |
 //!
 //! The central invariant: **only the party whose CAS moves a task out of `WAITING` may queue
 //! it** ([`State::notify`] returns [`Notify::Schedule`] to exactly one caller). Every other
@@ -41,6 +42,7 @@ pub(crate) const CANCELLED: u32 = 1 << 5;
 const IN_HEAP: u32 = 1 << 6;
 pub(crate) const DELAYED: u32 = 1 << 7;
 const JOIN_WAKER: u32 = 1 << 8;
+const PARK_WAKERS: u32 = 1 << 9;
 
 /// What a waker must do after [`State::notify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +213,20 @@ impl State {
                 (None, None)
             }
         })
+    }
+
+    /// A `park` polled under a foreign waker registered that waker with the core: the
+    /// next wakeup or signal must wake it. (An RMW on the state word, so that it and the
+    /// notifier's RMW are ordered: either the notifier sees this flag, or the `park`'s
+    /// following [`take_park_flags`](Self::take_park_flags) sees the notifier's flag.)
+    pub(crate) fn set_park_wakers(&self) {
+        self.0.fetch_or(PARK_WAKERS, AcqRel);
+    }
+
+    /// Called by a wakeup or signal after its [`notify`](Self::notify): true if foreign
+    /// `park` wakers are registered (and must now be woken; the flag is cleared).
+    pub(crate) fn take_park_wakers(&self) -> bool {
+        self.0.load(Acquire) & PARK_WAKERS != 0 && self.0.fetch_and(!PARK_WAKERS, AcqRel) & PARK_WAKERS != 0
     }
 
     pub(crate) fn is_done(&self) -> bool {

@@ -8,36 +8,40 @@
 //!
 //! When a time future is polled under a *foreign* waker (inside `FuturesUnordered`, or by
 //! another executor entirely), lowering the task's deadline would not re-poll it, so it
-//! registers `(deadline, waker)` with the core's slow-path timer list instead; outside any
-//! core that is a lazily started process-wide default core. Either way it completes.
+//! registers `(deadline, waker)` with the core's slow-path timers instead; outside any
+//! core that is a lazily started process-wide default core. Either way it completes. The
+//! registration belongs to the future: dropping it releases the waker at once.
 
 pub(crate) mod clock;
 
 use crate::sched::{current_or_default_core, current_task};
 use crate::task::raw::RawTask;
+use crate::util::waker_map::WakerEntry;
 use futures::Stream;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// Makes the current task (or, under a foreign waker, the waker) be woken at `deadline`.
-/// `registered` remembers a slow-path registration so repeated polls do not add more.
-fn wake_at(cx: &Context<'_>, deadline: u64, registered: &mut Option<Waker>) {
+/// `registered` holds the slow-path registration: repeated polls refresh it instead of
+/// adding more, and dropping it cancels the timer.
+pub(crate) fn wake_at(cx: &Context<'_>, deadline: u64, registered: &mut Option<WakerEntry>) {
     if let Some(task) = current_task() {
         if RawTask::from_waker(cx.waker()) == Some(task) {
-            task.lower_deadline(deadline);
+            // SAFETY: we are inside this task's poll.
+            unsafe { task.lower_deadline(deadline) };
             return;
         }
     }
-    if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-        return;
+    if let Some(entry) = registered {
+        if entry.group() == deadline && entry.refresh(cx.waker()) {
+            return;
+        }
     }
-    let waker = cx.waker().clone();
-    current_or_default_core().add_timer(deadline, waker.clone());
-    *registered = Some(waker);
+    *registered = Some(current_or_default_core().add_timer(deadline, cx.waker().clone()));
 }
 
 /// Waits until `duration` has passed. See [`sleep_until`].
@@ -67,7 +71,8 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 pub struct Sleep {
     deadline: Instant,
     ns: u64,
-    registered: Option<Waker>,
+    /// The slow-path timer, when polled under a foreign waker; dropped with the `Sleep`.
+    registered: Option<WakerEntry>,
 }
 
 impl Sleep {
@@ -91,6 +96,7 @@ impl Future for Sleep {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.is_elapsed() {
+            self.registered = None;
             return Poll::Ready(());
         }
         let this = &mut *self;

@@ -7,8 +7,16 @@
 
 /// Something that can live in a [`DeadlineHeap`] and remembers where.
 pub(crate) trait HeapSlot: Copy {
-    fn set_slot(self, slot: u32);
-    fn slot(self) -> u32;
+    /// Records the item's slot.
+    ///
+    /// # Safety
+    /// The caller has exclusive access to the item's slot (it is the heap holding the item).
+    unsafe fn set_slot(self, slot: u32);
+    /// The slot last recorded.
+    ///
+    /// # Safety
+    /// As for [`set_slot`](Self::set_slot).
+    unsafe fn slot(self) -> u32;
 }
 
 /// Marks "not in the heap".
@@ -33,11 +41,17 @@ impl<T: HeapSlot> DeadlineHeap<T> {
         self.entries.first().map(|e| e.key.0)
     }
 
-    pub(crate) fn insert(&mut self, deadline: u64, item: T) {
+    /// Inserts `item` under `deadline`.
+    ///
+    /// # Safety
+    /// `item` is in no heap, and while it is in this one nothing but this heap touches
+    /// its slot.
+    pub(crate) unsafe fn insert(&mut self, deadline: u64, item: T) {
         self.seq += 1;
         let i = self.entries.len();
         self.entries.push(Entry { key: (deadline, self.seq), item });
-        item.set_slot(i as u32);
+        // SAFETY: the caller hands the item's slot to this heap.
+        unsafe { item.set_slot(i as u32) };
         self.sift_up(i);
     }
 
@@ -50,8 +64,13 @@ impl<T: HeapSlot> DeadlineHeap<T> {
     }
 
     /// Removes `item` if it is in the heap.
-    pub(crate) fn remove(&mut self, item: T) {
-        let slot = item.slot();
+    ///
+    /// # Safety
+    /// `item` is in this heap or in none (then its slot is `NO_SLOT` and only the caller
+    /// may touch it).
+    pub(crate) unsafe fn remove(&mut self, item: T) {
+        // SAFETY: the slot belongs to this heap, or to the caller (see above).
+        let slot = unsafe { item.slot() };
         if slot != NO_SLOT {
             self.remove_at(slot as usize);
         }
@@ -61,9 +80,12 @@ impl<T: HeapSlot> DeadlineHeap<T> {
         let last = self.entries.len() - 1;
         self.entries.swap(i, last);
         let removed = self.entries.pop().expect("heap is not empty");
-        removed.item.set_slot(NO_SLOT);
+        // SAFETY: items in this heap gave it their slots (`insert`); a removed item's slot
+        // is reset before it leaves.
+        unsafe { removed.item.set_slot(NO_SLOT) };
         if i < self.entries.len() {
-            self.entries[i].item.set_slot(i as u32);
+            // SAFETY: as above.
+            unsafe { self.entries[i].item.set_slot(i as u32) };
             self.sift_down(i);
             self.sift_up(i);
         }
@@ -72,8 +94,11 @@ impl<T: HeapSlot> DeadlineHeap<T> {
 
     fn swap(&mut self, a: usize, b: usize) {
         self.entries.swap(a, b);
-        self.entries[a].item.set_slot(a as u32);
-        self.entries[b].item.set_slot(b as u32);
+        // SAFETY: items in this heap gave it their slots (`insert`).
+        unsafe {
+            self.entries[a].item.set_slot(a as u32);
+            self.entries[b].item.set_slot(b as u32);
+        }
     }
 
     fn sift_up(&mut self, mut i: usize) {
@@ -115,10 +140,10 @@ mod tests {
     #[derive(Clone, Copy)]
     struct Item<'a>(&'a Cell<u32>, usize);
     impl HeapSlot for Item<'_> {
-        fn set_slot(self, slot: u32) {
+        unsafe fn set_slot(self, slot: u32) {
             self.0.set(slot)
         }
-        fn slot(self) -> u32 {
+        unsafe fn slot(self) -> u32 {
             self.0.get()
         }
     }
@@ -128,10 +153,12 @@ mod tests {
         let slots: Vec<Cell<u32>> = (0..200).map(|_| Cell::new(NO_SLOT)).collect();
         let mut heap = DeadlineHeap::new();
         for (i, s) in slots.iter().enumerate() {
-            heap.insert(((i * 7919) % 50) as u64, Item(s, i));
+            // SAFETY: each item is inserted once, into this heap only.
+            unsafe { heap.insert(((i * 7919) % 50) as u64, Item(s, i)) };
         }
         for i in (0..200).step_by(3) {
-            heap.remove(Item(&slots[i], i));
+            // SAFETY: the item is in this heap.
+            unsafe { heap.remove(Item(&slots[i], i)) };
             assert_eq!(slots[i].get(), NO_SLOT);
         }
         let mut last = (0, 0);
