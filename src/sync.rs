@@ -18,6 +18,14 @@ pub(crate) use std::sync::{
 
 /// Locks `m`, ignoring poison: every structure behind an iocore mutex is left consistent
 /// at each point user code could panic, so a poisoned lock carries no broken invariant.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// [`lock`] for the shim's `Mutex` (loom's under `--cfg loom`), in modelled structures.
+#[cfg(loom)]
+pub(crate) fn lock_modelled<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+#[cfg(not(loom))]
+pub(crate) use lock as lock_modelled;

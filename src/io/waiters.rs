@@ -12,15 +12,17 @@
 //! - the list is guarded by a mutex that is only taken by a task that is about to wait and
 //!   by the dispatch of an edge; [`WaiterList::wake_all`] skips it when `armed` says the
 //!   list is empty, so a socket nobody waits on costs one atomic load per edge;
-//! - **no lost wakeup**: a waiter links itself, publishes `armed` (`SeqCst`) and only then
-//!   re-checks readiness, under the lock; the dispatcher publishes readiness (a `SeqCst`
-//!   read-modify-write) and only then reads `armed`. Whichever comes second sees the other.
+//! - **no lost wakeup**: a waiter links itself, sets `armed`, issues a `SeqCst` fence and
+//!   only then re-checks readiness, under the lock; the dispatcher publishes readiness,
+//!   issues a `SeqCst` fence and only then reads `armed`. Of the two fences, whichever
+//!   comes second sees the other side's write (a Dekker handshake; loom models it with the
+//!   fences, which it checks exactly, where `SeqCst` accesses alone it would not).
 //!
 //! Wakers are taken out of the list under the lock and woken after it is released, in
 //! batches of [`WAKE_BATCH`], so a waker that re-enters the list (or panics) cannot
 //! deadlock or corrupt it.
 
-use crate::sync::{lock, AtomicBool, Mutex, Ordering::SeqCst};
+use crate::sync::{fence, lock_modelled as lock, AtomicBool, Mutex, Ordering::*};
 use std::cell::UnsafeCell;
 use std::marker::PhantomPinned;
 use std::pin::Pin;
@@ -82,9 +84,10 @@ impl WaiterList {
     }
 
     /// Wakes every waiter linked now. The caller must have published the readiness that
-    /// lets them proceed (with a `SeqCst` read-modify-write) before calling.
+    /// lets them proceed before calling.
     pub(crate) fn wake_all(&self) {
-        if !self.armed.load(SeqCst) {
+        fence(SeqCst);
+        if !self.armed.load(Relaxed) {
             return;
         }
         loop {
@@ -104,7 +107,8 @@ impl WaiterList {
                 }
                 let more = !links.head.is_null();
                 if !more {
-                    self.armed.store(false, SeqCst);
+                    // Under the lock: a waiter sets it again (under the lock) when it links.
+                    self.armed.store(false, Relaxed);
                 }
                 more
             };
@@ -201,7 +205,8 @@ impl<'a> Waiter<'a> {
             }
         }
         this.maybe_queued = true;
-        this.list.armed.store(true, SeqCst);
+        this.list.armed.store(true, Relaxed);
+        fence(SeqCst);
         if !ready() {
             return false;
         }

@@ -27,6 +27,7 @@
 
 use crate::io::Direction;
 use crate::net::stream::Socket;
+use crate::sync::lock;
 use bytes::Bytes;
 use crossbeam_deque::{Injector, Steal};
 use futures::task::AtomicWaker;
@@ -181,7 +182,7 @@ impl WaitList {
             return Poll::Ready(());
         }
         {
-            let mut list = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut list = lock(&self.wakers);
             if !list.iter().any(|w| w.will_wake(waker)) {
                 list.push(waker.clone());
             }
@@ -199,7 +200,7 @@ impl WaitList {
             return;
         }
         let list = {
-            let mut list = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut list = lock(&self.wakers);
             self.armed.store(false, SeqCst);
             std::mem::take(&mut *list)
         };
@@ -327,7 +328,7 @@ impl PostQueue {
         if !self.has_failed() {
             return None;
         }
-        let e = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        let e = lock(&self.error);
         e.as_ref().map(|(kind, msg)| io::Error::new(*kind, msg.clone()))
     }
 
@@ -338,7 +339,7 @@ impl PostQueue {
     /// discarded and owner operations return that error.
     pub(crate) fn close(&self, error: Option<io::Error>) {
         if let Some(e) = &error {
-            let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = lock(&self.error);
             slot.get_or_insert((e.kind(), e.to_string()));
             self.failed.store(true, SeqCst);
         }

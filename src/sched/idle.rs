@@ -6,7 +6,7 @@
 //! wakeup is lost. Wakeups are counted as tokens, so each `notify_one` wakes exactly one
 //! sleeper and spurious condvar wakeups are absorbed. Modelled with loom below.
 
-use crate::sync::{fence, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering::SeqCst};
+use crate::sync::{fence, lock_modelled, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering::SeqCst};
 
 pub(crate) struct Idle {
     state: Mutex<IdleState>,
@@ -27,7 +27,7 @@ impl Idle {
     }
 
     fn lock(&self) -> MutexGuard<'_, IdleState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock_modelled(&self.state)
     }
 
     /// Whether some worker sleeps. Callers publish their work, then issue a `SeqCst` fence,

@@ -6,6 +6,7 @@
 //! (`live_slot`, guarded by the shard's lock). That costs 4 bytes in the task instead of
 //! the 16 of an intrusive list, plus 8 in the table.
 
+use crate::sync::lock;
 use crate::task::raw::RawTask;
 use crate::task::Header;
 use std::ptr;
@@ -32,7 +33,7 @@ impl LiveList {
 
     fn shard(&self, task: RawTask) -> MutexGuard<'_, Shard> {
         let i = task.header().id as usize & (self.shards.len() - 1);
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.shards[i])
     }
 
     /// Adds `task` if `admit()` (evaluated under the shard lock) says so. Because
@@ -82,7 +83,7 @@ impl LiveList {
     pub(crate) fn snapshot(&self) -> Vec<RawTask> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
-            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let shard = lock(shard);
             for &t in shard.slots.iter().filter(|t| !t.is_null()) {
                 // SAFETY: a task stays in the table (holding the scheduler's reference)
                 // until `complete` removes it under this lock.

@@ -244,7 +244,8 @@ impl Shared {
         if !admitted {
             // Shutdown has begun: resolve the JoinHandle with `Cancelled`, never run it.
             task.claim();
-            task.cancel();
+            // SAFETY: the claim just made us the task's owner; it never ran.
+            unsafe { task.cancel() };
             self.count_finished(true);
             Self::mark_done(task);
             task.ref_dec();
@@ -379,7 +380,8 @@ impl Shared {
     /// sees them too.)
     fn mark_done(task: RawTask) {
         if task.header().state.complete() {
-            task.wake_join();
+            // SAFETY: `complete` just moved the task to DONE with `JOIN_WAKER` set.
+            unsafe { task.wake_join() };
         }
     }
 
@@ -492,7 +494,8 @@ impl Shared {
     fn run_task(&self, task: RawTask, worker: usize) {
         match task.claim() {
             Claim::Cancel => {
-                task.cancel();
+                // SAFETY: the claim made this worker the task's owner.
+                unsafe { task.cancel() };
                 self.complete(task, true);
             }
             claim @ (Claim::Run | Claim::Start) => {
@@ -512,7 +515,8 @@ impl Shared {
                 let done = CURRENT_TASK.with(|c| {
                     c.set(task.as_ptr());
                     crate::io::reset_budget(Some(crate::io::BUDGET));
-                    let done = task.poll();
+                    // SAFETY: the claim made this worker the task's owner (RUNNING).
+                    let done = unsafe { task.poll() };
                     crate::io::reset_budget(None);
                     c.set(std::ptr::null_mut());
                     done

@@ -87,7 +87,8 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let raw = self.raw;
-        if !raw.header().state.is_done() && raw.register_join_waker(cx.waker()) {
+        // SAFETY: this is the task's one `JoinHandle`.
+        if !raw.header().state.is_done() && unsafe { raw.register_join_waker(cx.waker()) } {
             return Poll::Pending;
         }
         let mut out: Poll<Result<T, JoinError>> = Poll::Pending;

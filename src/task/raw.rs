@@ -199,8 +199,12 @@ impl RawTask {
         }
     }
 
-    /// Polls the future (the caller owns the task in `RUNNING`). True when it finished.
-    pub(crate) fn poll(self) -> bool {
+    /// Polls the future. True when it finished.
+    ///
+    /// # Safety
+    /// The caller owns the task in phase `RUNNING` (a `Claim::Run`/`Start`): nobody else
+    /// polls or cancels it meanwhile.
+    pub(crate) unsafe fn poll(self) -> bool {
         let waker = ManuallyDrop::new(self.borrowed_waker());
         let mut cx = Context::from_waker(&waker);
         // SAFETY: the caller is the only one polling (phase RUNNING).
@@ -208,7 +212,11 @@ impl RawTask {
     }
 
     /// Drops the future, storing `JoinError::Cancelled` as the output.
-    pub(crate) fn cancel(self) {
+    ///
+    /// # Safety
+    /// The caller owns the task in phase `RUNNING` (after a `claim`), and it has not
+    /// finished.
+    pub(crate) unsafe fn cancel(self) {
         // SAFETY: the caller owns the task (phase RUNNING after a `Claim::Cancel`).
         unsafe { (self.header().vtable.cancel)(self.0) }
     }
@@ -226,9 +234,13 @@ impl RawTask {
         unsafe { (self.header().vtable.read_output)(self.0, dst) }
     }
 
-    /// Wakes the stored `JoinHandle` waker, if any (after `DONE`). A foreign waker that
-    /// panics is contained (see `contain`).
-    pub(crate) fn wake_join(self) {
+    /// Wakes the stored `JoinHandle` waker. A foreign waker that panics is contained (see
+    /// `contain`).
+    ///
+    /// # Safety
+    /// The caller's `State::complete` just moved the task to `DONE` and reported
+    /// `JOIN_WAKER` set: the handle no longer writes the slot.
+    pub(crate) unsafe fn wake_join(self) {
         // SAFETY: the task is DONE with JOIN_WAKER set: the handle no longer writes the slot.
         if let Some(w) = unsafe { &*self.header().join_waker.get() } {
             crate::contain::contain("waking a JoinHandle", || w.wake_by_ref());
@@ -237,7 +249,10 @@ impl RawTask {
 
     /// The `JoinHandle` side of the waker protocol. Returns false if the task completed
     /// meanwhile (the caller should read the output).
-    pub(crate) fn register_join_waker(self, waker: &Waker) -> bool {
+    ///
+    /// # Safety
+    /// Only the task's `JoinHandle` calls this (it alone writes the waker slot).
+    pub(crate) unsafe fn register_join_waker(self, waker: &Waker) -> bool {
         let state = &self.header().state;
         if state.has_join_waker() {
             // SAFETY: JOIN_WAKER is set, so the slot holds our earlier waker and nobody

@@ -1,0 +1,172 @@
+//! `writable()` + `try_send` and the cooperative budget.
+//!
+//! - The documented loop `loop { s.writable().await?; match s.try_send(..) { Err(WouldBlock)
+//!   => continue, .. } }` must not spin while the `post_send` flusher holds the writer role
+//!   (posted data waiting for room): it completes once the flusher is done, after a bounded
+//!   number of `WouldBlock` results, even on a 1-worker core where the flusher can only run
+//!   if the loop's task yields.
+//! - `readable()`/`writable()` that are always ready spend the cooperative budget, so a task
+//!   looping on them lets the other tasks of a 1-worker core run.
+
+mod common;
+mod net_common;
+
+use bytes::Bytes;
+use common::watchdog;
+use iocore::net::TcpStream;
+use iocore::IoCore;
+use net_common::{pair, pattern};
+use std::io::{ErrorKind, Read};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Bound of each test body: only a hang reaches it.
+const LIMIT: Duration = Duration::from_secs(30);
+/// Iterations after which a spinning loop gives up (so a spin fails the test with a count
+/// instead of burning a core forever). A correct runtime needs a few hundred at most.
+const SPIN_CAP: u64 = 10_000_000;
+
+fn core1() -> IoCore {
+    IoCore::builder().threads(1).build().expect("build core")
+}
+
+/// An iocore stream on `core` and its peer, a plain blocking std stream.
+fn std_peer_pair(core: &IoCore) -> (TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let c = std::net::TcpStream::connect(l.local_addr().unwrap()).expect("connect");
+    let (peer, _) = l.accept().expect("accept");
+    let s = core.block_on(async move { TcpStream::from_std(c) }).expect("from_std");
+    (s, peer)
+}
+
+/// Waits (real time) until `value()` has not changed for 100 ms; panics after 10 s.
+fn settled(value: impl Fn() -> usize) -> usize {
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut last = value();
+    let mut same = 0;
+    while Instant::now() < end {
+        thread::sleep(Duration::from_millis(10));
+        let v = value();
+        if v == last {
+            same += 1;
+            if same == 10 {
+                return v;
+            }
+        } else {
+            same = 0;
+            last = v;
+        }
+    }
+    panic!("value never settled (last {last})");
+}
+
+#[test]
+fn writable_try_send_loop_does_not_spin_while_the_flusher_holds_the_writer_role() {
+    const POSTED: usize = 3 << 20;
+    watchdog(LIMIT, || {
+        let core = core1();
+        let (s, mut peer) = std_peer_pair(&core);
+        s.set_send_buffer_size(64 * 1024).expect("set_send_buffer_size");
+        let sock = socket2::SockRef::from(&peer);
+        sock.set_recv_buffer_size(256 * 1024).expect("set_recv_buffer_size");
+        let sender = s.sender();
+        sender.post_send(Bytes::from(pattern(7, POSTED))).expect("post_send");
+        // The flusher fills the socket and waits for room (it holds the writer role).
+        let queued = settled(|| sender.queued_bytes());
+        assert!(queued > 0, "everything posted fit into the bounded buffers?");
+        // The peer reads everything a moment later, until the stream closes.
+        let reader = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = 0usize;
+            peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            loop {
+                match peer.read(&mut buf) {
+                    Ok(0) => return Ok(got),
+                    Ok(n) => got += n,
+                    Err(e) => return Err((got, e)),
+                }
+            }
+        });
+        let looper = core.spawn(async move {
+            let mut would_block = 0u64;
+            let sent = loop {
+                s.writable().await.expect("writable");
+                match s.try_send(b"tail") {
+                    Ok(n) => break Some(n),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        would_block += 1;
+                        if would_block >= SPIN_CAP {
+                            break None;
+                        }
+                    }
+                    Err(e) => panic!("try_send: {e}"),
+                }
+            };
+            (sent, would_block)
+        });
+        let (sent, would_block) = core.block_on(looper).expect("looping task");
+        assert!(
+            sent.is_some() && would_block < 10_000,
+            "the writable()/try_send loop spun: {would_block} WouldBlock results (gave up at \
+             {SPIN_CAP}) while the flusher held the writer role"
+        );
+        let got = reader.join().expect("reader thread");
+        match got {
+            Ok(n) => assert_eq!(n, POSTED + sent.unwrap(), "peer received {n} bytes"),
+            Err((n, e)) => panic!("peer read failed after {n} bytes: {e}"),
+        }
+    });
+}
+
+/// Runs `looping` (which loops on an always-ready readiness future until the flag is set,
+/// or `SPIN_CAP` iterations) on a 1-worker core, then spawns a task that sets the flag:
+/// that task must get to run.
+fn another_task_runs_while_one_loops_on(dir: &'static str) {
+    watchdog(LIMIT, move || {
+        let core = core1();
+        let (s, _peer) = core.block_on(pair());
+        let s = Arc::new(s);
+        let started = Arc::new(AtomicBool::new(false));
+        let flag = Arc::new(AtomicBool::new(false));
+        let looper = {
+            let (s, started, flag) = (s.clone(), started.clone(), flag.clone());
+            core.spawn(async move {
+                started.store(true, SeqCst);
+                let mut n = 0u64;
+                while !flag.load(SeqCst) && n < SPIN_CAP {
+                    match dir {
+                        "readable" => s.readable().await.expect("readable"),
+                        _ => s.writable().await.expect("writable"),
+                    }
+                    n += 1;
+                }
+                (flag.load(SeqCst), n)
+            })
+        };
+        common::wait_until("the looping task to start", || started.load(SeqCst));
+        let setter = {
+            let flag = flag.clone();
+            core.spawn(async move { flag.store(true, SeqCst) })
+        };
+        let (saw_flag, n) = core.block_on(looper).expect("looping task");
+        assert!(
+            saw_flag,
+            "a task looping on {dir}() ran {n} iterations in one poll without letting the other \
+             task of its 1-worker core run: {dir}() does not spend the cooperative budget"
+        );
+        core.block_on(setter).expect("setter task");
+    });
+}
+
+#[test]
+fn a_task_looping_on_writable_lets_other_tasks_run() {
+    another_task_runs_while_one_loops_on("writable");
+}
+
+#[test]
+fn a_task_looping_on_readable_lets_other_tasks_run() {
+    another_task_runs_while_one_loops_on("readable");
+}
