@@ -7,9 +7,23 @@
 //! must not unwind through a worker loop (the thread would die), through the sched-role
 //! (its lock would be poisoned and the rest of a batch of edge-triggered events lost), or
 //! through a lock holder. [`contain`] catches it, counts it in the current core's
-//! `Metrics::contained_panics`, and emits a `tracing` event under that feature.
+//! `Metrics::contained_panics` (the counter the thread's runtime context installed with
+//! [`set_counter`]), and emits a `tracing` event under that feature.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+thread_local! {
+    /// Where this thread counts contained panics: its core's counter, if it works for one.
+    static COUNTER: RefCell<Option<Arc<AtomicU64>>> = const { RefCell::new(None) };
+}
+
+/// Makes this thread count contained panics in `counter`; returns the previous counter.
+pub(crate) fn set_counter(counter: Option<Arc<AtomicU64>>) -> Option<Arc<AtomicU64>> {
+    COUNTER.with(|c| c.replace(counter))
+}
 
 /// Runs `f`; a panic inside is caught and counted. `what` names the call, for the
 /// tracing event. Returns false if `f` panicked.
@@ -19,9 +33,9 @@ pub(crate) fn contain(what: &'static str, f: impl FnOnce()) -> bool {
     if catch_unwind(AssertUnwindSafe(f)).is_ok() {
         return true;
     }
-    crate::sched::with_current_core(|core| {
-        if let Some((shared, _)) = core {
-            shared.note_contained_panic();
+    COUNTER.with(|c| {
+        if let Some(counter) = &*c.borrow() {
+            counter.fetch_add(1, Relaxed);
         }
     });
     #[cfg(feature = "tracing")]

@@ -50,11 +50,11 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod contain;
-mod core;
 #[macro_use]
 mod trace;
 mod io;
 pub mod net;
+mod runtime;
 mod sched;
 mod sync;
 mod sys;
@@ -62,7 +62,8 @@ pub mod task;
 pub mod time;
 mod util;
 
-pub use crate::core::{Builder, Handle, IoCore, Metrics, ShutdownReport};
+pub use runtime::{Builder, Handle, IoCore, ShutdownReport};
+pub use sched::Metrics;
 pub use task::{JoinError, JoinHandle, TaskRef};
 
 /// Spawns a task on the current core (see [`Handle::spawn`]).

@@ -16,15 +16,64 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The CPUs this thread may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+/// Pins the calling thread (and the threads it starts later) to `cpu`.
+fn pin_to(cpu: usize) {
+    // SAFETY: as above; sched_setaffinity reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Moves the calling thread to the idle scheduling class (best effort).
+fn idle_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on the calling thread with a valid parameter.
+    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+}
+
+/// The tests load both cores; run them one after the other.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Impossible metric snapshots seen by the storm's reader.
+static BAD_READS: AtomicUsize = AtomicUsize::new(0);
+
 /// No test here queues anywhere near this many tasks.
 const DEPTH_BOUND: usize = 1_000_000;
 
 #[test]
 fn metrics_read_during_a_front_queue_storm_stay_within_bounds() {
-    const HAMMERS: usize = 3;
+    const HAMMERS: usize = 6;
     const PARKERS: usize = 64;
     let run_for = Duration::from_millis(1500);
+    let _serial = serial();
     watchdog(HANG * 2, move || {
+        // Everything on one CPU (the workers inherit this thread's affinity), the pushing
+        // threads at idle priority: the workers and the reader (which sleeps a little now
+        // and then) preempt a pusher at random points, sometimes between its push and the
+        // count's update, and then get to drain the queue and read the count while the
+        // pusher waits. (Otherwise that race is a few nanoseconds wide.)
+        let cpus = allowed_cpus();
+        let cpu = cpus.first().copied();
+        if let Some(cpu) = cpu {
+            pin_to(cpu);
+        }
         let core = IoCore::builder().threads(2).build().unwrap();
         let spawned = Arc::new(AtomicU64::new(0));
         // Tasks that park with a far deadline (so they sit in the deadline heap) and
@@ -49,12 +98,18 @@ fn metrics_read_during_a_front_queue_storm_stay_within_bounds() {
         let reader = {
             let (handle, spawned, bad, reads) = (core.handle(), spawned.clone(), bad.clone(), reads.clone());
             thread::spawn(move || {
+                if let Some(cpu) = cpu {
+                    pin_to(cpu);
+                }
                 while Instant::now() < end {
                     // Spawn count first: the metrics read after it can only be lower.
                     let spawned_before = spawned.load(SeqCst);
                     let m: Metrics = handle.metrics();
                     let spawned_after = spawned.load(SeqCst);
-                    reads.fetch_add(1, SeqCst);
+                    let nr = reads.fetch_add(1, SeqCst);
+                    if nr % 10 == 0 {
+                        thread::sleep(Duration::from_micros(20));
+                    }
                     let mut problems = Vec::new();
                     if m.front_queue_depth >= DEPTH_BOUND {
                         problems.push(format!("front_queue_depth = {}", m.front_queue_depth));
@@ -75,6 +130,7 @@ fn metrics_read_during_a_front_queue_storm_stay_within_bounds() {
                         ));
                     }
                     if !problems.is_empty() {
+                        BAD_READS.fetch_add(1, SeqCst);
                         let mut b = bad.lock().unwrap();
                         if b.len() < 10 {
                             b.push(problems.join(", "));
@@ -87,6 +143,10 @@ fn metrics_read_during_a_front_queue_storm_stay_within_bounds() {
             .map(|i| {
                 let (handle, spawned, refs) = (core.handle(), spawned.clone(), refs.clone());
                 thread::spawn(move || {
+                    if let Some(cpu) = cpu {
+                        pin_to(cpu);
+                    }
+                    idle_priority();
                     let mut n = 0u64;
                     while Instant::now() < end {
                         // A delayed spawn goes through the front queue...
@@ -119,7 +179,11 @@ fn metrics_read_during_a_front_queue_storm_stay_within_bounds() {
         }
         assert!(core.wait_idle(HANG), "tasks did not finish");
         let bad = bad.lock().unwrap();
-        eprintln!("[metrics storm] {ops} spawn+wakeup rounds, {} metric reads", reads.load(SeqCst));
+        eprintln!(
+            "[metrics storm] {ops} spawn+wakeup rounds, {} metric reads, {} impossible",
+            reads.load(SeqCst),
+            BAD_READS.load(SeqCst)
+        );
         assert!(bad.is_empty(), "impossible metrics seen during the storm: {bad:#?}");
         let m = core.metrics();
         assert_eq!(m.front_queue_depth, 0, "{m:?}");
@@ -131,6 +195,7 @@ fn metrics_read_during_a_front_queue_storm_stay_within_bounds() {
 #[test]
 fn wait_idle_true_means_every_join_handle_is_finished() {
     const ROUNDS: usize = 20_000;
+    let _serial = serial();
     watchdog(HANG * 2, || {
         let core = IoCore::builder().threads(2).build().unwrap();
         let mut unfinished = 0;

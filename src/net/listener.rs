@@ -3,6 +3,7 @@
 use crate::io::{Direction, Registration, Waiter};
 use crate::net::addr::{resolve, ToSocketAddrs};
 use crate::net::TcpStream;
+use crate::runtime::Handle;
 use futures::Stream;
 use socket2::{Domain, Type};
 use std::fmt;
@@ -73,6 +74,8 @@ impl ListenOptions {
 /// 10–100 ms, growing while the error repeats) and accept again; for `EMFILE`, free fds.
 pub struct TcpListener {
     reg: Registration,
+    /// The core accepted streams live on.
+    core: Handle,
     listener: mio::net::TcpListener,
     local: SocketAddr,
 }
@@ -116,8 +119,9 @@ impl TcpListener {
 
     fn from_mio(listener: mio::net::TcpListener) -> io::Result<TcpListener> {
         let local = listener.local_addr()?;
-        let reg = Registration::new(crate::sched::current_or_default_core(), listener.as_raw_fd())?;
-        Ok(TcpListener { reg, listener, local })
+        let core = crate::runtime::current_or_default();
+        let reg = Registration::new(core.driver(), listener.as_raw_fd())?;
+        Ok(TcpListener { reg, core, listener, local })
     }
 
     /// Wraps a bound standard-library listener (made non-blocking).
@@ -151,7 +155,7 @@ impl TcpListener {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(Ok(pair)) => pair,
         };
-        Poll::Ready(TcpStream::from_mio(stream, self.reg.core.clone()).map(|s| (s, peer)))
+        Poll::Ready(TcpStream::from_mio(stream, self.core.clone()).map(|s| (s, peer)))
     }
 
     /// The local address (with the actual port when bound to port 0).

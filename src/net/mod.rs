@@ -9,14 +9,22 @@
 //! when nothing is queued), and `post_send` from any thread (queued, written by the core
 //! with `writev`). Everything posted before an owner's send leaves before it. See `post`.
 
+//!
+//! Files: `addr` (address inputs, name resolution), `listener`, `socket` (the socket core
+//! shared by a stream, its halves and its flusher; the flusher), `stream` (the
+//! [`TcpStream`] API), `split` (the halves), `io_traits` (`AsyncRead`/`AsyncWrite`),
+//! `post` (the post queue and [`PostSender`]).
+
 mod addr;
+mod io_traits;
 mod listener;
 mod post;
+mod socket;
+mod split;
 mod stream;
 
 pub use addr::{Target, ToSocketAddrs};
 pub use listener::{Incoming, ListenOptions, TcpListener};
 pub use post::{PostError, PostSender, DEFAULT_HIGH_WATER};
-pub use stream::{
-    reunite, ConnectOptions, OwnedRecvHalf, OwnedSendHalf, RecvHalf, ReuniteError, SendHalf, TcpStream,
-};
+pub use split::{reunite, OwnedRecvHalf, OwnedSendHalf, RecvHalf, ReuniteError, SendHalf};
+pub use stream::{ConnectOptions, TcpStream};

@@ -1,8 +1,9 @@
-//! `post_send`: a socket's lock-free queue of byte buffers, and the flusher that writes it.
+//! `post_send`: a socket's lock-free queue of byte buffers and its writer hand-off.
 //!
 //! Any thread may push a `Bytes` ([`PostSender::post_send`]); posting never blocks and
 //! never awaits. The core writes the queue with `writev` (up to [`MAX_IOV`] buffers per
-//! syscall) from a small per-socket *flusher* task, started on first use.
+//! syscall) from a small per-socket *flusher* task, started on first use (it lives next to
+//! the socket, in `net::socket::flush`; this module knows no socket).
 //!
 //! Who may write to the socket is decided by one atomic, `writer`:
 //!
@@ -25,30 +26,21 @@
 //! seen `inflight == 0` once `closed` was set. So a post either fails with its data handed
 //! back, or is in the queue before the flusher's final drain (`SeqCst` on both words).
 
-use crate::io::Direction;
-use crate::net::stream::Socket;
 use crate::sync::lock;
 use bytes::Bytes;
 use crossbeam_deque::{Injector, Steal};
 use futures::task::AtomicWaker;
-use std::collections::VecDeque;
 use std::fmt;
-use std::future::{poll_fn, Future};
-use std::io::{self, IoSlice, Write};
-use std::pin::pin;
+use std::future::poll_fn;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 /// Buffers per `writev`.
 pub(crate) const MAX_IOV: usize = 64;
 /// Default high-water mark of queued bytes above which `post_send` refuses data.
 pub const DEFAULT_HIGH_WATER: usize = 4 * 1024 * 1024;
-/// How long a dropped stream's flusher keeps trying when no linger is set.
-const DEFAULT_LINGER: Duration = Duration::from_secs(30);
-/// Writes the flusher does before yielding its worker.
-const FLUSH_ROUNDS: u32 = 16;
 
 const IDLE: u32 = 0;
 const FLUSHER: u32 = 1;
@@ -265,14 +257,14 @@ impl PostQueue {
     }
 
     /// Makes sure someone will write what is queued.
-    fn schedule(&self) {
+    pub(crate) fn schedule(&self) {
         if self.writer.posted() {
             self.flusher.wake();
         }
     }
 
     /// `n` bytes left the queue (written, or refused).
-    fn consumed(&self, n: usize) {
+    pub(crate) fn consumed(&self, n: usize) {
         // Saturating: `settle` zeroes the count while a flusher may still report a write.
         let before = self.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
         let after = before.saturating_sub(n);
@@ -288,6 +280,32 @@ impl PostQueue {
         self.flusher.wake();
     }
 
+    /// The flusher waits to be woken (by a post, a close, the last owner's drop).
+    pub(crate) fn register_flusher(&self, waker: &Waker) {
+        self.flusher.register(waker);
+    }
+
+    /// True exactly once: the caller starts the flusher.
+    pub(crate) fn claim_flusher_start(&self) -> bool {
+        !self.flusher_started.load(Acquire) && !self.flusher_started.swap(true, AcqRel)
+    }
+
+    /// Whether the flusher holds the writer role.
+    pub(crate) fn flusher_holds_role(&self) -> bool {
+        self.writer.is_flusher()
+    }
+
+    /// The flusher, its queue empty, gives the writer role back. False: done, and the
+    /// owner's `writable()` waiters are woken; true: a post raced, the role is still the
+    /// flusher's and it must keep writing.
+    pub(crate) fn release_flusher_role(&self) -> bool {
+        if self.writer.release() {
+            return true;
+        }
+        self.turn.wake_all();
+        false
+    }
+
     /// Takes the writer role for a direct owner write; false if the flusher has it.
     pub(crate) fn try_lock_owner(&self) -> bool {
         self.writer.try_lock_owner()
@@ -301,12 +319,12 @@ impl PostQueue {
     }
 
     /// Whether posted buffers wait in the queue.
-    fn has_bufs(&self) -> bool {
+    pub(crate) fn has_bufs(&self) -> bool {
         self.bufs.get().is_some_and(|b| !b.is_empty())
     }
 
     /// Takes the next queued buffer.
-    fn pop(&self) -> Option<Bytes> {
+    pub(crate) fn pop(&self) -> Option<Bytes> {
         steal(self.bufs.get()?)
     }
 
@@ -365,7 +383,7 @@ impl PostQueue {
     }
 
     /// Whether a post is between its `closed` check and its push.
-    fn posts_in_flight(&self) -> bool {
+    pub(crate) fn posts_in_flight(&self) -> bool {
         self.inflight.load(SeqCst) != 0
     }
 
@@ -404,188 +422,6 @@ fn steal(q: &Injector<Bytes>) -> Option<Bytes> {
             Steal::Empty => return None,
             Steal::Retry => std::hint::spin_loop(),
         }
-    }
-}
-
-/// Starts the socket's flusher task if it is not running yet.
-pub(crate) fn ensure_flusher(sock: &Arc<Socket>) {
-    let q = &sock.post;
-    if !q.flusher_started.load(Acquire) && !q.flusher_started.swap(true, AcqRel) {
-        let handle = crate::Handle { shared: sock.reg.core.clone() };
-        let flusher = handle.spawn(flush_loop(sock.clone()));
-        if flusher.is_finished() {
-            // The core is shutting down and refused the task: nothing would ever send.
-            q.close(Some(io::Error::other("post_send: the socket's core is shut down")));
-        }
-    }
-}
-
-/// The flusher: whenever it holds the `FLUSHER` role, writes the queue until it is empty,
-/// then releases the role. It exits (dropping its reference to the socket, which closes
-/// it if the owner is gone) once the owner is gone and everything is written, when the
-/// queue is closed, or on a write error.
-async fn flush_loop(sock: Arc<Socket>) {
-    /// However the flusher ends (even cancelled by a shutdown), the socket has failed for
-    /// posting: later posts get their data back instead of queueing for nobody.
-    struct FailOnExit<'a>(&'a PostQueue);
-    impl Drop for FailOnExit<'_> {
-        fn drop(&mut self) {
-            self.0.close(Some(io::Error::new(io::ErrorKind::NotConnected, "socket is closed")));
-        }
-    }
-    let q = &sock.post;
-    let fail = FailOnExit(q);
-    let mut batch: VecDeque<Bytes> = VecDeque::new();
-    // Set once the owner is gone: the deadline (linger) for writing what is left.
-    let mut give_up: Option<crate::time::Sleep> = None;
-    let mut rounds = 0u32;
-    let mut waiter = pin!(sock.reg.waiter(Direction::Write));
-    loop {
-        if !wait_scheduled(&sock).await {
-            if q.has_failed() {
-                return;
-            }
-            // Closed, or the owner is gone, with nothing scheduled: refuse new posts, then
-            // write whatever was accepted before that (posts racing with the close: the
-            // last of them wakes us).
-            q.close(None);
-            let settled = poll_fn(|cx| {
-                q.flusher.register(cx.waker());
-                if q.posts_in_flight() {
-                    Poll::Pending
-                } else {
-                    Poll::Ready(!q.has_bufs() && !q.writer.is_flusher())
-                }
-            })
-            .await;
-            if settled {
-                // Everything accepted was written: a clean end, not a failure.
-                std::mem::forget(fail);
-                return;
-            }
-            q.schedule();
-            continue;
-        }
-        // Holding FLUSHER: write until the queue is empty.
-        loop {
-            while batch.len() < MAX_IOV {
-                match q.pop() {
-                    Some(b) => batch.push_back(b),
-                    None => break,
-                }
-            }
-            if batch.is_empty() {
-                if q.writer.release() {
-                    // A post raced with the release: still ours, keep writing.
-                    continue;
-                }
-                q.turn.wake_all();
-                break;
-            }
-            let want = batch.iter().map(|b| b.len()).sum();
-            let result = poll_fn(|cx| {
-                // Woken by `close` (abort) and by the last owner's drop, even while the
-                // write waits for room.
-                q.flusher.register(cx.waker());
-                if q.has_failed() {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "socket was aborted",
-                    )));
-                }
-                if give_up.is_none() && sock.owner_gone() {
-                    let linger = sock.linger().unwrap_or(DEFAULT_LINGER);
-                    give_up = Some(crate::time::sleep(linger));
-                }
-                if let Some(deadline) = give_up.as_mut() {
-                    if std::pin::Pin::new(deadline).poll(cx).is_ready() {
-                        let e =
-                            io::Error::new(io::ErrorKind::TimedOut, "linger time elapsed with data unsent");
-                        return Poll::Ready(Err(e));
-                    }
-                }
-                sock.reg.poll_transfer(cx, Direction::Write, want, Some(waiter.as_mut()), || {
-                    write_batch(&sock, &batch)
-                })
-            })
-            .await;
-            match result {
-                Ok(n) => {
-                    q.consumed(n);
-                    advance(&mut batch, n);
-                }
-                Err(e) => {
-                    q.close(Some(sock.context_error("send", e)));
-                    return;
-                }
-            }
-            rounds += 1;
-            if rounds % FLUSH_ROUNDS == 0 {
-                crate::task::yield_now().await;
-            }
-        }
-    }
-}
-
-/// Waits until the flusher holds the `FLUSHER` role (true), or has nothing scheduled while
-/// the queue is closed or failed, or the owner is gone (false).
-async fn wait_scheduled(sock: &Socket) -> bool {
-    let q = &sock.post;
-    poll_fn(|cx| {
-        q.flusher.register(cx.waker());
-        if q.has_failed() {
-            Poll::Ready(false)
-        } else if q.writer.is_flusher() {
-            Poll::Ready(true)
-        } else if q.is_closed() || sock.owner_gone() {
-            Poll::Ready(false)
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
-}
-
-/// Drops the first `n` written bytes from the batch.
-fn advance(batch: &mut VecDeque<Bytes>, mut n: usize) {
-    while n > 0 {
-        let front = batch.front_mut().expect("wrote more than the batch");
-        if n >= front.len() {
-            n -= front.len();
-            batch.pop_front();
-        } else {
-            let _ = front.split_to(n);
-            n = 0;
-        }
-    }
-}
-
-fn write_batch(sock: &Socket, batch: &VecDeque<Bytes>) -> io::Result<usize> {
-    let slices: IoSlices<'_> = batch.iter().map(|b| IoSlice::new(b)).collect();
-    (&sock.stream).write_vectored(&slices)
-}
-
-/// Up to [`MAX_IOV`] `IoSlice`s on the stack, so a `writev` allocates nothing.
-struct IoSlices<'a> {
-    len: usize,
-    items: [IoSlice<'a>; MAX_IOV],
-}
-
-impl<'a> FromIterator<IoSlice<'a>> for IoSlices<'a> {
-    fn from_iter<I: IntoIterator<Item = IoSlice<'a>>>(iter: I) -> Self {
-        let mut s = IoSlices { len: 0, items: [IoSlice::new(&[]); MAX_IOV] };
-        for item in iter.into_iter().take(MAX_IOV) {
-            s.items[s.len] = item;
-            s.len += 1;
-        }
-        s
-    }
-}
-
-impl<'a> std::ops::Deref for IoSlices<'a> {
-    type Target = [IoSlice<'a>];
-    fn deref(&self) -> &Self::Target {
-        &self.items[..self.len]
     }
 }
 

@@ -27,174 +27,35 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod join;
+mod park;
 pub(crate) mod raw;
 pub(crate) mod state;
 
+pub use join::{JoinError, JoinHandle};
+pub(crate) use park::wake_at;
+pub use park::{park, yield_now, Park, Wake, YieldNow};
 pub(crate) use raw::Header;
 
-use crate::time::clock;
+use crate::time::clock::Deadline;
 use crate::util::waker_map::WakerEntry;
 use raw::RawTask;
-use state::ParkFlag;
-use std::any::Any;
 use std::fmt;
-use std::future::Future;
-use std::marker::PhantomData;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::task::Waker;
 
-/// Owns the right to await a task's output. Awaiting it yields `Ok(output)`, or a
-/// [`JoinError`] if the task panicked or was cancelled. Dropping it detaches the task,
-/// which keeps running.
-pub struct JoinHandle<T> {
-    raw: RawTask,
-    _output: PhantomData<T>,
-}
-
-// SAFETY: the handle only moves the output (`T: Send`) out of the task block.
-unsafe impl<T: Send> Send for JoinHandle<T> {}
-// SAFETY: `&JoinHandle` only allows `abort`, `is_finished` and `task`, all thread-safe.
-unsafe impl<T: Send> Sync for JoinHandle<T> {}
-impl<T> Unpin for JoinHandle<T> {}
-
-impl<T> JoinHandle<T> {
-    pub(crate) fn new(raw: RawTask) -> Self {
-        JoinHandle { raw, _output: PhantomData }
-    }
-
-    /// Cancels the task: its future is dropped (exactly once, by a worker, never while it
-    /// is being polled) and the handle yields [`JoinError`] with `is_cancelled()`. Aborting
-    /// a finished task does nothing.
-    pub fn abort(&self) {
-        self.raw.notify(state::CANCELLED);
-    }
-
-    /// Whether the task has finished (completed, panicked or been cancelled).
-    pub fn is_finished(&self) -> bool {
-        self.raw.header().state.is_done()
-    }
-
-    /// A [`TaskRef`] to wake or signal the task from anywhere.
-    pub fn task(&self) -> TaskRef {
-        self.raw.ref_inc();
-        TaskRef { raw: self.raw }
-    }
-}
-
-impl<T> Future for JoinHandle<T> {
-    type Output = Result<T, JoinError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let raw = self.raw;
-        // SAFETY: this is the task's one `JoinHandle`.
-        if !raw.header().state.is_done() && unsafe { raw.register_join_waker(cx.waker()) } {
-            return Poll::Pending;
-        }
-        let mut out: Poll<Result<T, JoinError>> = Poll::Pending;
-        // SAFETY: the task is DONE, `out` has the task's output type, and this handle is
-        // the only reader.
-        unsafe { raw.read_output(&mut out as *mut _ as *mut ()) };
-        out
-    }
-}
-
-impl<T> Drop for JoinHandle<T> {
-    fn drop(&mut self) {
-        self.raw.ref_dec();
-    }
-}
-
-impl<T> fmt::Debug for JoinHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("id", &self.raw.header().id).finish()
-    }
-}
-
-enum JoinErrorKind {
-    Cancelled,
-    Panic(Box<dyn Any + Send + 'static>),
-}
-
-/// Why a task produced no output: it was cancelled, or it panicked.
-pub struct JoinError {
-    id: u64,
-    kind: JoinErrorKind,
-}
-
-impl JoinError {
-    pub(crate) fn cancelled(id: u64) -> Self {
-        JoinError { id, kind: JoinErrorKind::Cancelled }
-    }
-
-    pub(crate) fn panic(id: u64, payload: Box<dyn Any + Send + 'static>) -> Self {
-        JoinError { id, kind: JoinErrorKind::Panic(payload) }
-    }
-
-    /// The task was cancelled (`abort`, or shutdown).
-    pub fn is_cancelled(&self) -> bool {
-        matches!(self.kind, JoinErrorKind::Cancelled)
-    }
-
-    /// The task panicked.
-    pub fn is_panic(&self) -> bool {
-        matches!(self.kind, JoinErrorKind::Panic(_))
-    }
-
-    /// The panic payload, to resume it with `std::panic::resume_unwind`.
-    ///
-    /// # Panics
-    /// If the task was cancelled rather than panicking; use [`try_into_panic`](Self::try_into_panic)
-    /// to check first.
-    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.try_into_panic().expect("JoinError::into_panic called on a cancelled task's error")
-    }
-
-    /// The panic payload, or the error back if the task was cancelled.
-    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
-        match self.kind {
-            JoinErrorKind::Panic(p) => Ok(p),
-            JoinErrorKind::Cancelled => Err(self),
-        }
-    }
-
-    /// The id of the task (as in [`TaskRef::id`]).
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(|s| s.as_str()))
-        .unwrap_or("(non-string panic payload)")
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            JoinErrorKind::Cancelled => write!(f, "task {} was cancelled", self.id),
-            JoinErrorKind::Panic(p) => {
-                write!(f, "task {} panicked: {}", self.id, panic_message(&**p))
-            }
-        }
-    }
-}
-
-impl fmt::Debug for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::error::Error for JoinError {}
-
-impl From<JoinError> for std::io::Error {
-    fn from(e: JoinError) -> Self {
-        std::io::Error::other(e.to_string())
-    }
+/// What a task needs from the scheduler it belongs to. A task block stores an `Arc<S>`
+/// and reaches it through this trait, so the task module never names the scheduler.
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// A waker moved `task` out of `WAITING`: queue it (through the sched-role when
+    /// `in_heap`, since it may sit in the deadline heap).
+    fn schedule_woken(&self, task: RawTask, in_heap: bool);
+    /// Registers a slow-path timer: `waker` is woken at `deadline` unless the entry is
+    /// dropped first.
+    fn add_timer(&self, deadline: Deadline, waker: Waker) -> WakerEntry;
+    /// Registers the foreign waker of a `park` on `task` (woken by its next wakeup/signal).
+    fn add_park_waker(&self, task: RawTask, waker: Waker) -> WakerEntry;
+    /// Wakes the foreign `park` wakers of `task`.
+    fn wake_parked(&self, task: RawTask);
 }
 
 /// A thread-safe reference to a task, to wake or signal it from anywhere.
@@ -205,6 +66,11 @@ pub struct TaskRef {
 }
 
 impl TaskRef {
+    /// Wraps a reference the caller took for it.
+    pub(crate) fn from_raw(raw: RawTask) -> TaskRef {
+        TaskRef { raw }
+    }
+
     /// Wakes the task: it is polled again soon, and its next [`park`] returns
     /// [`Wake::Woken`]. Wakeups coalesce; one that arrives while the task runs is kept.
     /// A task spawned with `spawn_at` starts at once (that wakeup is consumed by the start).
@@ -266,122 +132,8 @@ impl fmt::Debug for TaskRef {
 /// # Panics
 /// Outside an iocore task (e.g. in `block_on`, or on a plain thread).
 pub fn current() -> TaskRef {
-    let raw = crate::sched::current_task()
+    let raw = raw::current()
         .expect("iocore::task::current() called outside an iocore task; call it inside a spawned task");
     raw.ref_inc();
     TaskRef { raw }
-}
-
-/// Yields: the task goes to the back of the ready queue, behind everything already ready
-/// and behind whatever the next schedule step makes ready (kernel events, expired
-/// deadlines), so a CPU-bound loop that yields cannot starve timers or sockets.
-/// Works under any executor (it wakes itself once and returns `Pending` once).
-pub fn yield_now() -> YieldNow {
-    YieldNow { yielded: false }
-}
-
-/// Future returned by [`yield_now`].
-#[derive(Debug)]
-#[must_use = "futures do nothing unless awaited"]
-pub struct YieldNow {
-    yielded: bool,
-}
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.yielded {
-            return Poll::Ready(());
-        }
-        self.yielded = true;
-        if crate::sched::current_task().is_some() {
-            // Inside an iocore task: it runs again only after the next schedule step has
-            // looked at the kernel events and the deadlines.
-            crate::sched::note_yield();
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-/// Why [`park`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Wake {
-    /// The task was signalled ([`TaskRef::signal`]); takes precedence over the others.
-    Signaled,
-    /// The task was woken ([`TaskRef::wakeup`]).
-    Woken,
-    /// The deadline passed with neither.
-    Expired,
-}
-
-/// Sleeps until the task is woken or signalled through a [`TaskRef`], or until `deadline`
-/// (`None`: no deadline). See the [module docs](self) for the exact semantics.
-///
-/// `park` is a task-level primitive, but it works wherever the task polls it: directly, in
-/// `select!`/`join!`, or under a sub-executor with its own wakers (`FuturesUnordered`,
-/// `join_all`). Under the task's own waker it allocates nothing; under a foreign waker it
-/// registers that waker with the core, for the wakeup and for the deadline, until it
-/// completes or is dropped.
-///
-/// # Panics
-/// When polled outside an iocore task.
-pub fn park(deadline: Option<Instant>) -> Park {
-    Park { deadline: deadline.map(clock::to_ns), wakeup: None, timer: None }
-}
-
-/// Future returned by [`park`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct Park {
-    deadline: Option<u64>,
-    /// Under a foreign waker: that waker, registered for the task's next wakeup/signal.
-    wakeup: Option<WakerEntry>,
-    /// Under a foreign waker: the slow-path timer for the deadline.
-    timer: Option<WakerEntry>,
-}
-
-impl Future for Park {
-    type Output = Wake;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Wake> {
-        let task = crate::sched::current_task()
-            .expect("iocore::task::park awaited outside an iocore task; spawn the code as a task");
-        let state = &task.header().state;
-        if RawTask::from_waker(cx.waker()) != Some(task) {
-            // A foreign waker would not be woken by the task's wakeup: register it, then
-            // publish that (the flags are re-checked below, after the publication).
-            let fresh = self.wakeup.as_ref().is_some_and(|w| w.refresh(cx.waker()));
-            if !fresh {
-                self.wakeup = Some(task.header().shared.add_park_waker(task, cx.waker().clone()));
-            }
-            state.set_park_wakers();
-        }
-        match state.take_park_flags() {
-            Some(ParkFlag::Signaled) => return self.finish(Wake::Signaled),
-            Some(ParkFlag::Woken) => return self.finish(Wake::Woken),
-            None => {}
-        }
-        if let Some(deadline) = self.deadline {
-            if clock::now_ns() >= deadline {
-                return self.finish(Wake::Expired);
-            }
-            let this = &mut *self;
-            crate::time::wake_at(cx, deadline, &mut this.timer);
-        }
-        Poll::Pending
-    }
-}
-
-impl Park {
-    /// Releases any foreign registration and returns `why`.
-    fn finish(&mut self, why: Wake) -> Poll<Wake> {
-        self.wakeup = None;
-        self.timer = None;
-        Poll::Ready(why)
-    }
-}
-
-impl fmt::Debug for Park {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Park").field("deadline", &self.deadline).finish()
-    }
 }

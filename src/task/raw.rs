@@ -1,17 +1,24 @@
-//! The task allocation: a header, the future (later its output), in one heap block.
+//! The task allocation: a header, the scheduler handle and the future (later its output),
+//! in one heap block.
 //!
 //! The header is what the scheduler touches; it is type-erased and reached through
-//! [`RawTask`]. The typed part (`Cell<F>`) is only touched through the vtable. Reference
-//! counting: the scheduler holds one reference from spawn until the task completes; each
-//! `JoinHandle`, `TaskRef` and `Waker` holds one more. The block is freed at zero.
+//! [`RawTask`]. The typed part (`Cell<F, S>`) is only touched through the vtable, which is
+//! how the task reaches its scheduler (`S: Schedule`) without this module naming it.
+//! Reference counting: the scheduler holds one reference from spawn until the task
+//! completes; each `JoinHandle`, `TaskRef` and `Waker` holds one more. The block is freed
+//! at zero.
+//!
+//! [`RawTask::poll`] also maintains the task module's thread-local context: which task
+//! this thread is polling (for `task::current`, `park`, and the time futures' fast path)
+//! and whether that poll called `yield_now`.
 
 use super::state::{Claim, Notify, State, SIGNALED, WOKEN};
-use super::JoinError;
-use crate::sched::Shared;
+use super::{JoinError, Schedule};
 use crate::sync::AtomicPtr;
-use crate::util::front::Linked;
+use crate::time::clock::Deadline;
 use crate::util::heap::{HeapSlot, NO_SLOT};
-use std::cell::UnsafeCell;
+use crate::util::inbox::Linked;
+use std::cell::{Cell as StdCell, UnsafeCell};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,9 +27,6 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
-
-/// "No deadline" in a header's deadline slot.
-pub(crate) const NO_DEADLINE: u64 = u64::MAX;
 
 pub(crate) struct Header {
     pub(crate) state: State,
@@ -33,14 +37,13 @@ pub(crate) struct Header {
     /// (With `heap_slot` it fills the word after `state` and `refs`: 4 bytes instead of the
     /// 16 an intrusive list would take, keeping a small task in one 112-byte allocation.)
     pub(crate) live_slot: UnsafeCell<u32>,
-    /// Link for the front queue.
+    /// Link for the scheduler's front queue (an inbox).
     front_link: AtomicPtr<Header>,
-    /// Nanoseconds on the iocore clock; written by the owner (the polling worker, or the
-    /// spawner before the first push), read by the sched-role after it pops the task.
-    deadline: UnsafeCell<u64>,
+    /// Written by the owner (the polling worker, or the spawner before the first push),
+    /// read by the sched-role after it pops the task.
+    deadline: UnsafeCell<Deadline>,
     pub(crate) id: u64,
     vtable: &'static Vtable,
-    pub(crate) shared: Arc<Shared>,
     /// The `JoinHandle`'s waker; see `State::set_join_waker` for who may touch it when.
     join_waker: UnsafeCell<Option<Waker>>,
 }
@@ -49,6 +52,7 @@ struct Vtable {
     poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> bool,
     cancel: unsafe fn(NonNull<Header>),
     read_output: unsafe fn(NonNull<Header>, *mut ()),
+    scheduler: unsafe fn(NonNull<Header>) -> *const dyn Schedule,
     dealloc: unsafe fn(NonNull<Header>),
 }
 
@@ -59,9 +63,38 @@ enum Stage<F: Future> {
 }
 
 #[repr(C)]
-struct Cell<F: Future> {
+struct Cell<F: Future, S> {
     header: Header,
+    scheduler: Arc<S>,
     stage: UnsafeCell<Stage<F>>,
+}
+
+/// How a poll ended, for the worker that gives the task up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Polled {
+    /// The future finished (or panicked); its output is stored.
+    Done,
+    /// The future returned `Pending`; `yielded`: it called `yield_now` during the poll.
+    Pending { yielded: bool },
+}
+
+thread_local! {
+    /// The task this thread is polling right now (null outside a poll).
+    static CURRENT: StdCell<*mut Header> = const { StdCell::new(std::ptr::null_mut()) };
+    /// The task being polled called `yield_now`.
+    static YIELDED: StdCell<bool> = const { StdCell::new(false) };
+}
+
+/// The task being polled on this thread, if any.
+pub(crate) fn current() -> Option<RawTask> {
+    let ptr = CURRENT.with(|c| c.get());
+    // SAFETY: the worker polling this task holds its reference for the whole poll.
+    (!ptr.is_null()).then(|| unsafe { RawTask::from_ptr(ptr) })
+}
+
+/// The task being polled on this thread yielded (see `Polled::Pending`).
+pub(crate) fn note_yield() {
+    YIELDED.with(|y| y.set(true));
 }
 
 /// A type-erased pointer to a task. Copying it does not touch the reference count; the
@@ -94,30 +127,32 @@ impl HeapSlot for RawTask {
 
 impl RawTask {
     /// Allocates a task with two references: the scheduler's and the caller's (for the
-    /// `JoinHandle`).
-    pub(crate) fn new<F>(future: F, shared: Arc<Shared>, id: u64, deadline: Option<u64>) -> RawTask
+    /// `JoinHandle`). A task with a `start` deadline starts asleep (`spawn_at`).
+    pub(crate) fn new<F, S>(future: F, scheduler: Arc<S>, id: u64, start: Option<Deadline>) -> RawTask
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
+        S: Schedule,
     {
         let cell = Box::new(Cell {
             header: Header {
-                state: State::new(deadline.is_some()),
+                state: State::new(start.is_some()),
                 refs: AtomicU32::new(2),
                 heap_slot: UnsafeCell::new(NO_SLOT),
                 live_slot: UnsafeCell::new(0),
                 front_link: AtomicPtr::new(ptr::null_mut()),
-                deadline: UnsafeCell::new(deadline.unwrap_or(NO_DEADLINE)),
+                deadline: UnsafeCell::new(start.unwrap_or(Deadline::NEVER)),
                 id,
                 vtable: &Vtable {
-                    poll: poll::<F>,
-                    cancel: cancel::<F>,
-                    read_output: read_output::<F>,
-                    dealloc: dealloc::<F>,
+                    poll: poll::<F, S>,
+                    cancel: cancel::<F, S>,
+                    read_output: read_output::<F, S>,
+                    scheduler: scheduler_of::<F, S>,
+                    dealloc: dealloc::<F, S>,
                 },
-                shared,
                 join_waker: UnsafeCell::new(None),
             },
+            scheduler,
             stage: UnsafeCell::new(Stage::Running(future)),
         });
         RawTask(NonNull::from(Box::leak(cell)).cast())
@@ -159,7 +194,7 @@ impl RawTask {
     /// # Safety
     /// The caller is the task's current owner (its spawner before the first push, the
     /// worker polling it, or the sched-role holding it): nobody else touches the deadline.
-    pub(crate) unsafe fn deadline(self) -> u64 {
+    pub(crate) unsafe fn deadline(self) -> Deadline {
         // SAFETY: forwarded from the caller.
         unsafe { *self.header().deadline.get() }
     }
@@ -168,7 +203,7 @@ impl RawTask {
     ///
     /// # Safety
     /// As for [`deadline`](Self::deadline).
-    pub(crate) unsafe fn set_deadline(self, deadline: u64) {
+    pub(crate) unsafe fn set_deadline(self, deadline: Deadline) {
         // SAFETY: forwarded from the caller.
         unsafe { *self.header().deadline.get() = deadline }
     }
@@ -177,7 +212,7 @@ impl RawTask {
     ///
     /// # Safety
     /// The caller runs inside this task's poll (so this worker owns the task).
-    pub(crate) unsafe fn lower_deadline(self, deadline: u64) {
+    pub(crate) unsafe fn lower_deadline(self, deadline: Deadline) {
         // SAFETY: forwarded from the caller.
         unsafe {
             if deadline < self.deadline() {
@@ -191,24 +226,39 @@ impl RawTask {
         crate::trace::trace_event!(task = self.header().id, flags = extra, "wake");
         let state = &self.header().state;
         if let Notify::Schedule { in_heap } = state.notify(extra) {
-            self.header().shared.schedule_woken(self, in_heap);
+            self.scheduler().schedule_woken(self, in_heap);
         }
         // A wakeup or signal also reaches `park` futures polled under foreign wakers.
         if extra & (WOKEN | SIGNALED) != 0 && state.take_park_wakers() {
-            self.header().shared.wake_parked(self);
+            self.scheduler().wake_parked(self);
         }
     }
 
-    /// Polls the future. True when it finished.
+    /// The scheduler this task belongs to.
+    pub(crate) fn scheduler(&self) -> &dyn Schedule {
+        // SAFETY: the block is alive (see `header`), the vtable matches the cell, and the
+        // scheduler it points to lives in the block (an `Arc`, immutable) as long as it does.
+        unsafe { &*(self.header().vtable.scheduler)(self.0) }
+    }
+
+    /// Polls the future, as this thread's current task.
     ///
     /// # Safety
     /// The caller owns the task in phase `RUNNING` (a `Claim::Run`/`Start`): nobody else
     /// polls or cancels it meanwhile.
-    pub(crate) unsafe fn poll(self) -> bool {
+    pub(crate) unsafe fn poll(self) -> Polled {
         let waker = ManuallyDrop::new(self.borrowed_waker());
         let mut cx = Context::from_waker(&waker);
+        let outer = CURRENT.with(|c| c.replace(self.as_ptr()));
         // SAFETY: the caller is the only one polling (phase RUNNING).
-        unsafe { (self.header().vtable.poll)(self.0, &mut cx) }
+        let done = unsafe { (self.header().vtable.poll)(self.0, &mut cx) };
+        CURRENT.with(|c| c.set(outer));
+        let yielded = YIELDED.with(|y| y.replace(false));
+        if done {
+            Polled::Done
+        } else {
+            Polled::Pending { yielded }
+        }
     }
 
     /// Drops the future, storing `JoinError::Cancelled` as the output.
@@ -318,15 +368,15 @@ unsafe fn waker_drop(data: *const ()) {
 }
 
 /// # Safety
-/// `ptr` points to a live `Cell<F>` owned by the caller in phase RUNNING.
-unsafe fn cell<'a, F: Future>(ptr: NonNull<Header>) -> &'a Cell<F> {
+/// `ptr` points to a live `Cell<F, S>` owned by the caller in phase RUNNING.
+unsafe fn cell<'a, F: Future, S>(ptr: NonNull<Header>) -> &'a Cell<F, S> {
     // SAFETY: `Cell` is `repr(C)` with the header first, so the pointers coincide.
-    unsafe { ptr.cast::<Cell<F>>().as_ref() }
+    unsafe { ptr.cast::<Cell<F, S>>().as_ref() }
 }
 
-unsafe fn poll<F: Future>(ptr: NonNull<Header>, cx: &mut Context<'_>) -> bool {
+unsafe fn poll<F: Future, S>(ptr: NonNull<Header>, cx: &mut Context<'_>) -> bool {
     // SAFETY: the caller owns the task (RUNNING), so the stage is ours alone.
-    let cell = unsafe { cell::<F>(ptr) };
+    let cell = unsafe { cell::<F, S>(ptr) };
     let stage = cell.stage.get();
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: as above.
@@ -356,17 +406,17 @@ unsafe fn finish<F: Future>(stage: *mut Stage<F>, output: Result<F::Output, Join
     unsafe { ptr::write(stage, Stage::Finished(output)) };
 }
 
-unsafe fn cancel<F: Future>(ptr: NonNull<Header>) {
+unsafe fn cancel<F: Future, S>(ptr: NonNull<Header>) {
     // SAFETY: the caller owns the task.
-    let cell = unsafe { cell::<F>(ptr) };
+    let cell = unsafe { cell::<F, S>(ptr) };
     let id = cell.header.id;
     // SAFETY: as above.
     unsafe { finish::<F>(cell.stage.get(), Err(JoinError::cancelled(id))) };
 }
 
-unsafe fn read_output<F: Future>(ptr: NonNull<Header>, dst: *mut ()) {
+unsafe fn read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut ()) {
     // SAFETY: the task is DONE; only the JoinHandle reads the stage now.
-    let cell = unsafe { cell::<F>(ptr) };
+    let cell = unsafe { cell::<F, S>(ptr) };
     // SAFETY: as above.
     let stage = unsafe { &mut *cell.stage.get() };
     match std::mem::replace(stage, Stage::Consumed) {
@@ -378,9 +428,15 @@ unsafe fn read_output<F: Future>(ptr: NonNull<Header>, dst: *mut ()) {
     }
 }
 
-unsafe fn dealloc<F: Future>(ptr: NonNull<Header>) {
-    // SAFETY: the last reference is gone; the block came from `Box<Cell<F>>`.
-    let mut cell = unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) };
+unsafe fn scheduler_of<F: Future, S: Schedule>(ptr: NonNull<Header>) -> *const dyn Schedule {
+    // SAFETY: the caller passes a live block; the scheduler field is never written.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    Arc::as_ptr(&cell.scheduler) as *const dyn Schedule
+}
+
+unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
+    // SAFETY: the last reference is gone; the block came from `Box<Cell<F, S>>`.
+    let mut cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) };
     // The output (or a future never polled to the end) is user code: drop it contained,
     // so that a panicking `Drop` cannot unwind out of whoever dropped the last reference
     // (often a worker finishing the task). Then free the block.

@@ -1,11 +1,12 @@
-//! The waiting set: a binary min-heap of parked tasks keyed by `(deadline, seq)`.
+//! A binary min-heap whose items remember their slot: the scheduler's waiting set of parked
+//! tasks, keyed by deadline.
 //!
-//! It is private to the sched-role. Each task remembers its slot (`heap_index` in its
-//! header), so a task woken early is removed in O(log n) instead of lingering as a stale
-//! entry. `seq` is an insertion counter: tasks with equal deadlines run in the order they
-//! were parked.
+//! Each item records its slot (a task keeps it in its header), so an item leaving early (a
+//! task woken before its deadline) is removed in O(log n) instead of lingering as a stale
+//! entry. Entries are ordered by `(key, seq)`, `seq` an insertion counter: items with equal
+//! keys leave in insertion order.
 
-/// Something that can live in a [`DeadlineHeap`] and remembers where.
+/// Something that can live in a [`SlotHeap`] and remembers where.
 pub(crate) trait HeapSlot: Copy {
     /// Records the item's slot.
     ///
@@ -22,42 +23,44 @@ pub(crate) trait HeapSlot: Copy {
 /// Marks "not in the heap".
 pub(crate) const NO_SLOT: u32 = u32::MAX;
 
-struct Entry<T> {
-    key: (u64, u64),
+struct Entry<K, T> {
+    key: (K, u64),
     item: T,
 }
 
-pub(crate) struct DeadlineHeap<T: HeapSlot> {
-    entries: Vec<Entry<T>>,
+/// See the module docs.
+pub(crate) struct SlotHeap<K: Ord + Copy, T: HeapSlot> {
+    entries: Vec<Entry<K, T>>,
     seq: u64,
 }
 
-impl<T: HeapSlot> DeadlineHeap<T> {
+impl<K: Ord + Copy, T: HeapSlot> SlotHeap<K, T> {
     pub(crate) fn new() -> Self {
-        DeadlineHeap { entries: Vec::new(), seq: 0 }
+        SlotHeap { entries: Vec::new(), seq: 0 }
     }
 
-    pub(crate) fn peek_deadline(&self) -> Option<u64> {
+    /// The smallest key.
+    pub(crate) fn peek_key(&self) -> Option<K> {
         self.entries.first().map(|e| e.key.0)
     }
 
-    /// Inserts `item` under `deadline`.
+    /// Inserts `item` under `key`.
     ///
     /// # Safety
     /// `item` is in no heap, and while it is in this one nothing but this heap touches
     /// its slot.
-    pub(crate) unsafe fn insert(&mut self, deadline: u64, item: T) {
+    pub(crate) unsafe fn insert(&mut self, key: K, item: T) {
         self.seq += 1;
         let i = self.entries.len();
-        self.entries.push(Entry { key: (deadline, self.seq), item });
+        self.entries.push(Entry { key: (key, self.seq), item });
         // SAFETY: the caller hands the item's slot to this heap.
         unsafe { item.set_slot(i as u32) };
         self.sift_up(i);
     }
 
-    /// Pops the earliest entry if its deadline is `<= now`.
-    pub(crate) fn pop_expired(&mut self, now: u64) -> Option<T> {
-        if self.peek_deadline()? > now {
+    /// Pops the smallest entry if its key is `<= max`.
+    pub(crate) fn pop_up_to(&mut self, max: K) -> Option<T> {
+        if self.peek_key()? > max {
             return None;
         }
         Some(self.remove_at(0))
@@ -151,7 +154,7 @@ mod tests {
     #[test]
     fn pops_in_deadline_then_insertion_order_and_removes() {
         let slots: Vec<Cell<u32>> = (0..200).map(|_| Cell::new(NO_SLOT)).collect();
-        let mut heap = DeadlineHeap::new();
+        let mut heap = SlotHeap::new();
         for (i, s) in slots.iter().enumerate() {
             // SAFETY: each item is inserted once, into this heap only.
             unsafe { heap.insert(((i * 7919) % 50) as u64, Item(s, i)) };
@@ -163,7 +166,7 @@ mod tests {
         }
         let mut last = (0, 0);
         let mut count = 0;
-        while let Some(Item(_, i)) = heap.pop_expired(u64::MAX) {
+        while let Some(Item(_, i)) = heap.pop_up_to(u64::MAX) {
             assert_ne!(i % 3, 0, "removed item came back");
             let key = (((i * 7919) % 50) as u64, i);
             assert!(key > last, "out of order: {key:?} after {last:?}");

@@ -115,6 +115,22 @@ impl WakerMap {
     }
 }
 
+/// Keeps `slot` registered under `group` for `waker`: refreshes the entry there (cheap when
+/// the waker did not change), or makes a new one with `register`.
+pub(crate) fn keep_registered(
+    slot: &mut Option<WakerEntry>,
+    group: u64,
+    waker: &Waker,
+    register: impl FnOnce(Waker) -> WakerEntry,
+) {
+    if let Some(entry) = slot {
+        if entry.group() == group && entry.refresh(waker) {
+            return;
+        }
+    }
+    *slot = Some(register(waker.clone()));
+}
+
 impl WakerEntry {
     /// The group this entry was registered under.
     pub(crate) fn group(&self) -> u64 {

@@ -1,5 +1,5 @@
-//! The table of live tasks, so that shutdown can cancel tasks that sit in no queue (parked
-//! with no deadline, reachable only through their wakers).
+//! The slot table of live tasks, so that shutdown can cancel tasks that sit in no queue
+//! (parked with no deadline, reachable only through their wakers).
 //!
 //! Sharded by task id, to keep spawns on different threads off each other's lock. Each
 //! shard is a slot vector with a free list; a task keeps its slot index in its header
@@ -21,14 +21,15 @@ struct Shard {
 // SAFETY: the pointers are only followed under the shard's mutex, and tasks are Send.
 unsafe impl Send for Shard {}
 
-pub(crate) struct LiveList {
+/// See the module docs.
+pub(crate) struct TaskSlots {
     shards: Box<[Mutex<Shard>]>,
 }
 
-impl LiveList {
-    pub(crate) fn new(threads: usize) -> LiveList {
+impl TaskSlots {
+    pub(crate) fn new(threads: usize) -> TaskSlots {
         let n = (threads * 4).next_power_of_two();
-        LiveList { shards: (0..n).map(|_| Mutex::default()).collect() }
+        TaskSlots { shards: (0..n).map(|_| Mutex::default()).collect() }
     }
 
     fn shard(&self, task: RawTask) -> MutexGuard<'_, Shard> {

@@ -1,4 +1,6 @@
-//! The front queue: lock-free, unbounded, many producers, one consumer that takes all.
+//! An inbox: a lock-free, unbounded queue with many producers and one consumer that takes
+//! everything at once. The scheduler's front queue and its queue of yielded tasks are
+//! inboxes of the sched-role.
 //!
 //! Producers push with one CAS onto an intrusive stack (the link lives in the task header,
 //! so pushing never allocates). The sched-role takes the whole stack with one `swap` and
@@ -9,24 +11,26 @@
 use crate::sync::{AtomicPtr, Ordering::*};
 use std::ptr;
 
-/// A node that can sit in a [`FrontQueue`]: it owns the link the queue uses.
+/// A node that can sit in an [`Inbox`]: it owns the link the inbox uses (one link, so a
+/// node is in at most one inbox at a time).
 pub(crate) trait Linked: Sized {
     fn link(&self) -> &AtomicPtr<Self>;
 }
 
-pub(crate) struct FrontQueue<T: Linked> {
+/// See the module docs.
+pub(crate) struct Inbox<T: Linked> {
     head: AtomicPtr<T>,
 }
 
-impl<T: Linked> FrontQueue<T> {
+impl<T: Linked> Inbox<T> {
     pub(crate) fn new() -> Self {
-        FrontQueue { head: AtomicPtr::new(ptr::null_mut()) }
+        Inbox { head: AtomicPtr::new(ptr::null_mut()) }
     }
 
     /// Pushes `node`. Returns true if the queue was empty before.
     ///
     /// # Safety
-    /// `node` must be valid until popped and must not already be in any front queue.
+    /// `node` must be valid until taken and must not already be in any inbox.
     pub(crate) unsafe fn push(&self, node: *mut T) -> bool {
         let mut head = self.head.load(Relaxed);
         loop {
@@ -75,9 +79,9 @@ mod loom_tests {
     /// Two producers push two nodes each while the consumer takes: every node comes out
     /// exactly once and each producer's nodes come out in push order.
     #[test]
-    fn loom_front_queue_mpsc() {
+    fn loom_inbox_mpsc() {
         loom::model(|| {
-            let q = Arc::new(FrontQueue::<Node>::new());
+            let q = Arc::new(Inbox::<Node>::new());
             let mut producers = Vec::new();
             for p in 0..2 {
                 let q = q.clone();

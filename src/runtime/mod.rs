@@ -1,18 +1,20 @@
-//! [`IoCore`] (the runtime you own), [`Builder`], [`Handle`] (a cheap reference to it from
-//! anywhere), shutdown and [`Metrics`].
+//! The runtime you own: [`IoCore`], its [`Builder`], shutdown, and the process-wide
+//! default core.
 //!
-//! The core owns the worker threads; everything they share lives in `sched::Shared`.
-//! A `Handle` keeps that shared state alive but not the threads: once the `IoCore` is shut
-//! down (or dropped), spawning through a handle yields tasks that are cancelled at once.
+//! The core owns the worker threads; everything they share lives in the `sched`
+//! module's `Scheduler`, reached from anywhere through a [`Handle`] (`handle`). The
+//! thread-local context (which core this thread works for) is in `context`.
 
-use crate::sched::{self, Shared};
-use crate::task::raw::RawTask;
+pub(crate) mod context;
+mod handle;
+
+pub use handle::Handle;
+
+use crate::sched::{self, Scheduler};
 use crate::task::JoinHandle;
-use crate::time::clock;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,8 +23,6 @@ use std::time::{Duration, Instant};
 const MAX_THREADS: usize = 1024;
 /// How long shutdown waits for cancelled tasks to be dropped and workers to exit.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
-
-static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A multi-threaded runtime: a pool of equal worker threads, a migrating sched-role and one
 /// kernel event queue.
@@ -52,12 +52,6 @@ pub struct Builder {
     thread_name: String,
 }
 
-/// A cheap, cloneable reference to a core, usable from any thread.
-#[derive(Clone)]
-pub struct Handle {
-    pub(crate) shared: Arc<Shared>,
-}
-
 /// What [`IoCore::shutdown`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -72,39 +66,6 @@ pub struct ShutdownReport {
     /// them when the core is shut down from inside one of its own tasks: they exit once
     /// the cancelled tasks are dropped).
     pub unjoined_workers: usize,
-}
-
-/// A snapshot of a core's counters. Always available; no build flag.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Metrics {
-    /// Number of worker threads.
-    pub workers: usize,
-    /// Tasks spawned and not yet finished.
-    pub live_tasks: usize,
-    /// Tasks parked (waiting for a wake or a deadline).
-    pub parked_tasks: usize,
-    /// Tasks that ran to completion (or panicked) so far.
-    pub completed_tasks: u64,
-    /// Tasks cancelled so far.
-    pub cancelled_tasks: u64,
-    /// Schedule steps taken by the sched-role.
-    pub sched_steps: u64,
-    /// Tasks in the front queue.
-    pub front_queue_depth: usize,
-    /// Tasks in the ready queue.
-    pub ready_queue_depth: usize,
-    /// Polls per worker.
-    pub worker_polls: Vec<u64>,
-    /// Time each worker spent polling tasks.
-    pub worker_busy: Vec<Duration>,
-    /// Panics in user code that the runtime caught outside a task's poll: a foreign waker
-    /// that panicked when woken, a task output or cancelled future whose `Drop` panicked.
-    /// The core keeps running; with the `tracing` feature each one is also an event.
-    pub contained_panics: u64,
-    /// Slow-path timers registered now: time futures (and `park` deadlines) polled under a
-    /// foreign waker. Dropping such a future releases its timer at once.
-    pub foreign_timers: usize,
 }
 
 impl Default for Builder {
@@ -147,22 +108,21 @@ impl Builder {
                 format!("iocore: thread count must be between 1 and {MAX_THREADS}, got {threads}"),
             ));
         }
-        let shared = Arc::new(
-            Shared::new(threads)
-                .map_err(|e| io::Error::new(e.kind(), format!("iocore: creating the event queue: {e}")))?,
-        );
+        let sched = Scheduler::new(threads)
+            .map_err(|e| io::Error::new(e.kind(), format!("iocore: creating the event queue: {e}")))?;
         let (exit_tx, exited) = mpsc::channel();
         let mut core = IoCore {
-            handle: Handle { shared: shared.clone() },
+            handle: Handle { sched: sched.clone() },
             workers: Vec::new(),
             exited: Mutex::new(exited),
         };
         for i in 0..threads {
-            let shared = shared.clone();
+            let sched = sched.clone();
             let exit_tx = exit_tx.clone();
             let name = format!("{}-{i}", self.thread_name);
             let spawned = thread::Builder::new().name(name.clone()).spawn(move || {
-                shared.run_worker(i);
+                let _ctx = context::enter(sched.clone(), true);
+                sched::run_worker(&sched, i);
                 let _ = exit_tx.send(i);
             });
             match spawned {
@@ -231,10 +191,10 @@ impl IoCore {
     /// When called from a worker thread of any core (it would block that worker): `.await`
     /// the future instead.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        if sched::with_current_core(|c| c.is_some_and(|(_, worker)| *worker)) {
+        if context::is_worker_of(None) {
             panic!("IoCore::block_on called from inside an iocore worker thread; .await the future instead");
         }
-        let _enter = sched::enter(self.handle.shared.clone(), false);
+        let _enter = context::enter(self.handle.sched.clone(), false);
         futures::executor::block_on(future)
     }
 
@@ -259,7 +219,7 @@ impl IoCore {
     /// assert!(m.worker_polls.iter().sum::<u64>() >= 1);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn metrics(&self) -> Metrics {
+    pub fn metrics(&self) -> crate::Metrics {
         self.handle.metrics()
     }
 
@@ -272,22 +232,8 @@ impl IoCore {
     }
 
     fn shutdown_inner(&mut self, grace: Duration) -> ShutdownReport {
-        let sh = &self.handle.shared;
-        let on_own_worker =
-            sched::with_current_core(|c| c.is_some_and(|(s, worker)| *worker && Arc::ptr_eq(s, sh)));
-        let (finished0, cancelled0) = (sh.completed.load(Acquire), sh.cancelled.load(Acquire));
-        sh.closing.store(true, SeqCst);
-        if !on_own_worker {
-            sh.wait_idle(grace);
-        }
-        sh.cancelling.store(true, SeqCst);
-        sh.cancel_all();
-        if on_own_worker {
-            sh.stop_once_idle();
-        } else {
-            sh.wait_idle(CANCEL_WAIT);
-            sh.stop();
-        }
+        let on_own_worker = context::is_worker_of(Some(&self.handle.sched));
+        let counts = self.handle.sched.shut_down(grace, on_own_worker, CANCEL_WAIT);
         let mut unjoined = 0;
         let deadline = Instant::now() + CANCEL_WAIT;
         let mut exited = vec![false; self.workers.len()];
@@ -309,9 +255,9 @@ impl IoCore {
             }
         }
         ShutdownReport {
-            finished: sh.completed.load(Acquire) - finished0,
-            cancelled: sh.cancelled.load(Acquire) - cancelled0,
-            leaked: sh.live.load(Acquire),
+            finished: counts.finished,
+            cancelled: counts.cancelled,
+            leaked: counts.leaked,
             unjoined_workers: unjoined,
         }
     }
@@ -331,104 +277,14 @@ impl fmt::Debug for IoCore {
     }
 }
 
-impl Handle {
-    /// The core of the current thread: the core whose task is running, or whose `block_on`
-    /// is running.
-    ///
-    /// # Panics
-    /// Outside any core; use [`try_current`](Handle::try_current), or keep the `Handle`
-    /// from [`IoCore::handle`].
-    pub fn current() -> Handle {
-        Handle::try_current().expect(
-            "iocore::Handle::current() called outside an iocore core; call it inside a task or \
-             IoCore::block_on, or pass a Handle from IoCore::handle()",
-        )
-    }
-
-    /// The core of the current thread, if any.
-    pub fn try_current() -> Option<Handle> {
-        sched::with_current_core(|c| c.map(|(shared, _)| Handle { shared: shared.clone() }))
-    }
-
-    /// Spawns a task: `future` runs on the core's workers (any of them, never pinned).
-    /// Dropping the returned [`JoinHandle`] detaches the task.
-    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.spawn_inner(future, None)
-    }
-
-    /// Spawns a task that starts asleep: it is first polled at `deadline`, or earlier if
-    /// woken or signalled through its [`TaskRef`](crate::TaskRef) (see
-    /// [`JoinHandle::task`]). Tasks with the same deadline start in spawn order.
-    pub fn spawn_at<F>(&self, deadline: Instant, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.spawn_inner(future, Some(clock::to_ns(deadline)))
-    }
-
-    /// Spawns a task that starts asleep for `delay`. See [`spawn_at`](Handle::spawn_at).
-    pub fn spawn_after<F>(&self, delay: Duration, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.spawn_at(clock::after(delay), future)
-    }
-
-    fn spawn_inner<F>(&self, future: F, deadline: Option<u64>) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let id = NEXT_TASK_ID.fetch_add(1, Relaxed);
-        let raw = RawTask::new(future, self.shared.clone(), id, deadline);
-        let inside = sched::with_current_core(|c| {
-            c.is_some_and(|(s, worker)| *worker && Arc::ptr_eq(s, &self.shared))
-        });
-        crate::trace::trace_event!(task = id, delayed = deadline.is_some(), "spawn");
-        self.shared.start_task(raw, inside);
-        JoinHandle::new(raw)
-    }
-
-    /// Waits until no live task remains (true), or `timeout` passes (false).
-    pub fn wait_idle(&self, timeout: Duration) -> bool {
-        self.shared.wait_idle(timeout)
-    }
-
-    /// A snapshot of the core's counters.
-    pub fn metrics(&self) -> Metrics {
-        let sh = &self.shared;
-        Metrics {
-            workers: sh.workers.len(),
-            live_tasks: sh.live.load(Relaxed),
-            parked_tasks: sh.parked(),
-            completed_tasks: sh.completed.load(Relaxed),
-            cancelled_tasks: sh.cancelled.load(Relaxed),
-            sched_steps: sh.steps.load(Relaxed),
-            front_queue_depth: sh.front_len(),
-            ready_queue_depth: sh.ready_len(),
-            worker_polls: sh.workers.iter().map(|w| w.polls.load(Relaxed)).collect(),
-            worker_busy: sh.workers.iter().map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed))).collect(),
-            contained_panics: sh.contained_panics.load(Relaxed),
-            foreign_timers: sh.timer_count(),
-        }
-    }
-}
-
-impl fmt::Debug for Handle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle").field("workers", &self.shared.workers.len()).finish()
-    }
+/// The core of this thread, or the process-wide default core outside any core.
+pub(crate) fn current_or_default() -> Handle {
+    Handle { sched: context::current().unwrap_or_else(default_core) }
 }
 
 /// The process-wide default core, started on first use, for iocore futures polled outside
 /// any core (e.g. by `futures::executor::block_on` on a plain thread).
-pub(crate) fn default_shared() -> Arc<Shared> {
+fn default_core() -> Arc<Scheduler> {
     static DEFAULT: OnceLock<Handle> = OnceLock::new();
     DEFAULT
         .get_or_init(|| {
@@ -442,6 +298,6 @@ pub(crate) fn default_shared() -> Arc<Shared> {
             std::mem::forget(core);
             handle
         })
-        .shared
+        .sched
         .clone()
 }

@@ -1,0 +1,177 @@
+//! The kernel event queue: one `mio::Poll` (epoll) per core, split in two halves.
+//!
+//! - [`Poller`] owns the `Poll`, its event buffer and a `timerfd`. Only the holder of the
+//!   sched-role uses it: [`Poller::turn`] waits for events (not at all, or until a deadline,
+//!   armed on the `timerfd` with nanosecond resolution since `epoll_wait` only takes
+//!   milliseconds) and dispatches each to its socket's [`ScheduledIo`].
+//! - [`Driver`] is the shared half: registering sockets, and the *kick* that interrupts a
+//!   blocking wait (an eventfd behind `mio::Waker`). Whoever makes work for the poller's
+//!   owner kicks; the owner announces a blocking wait ([`Driver::announce_block`]) and then
+//!   re-checks its queues, so one of the two always sees the other (a `SeqCst` Dekker
+//!   handshake) and the kick is a syscall only when someone is (about to be) blocked.
+//!
+//! A socket's token is the address of its `ScheduledIo`. The block of a closed socket is
+//! not freed at once: [`Driver::deregister`] parks it on a release list that the poller
+//! empties at the start of its next turn, so an event fetched before the socket was
+//! deregistered never points to freed memory (events of a turn are all dispatched before
+//! the next turn starts).
+
+use super::readiness::ScheduledIo;
+use crate::sync::lock;
+use crate::sys::TimerFd;
+use crate::time::clock::Deadline;
+use mio::{Events, Interest, Poll, Token};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{fence, AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const KICK_TOKEN: Token = Token(0);
+const TIMER_TOKEN: Token = Token(1);
+/// Kernel events handled per turn.
+const EVENTS_PER_TURN: usize = 1024;
+
+/// The shared half of a core's event queue. See the module docs.
+pub(crate) struct Driver {
+    registry: mio::Registry,
+    kicker: mio::Waker,
+    /// The poller's owner is in, or about to enter, a blocking wait: a kick must wake it.
+    blocking: AtomicBool,
+    /// Blocks of closed sockets, freed at the start of the poller's next turn.
+    released: Mutex<Vec<Arc<ScheduledIo>>>,
+}
+
+/// The half of a core's event queue that waits and dispatches; owned by the sched-role.
+pub(crate) struct Poller {
+    poll: Poll,
+    events: Events,
+    timerfd: TimerFd,
+    /// The deadline the timerfd is armed for (`NEVER`: disarmed).
+    armed: Deadline,
+}
+
+/// A new event queue: the poller (for the sched-role) and the shared driver.
+pub(crate) fn new() -> io::Result<(Poller, Driver)> {
+    let poll = Poll::new()?;
+    let kicker = mio::Waker::new(poll.registry(), KICK_TOKEN)?;
+    let timerfd = TimerFd::new()?;
+    poll.registry().register(
+        &mut mio::unix::SourceFd(&timerfd.as_raw_fd()),
+        TIMER_TOKEN,
+        Interest::READABLE,
+    )?;
+    let registry = poll.registry().try_clone()?;
+    let poller =
+        Poller { poll, events: Events::with_capacity(EVENTS_PER_TURN), timerfd, armed: Deadline::NEVER };
+    let driver =
+        Driver { registry, kicker, blocking: AtomicBool::new(false), released: Mutex::new(Vec::new()) };
+    Ok((poller, driver))
+}
+
+impl Driver {
+    /// Registers `fd`, edge-triggered for read and write; returns its readiness block.
+    pub(crate) fn register(&self, fd: RawFd) -> io::Result<Arc<ScheduledIo>> {
+        let io = Arc::new(ScheduledIo::new());
+        let token = Token(Arc::as_ptr(&io) as usize);
+        self.registry.register(
+            &mut mio::unix::SourceFd(&fd),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Ok(io)
+    }
+
+    /// Deregisters `fd` (call before closing it), wakes every waiter of `io`, and hands
+    /// `io` to the poller for release.
+    pub(crate) fn deregister(&self, fd: RawFd, io: &Arc<ScheduledIo>) {
+        let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
+        io.wake_all();
+        lock(&self.released).push(io.clone());
+    }
+
+    /// The poller's owner is about to block: after this, re-check for work before waiting
+    /// (a pusher that misses the flag was seen by the re-check).
+    pub(crate) fn announce_block(&self) {
+        self.blocking.store(true, SeqCst);
+        fence(SeqCst);
+    }
+
+    /// Whether the poller's owner is (about to be) blocked in a wait.
+    pub(crate) fn is_blocking(&self) -> bool {
+        self.blocking.load(SeqCst)
+    }
+
+    /// Interrupts the poller's blocking wait, if it is (about to be) in one.
+    pub(crate) fn kick(&self) {
+        fence(SeqCst);
+        self.kick_fenced();
+    }
+
+    /// [`kick`](Self::kick) for a caller that has just issued a `SeqCst` fence.
+    pub(crate) fn kick_fenced(&self) {
+        if self.blocking.load(SeqCst) && self.blocking.swap(false, SeqCst) {
+            // A failed write means the eventfd is already signalled: nothing is lost.
+            let _ = self.kicker.wake();
+        }
+    }
+
+    /// Interrupts the poller's next or current wait unconditionally (shutdown).
+    pub(crate) fn kick_always(&self) {
+        let _ = self.kicker.wake();
+    }
+}
+
+impl Poller {
+    /// One turn: frees the blocks of sockets closed before it, waits for events — not at
+    /// all (`None`), or until `deadline` (`NEVER`: until an event or a kick) — and
+    /// dispatches them. A blocking wait must follow [`Driver::announce_block`].
+    pub(crate) fn turn(&mut self, driver: &Driver, wait: Option<Deadline>) {
+        // Sockets closed before this point are deregistered: no event fetched from now on
+        // can name them, and events fetched earlier were dispatched in earlier turns.
+        lock(&driver.released).clear();
+        let timeout = match wait {
+            None => Some(Duration::ZERO),
+            Some(deadline) => self.arm(deadline),
+        };
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            debug_assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait failed: {e}");
+        }
+        driver.blocking.store(false, SeqCst);
+        for event in self.events.iter() {
+            match event.token() {
+                KICK_TOKEN => {}
+                TIMER_TOKEN => {
+                    self.timerfd.drain();
+                    self.armed = Deadline::NEVER;
+                }
+                Token(ptr) => {
+                    // SAFETY: tokens other than the two above are `Arc<ScheduledIo>` pointers
+                    // of registered sockets; a closed socket's block is only freed at the
+                    // start of a later turn (see the module docs), after this loop.
+                    let io = unsafe { &*(ptr as *const ScheduledIo) };
+                    io.dispatch(event);
+                }
+            }
+        }
+    }
+
+    /// Arms the timerfd for `deadline`; returns the epoll timeout to use.
+    fn arm(&mut self, deadline: Deadline) -> Option<Duration> {
+        if deadline.is_never() {
+            return None;
+        }
+        let now = Deadline::now();
+        if deadline <= now {
+            return Some(Duration::ZERO);
+        }
+        if self.armed != deadline {
+            if self.timerfd.set(deadline.since(now)).is_err() {
+                // Fall back to epoll's millisecond timeout, rounded up by mio.
+                return Some(deadline.since(now));
+            }
+            self.armed = deadline;
+        }
+        None
+    }
+}

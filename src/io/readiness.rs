@@ -1,0 +1,189 @@
+//! Readiness of one registered socket ([`ScheduledIo`]): the bits the kernel reported, a
+//! tick that orders them against operations, and the waiters of each direction.
+//!
+//! The sched-role sets readiness bits from each kernel event ([`ScheduledIo::dispatch`])
+//! and wakes every waiter of the direction that became ready: the direction's waiter list
+//! (the `async` operations) and its single slot (the poll-based trait methods). The tick
+//! (bumped by every event) lets an operation that saw `WouldBlock` clear only the readiness
+//! it observed, never a newer edge.
+
+use super::waiters::{Waiter, WaiterList};
+use futures::task::AtomicWaker;
+use mio::event::Event;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::task::{Context, Poll};
+
+const READABLE: usize = 1;
+const WRITABLE: usize = 2;
+const READ_CLOSED: usize = 4;
+const WRITE_CLOSED: usize = 8;
+const ERROR: usize = 16;
+const BITS: usize = 0xff;
+const TICK_SHIFT: usize = 8;
+
+/// Which side of a socket an operation waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    /// The readiness bits that let an operation in this direction proceed.
+    fn mask(self) -> usize {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED | ERROR,
+            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
+        }
+    }
+}
+
+/// Readiness observed by an operation: pass it back to [`ScheduledIo::clear`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ready {
+    word: usize,
+    dir: Direction,
+}
+
+/// Readiness state and waiters of one registered socket.
+pub(crate) struct ScheduledIo {
+    /// Readiness bits (low byte) and the tick of the last event (the rest).
+    readiness: AtomicUsize,
+    /// The poll-based reader (`poll_read`, `poll_accept`): at most one at a time.
+    read_slot: AtomicWaker,
+    /// The poll-based writer (`poll_write`): at most one at a time.
+    write_slot: AtomicWaker,
+    /// `async` operations waiting to read.
+    readers: WaiterList,
+    /// `async` operations waiting to write (the flusher among them).
+    writers: WaiterList,
+}
+
+impl ScheduledIo {
+    pub(crate) fn new() -> ScheduledIo {
+        ScheduledIo {
+            // Optimistic: try the syscall first; WouldBlock clears it.
+            readiness: AtomicUsize::new(READABLE | WRITABLE),
+            read_slot: AtomicWaker::new(),
+            write_slot: AtomicWaker::new(),
+            readers: WaiterList::new(),
+            writers: WaiterList::new(),
+        }
+    }
+
+    /// Called by the sched-role for each kernel event with this token.
+    pub(crate) fn dispatch(&self, event: &Event) {
+        let mut bits = 0;
+        if event.is_readable() {
+            bits |= READABLE;
+        }
+        if event.is_writable() {
+            bits |= WRITABLE;
+        }
+        if event.is_read_closed() {
+            bits |= READ_CLOSED;
+        }
+        if event.is_write_closed() {
+            bits |= WRITE_CLOSED;
+        }
+        if event.is_error() {
+            bits |= ERROR;
+        }
+        // SeqCst: the waiter lists' handshake (see `waiters.rs`) needs this publication
+        // ordered before their `armed` loads.
+        let _ = self.readiness.fetch_update(SeqCst, SeqCst, |cur| {
+            let tick = (cur >> TICK_SHIFT).wrapping_add(1);
+            Some((tick << TICK_SHIFT) | (cur & BITS) | bits)
+        });
+        for dir in [Direction::Read, Direction::Write] {
+            if bits & dir.mask() != 0 {
+                self.wake(dir);
+            }
+        }
+    }
+
+    /// Wakes every waiter of `dir` (the slot's and the list's).
+    fn wake(&self, dir: Direction) {
+        let (slot, list) = self.waiters(dir);
+        if let Some(waker) = slot.take() {
+            crate::contain::contain("waking a socket's poller", || waker.wake());
+        }
+        list.wake_all();
+    }
+
+    /// The direction's slot (poll-based waiter) and list (`async` waiters).
+    pub(crate) fn waiters(&self, dir: Direction) -> (&AtomicWaker, &WaiterList) {
+        match dir {
+            Direction::Read => (&self.read_slot, &self.readers),
+            Direction::Write => (&self.write_slot, &self.writers),
+        }
+    }
+
+    fn ready_now(&self, dir: Direction) -> Option<Ready> {
+        let word = self.readiness.load(SeqCst);
+        (word & dir.mask() != 0).then_some(Ready { word, dir })
+    }
+
+    /// Ready if the socket may be ready in `dir`; otherwise registers the task: in
+    /// `waiter`'s list if given (it must belong to this socket and direction, see
+    /// [`Registration::waiter`]), else in the direction's single slot.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<Ready> {
+        if let Some(ready) = self.ready_now(dir) {
+            return Poll::Ready(ready);
+        }
+        match waiter {
+            Some(waiter) => {
+                let mut seen = None;
+                if waiter.wait(cx.waker(), || {
+                    seen = self.ready_now(dir);
+                    seen.is_some()
+                }) {
+                    return Poll::Ready(seen.expect("ready"));
+                }
+                Poll::Pending
+            }
+            None => {
+                self.waiters(dir).0.register(cx.waker());
+                match self.ready_now(dir) {
+                    Some(ready) => Poll::Ready(ready),
+                    None => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    /// The readiness as it is now, for an operation attempted without waiting.
+    pub(crate) fn snapshot(&self, dir: Direction) -> Ready {
+        Ready { word: self.readiness.load(Acquire), dir }
+    }
+
+    /// The operation got `WouldBlock`: forget the readiness it saw, unless an event
+    /// arrived since (then the next attempt may succeed).
+    pub(crate) fn clear(&self, ready: Ready) {
+        let clear = match ready.dir {
+            Direction::Read => READABLE,
+            Direction::Write => WRITABLE,
+        };
+        let _ = self.readiness.compare_exchange(ready.word, ready.word & !clear, AcqRel, Acquire);
+    }
+
+    /// Wakes every waiter (the socket is being closed).
+    pub(crate) fn wake_all(&self) {
+        self.readiness.fetch_or(ERROR, SeqCst);
+        self.wake(Direction::Read);
+        self.wake(Direction::Write);
+    }
+}
+
+impl fmt::Debug for ScheduledIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScheduledIo").field("readiness", &self.readiness.load(Relaxed)).finish()
+    }
+}

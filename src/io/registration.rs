@@ -1,0 +1,117 @@
+//! [`Registration`]: a socket's membership in a core's kernel queue, and the operations
+//! that wait on it (try the syscall, wait for readiness on `WouldBlock`, charge the budget).
+
+use super::budget;
+use super::driver::Driver;
+use super::readiness::{Direction, ScheduledIo};
+use super::waiters::Waiter;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// A socket's membership in a core's kernel queue. Deregisters (and defers the release of
+/// the `ScheduledIo`) on drop; drop it before closing the fd.
+pub(crate) struct Registration {
+    pub(crate) io: Arc<ScheduledIo>,
+    driver: Arc<Driver>,
+    fd: RawFd,
+}
+
+impl Registration {
+    /// Registers `fd` with `driver`, edge-triggered for read and write.
+    pub(crate) fn new(driver: Arc<Driver>, fd: RawFd) -> io::Result<Registration> {
+        let io = driver.register(fd)?;
+        Ok(Registration { io, driver, fd })
+    }
+
+    /// A waiter for an `async` operation on this socket in `dir`: pin it in the future
+    /// and pass it to [`poll_io`](Self::poll_io) and friends.
+    pub(crate) fn waiter(&self, dir: Direction) -> Waiter<'_> {
+        Waiter::new(self.io.waiters(dir).1)
+    }
+
+    /// Completes when the socket may be ready in `dir` (`readable()`/`writable()`).
+    /// Charges the cooperative budget like any other socket operation.
+    pub(crate) fn poll_readiness(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        waiter: Pin<&mut Waiter<'_>>,
+    ) -> Poll<()> {
+        if budget::exhausted(cx) {
+            return Poll::Pending;
+        }
+        let ready = self.io.poll_ready(cx, dir, Some(waiter));
+        if ready.is_ready() {
+            budget::spend();
+        }
+        ready.map(|_| ())
+    }
+
+    /// Waits until an operation in `dir` may proceed, then runs `op`; on `WouldBlock`
+    /// clears the readiness and waits again. Charges the cooperative budget. `waiter`:
+    /// the `async` caller's place in the direction's list (`None`: the poll-based slot).
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut waiter: Option<Pin<&mut Waiter<'_>>>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        if budget::exhausted(cx) {
+            return Poll::Pending;
+        }
+        loop {
+            let ready = match self.io.poll_ready(cx, dir, waiter.as_mut().map(|w| w.as_mut())) {
+                Poll::Ready(r) => r,
+                Poll::Pending => return Poll::Pending,
+            };
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(ready),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => {
+                    budget::spend();
+                    return Poll::Ready(r);
+                }
+            }
+        }
+    }
+
+    /// [`poll_io`](Self::poll_io) for a transfer of up to `want` bytes. A short transfer
+    /// (`0 < n < want` for reads, `n < want` for writes) means the kernel buffer was
+    /// drained (or filled), so the readiness it used is cleared now: the next operation
+    /// waits for a new edge instead of spending a syscall on `WouldBlock`. An edge that
+    /// arrived meanwhile bumped the tick, and is kept.
+    pub(crate) fn poll_transfer(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        want: usize,
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let mut seen = None;
+        let r = self.poll_io(cx, dir, waiter, || {
+            seen = Some(self.io.snapshot(dir));
+            op()
+        });
+        if let (Poll::Ready(Ok(n)), Some(ready)) = (&r, seen) {
+            let short = match dir {
+                Direction::Read => *n > 0 && *n < want,
+                Direction::Write => *n < want,
+            };
+            if short {
+                self.io.clear(ready);
+            }
+        }
+        r
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.driver.deregister(self.fd, &self.io);
+    }
+}

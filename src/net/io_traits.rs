@@ -1,0 +1,103 @@
+//! `futures::io::{AsyncRead, AsyncWrite}` (and, with the `tokio` feature, tokio's IO
+//! traits) for [`TcpStream`] and its halves.
+//!
+//! These are the poll-based forms: each direction has one waker slot for them (the traits
+//! take `&mut self`, so there is one poller per object), while the `async` methods wait in
+//! the direction's waiter list. One macro writes the same delegations for each type.
+
+use crate::net::split::{OwnedRecvHalf, OwnedSendHalf, RecvHalf, SendHalf};
+use crate::net::TcpStream;
+use futures::io::{AsyncRead, AsyncWrite};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+macro_rules! async_io_impls {
+    (read $t:ty) => {
+        impl AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                self.sock().poll_recv(cx, buf, None)
+            }
+            fn poll_read_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &mut [IoSliceMut<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.sock().poll_recv_vectored(cx, bufs, None)
+            }
+        }
+
+        /// With the `tokio` feature: tokio's read trait, for tokio-util codecs and hyper.
+        #[cfg(feature = "tokio")]
+        impl tokio::io::AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                // SAFETY: the unfilled part is only written by `read(2)`, and only the `n`
+                // bytes it reports are marked initialised.
+                let n = std::task::ready!(self.sock().poll_recv_uninit(cx, unsafe { buf.unfilled_mut() }))?;
+                // SAFETY: `read(2)` initialised the first `n` unfilled bytes.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+        }
+    };
+    (write $t:ty) => {
+        impl AsyncWrite for $t {
+            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                self.sock().poll_send(cx, buf, None)
+            }
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.sock().poll_send_vectored(cx, bufs, None)
+            }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.sock().poll_flush(cx)
+            }
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.sock().poll_shutdown(cx)
+            }
+        }
+
+        /// With the `tokio` feature: tokio's write trait, for tokio-util codecs and hyper.
+        #[cfg(feature = "tokio")]
+        impl tokio::io::AsyncWrite for $t {
+            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                self.sock().poll_send(cx, buf, None)
+            }
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.sock().poll_send_vectored(cx, bufs, None)
+            }
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.sock().poll_flush(cx)
+            }
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.sock().poll_shutdown(cx)
+            }
+        }
+    };
+}
+
+async_io_impls!(read TcpStream);
+async_io_impls!(write TcpStream);
+async_io_impls!(read OwnedRecvHalf);
+async_io_impls!(write OwnedSendHalf);
+async_io_impls!(read RecvHalf<'_>);
+async_io_impls!(write SendHalf<'_>);

@@ -1,0 +1,405 @@
+//! The socket core shared by a stream, its halves and its flusher: the fd and its
+//! registration, the post queue, who owns it, and every operation the public types
+//! (`TcpStream`, the halves, the `AsyncRead`/`AsyncWrite` impls) delegate to.
+//!
+//! Each `async` operation keeps a `Waiter` pinned in its future (any number of tasks may
+//! wait on one direction); the `poll_*` forms without one are for the poll-based traits.
+//! The flusher that writes posted data lives next door (`flush`).
+
+mod flush;
+
+pub(crate) use flush::ensure_flusher;
+
+use crate::io::{Direction, Registration, Waiter};
+use crate::net::post::{PostError, PostQueue, PostSender};
+use crate::runtime::Handle;
+use bytes::Bytes;
+use socket2::SockRef;
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// The most buffers one `readv`/`writev` takes (Linux `IOV_MAX`); a vectored operation with
+/// more transfers from the first ones, like a short transfer.
+const IOV_MAX: usize = 1024;
+
+/// One connected socket, shared by its owner(s) (stream or halves) and its flusher.
+pub(crate) struct Socket {
+    /// Declared first so it drops first: deregistered before the fd closes.
+    pub(crate) reg: Registration,
+    pub(crate) stream: mio::net::TcpStream,
+    pub(crate) post: Arc<PostQueue>,
+    /// The core the socket lives on (its flusher runs there).
+    pub(crate) core: Handle,
+    /// Owners alive (the stream, or its owned halves).
+    owners: AtomicUsize,
+    /// `shutdown` sent FIN.
+    fin_sent: AtomicBool,
+    /// The peer, for error messages (known once connected).
+    peer: OnceLock<SocketAddr>,
+}
+
+impl Socket {
+    pub(crate) fn new(stream: mio::net::TcpStream, core: Handle) -> io::Result<Arc<Socket>> {
+        let reg = Registration::new(core.driver(), stream.as_raw_fd())?;
+        crate::trace::debug_event!(fd = stream.as_raw_fd(), "socket open");
+        let peer = OnceLock::new();
+        if let Ok(p) = stream.peer_addr() {
+            let _ = peer.set(p);
+        }
+        Ok(Arc::new(Socket {
+            reg,
+            stream,
+            post: Arc::new(PostQueue::new()),
+            core,
+            owners: AtomicUsize::new(0),
+            fin_sent: AtomicBool::new(false),
+            peer,
+        }))
+    }
+
+    pub(crate) fn owner_gone(&self) -> bool {
+        self.owners.load(Acquire) == 0
+    }
+
+    pub(crate) fn linger(&self) -> Option<Duration> {
+        SockRef::from(&self.stream).linger().ok().flatten()
+    }
+
+    /// `op to/from PEER: error`, keeping the error kind.
+    pub(crate) fn context_error(&self, op: &str, e: io::Error) -> io::Error {
+        let dir = if op == "recv" { "from" } else { "to" };
+        match self.peer.get() {
+            Some(p) => io::Error::new(e.kind(), format!("{op} {dir} {p}: {e}")),
+            None => io::Error::new(e.kind(), format!("{op}: {e}")),
+        }
+    }
+
+    /// One receive. `waiter`: the `async` caller's place in the read waiters (`None`: the
+    /// poll-based slot, for the `AsyncRead` impls).
+    pub(crate) fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<io::Result<usize>> {
+        let want = buf.len();
+        if want == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        self.reg
+            .poll_transfer(cx, Direction::Read, want, waiter, || (&self.stream).read(buf))
+            .map_err(|e| self.context_error("recv", e))
+    }
+
+    /// `poll_recv` into memory that may be uninitialised (tokio's `ReadBuf`): `read(2)` is
+    /// given the raw pointer, so no `&mut [u8]` over uninitialised bytes is ever formed.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn poll_recv_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        let want = buf.len();
+        if want == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let fd = self.stream.as_raw_fd();
+        let ptr = buf.as_mut_ptr().cast::<libc::c_void>();
+        self.reg
+            .poll_transfer(cx, Direction::Read, want, None, || {
+                // SAFETY: `ptr` is valid for writes of `want` bytes for the whole call, and
+                // `fd` is this socket's open descriptor.
+                let n = unsafe { libc::read(fd, ptr, want) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            })
+            .map_err(|e| self.context_error("recv", e))
+    }
+
+    pub(crate) fn poll_recv_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<io::Result<usize>> {
+        let n = bufs.len().min(IOV_MAX);
+        let bufs = &mut bufs[..n];
+        let want = bufs.iter().map(|b| b.len()).sum();
+        if want == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        self.reg
+            .poll_transfer(cx, Direction::Read, want, waiter, || (&self.stream).read_vectored(bufs))
+            .map_err(|e| self.context_error("recv", e))
+    }
+
+    pub(crate) fn check_open(&self) -> io::Result<()> {
+        if let Some(e) = self.post.error() {
+            return Err(e);
+        }
+        if self.post.is_closed() {
+            return Err(self
+                .context_error("send", io::Error::new(io::ErrorKind::NotConnected, "socket is shut down")));
+        }
+        Ok(())
+    }
+
+    /// One send: a direct write if nothing is queued, else the bytes queue behind the
+    /// posted ones (and count as sent).
+    pub(crate) fn poll_send_vectored(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<io::Result<usize>> {
+        self.check_open()?;
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(0));
+        }
+        if self.post.try_lock_owner() {
+            let bufs = &bufs[..bufs.len().min(IOV_MAX)];
+            let want = bufs.iter().map(|b| b.len()).sum();
+            let r = self
+                .reg
+                .poll_transfer(cx, Direction::Write, want, waiter, || (&self.stream).write_vectored(bufs));
+            self.post.unlock_owner();
+            return r.map_err(|e| self.context_error("send", e));
+        }
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut data = Vec::with_capacity(len);
+        for b in bufs {
+            data.extend_from_slice(b);
+        }
+        ensure_flusher(self);
+        match self.post.post(Bytes::from(data), true) {
+            Ok(()) => Poll::Ready(Ok(len)),
+            Err(PostError::WouldExceed(_)) => match self.post.poll_space(cx) {
+                // Space appeared meanwhile: try again on the next poll.
+                Poll::Ready(()) => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            Err(PostError::Closed(_)) => Poll::Ready(self.check_open().map(|()| 0)),
+        }
+    }
+
+    pub(crate) fn poll_send(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_send_vectored(cx, &[IoSlice::new(buf)], waiter)
+    }
+
+    /// Sends all of `buf` as one contiguous run: posted data cannot interleave with it.
+    pub(crate) async fn send_all(self: &Arc<Self>, mut buf: &[u8]) -> io::Result<()> {
+        self.check_open()?;
+        if !self.post.try_lock_owner() {
+            ensure_flusher(self);
+            let data = Bytes::copy_from_slice(buf);
+            return match self.post.post(data, false) {
+                Ok(()) => Ok(()),
+                Err(_) => self.check_open(),
+            };
+        }
+        struct Unlock<'a>(&'a PostQueue);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                self.0.unlock_owner();
+            }
+        }
+        let _unlock = Unlock(&self.post);
+        let mut waiter = pin!(self.reg.waiter(Direction::Write));
+        while !buf.is_empty() {
+            let n = poll_fn(|cx| {
+                self.reg.poll_transfer(cx, Direction::Write, buf.len(), Some(waiter.as_mut()), || {
+                    (&self.stream).write(buf)
+                })
+            })
+            .await
+            .map_err(|e| self.context_error("send", e))?;
+            if n == 0 {
+                return Err(self.context_error("send", io::ErrorKind::WriteZero.into()));
+            }
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.post.error() {
+            return Poll::Ready(Err(e));
+        }
+        self.post.poll_drained(cx).map(|()| self.post.error().map_or(Ok(()), Err))
+    }
+
+    /// Refuses new posts (accepted ones are still written), waits until everything is
+    /// handed to the kernel, then sends FIN once.
+    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.fin_sent.load(Acquire) {
+            return Poll::Ready(Ok(()));
+        }
+        self.post.close(None);
+        match self.poll_flush(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        if self.fin_sent.swap(true, AcqRel) {
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Ready(self.stream.shutdown(Shutdown::Write).map_err(|e| self.context_error("shutdown", e)))
+    }
+
+    fn try_io<R>(&self, dir: Direction, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        let ready = self.reg.io.snapshot(dir);
+        let r = op();
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.reg.io.clear(ready);
+        }
+        r
+    }
+
+    // The operations the public types delegate to (their docs say what each does).
+
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut waiter = pin!(self.reg.waiter(Direction::Read));
+        poll_fn(|cx| self.poll_recv(cx, buf, Some(waiter.as_mut()))).await
+    }
+
+    pub(crate) async fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        let mut waiter = pin!(self.reg.waiter(Direction::Read));
+        poll_fn(|cx| self.poll_recv_vectored(cx, bufs, Some(waiter.as_mut()))).await
+    }
+
+    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.try_io(Direction::Read, || (&self.stream).read(buf))
+    }
+
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        let mut waiter = pin!(self.reg.waiter(Direction::Read));
+        poll_fn(|cx| self.reg.poll_readiness(cx, Direction::Read, waiter.as_mut())).await;
+        Ok(())
+    }
+
+    pub(crate) async fn send(self: &Arc<Self>, buf: &[u8]) -> io::Result<usize> {
+        self.send_vectored(&[IoSlice::new(buf)]).await
+    }
+
+    pub(crate) async fn send_vectored(self: &Arc<Self>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut waiter = pin!(self.reg.waiter(Direction::Write));
+        poll_fn(|cx| self.poll_send_vectored(cx, bufs, Some(waiter.as_mut()))).await
+    }
+
+    pub(crate) fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.check_open()?;
+        if !self.post.try_lock_owner() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let r = self.try_io(Direction::Write, || (&self.stream).write(buf));
+        self.post.unlock_owner();
+        r
+    }
+
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        let mut waiter = pin!(self.reg.waiter(Direction::Write));
+        poll_fn(|cx| {
+            std::task::ready!(self.post.poll_owner_turn(cx));
+            self.reg.poll_readiness(cx, Direction::Write, waiter.as_mut())
+        })
+        .await;
+        Ok(())
+    }
+
+    pub(crate) async fn flush(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    pub(crate) async fn shutdown(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_shutdown(cx)).await
+    }
+
+    pub(crate) fn post_send(self: &Arc<Self>, data: Bytes) -> Result<(), PostError> {
+        ensure_flusher(self);
+        self.post.post(data, true)
+    }
+
+    pub(crate) fn sender(self: &Arc<Self>) -> PostSender {
+        ensure_flusher(self);
+        PostSender { queue: self.post.clone() }
+    }
+
+    /// Closes at once with a reset (RST), discarding queued data.
+    pub(crate) fn abort(&self) {
+        let _ = SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        self.post.close(Some(io::Error::new(io::ErrorKind::ConnectionAborted, "socket was aborted")));
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.peer_addr()
+    }
+
+    /// Records the peer once connected (for error messages).
+    pub(crate) fn set_peer(&self, addr: SocketAddr) {
+        let _ = self.peer.set(addr);
+    }
+}
+
+/// One owner of a socket (the stream, or one of its owned halves). When the last owner
+/// drops, the flusher writes what is still queued and then the socket closes.
+pub(crate) struct Owner(pub(crate) Arc<Socket>);
+
+impl Owner {
+    pub(crate) fn new(sock: Arc<Socket>) -> Owner {
+        sock.owners.fetch_add(1, AcqRel);
+        Owner(sock)
+    }
+}
+
+impl Clone for Owner {
+    fn clone(&self) -> Owner {
+        Owner::new(self.0.clone())
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if self.0.owners.fetch_sub(1, AcqRel) == 1 {
+            self.0.post.wake_flusher();
+        }
+    }
+}
+
+impl fmt::Debug for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket").field("peer", &self.0.peer.get()).finish()
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        crate::trace::debug_event!(fd = self.stream.as_raw_fd(), "socket close");
+    }
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket").field("peer", &self.peer.get()).finish()
+    }
+}

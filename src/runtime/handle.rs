@@ -1,0 +1,108 @@
+//! [`Handle`]: a cheap, cloneable reference to a core, usable from any thread.
+
+use super::context;
+use crate::io::Driver;
+use crate::sched::{Metrics, Scheduler};
+use crate::task::{JoinHandle, Schedule};
+use crate::time::clock::{self, Deadline};
+use crate::util::waker_map::WakerEntry;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// A cheap, cloneable reference to a core, usable from any thread.
+///
+/// A `Handle` keeps the core's shared state alive but not its threads: once the `IoCore`
+/// is shut down (or dropped), spawning through a handle yields tasks that are cancelled at
+/// once.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) sched: Arc<Scheduler>,
+}
+
+impl Handle {
+    /// The core of the current thread: the core whose task is running, or whose `block_on`
+    /// is running.
+    ///
+    /// # Panics
+    /// Outside any core; use [`try_current`](Handle::try_current), or keep the `Handle`
+    /// from [`IoCore::handle`](crate::IoCore::handle).
+    pub fn current() -> Handle {
+        Handle::try_current().expect(
+            "iocore::Handle::current() called outside an iocore core; call it inside a task or \
+             IoCore::block_on, or pass a Handle from IoCore::handle()",
+        )
+    }
+
+    /// The core of the current thread, if any.
+    pub fn try_current() -> Option<Handle> {
+        context::current().map(|sched| Handle { sched })
+    }
+
+    /// Spawns a task: `future` runs on the core's workers (any of them, never pinned).
+    /// Dropping the returned [`JoinHandle`] detaches the task.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_inner(future, None)
+    }
+
+    /// Spawns a task that starts asleep: it is first polled at `deadline`, or earlier if
+    /// woken or signalled through its [`TaskRef`](crate::TaskRef) (see
+    /// [`JoinHandle::task`]). Tasks with the same deadline start in spawn order.
+    pub fn spawn_at<F>(&self, deadline: Instant, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_inner(future, Some(Deadline::at(deadline)))
+    }
+
+    /// Spawns a task that starts asleep for `delay`. See [`spawn_at`](Handle::spawn_at).
+    pub fn spawn_after<F>(&self, delay: Duration, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_at(clock::after(delay), future)
+    }
+
+    fn spawn_inner<F>(&self, future: F, start: Option<Deadline>) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let inside = context::is_worker_of(Some(&self.sched));
+        self.sched.spawn(future, start, inside)
+    }
+
+    /// Waits until no live task remains (true), or `timeout` passes (false).
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        self.sched.wait_idle(timeout)
+    }
+
+    /// A snapshot of the core's counters.
+    pub fn metrics(&self) -> Metrics {
+        self.sched.metrics()
+    }
+
+    /// The core's kernel event queue, to register sockets with.
+    pub(crate) fn driver(&self) -> Arc<Driver> {
+        self.sched.driver.clone()
+    }
+
+    /// Registers a slow-path timer on this core (see `task::Schedule::add_timer`).
+    pub(crate) fn add_timer(&self, deadline: Deadline, waker: Waker) -> WakerEntry {
+        self.sched.add_timer(deadline, waker)
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").field("workers", &self.sched.counters.workers()).finish()
+    }
+}

@@ -1,0 +1,173 @@
+//! The scheduler's counters, and [`Metrics`], the snapshot a user reads.
+//!
+//! Counters bumped on every poll live per worker (a cache line each, written only by
+//! their worker: a plain load and store, no lock prefix). Parked tasks are counted as
+//! `parks - unparks`, with every park counted *before* the task can be woken and every
+//! unpark after, and `unparks` read first: the difference never goes below zero.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A snapshot of a core's counters. Always available; no build flag.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Number of worker threads.
+    pub workers: usize,
+    /// Tasks spawned and not yet finished.
+    pub live_tasks: usize,
+    /// Tasks parked (waiting for a wake or a deadline).
+    pub parked_tasks: usize,
+    /// Tasks that ran to completion (or panicked) so far.
+    pub completed_tasks: u64,
+    /// Tasks cancelled so far.
+    pub cancelled_tasks: u64,
+    /// Schedule steps taken by the sched-role.
+    pub sched_steps: u64,
+    /// Tasks in the front queue.
+    pub front_queue_depth: usize,
+    /// Tasks in the ready queue.
+    pub ready_queue_depth: usize,
+    /// Polls per worker.
+    pub worker_polls: Vec<u64>,
+    /// Time each worker spent polling tasks.
+    pub worker_busy: Vec<Duration>,
+    /// Panics in user code that the runtime caught outside a task's poll: a foreign waker
+    /// that panicked when woken, a task output or cancelled future whose `Drop` panicked.
+    /// The core keeps running; with the `tracing` feature each one is also an event.
+    pub contained_panics: u64,
+    /// Slow-path timers registered now: time futures (and `park` deadlines) polled under a
+    /// foreign waker. Dropping such a future releases its timer at once.
+    pub foreign_timers: usize,
+}
+
+/// Counters of one worker (a cache line of its own).
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct WorkerCounters {
+    polls: AtomicU64,
+    busy_ns: AtomicU64,
+    /// Tasks this worker parked.
+    parks: AtomicU64,
+}
+
+/// Everything a core counts. See the module docs.
+pub(crate) struct Counters {
+    pub(crate) steps: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    /// Installed as the contained-panic counter of every thread working for the core.
+    pub(crate) contained_panics: Arc<AtomicU64>,
+    /// Tasks in the front queue (bumped before the push, dropped after the take).
+    pub(crate) front_len: AtomicUsize,
+    /// Tasks the sched-role parked (written only by the role holder).
+    role_parks: AtomicU64,
+    /// Tasks taken out of `WAITING`.
+    unparks: AtomicU64,
+    workers: Box<[WorkerCounters]>,
+}
+
+/// The inputs of a [`Metrics`] that the counters do not hold.
+pub(crate) struct Gauges {
+    pub(crate) live: usize,
+    pub(crate) ready: usize,
+    pub(crate) foreign_timers: usize,
+}
+
+/// Bumps a counter only its owner writes: a plain load and store.
+fn bump(c: &AtomicU64, by: u64) {
+    c.store(c.load(Relaxed) + by, Release);
+}
+
+impl Counters {
+    pub(crate) fn new(workers: usize) -> Counters {
+        Counters {
+            steps: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            contained_panics: Arc::new(AtomicU64::new(0)),
+            front_len: AtomicUsize::new(0),
+            role_parks: AtomicU64::new(0),
+            unparks: AtomicU64::new(0),
+            workers: (0..workers).map(|_| WorkerCounters::default()).collect(),
+        }
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Worker `w` polled a task (only `w` calls this).
+    pub(crate) fn polled(&self, w: usize) {
+        bump(&self.workers[w].polls, 1);
+    }
+
+    /// Worker `w` spent `ns` polling tasks (only `w` calls this).
+    pub(crate) fn busy(&self, w: usize, ns: u64) {
+        bump(&self.workers[w].busy_ns, ns);
+    }
+
+    /// Worker `w` may park a task: counted now, before the task can be woken. Returns the
+    /// token to pass to [`unpark_own`](Self::unpark_own) if it does not park after all.
+    pub(crate) fn park_by_worker(&self, w: usize) -> u64 {
+        let c = &self.workers[w].parks;
+        let before = c.load(Relaxed);
+        c.store(before + 1, Release);
+        before
+    }
+
+    /// Worker `w` did not park the task counted by `park_by_worker` (which returned `token`).
+    pub(crate) fn unpark_own(&self, w: usize, token: u64) {
+        self.workers[w].parks.store(token, Relaxed);
+    }
+
+    /// The role holder may park a task (see [`park_by_worker`](Self::park_by_worker)).
+    pub(crate) fn park_by_role(&self) -> u64 {
+        let before = self.role_parks.load(Relaxed);
+        self.role_parks.store(before + 1, Release);
+        before
+    }
+
+    /// The role holder did not park the task after all.
+    pub(crate) fn unpark_role(&self, token: u64) {
+        self.role_parks.store(token, Relaxed);
+    }
+
+    /// A task left `WAITING` (counted after it did).
+    pub(crate) fn unparked(&self) {
+        self.unparks.fetch_add(1, Release);
+    }
+
+    /// Tasks parked now; never negative (see the module docs).
+    pub(crate) fn parked(&self) -> usize {
+        let unparks = self.unparks.load(Acquire);
+        let parks =
+            self.role_parks.load(Acquire) + self.workers.iter().map(|w| w.parks.load(Acquire)).sum::<u64>();
+        usize::try_from(parks.saturating_sub(unparks)).unwrap_or(usize::MAX)
+    }
+
+    /// A task finished (completed or panicked) or was cancelled.
+    pub(crate) fn finished(&self, cancelled: bool) {
+        let c = if cancelled { &self.cancelled } else { &self.completed };
+        c.fetch_add(1, Relaxed);
+    }
+
+    /// A snapshot for users.
+    pub(crate) fn snapshot(&self, gauges: Gauges) -> Metrics {
+        Metrics {
+            workers: self.workers.len(),
+            live_tasks: gauges.live,
+            parked_tasks: self.parked(),
+            completed_tasks: self.completed.load(Relaxed),
+            cancelled_tasks: self.cancelled.load(Relaxed),
+            sched_steps: self.steps.load(Relaxed),
+            front_queue_depth: self.front_len.load(Relaxed),
+            ready_queue_depth: gauges.ready,
+            worker_polls: self.workers.iter().map(|w| w.polls.load(Relaxed)).collect(),
+            worker_busy: self.workers.iter().map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed))).collect(),
+            contained_panics: self.contained_panics.load(Relaxed),
+            foreign_timers: gauges.foreign_timers,
+        }
+    }
+}

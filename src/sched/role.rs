@@ -1,0 +1,125 @@
+//! The sched-role's step: what the holder of the role does with the front queue, the
+//! kernel event queue and the deadlines (see the parent module's docs for the order).
+//!
+//! The role's state is only touched by the role holder (it sits behind the role lock):
+//! the poller of the kernel queue, the deadline heap of parked tasks, a scratch vector.
+
+use super::Scheduler;
+use crate::io::Poller;
+use crate::task::raw::RawTask;
+use crate::task::Header;
+use crate::time::clock::{self, Deadline};
+use crate::util::heap::SlotHeap;
+use std::sync::atomic::Ordering::*;
+
+/// What the holder of the sched-role owns.
+pub(super) struct RoleState {
+    poller: Poller,
+    /// Parked tasks with a deadline. A task is in it only while `IN_HEAP` is set in its
+    /// state, and only this heap touches its slot.
+    heap: SlotHeap<Deadline, RawTask>,
+    /// Tasks taken from the front queue, between two lines of `drain_front`.
+    scratch: Vec<*mut Header>,
+}
+
+// SAFETY: `scratch` only holds task pointers within one `drain_front` call; the rest is Send.
+unsafe impl Send for RoleState {}
+
+impl RoleState {
+    pub(super) fn new(poller: Poller) -> RoleState {
+        RoleState { poller, heap: SlotHeap::new(), scratch: Vec::new() }
+    }
+
+    /// One schedule step. `block`: wait in the kernel queue if nothing is ready.
+    pub(super) fn step(&mut self, sched: &Scheduler, block: bool) {
+        sched.counters.steps.fetch_add(1, Relaxed);
+        sched.last_step.store(clock::stamp(), Relaxed);
+        let produced = self.drain_front(sched) + self.expire(sched);
+        let mut wait = None;
+        if block && produced == 0 {
+            sched.driver.announce_block();
+            let busy = !sched.front.is_empty() || sched.has_ready() || sched.stop.load(SeqCst);
+            if !busy {
+                wait = Some(self.next_deadline(sched));
+            }
+        }
+        self.poller.turn(&sched.driver, wait);
+        self.drain_front(sched);
+        self.expire(sched);
+    }
+
+    /// The nearest deadline of a parked task or a slow-path timer.
+    fn next_deadline(&self, sched: &Scheduler) -> Deadline {
+        let task = self.heap.peek_key().unwrap_or(Deadline::NEVER);
+        let timer = sched.timers.first_group().map_or(Deadline::NEVER, Deadline::from_nanos);
+        task.min(timer)
+    }
+
+    /// Takes every task from the front queue: readies the ones that must run, parks the
+    /// rest. Returns how many it readied.
+    fn drain_front(&mut self, sched: &Scheduler) -> usize {
+        sched.front.take_all(&mut self.scratch);
+        if self.scratch.is_empty() {
+            return 0;
+        }
+        sched.counters.front_len.fetch_sub(self.scratch.len(), Relaxed);
+        let mut produced = 0;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for ptr in scratch.drain(..) {
+            // SAFETY: the front queue holds the scheduler's reference of each task, and the
+            // sched-role owns a task it took (phase QUEUED) until it queues or parks it.
+            let task = unsafe { RawTask::from_ptr(ptr) };
+            if self.park_or_ready(sched, task) {
+                produced += 1;
+            }
+        }
+        self.scratch = scratch;
+        produced
+    }
+
+    /// Parks `task` (taken from the front queue), or readies it if a wake is pending.
+    /// True if readied.
+    fn park_or_ready(&mut self, sched: &Scheduler, task: RawTask) -> bool {
+        let state = &task.header().state;
+        if state.leave_heap() {
+            // SAFETY: `IN_HEAP` said the task may be in this heap (else its slot is
+            // NO_SLOT); only this heap touches it.
+            unsafe { self.heap.remove(task) };
+        }
+        if state.is_notified() {
+            sched.push_ready(task);
+            return true;
+        }
+        // SAFETY: the sched-role owns the task (see `drain_front`).
+        let deadline = unsafe { task.deadline() };
+        // A task with a deadline goes into the heap even when it is already due, so that
+        // due tasks leave in (deadline, parking order) order via `expire`.
+        let token = sched.counters.park_by_role();
+        if !state.park(!deadline.is_never()) {
+            sched.counters.unpark_role(token);
+            sched.push_ready(task);
+            return true;
+        }
+        if !deadline.is_never() {
+            // SAFETY: the task just left the heap (or was never in it), and only this
+            // heap touches its slot while it is in it.
+            unsafe { self.heap.insert(deadline, task) };
+        }
+        false
+    }
+
+    /// Readies tasks whose deadline passed and fires due slow-path timers.
+    fn expire(&mut self, sched: &Scheduler) -> usize {
+        let now = Deadline::now();
+        let mut produced = 0;
+        while let Some(task) = self.heap.pop_up_to(now) {
+            // If a waker got there first, the task is in the front queue already.
+            if task.header().state.expire() {
+                sched.counters.unparked();
+                sched.push_ready(task);
+                produced += 1;
+            }
+        }
+        produced + sched.timers.wake_up_to(now.as_nanos())
+    }
+}

@@ -1,0 +1,256 @@
+//! The worker loop: take the sched-role when it is free, run ready tasks, search, sleep.
+//!
+//! A worker runs up to [`EXEC_BATCH`] tasks, or for up to [`STEP_INTERVAL`](super::STEP_INTERVAL), between two
+//! attempts at the role. Tasks that yield are kept in the worker's `deferred` list and
+//! released to the ready queue only after a schedule step has run — by this worker, or by
+//! a role holder that is blocked in epoll (and so is watching the kernel queue and the
+//! next deadline) — so they go behind whatever that step readied. The list is the
+//! worker's own: a yield costs no atomic operation.
+
+use super::role::RoleState;
+use super::{Scheduler, EXEC_BATCH};
+use crate::io::{reset_budget, BUDGET};
+use crate::sync::lock;
+use crate::task::raw::{Polled, RawTask};
+use crate::task::state::{AfterPoll, Claim};
+use crate::time::clock::{self, Deadline};
+use crossbeam_deque::{Steal, Worker};
+use std::sync::atomic::{fence, Ordering::*};
+use std::sync::{MutexGuard, TryLockError};
+use std::time::Instant;
+
+/// Rounds a worker that ran out of work searches before it sleeps.
+const SEARCH_ROUNDS: usize = 32;
+
+/// One worker thread's state.
+struct WorkerCtx<'a> {
+    sched: &'a Scheduler,
+    index: usize,
+    /// This worker's FIFO batch (others may steal from it).
+    local: Worker<RawTask>,
+    /// Tasks that yielded, waiting for the next schedule step (see the module docs).
+    deferred: Vec<RawTask>,
+}
+
+/// The body of worker thread `index`.
+pub(super) fn run(sched: &Scheduler, index: usize) {
+    let local = lock(&sched.locals)[index].take().expect("each worker index runs once");
+    let mut w = WorkerCtx { sched, index, local, deferred: Vec::new() };
+    w.run();
+}
+
+impl WorkerCtx<'_> {
+    fn run(&mut self) {
+        let sched = self.sched;
+        while !sched.stop.load(Acquire) {
+            self.try_step(false);
+            if !self.deferred.is_empty() && sched.driver.is_blocking() {
+                // The role holder watches the kernel queue and the next deadline.
+                self.release_deferred();
+            }
+            if self.run_batch() > 0 || !self.deferred.is_empty() || self.search() {
+                continue;
+            }
+            match try_role(sched) {
+                Some(mut role) => {
+                    role.step(sched, true);
+                    drop(role);
+                    self.release_deferred();
+                }
+                // Sleep only while the role is held: its holder either watches the kernel
+                // queue, or (about to run tasks) sees this sleeper and wakes it. Checked
+                // after publishing the sleeper (Dekker with `pop_ready`).
+                None => {
+                    sched.idle.sleep(|| sched.has_ready() || sched.stop.load(SeqCst) || sched.role_is_free())
+                }
+            }
+        }
+        // Leaving (shutdown): hand back anything still held here.
+        while let Some(t) = self.local.pop() {
+            sched.ready.push(t);
+        }
+        for t in self.deferred.drain(..) {
+            sched.ready.push(t);
+        }
+    }
+
+    /// Runs ready tasks until the batch or the time bound is spent, or none is left.
+    /// Returns how many ran.
+    fn run_batch(&mut self) -> usize {
+        let sched = self.sched;
+        let start = Instant::now();
+        let mut ran = 0;
+        while ran < EXEC_BATCH {
+            let Some(task) = self.pop_ready() else { break };
+            self.run_task(task);
+            ran += 1;
+            // Bounded in time too: unless the role holder watches epoll (and the
+            // timerfd), look at the kernel queue and the deadlines again.
+            let since_step = clock::stamp().wrapping_sub(sched.last_step.load(Relaxed));
+            if since_step > sched.step_interval && !sched.driver.is_blocking() {
+                break;
+            }
+        }
+        if ran > 0 {
+            sched.counters.busy(self.index, start.elapsed().as_nanos() as u64);
+        }
+        ran
+    }
+
+    /// Takes the role if it is free and runs a step; then releases the deferred tasks.
+    fn try_step(&mut self, block: bool) -> bool {
+        let Some(mut role) = try_role(self.sched) else { return false };
+        role.step(self.sched, block);
+        drop(role);
+        self.release_deferred();
+        true
+    }
+
+    /// Yielded tasks go to the ready queue, behind what the last step readied.
+    fn release_deferred(&mut self) {
+        for task in self.deferred.drain(..) {
+            self.sched.push_ready(task);
+        }
+    }
+
+    /// The next task: this worker's batch first, then a new batch from the global queue
+    /// (about half of it, so the other workers get the rest), then another worker's batch.
+    fn pop_ready(&self) -> Option<RawTask> {
+        let sched = self.sched;
+        let task = self.local.pop().or_else(|| self.steal())?;
+        // While this worker runs `task` (which may take long, or block), another must be
+        // free to take the sched-role and watch the kernel queue, the deadlines and the
+        // rest of the ready queue (including this worker's batch). Unless someone is
+        // searching: wake a sleeper (it searches, then holds the role in epoll), or, if
+        // none sleeps and work is left, kick the role holder out of epoll to take it.
+        // Under load nobody sleeps or polls and this costs a few loads.
+        // (A stale `searching` is harmless: a searcher that stops either found work and
+        // does this check itself, or re-checks every queue before it sleeps.)
+        if sched.searching.load(Relaxed) == 0 {
+            fence(SeqCst);
+            if sched.idle.has_sleepers_fenced() {
+                sched.idle.notify_one();
+            } else if sched.driver.is_blocking() && sched.has_ready() {
+                // The holder re-checks the queues after announcing the block: one of the
+                // two sees the other.
+                sched.driver.kick_fenced();
+            }
+        }
+        Some(task)
+    }
+
+    fn steal(&self) -> Option<RawTask> {
+        let sched = self.sched;
+        loop {
+            let mut retry = false;
+            match sched.ready.steal_batch_and_pop(&self.local) {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            for (i, other) in sched.stealers.iter().enumerate() {
+                if i == self.index {
+                    continue;
+                }
+                match other.steal_batch_and_pop(&self.local) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Polls one task popped from the ready queue, and gives it up.
+    fn run_task(&mut self, task: RawTask) {
+        let sched = self.sched;
+        let claim = task.claim();
+        if claim == Claim::Cancel {
+            // SAFETY: the claim made this worker the task's owner.
+            unsafe { task.cancel() };
+            sched.complete(task, true);
+            return;
+        }
+        // The deadline is sticky until it passes (or the delayed start is spent): a future
+        // that registered it and is not polled again must still be woken.
+        // SAFETY: this worker owns the task (RUNNING) for the rest of this function.
+        let deadline = unsafe { task.deadline() };
+        if claim == Claim::Start || deadline.has_passed() {
+            // SAFETY: as above.
+            unsafe { task.set_deadline(Deadline::NEVER) };
+        }
+        sched.counters.polled(self.index);
+        #[cfg(feature = "tracing")]
+        let _span = tracing::trace_span!("poll", task = task.header().id).entered();
+        reset_budget(Some(BUDGET));
+        // SAFETY: the claim made this worker the task's owner (RUNNING).
+        let polled = unsafe { task.poll() };
+        reset_budget(None);
+        let Polled::Pending { yielded } = polled else {
+            sched.complete(task, false);
+            return;
+        };
+        // Counted as parked before it can be woken (see `counters`), undone if it is not.
+        let token = sched.counters.park_by_worker(self.index);
+        // SAFETY: as above.
+        let has_deadline = !unsafe { task.deadline() }.is_never();
+        let next = task.header().state.after_poll(has_deadline);
+        if next != AfterPoll::Parked {
+            sched.counters.unpark_own(self.index, token);
+        }
+        match next {
+            AfterPoll::Requeue if yielded => self.deferred.push(task),
+            AfterPoll::Requeue => sched.push_ready(task),
+            AfterPoll::ToSched => sched.push_front(task),
+            AfterPoll::Parked => {
+                crate::trace::trace_event!(task = task.header().id, "park");
+            }
+        }
+    }
+
+    /// A worker that ran out of work looks for more for a short while (kernel events via
+    /// non-blocking steps, the ready queues) before it sleeps. Under load, new work usually
+    /// arrives within microseconds, and while a worker searches nobody needs waking
+    /// (`wake_worker` skips the futex/eventfd). True if work appeared.
+    fn search(&mut self) -> bool {
+        let sched = self.sched;
+        sched.searching.fetch_add(1, SeqCst);
+        let mut found = false;
+        for round in 0..SEARCH_ROUNDS {
+            self.try_step(false);
+            if sched.has_ready() || sched.stop.load(Relaxed) {
+                found = true;
+                break;
+            }
+            if round % 4 == 3 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        // After this decrement a pusher wakes someone; our caller re-checks the queues
+        // (under the idle lock, or after announcing its block) before it sleeps.
+        sched.searching.fetch_sub(1, SeqCst);
+        found
+    }
+}
+
+/// Takes the sched-role if nobody holds it.
+fn try_role(sched: &Scheduler) -> Option<MutexGuard<'_, RoleState>> {
+    match sched.role.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+impl Scheduler {
+    /// Whether nobody holds the sched-role right now.
+    fn role_is_free(&self) -> bool {
+        !matches!(self.role.try_lock(), Err(TryLockError::WouldBlock))
+    }
+}
