@@ -5,7 +5,7 @@
 //! take `&mut self`, so there is one poller per object), while the `async` methods wait in
 //! the direction's waiter list. One macro writes the same delegations for each type.
 
-use crate::net::split::{OwnedRecvHalf, OwnedSendHalf, RecvHalf, SendHalf};
+use crate::net::split::{RecvHalf, SendHalf};
 use crate::net::TcpStream;
 use futures::io::{AsyncRead, AsyncWrite};
 use std::io::{self, IoSlice, IoSliceMut};
@@ -72,24 +72,25 @@ macro_rules! async_io_impls {
         /// With the `tokio` feature: tokio's write trait, for tokio-util codecs and hyper.
         #[cfg(feature = "tokio")]
         impl tokio::io::AsyncWrite for $t {
+            // The same operations as the `futures` impl above.
             fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                self.sock().poll_send(cx, buf, None)
+                AsyncWrite::poll_write(self, cx, buf)
             }
             fn poll_write_vectored(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                self.sock().poll_send_vectored(cx, bufs, None)
+                AsyncWrite::poll_write_vectored(self, cx, bufs)
             }
             fn is_write_vectored(&self) -> bool {
                 true
             }
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.sock().poll_flush(cx)
+                AsyncWrite::poll_flush(self, cx)
             }
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.sock().poll_shutdown(cx)
+                AsyncWrite::poll_close(self, cx)
             }
         }
     };
@@ -97,7 +98,5 @@ macro_rules! async_io_impls {
 
 async_io_impls!(read TcpStream);
 async_io_impls!(write TcpStream);
-async_io_impls!(read OwnedRecvHalf);
-async_io_impls!(write OwnedSendHalf);
 async_io_impls!(read RecvHalf<'_>);
 async_io_impls!(write SendHalf<'_>);

@@ -1,6 +1,7 @@
-//! The halves of a [`TcpStream`]: owned ([`TcpStream::into_split`], usable from
-//! different tasks) and borrowed ([`TcpStream::split`]). Each offers the operations of one
-//! direction and delegates them to the socket core.
+//! The halves of a [`TcpStream`]: owned ([`TcpStream::into_split`], usable from different
+//! tasks, `'static`) and borrowed ([`TcpStream::split`]). Each offers the operations of
+//! one direction and delegates them to the socket core; an owned half is a half whose
+//! lifetime is `'static` because it owns its share of the socket.
 
 use crate::net::post::{PostError, PostSender};
 use crate::net::socket::{Owner, Socket};
@@ -11,141 +12,111 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The receiving half of a [`TcpStream`], from [`TcpStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedRecvHalf {
-    pub(crate) owner: Owner,
+/// What keeps a half's socket alive: a share of ownership, or a borrow of the stream.
+pub(crate) enum Hold<'a> {
+    Owned(Owner),
+    Borrowed(&'a Arc<Socket>),
 }
 
-/// The sending half of a [`TcpStream`], from [`TcpStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedSendHalf {
-    pub(crate) owner: Owner,
+impl Hold<'_> {
+    fn sock(&self) -> &Arc<Socket> {
+        match self {
+            Hold::Owned(owner) => &owner.0,
+            Hold::Borrowed(sock) => sock,
+        }
+    }
 }
 
-/// A borrowed receiving half, from [`TcpStream::split`].
-#[derive(Debug)]
+/// The receiving half of a [`TcpStream`]: owned ([`OwnedRecvHalf`], from
+/// [`TcpStream::into_split`]) or borrowed (from [`TcpStream::split`]).
 pub struct RecvHalf<'a> {
-    pub(crate) sock: &'a Arc<Socket>,
+    pub(crate) hold: Hold<'a>,
 }
 
-/// A borrowed sending half, from [`TcpStream::split`].
-#[derive(Debug)]
+/// The sending half of a [`TcpStream`]: owned ([`OwnedSendHalf`], from
+/// [`TcpStream::into_split`]) or borrowed (from [`TcpStream::split`]).
 pub struct SendHalf<'a> {
-    pub(crate) sock: &'a Arc<Socket>,
+    pub(crate) hold: Hold<'a>,
 }
 
-impl OwnedRecvHalf {
-    /// Receives into `buf`; `Ok(0)` is an orderly end of stream (or an empty `buf`).
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock().recv(buf).await
-    }
+/// A receiving half that owns its share of the socket, from [`TcpStream::into_split`].
+pub type OwnedRecvHalf = RecvHalf<'static>;
 
-    pub(crate) fn sock(&self) -> &Arc<Socket> {
-        &self.owner.0
-    }
-}
-
-impl OwnedSendHalf {
-    /// Sends some of `buf` and returns how much (see [`TcpStream::send`]).
-    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.sock().send(buf).await
-    }
-
-    /// Sends all of `buf` as one contiguous run (posted data does not interleave).
-    pub async fn send_all(&self, buf: &[u8]) -> io::Result<()> {
-        self.sock().send_all(buf).await
-    }
-
-    /// Completes when every byte queued so far has been handed to the kernel.
-    pub async fn flush(&self) -> io::Result<()> {
-        self.sock().flush().await
-    }
-
-    /// Graceful close of the sending side: flushes, then sends FIN.
-    pub async fn shutdown(&self) -> io::Result<()> {
-        self.sock().shutdown().await
-    }
-
-    /// Queues `data` to be sent by the core, without awaiting; see
-    /// [`PostSender::post_send`].
-    pub fn post_send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
-        self.sock().post_send(data.into())
-    }
-
-    /// A thread-safe [`PostSender`] for this socket.
-    pub fn sender(&self) -> PostSender {
-        self.sock().sender()
-    }
-
-    pub(crate) fn sock(&self) -> &Arc<Socket> {
-        &self.owner.0
-    }
-}
+/// A sending half that owns its share of the socket, from [`TcpStream::into_split`].
+/// When both owned halves are dropped, the socket closes (after posted data is written).
+pub type OwnedSendHalf = SendHalf<'static>;
 
 impl RecvHalf<'_> {
-    /// Receives into `buf`; `Ok(0)` is an orderly end of stream (or an empty `buf`).
+    /// Receives into `buf`; `Ok(0)` is an orderly end of stream. See [`TcpStream::recv`].
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock().recv(buf).await
+        self.hold.sock().recv(buf).await
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.hold.sock().peer_addr()
     }
 
     pub(crate) fn sock(&self) -> &Arc<Socket> {
-        self.sock
+        self.hold.sock()
     }
 }
 
 impl SendHalf<'_> {
-    /// Sends some of `buf` and returns how much (see [`TcpStream::send`]).
+    /// Sends some of `buf`. See [`TcpStream::send`].
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.sock().send(buf).await
+        self.hold.sock().send(buf).await
     }
 
-    /// Sends all of `buf` as one contiguous run (posted data does not interleave).
+    /// Sends all of `buf` as one run. See [`TcpStream::send_all`].
     pub async fn send_all(&self, buf: &[u8]) -> io::Result<()> {
-        self.sock().send_all(buf).await
+        self.hold.sock().send_all(buf).await
     }
 
-    /// Completes when every byte queued so far has been handed to the kernel.
+    /// Waits until everything queued so far reached the kernel. See [`TcpStream::flush`].
     pub async fn flush(&self) -> io::Result<()> {
-        self.sock().flush().await
+        self.hold.sock().flush().await
     }
 
-    /// Graceful close of the sending side: flushes, then sends FIN.
+    /// Flushes, then sends FIN. See [`TcpStream::shutdown`].
     pub async fn shutdown(&self) -> io::Result<()> {
-        self.sock().shutdown().await
+        self.hold.sock().shutdown().await
     }
 
-    /// Queues `data` to be sent by the core, without awaiting; see
-    /// [`PostSender::post_send`].
+    /// Queues `data` without awaiting. See [`PostSender::post_send`].
     pub fn post_send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
-        self.sock().post_send(data.into())
+        self.hold.sock().post_send(data.into())
     }
 
     /// A thread-safe [`PostSender`] for this socket.
     pub fn sender(&self) -> PostSender {
-        self.sock().sender()
+        self.hold.sock().sender()
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.hold.sock().peer_addr()
     }
 
     pub(crate) fn sock(&self) -> &Arc<Socket> {
-        self.sock
+        self.hold.sock()
     }
 }
 
-impl OwnedRecvHalf {
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock().peer_addr()
+impl fmt::Debug for RecvHalf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvHalf").field("socket", self.sock()).finish()
     }
 }
 
-impl OwnedSendHalf {
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock().peer_addr()
+impl fmt::Debug for SendHalf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendHalf").field("socket", self.sock()).finish()
     }
 }
 
-/// The halves given to [`reunite`] were not split from the same stream; they are inside.
+/// The halves given to [`reunite`] were not split from the same stream (or were
+/// borrowed); they are inside.
 #[derive(Debug)]
 pub struct ReuniteError(pub OwnedRecvHalf, pub OwnedSendHalf);
 
@@ -159,10 +130,11 @@ impl std::error::Error for ReuniteError {}
 
 /// Puts owned halves back together.
 pub fn reunite(recv: OwnedRecvHalf, send: OwnedSendHalf) -> Result<TcpStream, ReuniteError> {
-    if Arc::ptr_eq(&recv.owner.0, &send.owner.0) {
-        drop(send);
-        Ok(TcpStream { owner: recv.owner })
-    } else {
-        Err(ReuniteError(recv, send))
+    match (recv.hold, send.hold) {
+        (Hold::Owned(r), Hold::Owned(s)) if Arc::ptr_eq(&r.0, &s.0) => {
+            drop(s);
+            Ok(TcpStream { owner: r })
+        }
+        (r, s) => Err(ReuniteError(RecvHalf { hold: r }, SendHalf { hold: s })),
     }
 }

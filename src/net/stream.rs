@@ -7,7 +7,7 @@ use crate::io::Direction;
 use crate::net::addr::{resolve, ToSocketAddrs};
 use crate::net::post::{PostError, PostSender};
 use crate::net::socket::{Owner, Socket};
-use crate::net::split::{OwnedRecvHalf, OwnedSendHalf, RecvHalf, SendHalf};
+use crate::net::split::{Hold, OwnedRecvHalf, OwnedSendHalf, RecvHalf, SendHalf};
 use crate::runtime::Handle;
 use bytes::Bytes;
 use socket2::{Domain, SockRef, Type};
@@ -238,13 +238,13 @@ impl TcpStream {
 
     /// Splits into owned halves, usable from different tasks.
     pub fn into_split(self) -> (OwnedRecvHalf, OwnedSendHalf) {
-        let send = OwnedSendHalf { owner: self.owner.clone() };
-        (OwnedRecvHalf { owner: self.owner }, send)
+        let send = SendHalf { hold: Hold::Owned(self.owner.clone()) };
+        (RecvHalf { hold: Hold::Owned(self.owner) }, send)
     }
 
     /// Splits into borrowed halves.
     pub fn split(&mut self) -> (RecvHalf<'_>, SendHalf<'_>) {
-        (RecvHalf { sock: self.sock() }, SendHalf { sock: self.sock() })
+        (RecvHalf { hold: Hold::Borrowed(self.sock()) }, SendHalf { hold: Hold::Borrowed(self.sock()) })
     }
 
     /// The remote address.

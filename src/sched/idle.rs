@@ -80,24 +80,30 @@ mod loom_tests {
     use super::*;
     use loom::sync::Arc;
 
+    /// A thread that, `times` times, makes work ready and wakes a sleeper the way
+    /// `Scheduler::wake_worker` does.
+    fn pusher(idle: &Arc<Idle>, work: &Arc<AtomicUsize>, times: usize) -> loom::thread::JoinHandle<()> {
+        let (idle, work) = (idle.clone(), work.clone());
+        loom::thread::spawn(move || {
+            for _ in 0..times {
+                work.fetch_add(1, SeqCst);
+                fence(SeqCst);
+                if idle.has_sleepers_fenced() {
+                    idle.notify_one();
+                }
+            }
+        })
+    }
+
     /// A worker goes to sleep while another thread makes work ready and wakes sleepers the
-    /// way `Shared::wake_worker` does. The worker must not sleep forever (loom reports a
+    /// way `Scheduler::wake_worker` does. The worker must not sleep forever (loom reports a
     /// deadlock if it does) and must see the work when it returns.
     #[test]
     fn loom_no_lost_wakeup() {
         loom::model(|| {
             let idle = Arc::new(Idle::new());
             let work = Arc::new(AtomicUsize::new(0));
-            let pusher = {
-                let (idle, work) = (idle.clone(), work.clone());
-                loom::thread::spawn(move || {
-                    work.store(1, SeqCst);
-                    fence(SeqCst);
-                    if idle.has_sleepers_fenced() {
-                        idle.notify_one();
-                    }
-                })
-            };
+            let pusher = pusher(&idle, &work, 1);
             idle.sleep(|| work.load(SeqCst) == 1);
             assert_eq!(work.load(SeqCst), 1, "woke up without the work being visible");
             pusher.join().unwrap();
@@ -114,18 +120,7 @@ mod loom_tests {
                 let (idle, work) = (idle.clone(), work.clone());
                 loom::thread::spawn(move || idle.sleep(|| work.load(SeqCst) > 0))
             };
-            let pusher = {
-                let (idle, work) = (idle.clone(), work.clone());
-                loom::thread::spawn(move || {
-                    for _ in 0..2 {
-                        work.fetch_add(1, SeqCst);
-                        fence(SeqCst);
-                        if idle.has_sleepers_fenced() {
-                            idle.notify_one();
-                        }
-                    }
-                })
-            };
+            let pusher = pusher(&idle, &work, 2);
             idle.sleep(|| work.load(SeqCst) > 0);
             sleeper.join().unwrap();
             pusher.join().unwrap();

@@ -64,7 +64,7 @@ use role::RoleState;
 use slots::TaskSlots;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -112,14 +112,23 @@ pub(crate) struct Scheduler {
     last_step: AtomicU64,
     /// [`STEP_INTERVAL`] in `clock::stamp` units.
     step_interval: u64,
-    /// Spawns from outside the core are cancelled at once (shutdown has begun).
-    closing: AtomicBool,
-    /// Every spawn is cancelled at once (shutdown is cancelling).
-    cancelling: AtomicBool,
-    /// Workers exit their loop.
-    stop: AtomicBool,
-    /// Stop the workers when the last live task completes.
+    /// Where the core is in its life (a [`Phase`]); it only moves forward.
+    phase: AtomicU8,
+    /// Stop the workers when the last live task completes (shutdown from a worker).
     stop_when_idle: AtomicBool,
+}
+
+/// The phases of a core's life, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+enum Phase {
+    Running,
+    /// Shutdown has begun: spawns from outside the core are cancelled at once.
+    Closing,
+    /// Shutdown is cancelling: every spawn is cancelled at once.
+    Cancelling,
+    /// The workers leave their loop.
+    Stopped,
 }
 
 /// What [`Scheduler::shut_down`] did, in task counts.
@@ -151,9 +160,7 @@ impl Scheduler {
             counters: Counters::new(threads),
             last_step: AtomicU64::new(clock::stamp()),
             step_interval: clock::stamps_in(STEP_INTERVAL),
-            closing: AtomicBool::new(false),
-            cancelling: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
+            phase: AtomicU8::new(Phase::Running as u8),
             stop_when_idle: AtomicBool::new(false),
         }))
     }
@@ -180,7 +187,8 @@ impl Scheduler {
     /// Registers a freshly allocated task and queues it (ready, or asleep until its start).
     fn start_task(&self, task: RawTask, from_inside: bool) {
         let admitted = self.slots.insert_if(task, || {
-            let rejected = self.cancelling.load(SeqCst) || (!from_inside && self.closing.load(SeqCst));
+            let phase = self.phase();
+            let rejected = phase >= Phase::Cancelling || (!from_inside && phase >= Phase::Closing);
             if !rejected {
                 self.live.fetch_add(1, SeqCst);
             }
@@ -301,11 +309,11 @@ impl Scheduler {
     ) -> ShutdownCounts {
         let (finished0, cancelled0) =
             (self.counters.completed.load(Acquire), self.counters.cancelled.load(Acquire));
-        self.closing.store(true, SeqCst);
+        self.advance(Phase::Closing);
         if !from_own_worker {
             self.wait_idle(grace);
         }
-        self.cancelling.store(true, SeqCst);
+        self.advance(Phase::Cancelling);
         for task in self.slots.snapshot() {
             task.notify(crate::task::state::CANCELLED);
             task.ref_dec();
@@ -326,9 +334,27 @@ impl Scheduler {
         }
     }
 
+    fn phase(&self) -> Phase {
+        match self.phase.load(SeqCst) {
+            0 => Phase::Running,
+            1 => Phase::Closing,
+            2 => Phase::Cancelling,
+            _ => Phase::Stopped,
+        }
+    }
+
+    fn advance(&self, to: Phase) {
+        self.phase.fetch_max(to as u8, SeqCst);
+    }
+
+    /// Whether the workers must leave their loop.
+    fn stopped(&self) -> bool {
+        self.phase() == Phase::Stopped
+    }
+
     /// Tells the workers to leave their loop.
     fn stop(&self) {
-        self.stop.store(true, SeqCst);
+        self.advance(Phase::Stopped);
         self.idle.notify_all();
         self.driver.kick_always();
     }

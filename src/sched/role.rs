@@ -38,7 +38,7 @@ impl RoleState {
         let mut wait = None;
         if block && produced == 0 {
             sched.driver.announce_block();
-            let busy = !sched.front.is_empty() || sched.has_ready() || sched.stop.load(SeqCst);
+            let busy = !sched.front.is_empty() || sched.has_ready() || sched.stopped();
             if !busy {
                 wait = Some(self.next_deadline(sched));
             }

@@ -42,7 +42,7 @@ pub(super) fn run(sched: &Scheduler, index: usize) {
 impl WorkerCtx<'_> {
     fn run(&mut self) {
         let sched = self.sched;
-        while !sched.stop.load(Acquire) {
+        while !sched.stopped() {
             self.try_step(false);
             if !self.deferred.is_empty() && sched.driver.is_blocking() {
                 // The role holder watches the kernel queue and the next deadline.
@@ -60,9 +60,7 @@ impl WorkerCtx<'_> {
                 // Sleep only while the role is held: its holder either watches the kernel
                 // queue, or (about to run tasks) sees this sleeper and wakes it. Checked
                 // after publishing the sleeper (Dekker with `pop_ready`).
-                None => {
-                    sched.idle.sleep(|| sched.has_ready() || sched.stop.load(SeqCst) || sched.role_is_free())
-                }
+                None => sched.idle.sleep(|| sched.has_ready() || sched.stopped() || sched.role_is_free()),
             }
         }
         // Leaving (shutdown): hand back anything still held here.
@@ -222,7 +220,7 @@ impl WorkerCtx<'_> {
         let mut found = false;
         for round in 0..SEARCH_ROUNDS {
             self.try_step(false);
-            if sched.has_ready() || sched.stop.load(Relaxed) {
+            if sched.has_ready() || sched.stopped() {
                 found = true;
                 break;
             }

@@ -265,6 +265,23 @@ mod loom_tests {
         s
     }
 
+    /// A thread that notifies `s` with `flag` and counts in `queued` if it must queue it
+    /// (checking that a task in the heap goes through the front queue).
+    fn notifier(
+        s: &Arc<State>,
+        flag: u32,
+        queued: &Arc<AtomicUsize>,
+        in_heap: bool,
+    ) -> loom::thread::JoinHandle<()> {
+        let (s, queued) = (s.clone(), queued.clone());
+        loom::thread::spawn(move || {
+            if let Notify::Schedule { in_heap: heap } = s.notify(flag) {
+                assert_eq!(heap, in_heap, "a woken heap task must go through the front queue");
+                queued.fetch_add(1, SeqCst);
+            }
+        })
+    }
+
     /// A wake (of each kind) races the end of a poll: the task is queued exactly once and
     /// the wake's flag survives.
     #[test]
@@ -273,12 +290,7 @@ mod loom_tests {
             loom::model(move || {
                 let s = running();
                 let queued = Arc::new(AtomicUsize::new(0));
-                let (s2, q2) = (s.clone(), queued.clone());
-                let waker = loom::thread::spawn(move || {
-                    if let Notify::Schedule { .. } = s2.notify(extra) {
-                        q2.fetch_add(1, SeqCst);
-                    }
-                });
+                let waker = notifier(&s, extra, &queued, false);
                 if s.after_poll(false) == AfterPoll::Requeue {
                     queued.fetch_add(1, SeqCst);
                 }
@@ -299,17 +311,8 @@ mod loom_tests {
         loom::model(|| {
             let s = running();
             let queued = Arc::new(AtomicUsize::new(0));
-            let threads: Vec<_> = [WOKEN, SIGNALED]
-                .into_iter()
-                .map(|flag| {
-                    let (s, q) = (s.clone(), queued.clone());
-                    loom::thread::spawn(move || {
-                        if let Notify::Schedule { .. } = s.notify(flag) {
-                            q.fetch_add(1, SeqCst);
-                        }
-                    })
-                })
-                .collect();
+            let threads: Vec<_> =
+                [WOKEN, SIGNALED].into_iter().map(|flag| notifier(&s, flag, &queued, false)).collect();
             if s.after_poll(false) == AfterPoll::Requeue {
                 queued.fetch_add(1, SeqCst);
             }
@@ -331,13 +334,7 @@ mod loom_tests {
             let s = running();
             assert_eq!(s.after_poll(true), AfterPoll::ToSched);
             let queued = Arc::new(AtomicUsize::new(0));
-            let (s2, q2) = (s.clone(), queued.clone());
-            let waker = loom::thread::spawn(move || {
-                if let Notify::Schedule { in_heap } = s2.notify(WOKEN) {
-                    assert!(in_heap, "a woken heap task must go through the front queue");
-                    q2.fetch_add(1, SeqCst);
-                }
-            });
+            let waker = notifier(&s, WOKEN, &queued, true);
             // The sched-role: pops it from the front queue, parks it, later expires it.
             s.leave_heap();
             if !s.park(true) {
@@ -377,12 +374,7 @@ mod loom_tests {
             let s = running();
             assert_eq!(s.after_poll(false), AfterPoll::Parked);
             let queued = Arc::new(AtomicUsize::new(0));
-            let (s2, q2) = (s.clone(), queued.clone());
-            let aborter = loom::thread::spawn(move || {
-                if let Notify::Schedule { .. } = s2.notify(CANCELLED) {
-                    q2.fetch_add(1, SeqCst);
-                }
-            });
+            let aborter = notifier(&s, CANCELLED, &queued, false);
             if let Notify::Schedule { .. } = s.notify(0) {
                 queued.fetch_add(1, SeqCst);
             }
