@@ -2,10 +2,11 @@
 //!
 //! A fair multi-threaded async runtime for network servers and clients.
 //!
-//! - Tasks are ordinary futures, polled by equal worker threads that share one FIFO ready
-//!   queue: no task is pinned to a thread, so load stays even and nothing starves.
+//! - Tasks are ordinary futures, polled by equal worker threads that share one global FIFO
+//!   ready queue (each worker takes a batch of it at a time; idle workers steal batches):
+//!   no task is pinned to a thread, so load stays even and nothing starves.
 //! - The scheduling work (draining wakeups, kernel events and deadlines) is a *role* that
-//!   migrates to whichever worker is free ([`sched`](crate#architecture)).
+//!   migrates to whichever worker is free ([module map](crate#module-map)).
 //! - Tasks carry a deadline: [`time::sleep`], [`time::timeout`] and [`time::interval`]
 //!   allocate nothing inside a task and are sub-millisecond precise.
 //! - Tasks can be woken or signalled from any thread through a [`TaskRef`], and wait for
@@ -38,13 +39,32 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! ## Architecture
+//! ## Module map
 //!
-//! `core` (the public [`IoCore`], [`Handle`]) owns worker threads running the loop in
-//! `sched` (front queue, deadline heap, ready queues, idle workers, live-task table);
-//! `task` holds the task block and its one-word state machine; `time` turns deadlines into
-//! task state; `io` registers sockets with the kernel queue and tracks readiness; `net`
-//! builds TCP and `post_send` on it. The module docs of each say what they own and why.
+//! Dependencies point one way, from the public API down to generic containers (checked:
+//! no module imports one that imports it back):
+//!
+//! ```text
+//! net      → runtime, time, task, io
+//! time     → runtime, task            (time::clock is a leaf everyone may use)
+//! runtime  → sched, task, io
+//! sched    → task, io, util
+//! task     → util
+//! io, util → only the leaves (contain, sync, sys, trace, time::clock)
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | `runtime` | [`IoCore`], [`Builder`], [`Handle`], shutdown, the default core for foreign executors; `runtime::context`: which core this thread works for |
+//! | `sched` | the `Scheduler`: ready queues, the front queue, the worker loop (`worker`), the sched-role's step (`role`), sleeping workers (`idle`), the live-task table (`slots`), [`Metrics`] (`counters`) |
+//! | `task` | the task block and its one-word state machine (`raw`, `state`), [`JoinHandle`], [`TaskRef`], [`task::park`], [`task::yield_now`]; it reaches its scheduler through a small `Schedule` trait and never names it |
+//! | `time` | [`time::sleep`], [`time::timeout`], [`time::interval`]; `clock` (the `Deadline` type) |
+//! | `io` | the kernel event queue (`driver`: epoll, timerfd, dispatch), socket readiness and its waiter lists, registration, the cooperative budget; it knows `Waker`s, not tasks |
+//! | `net` | TCP: the socket core and its `post_send` flusher (`socket`), [`net::TcpStream`], the halves, [`net::TcpListener`], the post queue and [`net::PostSender`] |
+//! | `util` | generic containers: the lock-free `Inbox`, the `SlotHeap`, the `WakerMap` |
+//! | `contain`, `sync`, `sys`, `trace` | panic containment for user code, the loom shim, the Linux timerfd, tracing macros |
+//!
+//! Each module's docs say what it owns, its invariants, and whom it talks to.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![warn(clippy::undocumented_unsafe_blocks)]

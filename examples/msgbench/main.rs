@@ -1,4 +1,4 @@
-//! The message benchmark (`shared/BENCH_PROTOCOL.md`): iocore vs tokio vs a hand-written
+//! The message benchmark (`benches/PROTOCOL.md`): iocore vs tokio vs a hand-written
 //! mio loop ("floor"), same wire format and per-message work.
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! The message benchmark's wire format (see `shared/BENCH_PROTOCOL.md`), runtime-independent:
+//! The message benchmark's wire format (see `benches/PROTOCOL.md`), runtime-independent:
 //! every server and client implementation uses exactly this code per message.
 
 use std::fmt;

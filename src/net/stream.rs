@@ -75,8 +75,9 @@ impl ConnectOptions {
 /// [`post_send`](Self::post_send) bytes without awaiting. Everything posted before an
 /// owner's `send` leaves before it.
 ///
-/// Dropping the stream still delivers data already posted (bounded by the linger setting,
-/// 30 s if none), then closes; [`abort`](Self::abort) closes at once with a reset.
+/// Dropping the stream (with its halves) still delivers data already posted (bounded by
+/// the linger setting, 30 s if none), then closes; posts after the drop are refused with
+/// [`PostError::Closed`]. [`abort`](Self::abort) closes at once with a reset.
 ///
 /// ```no_run
 /// use iocore::net::TcpStream;

@@ -362,7 +362,8 @@ impl Socket {
 }
 
 /// One owner of a socket (the stream, or one of its owned halves). When the last owner
-/// drops, the flusher writes what is still queued and then the socket closes.
+/// drops, later posts are refused, the flusher writes what is still queued, and then the
+/// socket closes.
 pub(crate) struct Owner(pub(crate) Arc<Socket>);
 
 impl Owner {
@@ -381,7 +382,11 @@ impl Clone for Owner {
 impl Drop for Owner {
     fn drop(&mut self) {
         if self.0.owners.fetch_sub(1, AcqRel) == 1 {
-            self.0.post.wake_flusher();
+            // The last owner is gone: posts from now on are refused (their data handed
+            // back), and the flusher delivers what was accepted, then the socket closes.
+            // (Closing here, not when the flusher next finds its queue empty: a thread
+            // that keeps posting would otherwise keep a dropped socket open.)
+            self.0.post.close(None);
         }
     }
 }
