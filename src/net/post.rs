@@ -276,10 +276,6 @@ impl PostQueue {
         }
     }
 
-    pub(crate) fn wake_flusher(&self) {
-        self.flusher.wake();
-    }
-
     /// The flusher waits to be woken (by a post, a close, the last owner's drop).
     pub(crate) fn register_flusher(&self, waker: &Waker) {
         self.flusher.register(waker);
