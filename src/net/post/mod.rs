@@ -25,112 +25,28 @@
 //! leave `inflight` settles it and wakes the flusher; the flusher only ends after it has
 //! seen `inflight == 0` once `closed` was set. So a post either fails with its data handed
 //! back, or is in the queue before the flusher's final drain (`SeqCst` on both words).
+//!
+//! Files: `role` (the writer role word), `sender` ([`PostSender`], [`PostError`]).
+
+mod role;
+mod sender;
+
+pub use sender::{PostError, PostSender};
 
 use crate::sync::lock;
 use bytes::Bytes;
 use crossbeam_deque::{Injector, Steal};
 use futures::task::AtomicWaker;
-use std::fmt;
-use std::future::poll_fn;
+use role::WriterRole;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 /// Buffers per `writev`.
 pub(crate) const MAX_IOV: usize = 64;
 /// Default high-water mark of queued bytes above which `post_send` refuses data.
 pub const DEFAULT_HIGH_WATER: usize = 4 * 1024 * 1024;
-
-const IDLE: u32 = 0;
-const FLUSHER: u32 = 1;
-const OWNER: u32 = 2;
-const ROLE: u32 = 0b11;
-/// Set by a post while someone holds the role: the holder must not leave it `IDLE`.
-const PENDING: u32 = 0b100;
-
-/// The writer hand-off of the module docs: `IDLE`, `FLUSHER` or `OWNER`, plus a `PENDING`
-/// flag, in one atomic. Posts and releases are read-modify-writes of this one word, so a
-/// post can never slip between a holder's "queue empty?" and its release (no store-load
-/// race across two locations). Kept apart from the queue so that loom can model it.
-pub(crate) struct WriterRole(crate::sync::AtomicU32);
-
-impl WriterRole {
-    pub(crate) fn new() -> WriterRole {
-        WriterRole(crate::sync::AtomicU32::new(IDLE))
-    }
-
-    fn update(&self, f: impl Fn(u32) -> u32) -> u32 {
-        let mut cur = self.0.load(SeqCst);
-        loop {
-            match self.0.compare_exchange_weak(cur, f(cur), SeqCst, SeqCst) {
-                Ok(prev) => return prev,
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
-    /// A buffer was pushed: `IDLE -> FLUSHER` (true: the flusher must be woken), or mark
-    /// `PENDING` for the current holder.
-    pub(crate) fn posted(&self) -> bool {
-        let prev = self.update(|cur| if cur & ROLE == IDLE { FLUSHER } else { cur | PENDING });
-        prev & ROLE == IDLE
-    }
-
-    /// `IDLE -> OWNER`, for a direct write by the stream's owner.
-    pub(crate) fn try_lock_owner(&self) -> bool {
-        self.0.compare_exchange(IDLE, OWNER, SeqCst, SeqCst).is_ok()
-    }
-
-    /// The holder (owner, or flusher with an empty queue) gives the role back. If a post
-    /// came meanwhile the role goes to the flusher instead: true (wake it, or keep going).
-    pub(crate) fn release(&self) -> bool {
-        let prev = self.update(|cur| if cur & PENDING != 0 { FLUSHER } else { IDLE });
-        prev & PENDING != 0
-    }
-
-    pub(crate) fn is_flusher(&self) -> bool {
-        self.0.load(SeqCst) & ROLE == FLUSHER
-    }
-}
-
-/// Why a `post_send` refused its data; the data is inside, nothing is lost.
-#[derive(Clone, PartialEq, Eq)]
-pub enum PostError {
-    /// The socket is closed (or failed); no more data will be sent.
-    Closed(Bytes),
-    /// The queue has reached its high-water mark; wait for [`PostSender::ready`] and post
-    /// the data again.
-    WouldExceed(Bytes),
-}
-
-impl PostError {
-    /// The data that was not queued.
-    pub fn into_inner(self) -> Bytes {
-        match self {
-            PostError::Closed(b) | PostError::WouldExceed(b) => b,
-        }
-    }
-}
-
-impl fmt::Display for PostError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PostError::Closed(b) => write!(f, "post_send of {} bytes: socket is closed", b.len()),
-            PostError::WouldExceed(b) => {
-                write!(f, "post_send of {} bytes: queue is at its high-water mark", b.len())
-            }
-        }
-    }
-}
-
-impl fmt::Debug for PostError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::error::Error for PostError {}
 
 /// The shared half of a socket's send side: the queue and the writer hand-off.
 pub(crate) struct PostQueue {
@@ -418,136 +334,5 @@ fn steal(q: &Injector<Bytes>) -> Option<Bytes> {
             Steal::Empty => return None,
             Steal::Retry => std::hint::spin_loop(),
         }
-    }
-}
-
-/// A thread-safe handle that queues bytes on a socket: `Clone + Send + Sync + 'static`.
-///
-/// Obtained from [`TcpStream::sender`](crate::net::TcpStream::sender). Posting never
-/// blocks and never awaits; the core writes the data in posting order (per thread) with
-/// `writev`, behind anything posted before. Data posted after the socket closed, or above
-/// the high-water mark, is handed back inside the [`PostError`].
-///
-/// ```no_run
-/// # async fn demo(stream: iocore::net::TcpStream) -> std::io::Result<()> {
-/// let sender = stream.sender();
-/// std::thread::spawn(move || {
-///     for i in 0..10 {
-///         sender.post_send(format!("line {i}\n")).expect("socket closed");
-///     }
-/// });
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct PostSender {
-    pub(crate) queue: Arc<PostQueue>,
-}
-
-impl PostSender {
-    /// Queues `data` to be sent. Empty buffers are accepted and ignored.
-    ///
-    /// Errors: [`PostError::Closed`] once the socket is closed; [`PostError::WouldExceed`]
-    /// while the queued bytes are at or above the high-water mark. Below the mark any
-    /// buffer is accepted, so the queue holds at most the mark plus one buffer per posting
-    /// thread, and a post right after [`ready`](Self::ready) succeeds (unless another
-    /// thread filled the queue meanwhile).
-    pub fn post_send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
-        self.queue.post(data.into(), true)
-    }
-
-    /// Whether the socket is closed (posts will fail).
-    pub fn is_closed(&self) -> bool {
-        self.queue.is_closed()
-    }
-
-    /// Completes once the socket is closed.
-    pub async fn closed(&self) {
-        poll_fn(|cx| self.queue.poll_closed(cx)).await
-    }
-
-    /// Bytes posted and not yet handed to the kernel.
-    pub fn queued_bytes(&self) -> usize {
-        self.queue.queued_bytes()
-    }
-
-    /// Completes once the queue is below the high-water mark (or the socket is closed).
-    pub async fn ready(&self) {
-        poll_fn(|cx| self.queue.poll_space(cx)).await
-    }
-}
-
-impl fmt::Debug for PostSender {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostSender")
-            .field("queued_bytes", &self.queued_bytes())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
-#[cfg(all(test, loom))]
-mod loom_tests {
-    //! The writer hand-off: a poster, the owner and the flusher race. Never two writers at
-    //! once, and a post is never stranded (queued work implies a scheduled flusher).
-    use super::*;
-    use loom::sync::atomic::{AtomicBool, AtomicUsize};
-    use loom::sync::Arc;
-
-    struct Model {
-        role: WriterRole,
-        queued: AtomicUsize,
-        writing: AtomicBool,
-    }
-
-    impl Model {
-        fn write(&self) {
-            assert!(!self.writing.swap(true, SeqCst), "two writers at once");
-            self.writing.store(false, SeqCst);
-        }
-
-        /// One flusher turn: only while holding FLUSHER; drains, then releases.
-        fn flush_turn(&self) {
-            if self.role.is_flusher() {
-                self.write();
-                self.queued.store(0, SeqCst);
-                self.role.release();
-            }
-        }
-    }
-
-    #[test]
-    fn loom_post_owner_flusher_hand_off() {
-        loom::model(|| {
-            let m = Arc::new(Model {
-                role: WriterRole::new(),
-                queued: AtomicUsize::new(0),
-                writing: AtomicBool::new(false),
-            });
-            let poster = {
-                let m = m.clone();
-                loom::thread::spawn(move || {
-                    m.queued.fetch_add(1, SeqCst);
-                    m.role.posted();
-                })
-            };
-            let owner = {
-                let m = m.clone();
-                loom::thread::spawn(move || {
-                    if m.role.try_lock_owner() {
-                        m.write();
-                        m.role.release();
-                    }
-                })
-            };
-            m.flush_turn();
-            poster.join().unwrap();
-            owner.join().unwrap();
-            assert!(
-                m.queued.load(SeqCst) == 0 || m.role.is_flusher(),
-                "a post is queued but nobody is scheduled to write it"
-            );
-            m.flush_turn();
-            assert_eq!(m.queued.load(SeqCst), 0);
-        });
     }
 }

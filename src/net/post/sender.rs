@@ -1,0 +1,110 @@
+//! [`PostSender`], the thread-safe posting handle, and [`PostError`], what a refused post
+//! hands back.
+
+use super::PostQueue;
+use bytes::Bytes;
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::Arc;
+
+/// Why a `post_send` refused its data; the data is inside, nothing is lost.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PostError {
+    /// The socket is closed (or failed); no more data will be sent.
+    Closed(Bytes),
+    /// The queue has reached its high-water mark; wait for [`PostSender::ready`] and post
+    /// the data again.
+    WouldExceed(Bytes),
+}
+
+impl PostError {
+    /// The data that was not queued.
+    pub fn into_inner(self) -> Bytes {
+        match self {
+            PostError::Closed(b) | PostError::WouldExceed(b) => b,
+        }
+    }
+}
+
+impl fmt::Display for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PostError::Closed(b) => write!(f, "post_send of {} bytes: socket is closed", b.len()),
+            PostError::WouldExceed(b) => {
+                write!(f, "post_send of {} bytes: queue is at its high-water mark", b.len())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for PostError {}
+
+/// A thread-safe handle that queues bytes on a socket: `Clone + Send + Sync + 'static`.
+///
+/// Obtained from [`TcpStream::sender`](crate::net::TcpStream::sender). Posting never
+/// blocks and never awaits; the core writes the data in posting order (per thread) with
+/// `writev`, behind anything posted before. Data posted after the socket closed, or above
+/// the high-water mark, is handed back inside the [`PostError`].
+///
+/// ```no_run
+/// # async fn demo(stream: iocore::net::TcpStream) -> std::io::Result<()> {
+/// let sender = stream.sender();
+/// std::thread::spawn(move || {
+///     for i in 0..10 {
+///         sender.post_send(format!("line {i}\n")).expect("socket closed");
+///     }
+/// });
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostSender {
+    pub(crate) queue: Arc<PostQueue>,
+}
+
+impl PostSender {
+    /// Queues `data` to be sent. Empty buffers are accepted and ignored.
+    ///
+    /// Errors: [`PostError::Closed`] once the socket is closed; [`PostError::WouldExceed`]
+    /// while the queued bytes are at or above the high-water mark. Below the mark any
+    /// buffer is accepted, so the queue holds at most the mark plus one buffer per posting
+    /// thread, and a post right after [`ready`](Self::ready) succeeds (unless another
+    /// thread filled the queue meanwhile).
+    pub fn post_send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
+        self.queue.post(data.into(), true)
+    }
+
+    /// Whether the socket is closed (posts will fail).
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Completes once the socket is closed.
+    pub async fn closed(&self) {
+        poll_fn(|cx| self.queue.poll_closed(cx)).await
+    }
+
+    /// Bytes posted and not yet handed to the kernel.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.queued_bytes()
+    }
+
+    /// Completes once the queue is below the high-water mark (or the socket is closed).
+    pub async fn ready(&self) {
+        poll_fn(|cx| self.queue.poll_space(cx)).await
+    }
+}
+
+impl fmt::Debug for PostSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostSender")
+            .field("queued_bytes", &self.queued_bytes())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
