@@ -97,3 +97,39 @@ where
 {
     Handle::current().spawn(future)
 }
+
+/// Spawns a task on the current core that starts asleep until `deadline` (see
+/// [`Handle::spawn_at`]).
+///
+/// # Panics
+/// Outside any core (see [`Handle::current`]).
+pub fn spawn_at<F>(deadline: std::time::Instant, future: F) -> JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Handle::current().spawn_at(deadline, future)
+}
+
+/// Spawns a task on the current core that starts asleep for `delay` (see
+/// [`Handle::spawn_after`]).
+///
+/// # Panics
+/// Outside any core (see [`Handle::current`]).
+pub fn spawn_after<F>(delay: std::time::Duration, future: F) -> JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Handle::current().spawn_after(delay, future)
+}
+
+/// Runs a blocking closure on the current core's blocking pool (see
+/// [`Handle::spawn_blocking`]); outside any core, on the process-wide default core's.
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    runtime::current_or_default().spawn_blocking(f)
+}

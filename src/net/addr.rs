@@ -27,7 +27,7 @@ impl fmt::Display for Target {
 }
 
 /// Types that name socket addresses: `SocketAddr`, `(IpAddr, u16)`, `(&str, u16)`,
-/// `"host:port"` strings, slices of addresses. Host names are resolved on a helper thread,
+/// `"host:port"` strings, slices of addresses. Host names are resolved on the blocking pool,
 /// never on a worker.
 pub trait ToSocketAddrs {
     /// The target to resolve.
@@ -104,20 +104,13 @@ pub(crate) async fn resolve(target: &Target) -> io::Result<Vec<SocketAddr>> {
         Target::Host(h, p) => format!("{h}:{p}"),
         Target::HostPort(s) => s.clone(),
     };
-    let (tx, rx) = futures::channel::oneshot::channel();
     let name = lookup.clone();
-    std::thread::Builder::new()
-        .name("iocore-resolve".into())
-        .spawn(move || {
-            let result = std::net::ToSocketAddrs::to_socket_addrs(&name).map(|it| it.collect::<Vec<_>>());
-            let _ = tx.send(result);
-        })
-        .map_err(|e| {
-            io::Error::new(e.kind(), format!("resolve {lookup}: cannot start a resolver thread: {e}"))
-        })?;
-    let addrs = rx
+    let lookup_on_pool = crate::runtime::current_or_default().spawn_blocking(move || {
+        std::net::ToSocketAddrs::to_socket_addrs(&name).map(|it| it.collect::<Vec<_>>())
+    });
+    let addrs = lookup_on_pool
         .await
-        .map_err(|_| io::Error::other(format!("resolve {lookup}: resolver thread died")))?
+        .map_err(|e| io::Error::other(format!("resolve {lookup}: the lookup did not complete: {e}")))?
         .map_err(|e| io::Error::new(e.kind(), format!("resolve {lookup}: {e}")))?;
     if addrs.is_empty() {
         return Err(io::Error::new(io::ErrorKind::NotFound, format!("resolve {lookup}: no addresses found")));

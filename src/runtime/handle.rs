@@ -80,6 +80,26 @@ impl Handle {
         self.sched.spawn(future, start, inside)
     }
 
+    /// Runs the blocking closure `f` on the core's blocking pool (threads apart from the
+    /// workers, grown on demand up to [`Builder::max_blocking_threads`](crate::Builder::max_blocking_threads),
+    /// shrunk after an idle keep-alive), in FIFO order. The handle resolves with `f`'s
+    /// result, or with [`JoinError`](crate::JoinError) `is_panic()` if it panicked.
+    /// Aborting the handle does not interrupt a closure that already runs.
+    ///
+    /// ```
+    /// let core = iocore::IoCore::builder().threads(1).build()?;
+    /// let sum = core.handle().spawn_blocking(|| (1..=100u64).sum::<u64>());
+    /// assert_eq!(core.block_on(sum).unwrap(), 5050);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.sched.spawn_blocking(f, context::is_worker_of(Some(&self.sched)))
+    }
+
     /// Waits until no live task remains (true), or `timeout` passes (false).
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         self.sched.wait_idle(timeout)

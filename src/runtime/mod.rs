@@ -10,7 +10,7 @@ mod handle;
 
 pub use handle::Handle;
 
-use crate::sched::{self, Scheduler};
+use crate::sched::{self, BlockingConfig, Scheduler};
 use crate::task::JoinHandle;
 use std::fmt;
 use std::future::Future;
@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 
 /// The most worker threads a core may have.
 const MAX_THREADS: usize = 1024;
+/// Default of [`Builder::max_blocking_threads`].
+const DEFAULT_MAX_BLOCKING: usize = 512;
+/// Default of [`Builder::blocking_keep_alive`].
+const DEFAULT_BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// How long shutdown waits for cancelled tasks to be dropped and workers to exit.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
@@ -50,6 +54,8 @@ pub struct IoCore {
 pub struct Builder {
     threads: Option<usize>,
     thread_name: String,
+    max_blocking_threads: usize,
+    blocking_keep_alive: Duration,
 }
 
 /// What [`IoCore::shutdown`] did.
@@ -66,11 +72,19 @@ pub struct ShutdownReport {
     /// them when the core is shut down from inside one of its own tasks: they exit once
     /// the cancelled tasks are dropped).
     pub unjoined_workers: usize,
+    /// Blocking closures (`spawn_blocking`) still running at the end: they cannot be
+    /// interrupted and finish on their own (detached) threads; normally 0.
+    pub blocking_running: usize,
 }
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder { threads: None, thread_name: "iocore-worker".into() }
+        Builder {
+            threads: None,
+            thread_name: "iocore-worker".into(),
+            max_blocking_threads: DEFAULT_MAX_BLOCKING,
+            blocking_keep_alive: DEFAULT_BLOCKING_KEEP_ALIVE,
+        }
     }
 }
 
@@ -84,6 +98,19 @@ impl Builder {
     /// Prefix of the worker threads' names (`{name}-{index}`).
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.thread_name = name.into();
+        self
+    }
+
+    /// The most threads the blocking pool may run at once (default 512; at least 1).
+    /// Closures beyond that wait in FIFO order. See [`Handle::spawn_blocking`].
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before it exits (default 10 s).
+    pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.blocking_keep_alive = keep_alive;
         self
     }
 
@@ -108,7 +135,18 @@ impl Builder {
                 format!("iocore: thread count must be between 1 and {MAX_THREADS}, got {threads}"),
             ));
         }
-        let sched = Scheduler::new(threads)
+        if self.max_blocking_threads == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "iocore: max_blocking_threads must be at least 1, got 0",
+            ));
+        }
+        let blocking = BlockingConfig {
+            max_threads: self.max_blocking_threads,
+            keep_alive: self.blocking_keep_alive,
+            thread_name: format!("{}-blocking", self.thread_name),
+        };
+        let sched = Scheduler::new(threads, blocking)
             .map_err(|e| io::Error::new(e.kind(), format!("iocore: creating the event queue: {e}")))?;
         let (exit_tx, exited) = mpsc::channel();
         let mut core = IoCore {
@@ -163,6 +201,15 @@ impl IoCore {
         F::Output: Send + 'static,
     {
         self.handle.spawn(future)
+    }
+
+    /// Runs a blocking closure on the core's blocking pool. See [`Handle::spawn_blocking`].
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
     }
 
     /// Spawns a task that starts asleep. See [`Handle::spawn_at`].
@@ -259,6 +306,7 @@ impl IoCore {
             cancelled: counts.cancelled,
             leaked: counts.leaked,
             unjoined_workers: unjoined,
+            blocking_running: counts.blocking_running,
         }
     }
 }

@@ -40,6 +40,11 @@ pub struct Metrics {
     /// Slow-path timers registered now: time futures (and `park` deadlines) polled under a
     /// foreign waker. Dropping such a future releases its timer at once.
     pub foreign_timers: usize,
+    /// Threads of the blocking pool alive now (busy or idle; idle ones exit after the
+    /// keep-alive).
+    pub blocking_threads: usize,
+    /// Blocking closures waiting for a pool thread.
+    pub blocking_queue_depth: usize,
 }
 
 /// Counters of one worker (a cache line of its own).
@@ -73,6 +78,8 @@ pub(crate) struct Gauges {
     pub(crate) live: usize,
     pub(crate) ready: usize,
     pub(crate) foreign_timers: usize,
+    pub(crate) blocking_threads: usize,
+    pub(crate) blocking_queued: usize,
 }
 
 /// Bumps a counter only its owner writes: a plain load and store.
@@ -168,6 +175,8 @@ impl Counters {
             worker_busy: self.workers.iter().map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed))).collect(),
             contained_panics: self.contained_panics.load(Relaxed),
             foreign_timers: gauges.foreign_timers,
+            blocking_threads: gauges.blocking_threads,
+            blocking_queue_depth: gauges.blocking_queued,
         }
     }
 }

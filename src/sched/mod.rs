@@ -42,6 +42,7 @@
 //! around. Files: `worker` (the loop, search, pop/steal, running a task), `role` (the
 //! step), `idle` (sleeping workers), `slots` (the live-task table), `counters` (metrics).
 
+mod blocking;
 mod counters;
 mod idle;
 mod role;
@@ -51,6 +52,7 @@ mod worker;
 pub use counters::Metrics;
 
 use crate::io::Driver;
+use blocking::BlockingPool;
 use crate::sync::lock;
 use crate::task::raw::RawTask;
 use crate::task::{Header, JoinHandle, Schedule};
@@ -103,6 +105,8 @@ pub(crate) struct Scheduler {
     park_wakers: Arc<WakerMap>,
     /// Every live task (for shutdown).
     slots: TaskSlots,
+    /// Threads for blocking closures (`spawn_blocking`).
+    blocking: Arc<BlockingPool>,
     /// Tasks spawned and not yet finished.
     live: AtomicUsize,
     /// Signalled when `live` drops to zero.
@@ -136,11 +140,20 @@ pub(crate) struct ShutdownCounts {
     pub(crate) finished: u64,
     pub(crate) cancelled: u64,
     pub(crate) leaked: usize,
+    /// Blocking closures still running (left to finish on their detached threads).
+    pub(crate) blocking_running: usize,
+}
+
+/// How the blocking pool is sized (see `Builder`).
+pub(crate) struct BlockingConfig {
+    pub(crate) max_threads: usize,
+    pub(crate) keep_alive: Duration,
+    pub(crate) thread_name: String,
 }
 
 impl Scheduler {
     /// A scheduler for `threads` workers (started by the caller with [`run_worker`]).
-    pub(crate) fn new(threads: usize) -> io::Result<Arc<Scheduler>> {
+    pub(crate) fn new(threads: usize, blocking: BlockingConfig) -> io::Result<Arc<Scheduler>> {
         let (poller, driver) = crate::io::driver_pair()?;
         let locals: Vec<Worker<RawTask>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         Ok(Arc::new(Scheduler {
@@ -155,6 +168,7 @@ impl Scheduler {
             timers: Arc::new(WakerMap::new()),
             park_wakers: Arc::new(WakerMap::new()),
             slots: TaskSlots::new(threads),
+            blocking: Arc::new(BlockingPool::new(blocking.max_threads, blocking.keep_alive, blocking.thread_name)),
             live: AtomicUsize::new(0),
             live_zero: (Mutex::new(()), Condvar::new()),
             counters: Counters::new(threads),
@@ -182,6 +196,37 @@ impl Scheduler {
         crate::trace::trace_event!(task = id, delayed = start.is_some(), "spawn");
         self.start_task(task, from_inside);
         JoinHandle::new(task)
+    }
+
+    /// Runs `f` on the blocking pool (queued now, so closures start in call order); its
+    /// result (or panic) resolves the returned handle, through a small task that waits
+    /// for it. A closure whose handle was aborted before it started is skipped.
+    pub(crate) fn spawn_blocking<F, R>(self: &Arc<Self>, f: F, from_inside: bool) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let submitted = self.blocking.submit(Box::new(move || {
+            if !tx.is_canceled() {
+                let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+            }
+        }));
+        self.spawn(
+            async move {
+                if let Err(e) = submitted {
+                    panic!("spawn_blocking: {e}");
+                }
+                match rx.await {
+                    Ok(Ok(value)) => value,
+                    // The closure's panic becomes this task's: its `JoinError::Panic`.
+                    Ok(Err(payload)) => std::panic::resume_unwind(payload),
+                    Err(_) => panic!("spawn_blocking: the blocking pool shut down before the closure ran"),
+                }
+            },
+            None,
+            from_inside,
+        )
     }
 
     /// Registers a freshly allocated task and queues it (ready, or asleep until its start).
@@ -327,10 +372,12 @@ impl Scheduler {
             self.wait_idle(cancel_wait);
             self.stop();
         }
+        self.blocking.shut_down();
         ShutdownCounts {
             finished: self.counters.completed.load(Acquire) - finished0,
             cancelled: self.counters.cancelled.load(Acquire) - cancelled0,
             leaked: self.live.load(Acquire),
+            blocking_running: self.blocking.counts().running,
         }
     }
 
@@ -361,10 +408,13 @@ impl Scheduler {
 
     /// A snapshot of the counters.
     pub(crate) fn metrics(&self) -> Metrics {
+        let blocking = self.blocking.counts();
         self.counters.snapshot(Gauges {
             live: self.live.load(Relaxed),
             ready: self.ready_len(),
             foreign_timers: self.timers.len(),
+            blocking_threads: blocking.threads,
+            blocking_queued: blocking.queued,
         })
     }
 }
