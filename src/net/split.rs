@@ -11,6 +11,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What keeps a half's socket alive: a share of ownership, or a borrow of the stream.
 pub(crate) enum Hold<'a> {
@@ -52,6 +53,11 @@ impl RecvHalf<'_> {
         self.hold.sock().recv(buf).await
     }
 
+    /// Closes the connection at once (both halves): see [`PostSender::abort`].
+    pub fn abort(&self) {
+        self.hold.sock().kick();
+    }
+
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.hold.sock().peer_addr()
@@ -91,6 +97,16 @@ impl SendHalf<'_> {
     /// A thread-safe [`PostSender`] for this socket.
     pub fn sender(&self) -> PostSender {
         self.hold.sock().sender()
+    }
+
+    /// Closes the connection at once (both halves): see [`PostSender::abort`].
+    pub fn abort(&self) {
+        self.hold.sock().kick();
+    }
+
+    /// Sets `SO_LINGER` (see [`TcpStream::set_linger`]).
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.hold.sock().set_linger(linger)
     }
 
     /// The remote address.

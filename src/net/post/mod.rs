@@ -40,7 +40,8 @@ use futures::task::AtomicWaker;
 use role::WriterRole;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Mutex, OnceLock};
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 
 /// Buffers per `writev`.
@@ -48,8 +49,22 @@ pub(crate) const MAX_IOV: usize = 64;
 /// Default high-water mark of queued bytes above which `post_send` refuses data.
 pub const DEFAULT_HIGH_WATER: usize = 4 * 1024 * 1024;
 
+/// What a [`PostSender`] may do to the socket behind its queue, defined here so that the
+/// queue never names the socket type (the socket implements it).
+pub(crate) trait SocketControl: Send + Sync {
+    /// Closes at once: later operations fail, queued data is discarded, the peer and the
+    /// owner see the connection end.
+    fn abort(&self);
+    /// The remote address.
+    fn peer_addr(&self) -> io::Result<SocketAddr>;
+    /// Graceful close of the sending side (flush, then FIN).
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
 /// The shared half of a socket's send side: the queue and the writer hand-off.
 pub(crate) struct PostQueue {
+    /// The socket, while it is open.
+    pub(crate) socket: Weak<dyn SocketControl>,
     /// Allocated on the first post: most sockets never post, and the queue's first block
     /// is a kilobyte that would only cost memory and cache misses.
     bufs: OnceLock<Injector<Bytes>>,
@@ -119,8 +134,11 @@ impl WaitList {
 }
 
 impl PostQueue {
-    pub(crate) fn new() -> PostQueue {
+    /// A queue for the socket behind `socket` (a weak link: the queue never keeps its
+    /// socket open).
+    pub(crate) fn new(socket: Weak<dyn SocketControl>) -> PostQueue {
         PostQueue {
+            socket,
             bufs: OnceLock::new(),
             queued: AtomicUsize::new(0),
             high_water: AtomicUsize::new(DEFAULT_HIGH_WATER),

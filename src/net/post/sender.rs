@@ -5,6 +5,8 @@ use super::PostQueue;
 use bytes::Bytes;
 use std::fmt;
 use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Why a `post_send` refused its data; the data is inside, nothing is lost.
@@ -97,6 +99,56 @@ impl PostSender {
     /// Completes once the queue is below the high-water mark (or the socket is closed).
     pub async fn ready(&self) {
         poll_fn(|cx| self.queue.poll_space(cx)).await
+    }
+
+    /// Queues `data`, waiting for room below the high-water mark first if needed (the
+    /// `post_send` → `WouldExceed` → [`ready`](Self::ready) → retry loop, done for you).
+    /// Fails only with [`PostError::Closed`], the data handed back.
+    ///
+    /// ```no_run
+    /// # async fn demo(sender: iocore::net::PostSender) -> Result<(), iocore::net::PostError> {
+    /// for i in 0..1000 {
+    ///     sender.send(format!("line {i}\n")).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
+        let mut data = data.into();
+        loop {
+            match self.queue.post(data, true) {
+                Err(PostError::WouldExceed(back)) => {
+                    data = back;
+                    self.ready().await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Closes the socket at once, from any thread (to kick a client): queued data is
+    /// discarded, later posts and the owner's sends fail, the owner's receives see the
+    /// end, and the close sends a reset. Does nothing if the socket is already closed.
+    pub fn abort(&self) {
+        if let Some(socket) = self.queue.socket.upgrade() {
+            socket.abort();
+        }
+    }
+
+    /// Graceful close of the sending side, from any thread: later posts are refused, what
+    /// was queued is delivered, then FIN. Harmless if already done (or the socket closed).
+    pub async fn shutdown(&self) -> io::Result<()> {
+        match self.queue.socket.upgrade() {
+            Some(socket) => poll_fn(|cx| socket.poll_shutdown(cx)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The remote address; `NotConnected` once the socket is closed.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match self.queue.socket.upgrade() {
+            Some(socket) => socket.peer_addr(),
+            None => Err(io::Error::new(io::ErrorKind::NotConnected, "peer_addr: the socket is closed")),
+        }
     }
 }
 

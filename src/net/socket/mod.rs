@@ -11,7 +11,7 @@ mod flush;
 pub(crate) use flush::ensure_flusher;
 
 use crate::io::{Direction, Registration, Waiter};
-use crate::net::post::{PostError, PostQueue, PostSender};
+use crate::net::post::{PostError, PostQueue, PostSender, SocketControl};
 use crate::runtime::Handle;
 use bytes::Bytes;
 use socket2::SockRef;
@@ -22,7 +22,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -54,10 +54,10 @@ impl Socket {
         if let Ok(p) = stream.peer_addr() {
             let _ = peer.set(p);
         }
-        Ok(Arc::new(Socket {
+        Ok(Arc::new_cyclic(|me: &Weak<Socket>| Socket {
             reg,
             stream,
-            post: Arc::new(PostQueue::new()),
+            post: Arc::new(PostQueue::new(me.clone())),
             core,
             owners: AtomicUsize::new(0),
             fin_sent: AtomicBool::new(false),
@@ -345,19 +345,47 @@ impl Socket {
         PostSender { queue: self.post.clone() }
     }
 
-    /// Closes at once with a reset (RST), discarding queued data.
+    /// Closes at once with a reset (RST) when the fd closes, discarding queued data; later
+    /// sends and posts fail.
     pub(crate) fn abort(&self) {
         let _ = SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
         self.post.close(Some(io::Error::new(io::ErrorKind::ConnectionAborted, "socket was aborted")));
+    }
+
+    /// [`abort`](Self::abort) while the owner still holds the socket (from a `PostSender`
+    /// or a half): also ends the owner's receives (they see the end of the stream), so the
+    /// owner lets go and the close resets the connection.
+    pub(crate) fn kick(&self) {
+        self.abort();
+        let _ = self.stream.shutdown(Shutdown::Read);
+        self.reg.io.wake_all();
     }
 
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.stream.peer_addr()
     }
 
+    pub(crate) fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        SockRef::from(&self.stream).set_linger(linger).map_err(|e| io::Error::new(e.kind(), format!("set_linger: {e}")))
+    }
+
     /// Records the peer once connected (for error messages).
     pub(crate) fn set_peer(&self, addr: SocketAddr) {
         let _ = self.peer.set(addr);
+    }
+}
+
+impl SocketControl for Socket {
+    fn abort(&self) {
+        self.kick();
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Socket::peer_addr(self)
+    }
+
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Socket::poll_shutdown(self, cx)
     }
 }
 

@@ -1,0 +1,166 @@
+//! `PostSender` as a full handle: `send` that waits for room, `abort` to kick a client
+//! from any thread, `shutdown` from any thread, `peer_addr`; and the halves' `abort`,
+//! `peer_addr` and `set_linger`.
+
+use iocore::net::{PostError, TcpListener, TcpStream};
+use iocore::IoCore;
+use std::io::{ErrorKind, Read};
+use std::time::Duration;
+
+const HANG: Duration = Duration::from_secs(20);
+
+/// Runs `body` on a 2-worker core, bounded by a timeout.
+fn run<Fut: std::future::Future<Output = ()>>(body: impl FnOnce() -> Fut) {
+    let core = IoCore::builder().threads(2).build().unwrap();
+    core.block_on(iocore::time::timeout(HANG, body())).expect("the test hung");
+}
+
+/// A connected pair: (iocore stream, plain blocking std stream as the peer).
+async fn pair_with_std_peer() -> (TcpStream, std::net::TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
+    let (stream, _) = listener.accept().await.unwrap();
+    (stream, peer.join().unwrap())
+}
+
+#[test]
+fn send_waits_for_room_and_delivers_everything_in_order() {
+    run(|| async {
+        let (stream, mut peer) = pair_with_std_peer().await;
+        stream.set_post_high_water(8 * 1024);
+        let sender = stream.sender();
+        let chunks = 300usize;
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            // Start late, so the writer meets the high-water mark.
+            std::thread::sleep(Duration::from_millis(50));
+            while got.len() < chunks * 4096 {
+                let n = peer.read(&mut buf).unwrap();
+                assert!(n > 0, "EOF after {} bytes", got.len());
+                got.extend_from_slice(&buf[..n]);
+            }
+            got
+        });
+        let mut max_queued = 0;
+        for i in 0..chunks {
+            sender.send(vec![(i % 251) as u8; 4096]).await.expect("send");
+            max_queued = max_queued.max(sender.queued_bytes());
+        }
+        assert!(max_queued <= 8 * 1024 + 4096, "queue grew to {max_queued}");
+        let got = iocore::spawn_blocking(move || reader.join().unwrap()).await.unwrap();
+        for (i, chunk) in got.chunks(4096).enumerate() {
+            assert!(chunk.iter().all(|b| *b == (i % 251) as u8), "chunk {i} out of order");
+        }
+        drop(stream);
+    });
+}
+
+#[test]
+fn send_after_close_hands_the_data_back() {
+    run(|| async {
+        let (stream, _peer) = pair_with_std_peer().await;
+        let sender = stream.sender();
+        stream.shutdown().await.unwrap();
+        match sender.send(&b"late"[..]).await {
+            Err(PostError::Closed(data)) => assert_eq!(&data[..], b"late"),
+            other => panic!("expected Closed, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn abort_from_another_thread_kicks_the_client_while_its_owner_waits_in_recv() {
+    run(|| async {
+        let (stream, mut peer) = pair_with_std_peer().await;
+        let sender = stream.sender();
+        let owner = iocore::spawn(async move {
+            let mut buf = [0u8; 64];
+            // Waits for data that never comes until the kick ends the stream.
+            let r = stream.recv(&mut buf).await;
+            drop(stream);
+            r
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let kicker = sender.clone();
+        std::thread::spawn(move || kicker.abort()).join().unwrap();
+        let r = owner.await.unwrap();
+        assert!(matches!(r, Ok(0) | Err(_)), "the owner's recv saw data: {r:?}");
+        assert!(matches!(sender.post_send(&b"x"[..]), Err(PostError::Closed(_))));
+        // The peer sees the connection end (a reset, or EOF if it raced the close).
+        let mut buf = [0u8; 8];
+        peer.set_read_timeout(Some(HANG)).unwrap();
+        match peer.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+            Ok(n) => panic!("the peer read {n} bytes after the kick"),
+        }
+        // Harmless on a closed socket.
+        sender.abort();
+    });
+}
+
+#[test]
+fn shutdown_from_a_plain_thread_delivers_what_was_posted_then_fin() {
+    run(|| async {
+        let (stream, mut peer) = pair_with_std_peer().await;
+        let sender = stream.sender();
+        for i in 0..100u8 {
+            sender.post_send(vec![i; 100]).unwrap();
+        }
+        let s2 = sender.clone();
+        std::thread::spawn(move || futures::executor::block_on(s2.shutdown()).unwrap()).join().unwrap();
+        assert!(matches!(sender.post_send(&b"x"[..]), Err(PostError::Closed(_))));
+        assert!(stream.send(b"owner").await.is_err(), "the owner sent after shutdown");
+        let got = iocore::spawn_blocking(move || {
+            let mut v = Vec::new();
+            peer.read_to_end(&mut v).unwrap();
+            v
+        })
+        .await
+        .unwrap();
+        assert_eq!(got.len(), 100 * 100);
+        assert!(got.chunks(100).enumerate().all(|(i, c)| c.iter().all(|b| *b == i as u8)));
+        // Twice is harmless.
+        sender.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn peer_addr_through_the_sender_and_the_halves() {
+    run(|| async {
+        let (stream, peer) = pair_with_std_peer().await;
+        let want = peer.local_addr().unwrap();
+        let sender = stream.sender();
+        assert_eq!(sender.peer_addr().unwrap(), want);
+        let (recv, send) = stream.into_split();
+        assert_eq!(recv.peer_addr().unwrap(), want);
+        assert_eq!(send.peer_addr().unwrap(), want);
+        send.set_linger(Some(Duration::from_secs(1))).unwrap();
+        drop((recv, send));
+        iocore::time::sleep(Duration::from_millis(10)).await;
+        let e = sender.peer_addr().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotConnected, "{e}");
+    });
+}
+
+#[test]
+fn a_half_can_abort_the_connection() {
+    run(|| async {
+        let (stream, mut peer) = pair_with_std_peer().await;
+        let (recv, send) = stream.into_split();
+        let reader = iocore::spawn(async move {
+            let mut buf = [0u8; 8];
+            recv.recv(&mut buf).await
+        });
+        iocore::time::sleep(Duration::from_millis(10)).await;
+        send.abort();
+        assert!(send.send(b"x").await.is_err(), "send after abort");
+        assert!(matches!(reader.await.unwrap(), Ok(0) | Err(_)));
+        drop(send);
+        peer.set_read_timeout(Some(HANG)).unwrap();
+        let mut buf = [0u8; 8];
+        assert!(matches!(peer.read(&mut buf), Ok(0) | Err(_)));
+    });
+}
