@@ -82,7 +82,7 @@ pub mod task;
 pub mod time;
 mod util;
 
-pub use runtime::{Builder, Handle, IoCore, ShutdownReport};
+pub use runtime::{Builder, EnterGuard, Handle, IoCore, ShutdownReport};
 pub use sched::Metrics;
 pub use task::{JoinError, JoinHandle, TaskRef};
 

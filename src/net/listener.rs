@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
@@ -166,6 +166,19 @@ impl TcpListener {
     /// A `Stream` of accepted connections (errors included; it never ends).
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open as long as `self` lives.
+        unsafe { BorrowedFd::borrow_raw(self.listener.as_raw_fd()) }
     }
 }
 

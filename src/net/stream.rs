@@ -15,6 +15,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -369,6 +370,19 @@ async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<
     .await?;
     sock.set_peer(addr);
     Ok(stream)
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock().stream.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open as long as `self` (an owner of the socket) lives.
+        unsafe { BorrowedFd::borrow_raw(self.as_raw_fd()) }
+    }
 }
 
 impl fmt::Debug for TcpStream {

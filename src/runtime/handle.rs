@@ -121,6 +121,48 @@ impl Handle {
     }
 }
 
+/// Makes a core the current one of this thread until dropped; see [`Handle::enter`].
+/// Not `Send`: it restores the thread's previous context on drop.
+#[must_use = "the core is current only while the guard lives"]
+pub struct EnterGuard {
+    _inner: context::EnterGuard,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnterGuard").finish()
+    }
+}
+
+impl Handle {
+    /// Makes this core the current one of the calling thread until the guard drops, so
+    /// that iocore sockets and timers created there (and `Handle::current`,
+    /// `iocore::spawn`) use it — e.g. inside another runtime's task, where they would
+    /// otherwise go to the process-wide default core.
+    ///
+    /// ```
+    /// let core = iocore::IoCore::builder().threads(1).build()?;
+    /// let handle = core.handle();
+    /// std::thread::spawn(move || {
+    ///     let _guard = handle.enter();
+    ///     assert!(iocore::Handle::try_current().is_some());
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn enter(&self) -> EnterGuard {
+        EnterGuard { _inner: context::enter(self.sched.clone(), false), _not_send: std::marker::PhantomData }
+    }
+}
+
+// The core's shared state is consistent at every point a panic can unwind through (locks
+// ignore poison, user code is contained), so a handle observed after a caught panic is
+// as good as before.
+impl std::panic::UnwindSafe for Handle {}
+impl std::panic::RefUnwindSafe for Handle {}
+
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle").field("workers", &self.sched.counters.workers()).finish()

@@ -8,7 +8,7 @@
 pub(crate) mod context;
 mod handle;
 
-pub use handle::Handle;
+pub use handle::{EnterGuard, Handle};
 
 use crate::sched::{self, BlockingConfig, Scheduler};
 use crate::task::JoinHandle;
@@ -318,6 +318,10 @@ impl Drop for IoCore {
         }
     }
 }
+
+// See the same impls for `Handle`.
+impl std::panic::UnwindSafe for IoCore {}
+impl std::panic::RefUnwindSafe for IoCore {}
 
 impl fmt::Debug for IoCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -74,6 +74,12 @@ impl TaskRef {
     /// Wakes the task: it is polled again soon, and its next [`park`] returns
     /// [`Wake::Woken`]. Wakeups coalesce; one that arrives while the task runs is kept.
     /// A task spawned with `spawn_at` starts at once (that wakeup is consumed by the start).
+    ///
+    /// It ends exactly two kinds of wait: a [`park`] (which returns `Woken`), and the
+    /// delayed start of a `spawn_at` task. Every other future the task awaits is merely
+    /// polled again and decides for itself: a [`time::sleep`](crate::time::sleep) keeps
+    /// sleeping until its deadline, a `recv` keeps waiting for data. To make a sleep
+    /// interruptible, `select!` it with a `park`, or use `park(Some(deadline))`.
     pub fn wakeup(&self) {
         self.raw.notify(state::WOKEN);
     }
@@ -82,6 +88,13 @@ impl TaskRef {
     /// [`park`] consumes it, and takes precedence there (`park` returns [`Wake::Signaled`]).
     pub fn signal(&self) {
         self.raw.notify(state::SIGNALED);
+    }
+
+    /// Cancels the task, like [`JoinHandle::abort`]: its future is dropped by a worker
+    /// (never while it is being polled) and its handle yields a cancelled `JoinError`.
+    /// Aborting a finished task does nothing.
+    pub fn abort(&self) {
+        self.raw.notify(state::CANCELLED);
     }
 
     /// A process-wide unique id of the task.

@@ -1,0 +1,105 @@
+//! The small handles users reach for: `TaskRef::abort`, `Handle::enter`, `AsFd`/`AsRawFd`
+//! on sockets, unwind safety of `IoCore`/`Handle`, and what `TaskRef::wakeup` does (and
+//! does not) end.
+
+use iocore::net::{TcpListener, TcpStream};
+use iocore::{task, time, Handle, IoCore};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
+
+const HANG: Duration = Duration::from_secs(20);
+
+#[test]
+fn taskref_abort_cancels_a_parked_task() {
+    let core = IoCore::builder().threads(1).build().unwrap();
+    let h = core.spawn(async { task::park(None).await });
+    let t = h.task();
+    t.abort();
+    let err = core.block_on(time::timeout(HANG, h)).expect("hung").unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    assert!(t.is_finished());
+    t.abort(); // harmless on a finished task
+}
+
+#[test]
+fn a_wakeup_ends_a_park_but_not_a_sleep() {
+    let core = IoCore::builder().threads(2).build().unwrap();
+    let sleeper = core.spawn(async {
+        let start = Instant::now();
+        time::sleep(Duration::from_millis(200)).await;
+        start.elapsed()
+    });
+    let parker = core.spawn(async { task::park(Some(Instant::now() + HANG)).await });
+    std::thread::sleep(Duration::from_millis(10));
+    sleeper.task().wakeup();
+    parker.task().wakeup();
+    assert_eq!(core.block_on(parker).unwrap(), task::Wake::Woken);
+    let slept = core.block_on(sleeper).unwrap();
+    assert!(slept >= Duration::from_millis(200), "the wakeup cut the sleep short: {slept:?}");
+}
+
+#[test]
+fn enter_makes_a_core_current_on_any_thread() {
+    let core = IoCore::builder().threads(3).build().unwrap();
+    let handle = core.handle();
+    assert!(Handle::try_current().is_none());
+    // Inside another runtime's task, sockets, timers and spawns go to the entered core.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (workers, answer) = rt.block_on(async move {
+        let _guard = handle.enter();
+        let current = Handle::current();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let echo = iocore::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4];
+            let n = s.recv(&mut buf).await.unwrap();
+            s.send_all(&buf[..n]).await.unwrap();
+        });
+        let c = TcpStream::connect(addr).await.unwrap();
+        c.send_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        let n = c.recv(&mut buf).await.unwrap();
+        time::sleep(Duration::from_millis(1)).await;
+        echo.await.unwrap();
+        (current.metrics().workers, buf[..n].to_vec())
+    });
+    assert_eq!(workers, 3);
+    assert_eq!(answer, b"ping");
+    // The guard restored the previous (empty) context.
+    assert!(Handle::try_current().is_none());
+}
+
+#[test]
+fn sockets_expose_their_fd() {
+    let core = IoCore::builder().threads(1).build().unwrap();
+    core.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(listener.as_raw_fd() >= 0);
+        let bound = socket2::SockRef::from(&listener).local_addr().unwrap().as_socket().unwrap();
+        assert_eq!(bound, addr);
+        let (c, s) = futures::join!(TcpStream::connect(addr), listener.accept());
+        let (c, (s, _)) = (c.unwrap(), s.unwrap());
+        assert_eq!(c.as_fd().as_raw_fd(), c.as_raw_fd());
+        let peer = socket2::SockRef::from(&c).peer_addr().unwrap().as_socket().unwrap();
+        assert_eq!(peer, addr);
+        assert_ne!(s.as_raw_fd(), c.as_raw_fd());
+    });
+}
+
+#[test]
+fn core_and_handle_are_unwind_safe() {
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>(_: &T) {}
+    let core = IoCore::builder().threads(1).build().unwrap();
+    unwind_safe(&core);
+    unwind_safe(&core.handle());
+    // And usable after a caught panic that went through a reference to them.
+    let handle = core.handle();
+    let r = std::panic::catch_unwind(|| {
+        let _ = handle.metrics();
+        panic!("caught");
+    });
+    assert!(r.is_err());
+    assert_eq!(core.block_on(core.spawn(async { 7 })).unwrap(), 7);
+}
