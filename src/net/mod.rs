@@ -10,12 +10,13 @@
 //! with `writev`). Everything posted before an owner's send leaves before it. See `post`.
 
 //!
-//! Files: `addr` (address inputs, name resolution), `listener`, `socket` (the socket core
+//! Files: `addr` (address inputs, name resolution), `copy` ([`copy_bidirectional`]), `listener`, `socket` (the socket core
 //! shared by a stream, its halves and its flusher; the flusher), `stream` (the
 //! [`TcpStream`] API), `split` (the halves), `io_traits` (`AsyncRead`/`AsyncWrite`),
 //! `post` (the post queue and [`PostSender`]).
 
 mod addr;
+mod copy;
 mod io_traits;
 mod listener;
 mod post;
@@ -24,6 +25,7 @@ mod split;
 mod stream;
 
 pub use addr::{Target, ToSocketAddrs};
+pub use copy::copy_bidirectional;
 pub use listener::{Incoming, ListenOptions, TcpListener};
 pub use post::{PostError, PostSender, DEFAULT_HIGH_WATER};
 pub use split::{reunite, OwnedRecvHalf, OwnedSendHalf, RecvHalf, ReuniteError, SendHalf};
