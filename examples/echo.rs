@@ -2,26 +2,23 @@
 //!
 //! Run: `cargo run --release --example echo` (optional: `-- SECONDS CONNECTIONS`).
 //!
-//! 100 connections each keep one message of the benchmark protocol in flight (5 ints and a
-//! 128-byte payload, validated on both sides) for ~5 seconds over loopback. Prints
-//! messages/s and latency every second, then a summary.
-
-#[path = "msgbench/proto.rs"]
-#[allow(dead_code)]
-mod proto;
+//! 100 connections each keep one 128-byte message in flight for ~5 seconds over loopback;
+//! the server sends back whatever it receives and the client checks that every reply is its
+//! message. Prints messages/s and latency every second, then a summary.
 
 use iocore::net::{TcpListener, TcpStream};
 use iocore::IoCore;
-use proto::{encode, Msg, RecvBuf, ServerConn};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn message(seq: u64) -> Vec<u8> {
-    let mut v = Vec::new();
-    let m = Msg { timestamp_ms: 0, int_count: 5, int_value: seq as u32, payload_len: 128 };
-    encode(&m, &mut v);
-    v
+const MESSAGE_LEN: usize = 128;
+
+/// Message `seq`: its number, then a filler pattern.
+fn message(seq: u64) -> [u8; MESSAGE_LEN] {
+    let mut m = [0xA5; MESSAGE_LEN];
+    m[..8].copy_from_slice(&seq.to_le_bytes());
+    m
 }
 
 fn percentile(v: &mut [u32], p: f64) -> u32 {
@@ -36,27 +33,23 @@ fn main() -> std::io::Result<()> {
     let core = IoCore::new()?;
     println!("iocore echo demo: {} workers, {connections} connections, {seconds} s", core.metrics().workers);
 
+    // The server: one task per connection sends back what it receives.
     let listener = core.block_on(TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     core.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             iocore::spawn(async move {
-                let mut conn = ServerConn::new(8192);
-                while let Ok(n @ 1..) = stream.recv(conn.recv.space()).await {
-                    match conn.on_read(n) {
-                        Ok(out) if !out.is_empty() => {
-                            if stream.send_all(out).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => return eprintln!("server: {e}"),
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = stream.recv(&mut buf).await {
+                    if stream.send_all(&buf[..n]).await.is_err() {
+                        break;
                     }
                 }
             });
         }
     });
 
+    // The client: one task per connection sends a message, waits for all of it to come back.
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let latencies: Arc<Mutex<Vec<u32>>> = Arc::default();
@@ -65,23 +58,20 @@ fn main() -> std::io::Result<()> {
             let (count, stop, latencies) = (count.clone(), stop.clone(), latencies.clone());
             core.spawn(async move {
                 let stream = TcpStream::connect(addr).await?;
-                let mut recv = RecvBuf::new(8192);
                 let mut seq = i as u64;
                 while !stop.load(Ordering::Relaxed) {
                     let sent = Instant::now();
-                    stream.send_all(&message(seq)).await?;
+                    let msg = message(seq);
+                    stream.send_all(&msg).await?;
+                    let mut reply = [0u8; MESSAGE_LEN];
                     let mut got = 0;
-                    while got == 0 {
-                        let n = stream.recv(recv.space()).await?;
-                        if n == 0 {
-                            return Err(std::io::Error::other("server closed the connection"));
+                    while got < MESSAGE_LEN {
+                        match stream.recv(&mut reply[got..]).await? {
+                            0 => return Err(std::io::Error::other("server closed the connection")),
+                            n => got += n,
                         }
-                        recv.filled(n, |m| {
-                            assert_eq!(m.int_value, seq as u32, "reply to another message");
-                            got += 1;
-                        })
-                        .map_err(std::io::Error::other)?;
                     }
+                    assert_eq!(reply, msg, "the reply is not the message sent");
                     latencies.lock().unwrap().push(sent.elapsed().as_micros() as u32);
                     count.fetch_add(1, Ordering::Relaxed);
                     seq += connections as u64;

@@ -2,10 +2,11 @@
 //! mio loop ("floor"), same wire format and per-message work.
 //!
 //! ```text
-//! cargo run --release --example msgbench -- compare --scenario all --runs 5
-//! cargo run --release --example msgbench -- compare --scenario basic --runs 1 --quick
-//! cargo run --release --example msgbench -- server --runtime iocore --threads 2 --port 9000
-//! cargo run --release --example msgbench -- client --runtime tokio --threads 1 --port 9000 --scenario basic
+//! cargo bench --bench msgbench -- compare --scenario all --runs 5
+//! cargo bench --bench msgbench -- compare --scenario basic --runs 1 --quick
+//! cargo bench --bench msgbench -- server --runtime iocore --threads 2 --port 9000
+//! cargo bench --bench msgbench -- client --runtime tokio --threads 1 --port 9000 --scenario basic
+//! cargo bench --bench msgbench -- help compare
 //! ```
 //!
 //! `compare` starts each server and client as its own process (this binary), the client
@@ -19,6 +20,7 @@ mod proto;
 mod server;
 mod stream;
 
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -96,11 +98,19 @@ const SCENARIOS: &[Scenario] = &[
 /// Seconds a fan-out run lasts.
 const FANOUT_SECS: f64 = 5.0;
 
-fn scenario(name: &str) -> Scenario {
-    *SCENARIOS.iter().find(|s| s.name == name).unwrap_or_else(|| {
+fn scenario(name: &str) -> Result<Scenario, String> {
+    SCENARIOS.iter().find(|s| s.name == name).copied().ok_or_else(|| {
         let names: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
-        die(&format!("unknown scenario {name:?}; one of {names:?} or all"))
+        format!("unknown scenario {name:?}; one of {names:?}")
     })
+}
+
+/// `all` or a comma-separated list of scenario names.
+fn scenario_list(which: &str) -> Result<Vec<Scenario>, String> {
+    if which == "all" {
+        return Ok(SCENARIOS.to_vec());
+    }
+    which.split(',').map(scenario).collect()
 }
 
 fn die(msg: &str) -> ! {
@@ -108,39 +118,116 @@ fn die(msg: &str) -> ! {
     std::process::exit(64);
 }
 
-struct Args(HashMap<String, String>, Vec<String>);
+#[derive(Parser)]
+#[command(
+    name = "msgbench",
+    bin_name = "msgbench",
+    about = "The message benchmark of benches/PROTOCOL.md: iocore vs tokio vs a mio loop"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// Pin this process to these CPUs ("0,1").
+    #[arg(long, global = true)]
+    pin: Option<String>,
+    /// Passed by `cargo bench` to every `harness = false` target; ignored.
+    #[arg(long, global = true, hide = true)]
+    bench: bool,
+}
 
-impl Args {
-    fn parse(args: &[String]) -> Args {
-        let mut map = HashMap::new();
-        let mut flags = Vec::new();
-        let mut i = 0;
-        while i < args.len() {
-            let a = args[i]
-                .strip_prefix("--")
-                .unwrap_or_else(|| die(&format!("unexpected argument {:?}", args[i])));
-            if i + 1 < args.len() && !args[i + 1].starts_with("--") {
-                map.insert(a.to_string(), args[i + 1].clone());
-                i += 2;
-            } else {
-                flags.push(a.to_string());
-                i += 1;
-            }
-        }
-        Args(map, flags)
-    }
-    fn get<T: std::str::FromStr>(&self, key: &str, default: T) -> T {
-        match self.0.get(key) {
-            None => default,
-            Some(v) => v.parse().unwrap_or_else(|_| die(&format!("--{key}: cannot parse {v:?}"))),
-        }
-    }
-    fn str(&self, key: &str, default: &str) -> String {
-        self.0.get(key).cloned().unwrap_or_else(|| default.to_string())
-    }
-    fn flag(&self, key: &str) -> bool {
-        self.1.iter().any(|f| f == key)
-    }
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the benchmark protocol until killed.
+    Server(ServerArgs),
+    /// Run one scenario against a running server and print its results.
+    Client(ClientArgs),
+    /// Run servers and clients of each runtime as child processes and print markdown tables.
+    Compare(CompareArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ServerRuntime {
+    Iocore,
+    Tokio,
+    /// tokio's current-thread runtime.
+    TokioCt,
+    /// A hand-written single-threaded mio loop.
+    Floor,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ClientRuntime {
+    Iocore,
+    Tokio,
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    #[arg(long, value_enum, default_value_t = ServerRuntime::Iocore)]
+    runtime: ServerRuntime,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
+    /// Set TCP_NODELAY on every connection.
+    #[arg(long)]
+    nodelay: bool,
+    #[arg(long, default_value_t = 8192)]
+    read_size: usize,
+    /// Serve the fan-out scenario (frames posted from a plain thread).
+    #[arg(long)]
+    fanout: bool,
+}
+
+// The flags without a default override the scenario's setting.
+#[derive(Args)]
+struct ClientArgs {
+    #[arg(long, value_enum, default_value_t = ClientRuntime::Tokio)]
+    runtime: ClientRuntime,
+    /// basic, single, parallel, big, massive or fanout (benches/PROTOCOL.md).
+    #[arg(long, default_value = "basic", value_parser = scenario)]
+    scenario: Scenario,
+    /// A tenth of the target messages (a fifth of the fan-out time).
+    #[arg(long)]
+    quick: bool,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Messages in flight per connection.
+    #[arg(long)]
+    parallel: Option<usize>,
+    /// Payload bytes per message.
+    #[arg(long)]
+    payload: Option<u64>,
+    /// Ints per message.
+    #[arg(long)]
+    ints: Option<u32>,
+    /// Replies to receive before stopping.
+    #[arg(long)]
+    target: Option<u64>,
+    #[arg(long, default_value_t = 8192)]
+    read_size: usize,
+    /// Set TCP_NODELAY on every connection.
+    #[arg(long)]
+    nodelay: bool,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// `all` or a comma-separated list of scenarios.
+    // `std::vec::Vec` spelled out: clap takes the parser's list as the one value (a plain
+    // `Vec` would mean a repeatable flag).
+    #[arg(long = "scenario", value_name = "LIST", default_value = "all", value_parser = scenario_list)]
+    scenarios: std::vec::Vec<Scenario>,
+    /// Runs per runtime (the tables show medians).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Shorter runs (see `client --quick`), for smoke tests.
+    #[arg(long)]
+    quick: bool,
 }
 
 /// Pins this process to the CPUs in `list` ("0,1").
@@ -170,36 +257,36 @@ fn raise_nofile() {
 }
 
 fn main() {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = argv.first() else { die("usage: msgbench server|client|compare [--options]") };
-    let args = Args::parse(&argv[1..]);
+    let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        // A plain `cargo bench` runs every bench target with nothing but `--bench`.
+        Cli::command().print_help().expect("stdout");
+        std::process::exit(if cli.bench { 0 } else { 64 });
+    };
     raise_nofile();
-    if let Some(cpus) = args.0.get("pin") {
+    if let Some(cpus) = &cli.pin {
         pin(cpus);
     }
-    match cmd.as_str() {
-        "server" => run_server(&args),
-        "client" => run_client(&args),
-        "compare" => compare(&args),
-        other => die(&format!("unknown command {other:?}")),
+    match command {
+        Cmd::Server(args) => run_server(&args),
+        Cmd::Client(args) => run_client(&args),
+        Cmd::Compare(args) => compare(&args),
     }
 }
 
-fn run_server(args: &Args) {
+fn run_server(args: &ServerArgs) {
     let opts = server::ServerOpts {
-        threads: args.get("threads", 2),
-        port: args.get("port", 9000),
-        nodelay: args.flag("nodelay"),
-        read_size: args.get("read-size", 8192),
-        fanout: args.flag("fanout"),
+        threads: args.threads,
+        port: args.port,
+        nodelay: args.nodelay,
+        read_size: args.read_size,
+        fanout: args.fanout,
     };
-    let runtime = args.str("runtime", "iocore");
-    let r = match runtime.as_str() {
-        "iocore" => server::run_iocore(opts),
-        "tokio" => server::run_tokio(opts, false),
-        "tokio-ct" => server::run_tokio(opts, true),
-        "floor" => server::run_floor(opts),
-        other => die(&format!("unknown server runtime {other:?}")),
+    let r = match args.runtime {
+        ServerRuntime::Iocore => server::run_iocore(opts),
+        ServerRuntime::Tokio => server::run_tokio(opts, false),
+        ServerRuntime::TokioCt => server::run_tokio(opts, true),
+        ServerRuntime::Floor => server::run_floor(opts),
     };
     if let Err(e) = r {
         die(&format!("server: {e}"));
@@ -221,31 +308,29 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn run_client(args: &Args) {
-    let sc = scenario(&args.str("scenario", "basic"));
-    let quick = args.flag("quick");
+fn run_client(args: &ClientArgs) {
+    let (sc, quick) = (args.scenario, args.quick);
     let fanout = sc.name == "fanout";
     let opts = client::ClientOpts {
-        threads: args.get("threads", 1),
-        port: args.get("port", 9000),
-        connections: args.get("connections", sc.connections),
-        parallel: args.get("parallel", sc.parallel),
-        payload: args.get("payload", sc.payload),
-        ints: args.get("ints", sc.ints),
-        target: args.get("target", if quick { sc.target / 10 } else { sc.target }),
-        read_size: args.get("read-size", 8192),
-        nodelay: args.flag("nodelay"),
+        threads: args.threads,
+        port: args.port,
+        connections: args.connections.unwrap_or(sc.connections),
+        parallel: args.parallel.unwrap_or(sc.parallel),
+        payload: args.payload.unwrap_or(sc.payload),
+        ints: args.ints.unwrap_or(sc.ints),
+        target: args.target.unwrap_or(if quick { sc.target / 10 } else { sc.target }),
+        read_size: args.read_size,
+        nodelay: args.nodelay,
         fanout_secs: fanout.then(|| if quick { FANOUT_SECS / 5.0 } else { FANOUT_SECS }),
     };
     let shared = client::Shared::new(opts);
-    let runtime = args.str("runtime", "tokio");
+    let runtime = args.runtime;
     let start = Instant::now();
     let s = shared.clone();
     std::thread::spawn(move || {
-        let r = match runtime.as_str() {
-            "iocore" => client::run_iocore(s),
-            "tokio" => client::run_tokio(s),
-            other => die(&format!("unknown client runtime {other:?}")),
+        let r = match runtime {
+            ClientRuntime::Iocore => client::run_iocore(s),
+            ClientRuntime::Tokio => client::run_tokio(s),
         };
         if let Err(e) = r {
             die(&format!("client: {e}"));
@@ -447,12 +532,8 @@ fn med_of(rs: &[RunResult], f: fn(&RunResult) -> f64) -> f64 {
     median(&mut rs.iter().map(f).collect::<Vec<_>>())
 }
 
-fn compare(args: &Args) {
-    let runs: usize = args.get("runs", 3);
-    let quick = args.flag("quick");
-    let which = args.str("scenario", "all");
-    let scenarios: Vec<Scenario> =
-        if which == "all" { SCENARIOS.to_vec() } else { which.split(',').map(scenario).collect() };
+fn compare(args: &CompareArgs) {
+    let (runs, quick, scenarios) = (args.runs, args.quick, &args.scenarios);
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpus = if ncpu >= 2 {
         (
@@ -470,7 +551,7 @@ fn compare(args: &Args) {
     );
     let mut table1 = Vec::new();
     let mut table2 = Vec::new();
-    for sc in &scenarios {
+    for sc in scenarios {
         let tokio_rt = if sc.server_threads == 1 { "tokio-ct" } else { "tokio" };
         let mut servers = vec!["iocore", tokio_rt];
         if sc.server_threads == 1 {

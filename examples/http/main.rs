@@ -5,25 +5,37 @@
 //! `curl http://127.0.0.1:8080/` or `curl --data-binary @file http://127.0.0.1:8080/echo`,
 //! or measure it with `wrk -t2 -c100 -d10s http://127.0.0.1:8080/`.
 //! `--runtime tokio` serves the same hyper service on tokio, for side-by-side measurement;
-//! `--threads N` sets the worker threads of either runtime (default: one per CPU).
+//! `--threads N` sets the worker threads of either runtime (default: one per CPU);
+//! `--help` lists the options.
 
 mod server;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+use clap::{Parser, ValueEnum};
+
+/// hyper 1.x HTTP/1.1 server on 127.0.0.1: `GET /` says hello, `POST /echo` echoes the body.
+#[derive(Parser)]
+struct Cli {
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Worker threads (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// The runtime that serves the hyper service.
+    #[arg(long, value_enum, default_value_t = Runtime::Iocore)]
+    runtime: Runtime,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Runtime {
+    Iocore,
+    Tokio,
 }
 
 fn main() -> std::io::Result<()> {
-    let port: u16 = arg("--port").and_then(|p| p.parse().ok()).unwrap_or(8080);
-    let threads: usize = arg("--threads").and_then(|p| p.parse().ok()).unwrap_or(0);
-    match arg("--runtime").as_deref().unwrap_or("iocore") {
-        "iocore" => serve_iocore(port, threads),
-        "tokio" => serve_tokio(port, threads),
-        other => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("unknown --runtime {other:?} (iocore or tokio)"),
-        )),
+    let Cli { port, threads, runtime } = Cli::parse();
+    match runtime {
+        Runtime::Iocore => serve_iocore(port, threads),
+        Runtime::Tokio => serve_tokio(port, threads),
     }
 }
 

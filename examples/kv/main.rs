@@ -3,26 +3,41 @@
 //!
 //! Run: `cargo run --release --example kv -- --port 6379` and talk to it with
 //! `redis-cli -p 6379` or measure it with `redis-benchmark -p 6379 -t ping,set,get`.
-//! `--runtime tokio` serves the same protocol code on tokio, for side-by-side measurement.
+//! `--runtime tokio` serves the same protocol code on tokio, for side-by-side measurement;
+//! `--help` lists the options.
 
 mod resp;
 mod server;
 
+use clap::{Parser, ValueEnum};
 use resp::{Conn, Store};
 use std::sync::Arc;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+/// A Redis-protocol (RESP2 subset) key-value server on 127.0.0.1.
+#[derive(Parser)]
+struct Cli {
+    #[arg(long, default_value_t = 6379)]
+    port: u16,
+    /// Worker threads (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// The runtime that serves the protocol code.
+    #[arg(long, value_enum, default_value_t = Runtime::Iocore)]
+    runtime: Runtime,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Runtime {
+    Iocore,
+    Tokio,
 }
 
 fn main() -> std::io::Result<()> {
-    let port: u16 = arg("--port").and_then(|p| p.parse().ok()).unwrap_or(6379);
-    let threads: usize = arg("--threads").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let Cli { port, threads, runtime } = Cli::parse();
     let store = Arc::new(Store::default());
-    match arg("--runtime").as_deref().unwrap_or("iocore") {
-        "tokio" => serve_tokio(port, threads, store),
-        _ => serve_iocore(port, threads, store),
+    match runtime {
+        Runtime::Iocore => serve_iocore(port, threads, store),
+        Runtime::Tokio => serve_tokio(port, threads, store),
     }
 }
 
