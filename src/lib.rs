@@ -76,6 +76,7 @@ mod io;
 pub mod net;
 mod runtime;
 mod sched;
+pub mod signal;
 mod sync;
 mod sys;
 pub mod task;

@@ -334,6 +334,11 @@ pub(crate) fn current_or_default() -> Handle {
     Handle { sched: context::current().unwrap_or_else(default_core) }
 }
 
+/// A handle to the process-wide default core (for process-wide services: signals).
+pub(crate) fn default_handle() -> Handle {
+    Handle { sched: default_core() }
+}
+
 /// The process-wide default core, started on first use, for iocore futures polled outside
 /// any core (e.g. by `futures::executor::block_on` on a plain thread).
 fn default_core() -> Arc<Scheduler> {
