@@ -6,11 +6,17 @@
 //! or measure it with `wrk -t2 -c100 -d10s http://127.0.0.1:8080/`.
 //! `--runtime tokio` serves the same hyper service on tokio, for side-by-side measurement;
 //! `--threads N` sets the worker threads of either runtime (default: one per CPU);
-//! `--help` lists the options.
+//! `--help` lists the options. On SIGINT or SIGTERM the iocore server stops accepting,
+//! lets in-flight requests finish (5 s grace), and exits 0.
 
 mod server;
 
 use clap::{Parser, ValueEnum};
+use futures::FutureExt;
+use iocore::signal::{signal, SignalKind};
+
+/// How long in-flight requests get after SIGINT/SIGTERM.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// hyper 1.x HTTP/1.1 server on 127.0.0.1: `GET /` says hello, `POST /echo` echoes the body.
 #[derive(Parser)]
@@ -46,10 +52,25 @@ fn serve_iocore(port: u16, threads: usize) -> std::io::Result<()> {
     }
     let core = builder.build()?;
     core.block_on(async {
+        // Listening for the signals first: from the moment we say we listen, they stop us.
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
         let listener = iocore::net::TcpListener::bind(("127.0.0.1", port)).await?;
         println!("http (hyper on iocore) listening on http://{}", listener.local_addr()?);
-        server::serve(listener, server::http1()).await
-    })
+        // Dropping the accept loop closes the listener; connections keep being served.
+        futures::select! {
+            served = server::serve(listener, server::http1()).fuse() => served?,
+            _ = interrupt.recv().fuse() => {}
+            _ = terminate.recv().fuse() => {}
+        }
+        println!("stopping: no new connections");
+        Ok::<_, std::io::Error>(())
+    })?;
+    // In-flight requests finish within the grace period; idle keep-alive connections are
+    // closed at its end.
+    let report = core.shutdown(GRACE);
+    println!("stopped: {} connections closed at the end of the grace period", report.cancelled);
+    Ok(())
 }
 
 fn serve_tokio(port: u16, threads: usize) -> std::io::Result<()> {

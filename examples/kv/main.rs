@@ -4,12 +4,18 @@
 //! Run: `cargo run --release --example kv -- --port 6379` and talk to it with
 //! `redis-cli -p 6379` or measure it with `redis-benchmark -p 6379 -t ping,set,get`.
 //! `--runtime tokio` serves the same protocol code on tokio, for side-by-side measurement;
-//! `--help` lists the options.
+//! `--help` lists the options. On SIGINT or SIGTERM the iocore server stops accepting,
+//! answers the requests it has read, closes its connections and exits 0.
 
 mod resp;
 mod server;
 
+/// How long connections get to finish after SIGINT/SIGTERM.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 use clap::{Parser, ValueEnum};
+use futures::FutureExt;
+use iocore::signal::{signal, SignalKind};
 use resp::{Conn, Store};
 use std::sync::Arc;
 
@@ -48,10 +54,25 @@ fn serve_iocore(port: u16, threads: usize, store: Arc<Store>) -> std::io::Result
     }
     let core = builder.build()?;
     core.block_on(async {
+        // Listening for the signals first: from the moment we say we listen, they stop us.
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
         let listener = iocore::net::TcpListener::bind(("127.0.0.1", port)).await?;
         println!("kv (iocore) listening on {}", listener.local_addr()?);
-        server::serve(listener, store).await
-    })
+        let (stop, stopping) = futures::channel::oneshot::channel::<()>();
+        iocore::spawn(async move {
+            futures::select! {
+                _ = interrupt.recv().fuse() => {}
+                _ = terminate.recv().fuse() => {}
+            }
+            println!("stopping: no new connections");
+            drop(stop);
+        });
+        server::serve_until(listener, store, stopping.shared()).await
+    })?;
+    let report = core.shutdown(GRACE);
+    println!("stopped: {} connections cut at the end of the grace period", report.cancelled);
+    Ok(())
 }
 
 fn serve_tokio(port: u16, threads: usize, store: Arc<Store>) -> std::io::Result<()> {
