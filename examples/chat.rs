@@ -1,0 +1,166 @@
+//! A line-based chat server: every line a client sends goes to every other client through
+//! their `PostSender`s (fan-out without a writer task per client, backpressure by
+//! `PostSender::send`); `/kick NAME` disconnects a client from another client's task
+//! (`PostSender::abort`); SIGINT/SIGTERM stop it gracefully.
+//!
+//! Run: `cargo run --release --example chat -- --port 7100`, then `nc 127.0.0.1 7100` in a
+//! few terminals (the first line you type is your name). `--demo` runs the server with
+//! three scripted clients in the same process, prints what each received, and exits.
+
+use clap::Parser;
+use futures::{select, FutureExt};
+use iocore::net::{PostSender, TcpListener, TcpStream};
+use iocore::signal::{signal, SignalKind};
+use iocore::IoCore;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A line-based chat server on 127.0.0.1.
+#[derive(Parser)]
+struct Cli {
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 7100)]
+    port: u16,
+    /// Run three scripted clients against the server, print their transcripts, and exit.
+    #[arg(long)]
+    demo: bool,
+}
+
+/// Who is connected: name → the handle that posts to them.
+type Room = Arc<Mutex<HashMap<String, PostSender>>>;
+
+fn main() -> std::io::Result<()> {
+    let cli = Cli::parse();
+    let core = IoCore::builder().threads(2).build()?;
+    core.block_on(async {
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let port = if cli.demo { 0 } else { cli.port };
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        println!("chat server on {addr}");
+        let room = Room::default();
+        let server = serve(listener, room.clone()).fuse();
+        futures::pin_mut!(server);
+        if cli.demo {
+            select! {
+                r = server => r?,
+                _ = demo(addr).fuse() => {}
+            }
+            return Ok(());
+        }
+        select! {
+            r = server => r?,
+            _ = interrupt.recv().fuse() => {}
+            _ = terminate.recv().fuse() => {}
+        }
+        // Graceful: tell everyone, then close each connection after what was posted.
+        for sender in room.lock().unwrap().values() {
+            let _ = sender.post_send("* server shutting down\n");
+            let sender = sender.clone();
+            iocore::spawn(async move { sender.shutdown().await });
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    let report = core.shutdown(Duration::from_secs(2));
+    println!("stopped ({} connections closed at the end of the grace period)", report.cancelled);
+    Ok(())
+}
+
+async fn serve(listener: TcpListener, room: Room) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        iocore::spawn(client(stream, room.clone()));
+    }
+}
+
+/// One client: its first line is its name; then each line is broadcast or a command.
+async fn client(stream: TcpStream, room: Room) {
+    let me = stream.sender();
+    let mut lines = Lines::default();
+    let Some(name) = lines.next(&stream).await else { return };
+    room.lock().unwrap().insert(name.clone(), me.clone());
+    broadcast(&room, &name, &format!("* {name} joined\n")).await;
+    while let Some(line) = lines.next(&stream).await {
+        if let Some(victim) = line.strip_prefix("/kick ") {
+            let target = room.lock().unwrap().get(victim).cloned();
+            match target {
+                // Closes the victim's connection from this task: its own task sees the end.
+                Some(sender) => sender.abort(),
+                None => {
+                    let _ = me.send(format!("* nobody called {victim}\n")).await;
+                }
+            }
+            continue;
+        }
+        broadcast(&room, &name, &format!("{name}: {line}\n")).await;
+    }
+    room.lock().unwrap().remove(&name);
+    broadcast(&room, &name, &format!("* {name} left\n")).await;
+}
+
+/// Posts `text` to everyone but `from`, waiting for room where a reader is slow.
+async fn broadcast(room: &Room, from: &str, text: &str) {
+    let others: Vec<PostSender> =
+        room.lock().unwrap().iter().filter(|(n, _)| n.as_str() != from).map(|(_, s)| s.clone()).collect();
+    for sender in others {
+        // A closed receiver is simply skipped; it leaves the room when its task ends.
+        let _ = sender.send(text.to_owned()).await;
+    }
+}
+
+/// Splits a stream into lines (at most 4 KiB each).
+#[derive(Default)]
+struct Lines {
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    async fn next(&mut self, stream: &TcpStream) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(String::from_utf8_lossy(&line).trim_end().to_string());
+            }
+            if self.buf.len() > 4096 {
+                return None;
+            }
+            let mut chunk = [0u8; 1024];
+            match stream.recv(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+/// Three clients: ann and bob chat, carl is kicked by ann.
+async fn demo(addr: std::net::SocketAddr) {
+    let script = |name: &'static str, lines: &'static [&'static str]| async move {
+        let s = TcpStream::connect(addr).await.expect("connect");
+        s.send_all(format!("{name}\n").as_bytes()).await.expect("send");
+        iocore::time::sleep(Duration::from_millis(50)).await;
+        for line in lines {
+            s.send_all(format!("{line}\n").as_bytes()).await.expect("send");
+            iocore::time::sleep(Duration::from_millis(50)).await;
+        }
+        iocore::time::sleep(Duration::from_millis(100)).await;
+        let _ = s.shutdown().await;
+        let mut got = String::new();
+        let mut lines = Lines::default();
+        while let Some(line) = lines.next(&s).await {
+            got.push_str(&format!("    {line}\n"));
+        }
+        (name, got)
+    };
+    let carl = iocore::spawn(script("carl", &["hello from carl"]));
+    iocore::time::sleep(Duration::from_millis(20)).await;
+    let bob = iocore::spawn(script("bob", &["hi ann", "bye"]));
+    iocore::time::sleep(Duration::from_millis(20)).await;
+    let ann = iocore::spawn(script("ann", &["hello bob", "/kick carl"]));
+    for h in [carl, bob, ann] {
+        let (name, got) = h.await.expect("client");
+        println!("{name} received:\n{got}");
+    }
+}
