@@ -1,13 +1,13 @@
 //! Public API surface: builder errors, `Handle::current`/`try_current`, `block_on` inside
 //! a worker, metrics, `wait_idle`, task ids.
 
-mod common;
+mod support;
 
-use common::{wait_until, watchdog, HANG};
 use iocore::{task, time, Handle, IoCore};
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
+use support::{core, wait_until, watchdog, HANG};
 
 #[test]
 fn builder_rejects_zero_threads() {
@@ -49,7 +49,7 @@ fn builder_defaults_and_thread_names() {
 #[test]
 fn handle_current_inside_task() {
     watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(2).build().unwrap();
+        let core = core(2);
         let h = core.spawn(async {
             assert!(Handle::try_current().is_some());
             let a = Handle::current().spawn(async { 20 });
@@ -68,7 +68,7 @@ fn handle_current_inside_task() {
 #[test]
 fn handle_current_inside_block_on() {
     watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(1).build().unwrap();
+        let core = core(1);
         let r = core.block_on(async {
             assert!(Handle::try_current().is_some());
             iocore::spawn(async { 8 }).await.unwrap()
@@ -98,7 +98,7 @@ fn try_current_is_none_on_plain_thread() {
 #[test]
 fn block_on_inside_worker_panics() {
     watchdog(HANG * 2, || {
-        let core = Arc::new(IoCore::builder().threads(2).build().unwrap());
+        let core = Arc::new(core(2));
         let c2 = core.clone();
         let h = core.spawn(async move {
             c2.block_on(async { 1 });
@@ -110,7 +110,7 @@ fn block_on_inside_worker_panics() {
         // The worker lives on.
         assert_eq!(core.block_on(core.spawn(async { 2 })).unwrap(), 2);
         // block_on of *another* core inside a worker panics too.
-        let other = Arc::new(IoCore::builder().threads(1).build().unwrap());
+        let other = Arc::new(support::core(1));
         let o2 = other.clone();
         let h = core.spawn(async move {
             o2.block_on(async { 1 });
@@ -123,7 +123,7 @@ fn block_on_inside_worker_panics() {
 #[test]
 fn task_current_and_ids() {
     watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(2).build().unwrap();
+        let core = core(2);
         let h = core.spawn(async { task::current().id() });
         let expected = h.task().id();
         assert_eq!(core.block_on(h).unwrap(), expected);
@@ -141,7 +141,7 @@ fn task_current_and_ids() {
 #[test]
 fn metrics_reflect_parked_tasks() {
     watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(2).build().unwrap();
+        let core = core(2);
         let m = core.metrics();
         assert_eq!(m.workers, 2);
         assert_eq!(m.worker_polls.len(), 2);
@@ -180,7 +180,7 @@ fn metrics_reflect_parked_tasks() {
 #[test]
 fn metrics_parked_with_deadlines() {
     watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(1).build().unwrap();
+        let core = core(1);
         let handles: Vec<_> =
             (0..5).map(|_| core.spawn(async { time::sleep(Duration::from_secs(3600)).await })).collect();
         let delayed = core.spawn_after(Duration::from_secs(3600), async {});
@@ -203,7 +203,7 @@ fn metrics_parked_with_deadlines() {
 #[test]
 fn wait_idle_true_after_tasks_finish() {
     watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(2).build().unwrap();
+        let core = core(2);
         assert!(core.wait_idle(Duration::ZERO), "a fresh core is idle");
         for i in 0..100u64 {
             drop(core.spawn(async move {
@@ -219,7 +219,7 @@ fn wait_idle_true_after_tasks_finish() {
 #[test]
 fn wait_idle_false_with_parked_task() {
     watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(2).build().unwrap();
+        let core = core(2);
         let h = core.spawn(async { task::park(None).await });
         let start = std::time::Instant::now();
         assert!(!core.wait_idle(Duration::from_millis(20)));

@@ -3,16 +3,15 @@
 //! yields an error that names what failed (or a documented harmless result), never a
 //! panic or a hang.
 
-mod hardening;
-mod net_common;
+mod support;
 
 use bytes::Bytes;
-use hardening::fill;
 use iocore::net::{reunite, ConnectOptions, ListenOptions, PostError, TcpListener, TcpStream, ToSocketAddrs};
 use iocore::IoCore;
-use net_common::{listener, pair, recv_exact, recv_to_end, run, LIMIT};
 use std::io::{ErrorKind, IoSlice, IoSliceMut};
 use std::time::Duration;
+use support::net::{listener, pair, recv_exact, recv_to_end, run, LIMIT};
+use support::pattern;
 
 /// Resolution of these can only fail; bounded in case a resolver is slow to say so.
 const RESOLVE_LIMIT: Duration = Duration::from_secs(20);
@@ -170,7 +169,7 @@ fn huge_vectored_send_is_a_short_write_or_an_error() {
     run(2, LIMIT, || async {
         const BUF: usize = 64 << 20;
         let (c, p) = pair().await;
-        let buf = fill(9, BUF);
+        let buf = pattern(9, BUF);
         // More than 2 GiB in one call (40 x 64 MiB), and more slices than IOV_MAX (2000).
         for slices in [40usize, 2000] {
             let total = slices as u128 * BUF as u128;

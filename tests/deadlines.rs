@@ -1,22 +1,13 @@
 //! Deadlines: `park` with a deadline, `spawn_after`, `park(None)`, sub-millisecond `sleep`,
 //! `timeout` and `interval`. Only lower bounds on elapsed time are asserted.
 
-mod common;
+mod support;
 
-use common::{watchdog, HANG};
 use futures::StreamExt;
 use iocore::task::{self, Wake};
-use iocore::{time, IoCore};
+use iocore::time;
 use std::time::{Duration, Instant};
-
-fn core(threads: usize) -> IoCore {
-    IoCore::builder().threads(threads).build().unwrap()
-}
-
-fn run<T: Send + 'static>(core: &IoCore, fut: impl std::future::Future<Output = T> + Send + 'static) -> T {
-    let h = core.spawn(fut);
-    core.block_on(time::timeout(HANG, h)).expect("task hung").expect("task failed")
-}
+use support::{core, in_task, wait_until, watchdog, HANG};
 
 #[test]
 fn park_with_deadline_expires() {
@@ -24,7 +15,7 @@ fn park_with_deadline_expires() {
         let core = core(2);
         for us in [1000u64, 100, 1500, 3000] {
             let d = Duration::from_micros(us);
-            let (w, elapsed) = run(&core, async move {
+            let (w, elapsed) = in_task(&core, async move {
                 let start = Instant::now();
                 let w = task::park(Some(start + d)).await;
                 (w, start.elapsed())
@@ -103,7 +94,7 @@ fn park_none_stays_parked_until_woken() {
     watchdog(HANG * 2, || {
         let core = core(2);
         let h = core.spawn(async { task::park(None).await });
-        common::wait_until("task parked", || core.metrics().parked_tasks == 1);
+        wait_until("task parked", || core.metrics().parked_tasks == 1);
         std::thread::sleep(Duration::from_millis(50));
         assert!(!h.is_finished(), "park(None) returned without a wakeup");
         assert!(!h.task().is_finished());
@@ -122,7 +113,7 @@ fn far_deadline_does_not_fire_early() {
         let core = core(1);
         let far = core.spawn(async { task::park(Some(Instant::now() + Duration::from_secs(3600))).await });
         for _ in 0..20 {
-            run(&core, async { time::sleep(Duration::from_millis(1)).await });
+            in_task(&core, async { time::sleep(Duration::from_millis(1)).await });
         }
         assert!(!far.is_finished(), "a park with a one-hour deadline returned");
         far.task().signal();
@@ -137,7 +128,7 @@ fn sleep_sub_millisecond() {
         let core = core(2);
         for us in [300u64, 1, 50, 100, 500, 900] {
             let d = Duration::from_micros(us);
-            let elapsed = run(&core, async move {
+            let elapsed = in_task(&core, async move {
                 let start = Instant::now();
                 time::sleep(d).await;
                 start.elapsed()
@@ -155,7 +146,7 @@ fn sleep_sub_millisecond() {
 fn sleep_until_and_sleep_api() {
     watchdog(HANG * 2, || {
         let core = core(1);
-        let (elapsed_ok, ready_past, deadline_ok) = run(&core, async {
+        let (elapsed_ok, ready_past, deadline_ok) = in_task(&core, async {
             let target = Instant::now() + Duration::from_millis(2);
             let s = time::sleep_until(target);
             let deadline_ok = s.deadline() == target && !s.is_elapsed();
@@ -175,7 +166,7 @@ fn sleep_until_and_sleep_api() {
 fn sleep_reset_later() {
     watchdog(HANG * 2, || {
         let core = core(1);
-        let ok = run(&core, async {
+        let ok = in_task(&core, async {
             let start = Instant::now();
             let mut s = time::sleep(Duration::from_micros(100));
             s.reset(start + Duration::from_millis(3));
@@ -190,7 +181,7 @@ fn sleep_reset_later() {
 fn timeout_elapses_for_pending_future() {
     watchdog(HANG * 2, || {
         let core = core(2);
-        let (r, elapsed) = run(&core, async {
+        let (r, elapsed) = in_task(&core, async {
             let start = Instant::now();
             let r = time::timeout(Duration::from_millis(10), futures::future::pending::<()>()).await;
             (r, start.elapsed())
@@ -198,7 +189,7 @@ fn timeout_elapses_for_pending_future() {
         assert!(matches!(r, Err(time::Elapsed { .. })), "timeout of a pending future returned {r:?}");
         assert!(elapsed >= Duration::from_millis(10));
         // timeout_at.
-        let r = run(&core, async {
+        let r = in_task(&core, async {
             time::timeout_at(Instant::now() + Duration::from_millis(1), futures::future::pending::<u8>())
                 .await
         });
@@ -211,13 +202,13 @@ fn timeout_elapses_for_pending_future() {
 fn timeout_ok_for_ready_future() {
     watchdog(HANG * 2, || {
         let core = core(2);
-        let r = run(&core, async { time::timeout(Duration::from_secs(10), async { 5 }).await });
+        let r = in_task(&core, async { time::timeout(Duration::from_secs(10), async { 5 }).await });
         assert_eq!(r, Ok(5));
         // Ready at once wins even with a zero duration.
-        let r = run(&core, async { time::timeout(Duration::ZERO, async { 6 }).await });
+        let r = in_task(&core, async { time::timeout(Duration::ZERO, async { 6 }).await });
         assert_eq!(r, Ok(6));
         // A future that completes before the deadline.
-        let r = run(&core, async {
+        let r = in_task(&core, async {
             time::timeout(Duration::from_secs(10), async {
                 time::sleep(Duration::from_millis(1)).await;
                 7
@@ -254,7 +245,7 @@ fn interval_ticks_are_spaced_by_period() {
     watchdog(HANG * 2, || {
         let core = core(2);
         let period = Duration::from_millis(3);
-        let (start, ticks) = run(&core, async move {
+        let (start, ticks) = in_task(&core, async move {
             let start = Instant::now();
             let mut iv = time::interval(period);
             assert_eq!(iv.period(), period);
@@ -280,7 +271,7 @@ fn interval_as_stream() {
     watchdog(HANG * 2, || {
         let core = core(2);
         let period = Duration::from_millis(2);
-        let (start, ticks) = run(&core, async move {
+        let (start, ticks) = in_task(&core, async move {
             let start = Instant::now();
             let ticks: Vec<Instant> = time::interval(period).take(5).collect().await;
             (start, ticks)
@@ -303,7 +294,7 @@ fn interval_skips_missed_ticks() {
     watchdog(HANG * 2, || {
         let core = core(1);
         let period = Duration::from_millis(2);
-        let (first, after_stall, stall_end) = run(&core, async move {
+        let (first, after_stall, stall_end) = in_task(&core, async move {
             let mut iv = time::interval(period);
             let first = iv.tick().await;
             std::thread::sleep(period * 5 + Duration::from_micros(300));
@@ -324,7 +315,7 @@ fn interval_skips_missed_ticks() {
 fn park_under_timeout() {
     watchdog(HANG * 2, || {
         let core = core(2);
-        let (r, elapsed) = run(&core, async {
+        let (r, elapsed) = in_task(&core, async {
             let start = Instant::now();
             let r = time::timeout(Duration::from_millis(5), task::park(None)).await;
             (r, start.elapsed())
@@ -332,7 +323,7 @@ fn park_under_timeout() {
         assert!(r.is_err(), "{r:?}");
         assert!(elapsed >= Duration::from_millis(5));
         let h = core.spawn(async { time::timeout(Duration::from_secs(3600), task::park(None)).await });
-        common::wait_until("task parked", || core.metrics().parked_tasks == 1);
+        wait_until("task parked", || core.metrics().parked_tasks == 1);
         h.task().wakeup();
         let r = core.block_on(time::timeout(HANG, h)).expect("hung").unwrap();
         assert_eq!(r, Ok(Wake::Woken));
@@ -344,19 +335,21 @@ fn park_under_timeout() {
 fn extreme_durations() {
     watchdog(HANG * 2, || {
         let core = core(1);
-        let r =
-            run(&core, async { time::timeout(Duration::from_millis(1), time::sleep(Duration::MAX)).await });
+        let r = in_task(&core, async {
+            time::timeout(Duration::from_millis(1), time::sleep(Duration::MAX)).await
+        });
         assert!(r.is_err());
-        let r = run(&core, async { time::timeout(Duration::MAX, async { 1 }).await });
+        let r = in_task(&core, async { time::timeout(Duration::MAX, async { 1 }).await });
         assert_eq!(r, Ok(1));
-        let r =
-            run(&core, async { time::timeout(Duration::MAX, time::sleep(Duration::from_micros(100))).await });
+        let r = in_task(&core, async {
+            time::timeout(Duration::MAX, time::sleep(Duration::from_micros(100))).await
+        });
         assert_eq!(r, Ok(()));
         let h = core.spawn_after(Duration::MAX, async { 2 });
         h.task().wakeup();
         assert_eq!(core.block_on(time::timeout(HANG, h)).expect("hung").unwrap(), 2);
         // A zero period is treated as one nanosecond.
-        let n = run(&core, async { time::interval(Duration::ZERO).take(3).count().await });
+        let n = in_task(&core, async { time::interval(Duration::ZERO).take(3).count().await });
         assert_eq!(n, 3);
         assert_eq!(time::interval(Duration::ZERO).period(), Duration::from_nanos(1));
     });
@@ -367,7 +360,7 @@ fn extreme_durations() {
 fn interval_at_and_reset() {
     watchdog(HANG * 2, || {
         let core = core(1);
-        let ok = run(&core, async {
+        let ok = in_task(&core, async {
             let start = Instant::now() + Duration::from_millis(2);
             let period = Duration::from_millis(1);
             let mut iv = time::interval_at(start, period);

@@ -2,11 +2,11 @@
 //! all complete: every ready task must reach a free worker, even when the workers that are
 //! already busy can never come back to the ready queue.
 
-mod common;
+mod support;
 
-use common::{watchdog, HANG};
-use iocore::{time, IoCore};
+use iocore::time;
 use std::sync::{Arc, Barrier};
+use support::{core, join, join_all, watchdog, HANG};
 
 async fn blocker(barrier: Arc<Barrier>) {
     barrier.wait();
@@ -14,16 +14,11 @@ async fn blocker(barrier: Arc<Barrier>) {
 
 fn from_outside(n: usize, rounds: usize) {
     watchdog(HANG * 2, move || {
-        let core = IoCore::builder().threads(n).build().unwrap();
+        let core = core(n);
         for _ in 0..rounds {
             let barrier = Arc::new(Barrier::new(n));
             let handles: Vec<_> = (0..n).map(|_| core.spawn(blocker(barrier.clone()))).collect();
-            core.block_on(time::timeout(HANG, async move {
-                for h in handles {
-                    h.await.expect("task failed");
-                }
-            }))
-            .expect("barrier tasks did not all complete");
+            join_all(&core, handles);
         }
     });
 }
@@ -31,7 +26,7 @@ fn from_outside(n: usize, rounds: usize) {
 /// A parent task spawns the N blocking tasks, then awaits them.
 fn from_inside(n: usize, rounds: usize) {
     watchdog(HANG * 2, move || {
-        let core = IoCore::builder().threads(n).build().unwrap();
+        let core = core(n);
         for _ in 0..rounds {
             let parent = core.spawn(async move {
                 let barrier = Arc::new(Barrier::new(n));
@@ -40,9 +35,7 @@ fn from_inside(n: usize, rounds: usize) {
                     h.await.expect("task failed");
                 }
             });
-            core.block_on(time::timeout(HANG, parent))
-                .expect("barrier tasks did not all complete")
-                .expect("parent failed");
+            join(&core, parent).expect("parent failed");
         }
     });
 }
@@ -51,7 +44,7 @@ fn from_inside(n: usize, rounds: usize) {
 /// worker that did the spawning is taken right away.
 fn from_inside_parent_blocks(n: usize, rounds: usize) {
     watchdog(HANG * 2, move || {
-        let core = IoCore::builder().threads(n).build().unwrap();
+        let core = core(n);
         for _ in 0..rounds {
             let parent = core.spawn(async move {
                 let barrier = Arc::new(Barrier::new(n));
@@ -61,9 +54,7 @@ fn from_inside_parent_blocks(n: usize, rounds: usize) {
                     h.await.expect("task failed");
                 }
             });
-            core.block_on(time::timeout(HANG, parent))
-                .expect("barrier tasks did not all complete")
-                .expect("parent failed");
+            join(&core, parent).expect("parent failed");
         }
     });
 }
@@ -84,12 +75,10 @@ fn chain(n: usize, rounds: usize) {
         })
     }
     watchdog(HANG * 2, move || {
-        let core = IoCore::builder().threads(n).build().unwrap();
+        let core = core(n);
         for _ in 0..rounds {
             let head = core.spawn(link(0, n, Arc::new(Barrier::new(n))));
-            core.block_on(time::timeout(HANG, head))
-                .expect("chained barrier tasks did not all complete")
-                .expect("task failed");
+            join(&core, head).expect("task failed");
         }
     });
 }
@@ -138,7 +127,7 @@ fn chain_4_workers() {
 /// fired while the other workers are blocked in the barrier.
 fn after_sleep(n: usize, rounds: usize) {
     watchdog(HANG * 2, move || {
-        let core = IoCore::builder().threads(n).build().unwrap();
+        let core = core(n);
         for _ in 0..rounds {
             let barrier = Arc::new(Barrier::new(n));
             let handles: Vec<_> = (0..n)
@@ -150,12 +139,7 @@ fn after_sleep(n: usize, rounds: usize) {
                     })
                 })
                 .collect();
-            core.block_on(time::timeout(HANG, async move {
-                for h in handles {
-                    h.await.expect("task failed");
-                }
-            }))
-            .expect("barrier tasks did not all complete");
+            join_all(&core, handles);
         }
     });
 }
@@ -163,17 +147,12 @@ fn after_sleep(n: usize, rounds: usize) {
 /// The last of the N tasks is spawned with `spawn_after`.
 fn last_delayed(n: usize, rounds: usize) {
     watchdog(HANG * 2, move || {
-        let core = IoCore::builder().threads(n).build().unwrap();
+        let core = core(n);
         for _ in 0..rounds {
             let barrier = Arc::new(Barrier::new(n));
             let mut handles: Vec<_> = (1..n).map(|_| core.spawn(blocker(barrier.clone()))).collect();
             handles.push(core.spawn_after(std::time::Duration::from_millis(1), blocker(barrier.clone())));
-            core.block_on(time::timeout(HANG, async move {
-                for h in handles {
-                    h.await.expect("task failed");
-                }
-            }))
-            .expect("barrier tasks did not all complete");
+            join_all(&core, handles);
         }
     });
 }

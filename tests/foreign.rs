@@ -1,16 +1,12 @@
 //! iocore futures under foreign wakers and executors: `FuturesUnordered` inside a task,
 //! `futures::executor::block_on` on a plain thread, and a tokio runtime.
 
-mod common;
+mod support;
 
-use common::{watchdog, HANG};
 use futures::stream::{FuturesUnordered, StreamExt};
-use iocore::{task, time, IoCore};
+use iocore::{task, time};
 use std::time::{Duration, Instant};
-
-fn core(threads: usize) -> IoCore {
-    IoCore::builder().threads(threads).build().unwrap()
-}
+use support::{core, watchdog, HANG};
 
 #[test]
 fn sleep_inside_futures_unordered_in_a_task() {

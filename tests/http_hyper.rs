@@ -6,6 +6,7 @@
 
 #[path = "../examples/http/server.rs"]
 mod server;
+mod support;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -19,12 +20,13 @@ use server::{IoCoreExecutor, IoCoreTimer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use support::{core, pattern};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// A core serving the example's service on an ephemeral port.
 fn start(http: hyper::server::conn::http1::Builder) -> (IoCore, SocketAddr) {
-    let core = IoCore::builder().threads(2).build().unwrap();
+    let core = core(2);
     let listener = core.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     drop(core.spawn(server::serve(listener, http)));
@@ -67,10 +69,6 @@ async fn request(
     (status, resp.into_body().collect().await.unwrap().to_bytes())
 }
 
-fn pattern(len: usize, seed: u8) -> Bytes {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>().into()
-}
-
 #[test]
 fn get_root_says_hello() {
     let (core, addr) = start(server::http1());
@@ -89,7 +87,7 @@ fn post_echo_returns_a_100_kib_body() {
     let (core, addr) = start(server::http1());
     run(&core, async {
         let mut sender = connect(addr).await;
-        let data = pattern(100 * 1024, 7);
+        let data = Bytes::from(pattern(7, 100 * 1024));
         let (status, body) = request(&mut sender, Method::POST, "/echo", data.clone()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body.len(), data.len());
@@ -107,7 +105,7 @@ fn fifty_sequential_requests_on_one_keep_alive_connection() {
                 let (status, body) = request(&mut sender, Method::GET, "/", Bytes::new()).await;
                 assert_eq!((status, &body[..]), (StatusCode::OK, &b"Hello, World!"[..]), "request {i}");
             } else {
-                let data = pattern(100 + i as usize * 97, i as u8);
+                let data = Bytes::from(pattern(i.into(), 100 + i as usize * 97));
                 let (status, body) = request(&mut sender, Method::POST, "/echo", data.clone()).await;
                 assert_eq!((status, body), (StatusCode::OK, data), "request {i}");
             }
@@ -126,7 +124,8 @@ fn twenty_concurrent_connections() {
                 iocore::spawn(async move {
                     let mut sender = connect(addr).await;
                     for r in 0..5u8 {
-                        let data = pattern(1000 + c as usize * 1000 + r as usize, c ^ r);
+                        let data =
+                            Bytes::from(pattern((c ^ r).into(), 1000 + c as usize * 1000 + r as usize));
                         let (status, body) = request(&mut sender, Method::POST, "/echo", data.clone()).await;
                         assert_eq!((status, body), (StatusCode::OK, data), "client {c} request {r}");
                         let (status, body) = request(&mut sender, Method::GET, "/", Bytes::new()).await;
@@ -170,7 +169,7 @@ fn header_read_timeout_uses_the_iocore_timer() {
 /// The timer adapter by itself: sleep, sleep_until, and reset (later, then earlier).
 #[test]
 fn timer_adapter_sleeps_and_resets() {
-    let core = IoCore::builder().threads(1).build().unwrap();
+    let core = core(1);
     run(&core, async {
         let start = Instant::now();
         IoCoreTimer.sleep(Duration::from_millis(20)).await;
@@ -204,7 +203,7 @@ fn the_same_service_on_tokio() {
         tokio::spawn(conn);
         let (status, body) = request(&mut sender, Method::GET, "/", Bytes::new()).await;
         assert_eq!((status, &body[..]), (StatusCode::OK, &b"Hello, World!"[..]));
-        let data = pattern(100 * 1024, 3);
+        let data = Bytes::from(pattern(3, 100 * 1024));
         let (status, body) = request(&mut sender, Method::POST, "/echo", data.clone()).await;
         assert_eq!((status, body), (StatusCode::OK, data));
     });

@@ -4,6 +4,8 @@
 //! `futures::executor::block_on`, and a protocol generic over tokio's IO traits, tested with
 //! tokio-test's mock IO and (with the `tokio` feature) over a real iocore `TcpStream`.
 
+mod support;
+
 use futures::channel::{mpsc, oneshot};
 use futures::future::FutureExt;
 use futures::stream::{self, FuturesUnordered, StreamExt};
@@ -15,6 +17,7 @@ use std::future::Future;
 use std::io;
 use std::thread;
 use std::time::{Duration, Instant};
+use support::core;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 fn ms(n: u64) -> Duration {
@@ -26,10 +29,6 @@ fn ms(n: u64) -> Duration {
 fn in_task<T: Send + 'static>(core: &IoCore, test: impl Future<Output = T> + Send + 'static) -> T {
     let task = core.spawn(iocore::time::timeout(Duration::from_secs(30), test));
     core.block_on(task).expect("task panicked").expect("test timed out")
-}
-
-fn core(threads: usize) -> IoCore {
-    IoCore::builder().threads(threads).build().unwrap()
 }
 
 // ---- futures channels between iocore tasks and plain threads ----

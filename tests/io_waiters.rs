@@ -3,72 +3,20 @@
 //! `&TcpStream`. Each must be woken by the readiness edge that lets it proceed; no waiter
 //! may overwrite another's registration and strand it.
 
-mod net_common;
+mod support;
 
 use bytes::Bytes;
 use iocore::net::TcpStream;
 use iocore::time::{sleep, timeout};
-use net_common::{pair, pattern, run, LIMIT};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
+use support::net::{pair, run, LIMIT};
+use support::{pattern, polled, settled_in_core, wait_until_in_core};
 
 /// How long a waiter may take after the edge that should wake it: only a lost wakeup
 /// reaches it.
 const STUCK: Duration = Duration::from_secs(10);
-
-/// Sets its flag once the inner future has been polled (and so has registered its waker).
-struct Polled<F> {
-    flag: Arc<AtomicBool>,
-    inner: Pin<Box<F>>,
-}
-
-impl<F: Future> Future for Polled<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let r = self.inner.as_mut().poll(cx);
-        self.flag.store(true, SeqCst);
-        r
-    }
-}
-
-fn polled<F: Future>(flag: &Arc<AtomicBool>, f: F) -> Polled<F> {
-    Polled { flag: flag.clone(), inner: Box::pin(f) }
-}
-
-/// Waits (iocore sleeps) until `cond` holds; panics with `what` after 10 s.
-async fn until(what: &str, cond: impl Fn() -> bool) {
-    for _ in 0..2000 {
-        if cond() {
-            return;
-        }
-        sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-/// Waits until `value()` has stopped changing for 100 ms (it is then stuck on a full socket).
-async fn settled(value: impl Fn() -> usize) -> usize {
-    let mut last = value();
-    let mut same = 0;
-    for _ in 0..1000 {
-        sleep(Duration::from_millis(10)).await;
-        let v = value();
-        if v == last {
-            same += 1;
-            if same == 10 {
-                return v;
-            }
-        } else {
-            same = 0;
-            last = v;
-        }
-    }
-    panic!("value never settled (last {last})");
-}
 
 /// Fixed kernel buffers (no autotuning), so that a few hundred KiB fill the connection.
 /// (Not smaller: a receive window below the loopback MSS makes TCP crawl.)
@@ -115,7 +63,7 @@ fn owner_send_completes_after_a_post_hands_the_writer_role_to_the_flusher() {
                 }
             })
         };
-        let stuck_at = settled(|| sent.load(SeqCst)).await;
+        let stuck_at = settled_in_core(|| sent.load(SeqCst)).await;
         assert!(stuck_at < OWNER_BYTES, "the owner sent everything although the peer does not read?");
         // A post from a plain thread: the writer role goes to the flusher, which waits for
         // room too.
@@ -156,16 +104,16 @@ fn owner_send_all_completes_while_another_task_awaits_writable() {
                 }
             })
         };
-        let stuck_at = settled(|| sent.load(SeqCst)).await;
+        let stuck_at = settled_in_core(|| sent.load(SeqCst)).await;
         assert!(stuck_at < OWNER_BYTES, "the owner sent everything although the peer does not read?");
         sleep(Duration::from_millis(50)).await;
         // Another task waits for the same socket to become writable.
-        let polled_flag = Arc::new(AtomicBool::new(false));
+        let polls = Arc::new(AtomicUsize::new(0));
         let waiter = {
-            let (a, flag) = (a.clone(), polled_flag.clone());
-            iocore::spawn(async move { polled(&flag, a.writable()).await.expect("writable") })
+            let (a, polls) = (a.clone(), polls.clone());
+            iocore::spawn(async move { polled(&polls, a.writable()).await.expect("writable") })
         };
-        until("the writable() waiter to be polled", || polled_flag.load(SeqCst)).await;
+        wait_until_in_core("the writable() waiter to be polled", || polls.load(SeqCst) > 0).await;
         let reader = iocore::spawn(async move { drain(&peer, OWNER_BYTES).await });
         if timeout(STUCK, owner).await.is_err() {
             panic!(
@@ -189,16 +137,16 @@ fn posted_data_keeps_flowing_while_a_task_awaits_writable() {
         let sender = a.sender();
         sender.post_send(Bytes::from(pattern(5, POSTED))).expect("post_send");
         // The flusher fills the socket and waits for room.
-        let queued = settled(|| sender.queued_bytes()).await;
+        let queued = settled_in_core(|| sender.queued_bytes()).await;
         assert!(queued > 0, "3 MiB went into the bounded buffers?");
         // Another task waits for the socket to become writable.
-        let polled_flag = Arc::new(AtomicBool::new(false));
+        let polls = Arc::new(AtomicUsize::new(0));
         let waiter = {
             let a = a.clone();
-            let flag = polled_flag.clone();
-            iocore::spawn(async move { polled(&flag, a.writable()).await.expect("writable") })
+            let polls = polls.clone();
+            iocore::spawn(async move { polled(&polls, a.writable()).await.expect("writable") })
         };
-        until("the writable() waiter to be polled", || polled_flag.load(SeqCst)).await;
+        wait_until_in_core("the writable() waiter to be polled", || polls.load(SeqCst) > 0).await;
         let got = drain(&peer, POSTED).await;
         assert_eq!(
             got, POSTED,
@@ -218,15 +166,18 @@ fn two_tasks_awaiting_readable_on_a_shared_stream_are_both_woken() {
         let mut b = [0u8; 16];
         let e = a.try_recv(&mut b).expect_err("nothing was sent yet");
         assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
-        let flags: Vec<_> = (0..2).map(|_| Arc::new(AtomicBool::new(false))).collect();
-        let waiters: Vec<_> = flags
+        let polls: Vec<_> = (0..2).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+        let waiters: Vec<_> = polls
             .iter()
-            .map(|f| {
-                let (a, f) = (a.clone(), f.clone());
-                iocore::spawn(async move { polled(&f, a.readable()).await.expect("readable") })
+            .map(|p| {
+                let (a, p) = (a.clone(), p.clone());
+                iocore::spawn(async move { polled(&p, a.readable()).await.expect("readable") })
             })
             .collect();
-        until("both readable() waiters to be polled", || flags.iter().all(|f| f.load(SeqCst))).await;
+        wait_until_in_core("both readable() waiters to be polled", || {
+            polls.iter().all(|p| p.load(SeqCst) > 0)
+        })
+        .await;
         peer.send_all(b"data for both").await.expect("peer send");
         for (i, w) in waiters.into_iter().enumerate() {
             match timeout(STUCK, w).await {
@@ -242,26 +193,27 @@ fn two_tasks_in_recv_on_a_shared_stream_both_get_data() {
     run(2, LIMIT, || async {
         let (a, peer) = pair().await;
         let a = Arc::new(a);
-        let flags: Vec<_> = (0..2).map(|_| Arc::new(AtomicBool::new(false))).collect();
+        let polls: Vec<_> = (0..2).map(|_| Arc::new(AtomicUsize::new(0))).collect();
         let done: Arc<Vec<AtomicBool>> = Arc::new((0..2).map(|_| AtomicBool::new(false)).collect());
-        let readers: Vec<_> = flags
+        let readers: Vec<_> = polls
             .iter()
             .enumerate()
-            .map(|(i, f)| {
-                let (a, f, done) = (a.clone(), f.clone(), done.clone());
+            .map(|(i, p)| {
+                let (a, p, done) = (a.clone(), p.clone(), done.clone());
                 iocore::spawn(async move {
                     // One byte at most: each message feeds exactly one reader.
                     let mut b = [0u8; 1];
-                    let n = polled(&f, a.recv(&mut b)).await.expect("recv");
+                    let n = polled(&p, a.recv(&mut b)).await.expect("recv");
                     done[i].store(true, SeqCst);
                     (n, b[0])
                 })
             })
             .collect();
-        until("both recv calls to be polled", || flags.iter().all(|f| f.load(SeqCst))).await;
+        wait_until_in_core("both recv calls to be polled", || polls.iter().all(|p| p.load(SeqCst) > 0)).await;
         peer.send_all(b"1").await.expect("peer send 1");
         let first = timeout(STUCK, async {
-            until("one reader to get the first message", || done.iter().any(|d| d.load(SeqCst))).await
+            wait_until_in_core("one reader to get the first message", || done.iter().any(|d| d.load(SeqCst)))
+                .await
         })
         .await;
         assert!(first.is_ok(), "neither reader was woken by the first message");

@@ -7,14 +7,14 @@
 //! - `wait_idle()` returning true means every task has finished: each `JoinHandle` says
 //!   `is_finished()` right after it.
 
-mod common;
+mod support;
 
-use common::{watchdog, HANG};
-use iocore::{task, IoCore, Metrics};
+use iocore::{task, Metrics};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::{core, serial, watchdog, HANG};
 
 /// The CPUs this thread may run on.
 fn allowed_cpus() -> Vec<usize> {
@@ -45,12 +45,6 @@ fn idle_priority() {
     let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
 }
 
-/// The tests load both cores; run them one after the other.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Impossible metric snapshots seen by the storm's reader.
 static BAD_READS: AtomicUsize = AtomicUsize::new(0);
 
@@ -74,7 +68,7 @@ fn metrics_read_during_a_front_queue_storm_stay_within_bounds() {
         if let Some(cpu) = cpu {
             pin_to(cpu);
         }
-        let core = IoCore::builder().threads(2).build().unwrap();
+        let core = core(2);
         let spawned = Arc::new(AtomicU64::new(0));
         // Tasks that park with a far deadline (so they sit in the deadline heap) and
         // park again each time they are woken.
@@ -197,7 +191,7 @@ fn wait_idle_true_means_every_join_handle_is_finished() {
     const ROUNDS: usize = 20_000;
     let _serial = serial();
     watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(2).build().unwrap();
+        let core = core(2);
         let mut unfinished = 0;
         let mut first = None;
         for round in 0..ROUNDS {

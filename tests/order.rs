@@ -1,32 +1,22 @@
 //! Start order on a 1-thread core: a ready task before delayed ones, delayed tasks by
 //! deadline, and tasks with the same deadline in spawn order.
 
-mod common;
+mod support;
 
-use common::{watchdog, HANG};
-use iocore::{time, IoCore};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{core, join, join_all, spin_until, wait_until, watchdog, HANG};
 
 fn record(log: &Arc<Mutex<Vec<usize>>>, i: usize) -> impl std::future::Future<Output = ()> + Send + 'static {
     let log = log.clone();
     async move { log.lock().unwrap().push(i) }
 }
 
-fn join_all(core: &IoCore, handles: Vec<iocore::JoinHandle<()>>) {
-    core.block_on(time::timeout(HANG, async move {
-        for h in handles {
-            h.await.expect("task failed");
-        }
-    }))
-    .expect("tasks did not finish");
-}
-
 #[test]
 fn ready_then_by_delay() {
     watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(1).build().unwrap();
+        let core = core(1);
         let log = Arc::new(Mutex::new(Vec::new()));
         let a = core.spawn(record(&log, 0));
         let b = core.spawn_after(Duration::from_millis(3), record(&log, 1));
@@ -37,7 +27,7 @@ fn ready_then_by_delay() {
 }
 
 fn same_deadline(deadline: Instant) {
-    let core = IoCore::builder().threads(1).build().unwrap();
+    let core = core(1);
     let log = Arc::new(Mutex::new(Vec::new()));
     let handles = (0..50).map(|i| core.spawn_at(deadline, record(&log, i))).collect();
     join_all(&core, handles);
@@ -58,7 +48,7 @@ fn same_past_deadline_runs_in_spawn_order() {
 #[test]
 fn same_deadline_spawned_inside_runs_in_spawn_order() {
     watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(1).build().unwrap();
+        let core = core(1);
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
         let parent = core.spawn(async move {
@@ -69,7 +59,7 @@ fn same_deadline_spawned_inside_runs_in_spawn_order() {
                 h.await.expect("task failed");
             }
         });
-        core.block_on(time::timeout(HANG, parent)).expect("timed out").expect("parent failed");
+        join(&core, parent).expect("parent failed");
         assert_eq!(*log.lock().unwrap(), (0..50).collect::<Vec<_>>());
     });
 }
@@ -92,20 +82,20 @@ fn deadline_order_when_overdue() {
 /// Spawns task 0 at `deadline`, waits until it sits in the deadline heap, occupies the only
 /// worker, spawns task 1 at `deadline + later`, lets both deadlines pass, frees the worker.
 fn overdue(later: Duration) {
-    let core = IoCore::builder().threads(1).build().unwrap();
+    let core = core(1);
     let log = Arc::new(Mutex::new(Vec::new()));
     let deadline = Instant::now() + Duration::from_millis(30);
     let first = core.spawn_at(deadline, record(&log, 0));
     // Wait until the first task is parked in the deadline heap.
-    common::wait_until("first task parked", || core.metrics().parked_tasks == 1);
+    wait_until("first task parked", || core.metrics().parked_tasks == 1);
     // Occupy the only worker so that no scheduling step happens for a while.
     let (running, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let (r2, rel2) = (running.clone(), release.clone());
     let blocker = core.spawn(async move {
         r2.store(true, SeqCst);
-        common::spin_until("blocker released", || rel2.load(SeqCst));
+        spin_until("blocker released", || rel2.load(SeqCst));
     });
-    common::wait_until("blocker running", || running.load(SeqCst));
+    wait_until("blocker running", || running.load(SeqCst));
     let second = core.spawn_at(deadline + later, record(&log, 1));
     while Instant::now() <= deadline + later + Duration::from_millis(2) {
         std::thread::sleep(Duration::from_millis(1));

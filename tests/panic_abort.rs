@@ -2,21 +2,13 @@
 //! `abort` cancels parked and running tasks (dropping the future exactly once) and does
 //! nothing to finished ones; dropping a `JoinHandle` detaches the task.
 
-mod common;
+mod support;
 
-use common::{spin_until, wait_until, watchdog, DropGuard, HANG};
-use iocore::{task, time, IoCore, JoinError};
+use iocore::{task, time, JoinError};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
-
-fn core(threads: usize) -> IoCore {
-    IoCore::builder().threads(threads).build().unwrap()
-}
-
-fn join<T: Send + 'static>(core: &IoCore, h: iocore::JoinHandle<T>) -> Result<T, JoinError> {
-    core.block_on(time::timeout(HANG, h)).expect("join hung")
-}
+use support::{core, join, park_holding_panic_on_drop, spin_until, wait_until, watchdog, DropGuard, HANG};
 
 #[test]
 fn panic_with_str_payload() {
@@ -245,18 +237,9 @@ fn abort_during_poll() {
 /// still says cancelled, and the worker lives on.
 #[test]
 fn abort_with_panicking_destructor() {
-    struct PanicOnDrop;
-    impl Drop for PanicOnDrop {
-        fn drop(&mut self) {
-            panic!("drop panic");
-        }
-    }
     watchdog(HANG * 2, || {
         let core = core(1);
-        let h = core.spawn(async {
-            let _p = PanicOnDrop;
-            task::park(None).await;
-        });
+        let h = core.spawn(park_holding_panic_on_drop());
         wait_until("task parked", || core.metrics().parked_tasks == 1);
         h.abort();
         assert!(join(&core, h).unwrap_err().is_cancelled());

@@ -10,14 +10,11 @@
 //! Each case runs on a 1-worker core, so a killed worker leaves nobody to run anything;
 //! liveness is checked in real time (not with iocore timers, which need a worker).
 
-mod common;
-mod net_common;
+mod support;
 
-use common::{wait_until, watchdog, HANG};
 use futures::channel::oneshot;
 use futures::io::AsyncRead;
 use iocore::{task, time, IoCore, JoinHandle};
-use net_common::{pair, recv_exact};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -25,6 +22,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::net::{pair, recv_exact};
+use support::{core, park_holding_panic_on_drop, wait_until, watchdog, CountWaker, PanicOnDrop, HANG};
 
 /// How long the core may take to run a trivial task: only a dead worker reaches it.
 const ALIVE: Duration = Duration::from_secs(10);
@@ -37,19 +36,6 @@ fn assert_contained(m: iocore::Metrics, what: &str) {
     );
 }
 
-fn core1() -> IoCore {
-    IoCore::builder().threads(1).build().expect("build core")
-}
-
-/// Panics when dropped.
-struct PanicOnDrop;
-
-impl Drop for PanicOnDrop {
-    fn drop(&mut self) {
-        panic!("PanicOnDrop dropped (expected by the test)");
-    }
-}
-
 /// A foreign waker whose `wake` panics (after counting the call).
 #[derive(Default)]
 struct PanicWaker(AtomicUsize);
@@ -58,16 +44,6 @@ impl Wake for PanicWaker {
     fn wake(self: Arc<Self>) {
         self.0.fetch_add(1, SeqCst);
         panic!("foreign waker panics in wake (expected by the test)");
-    }
-}
-
-/// A foreign waker that counts its wakes.
-#[derive(Default)]
-struct CountWaker(AtomicUsize);
-
-impl Wake for CountWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
     }
 }
 
@@ -112,7 +88,7 @@ fn assert_core_alive(core: IoCore, after: &str) -> IoCore {
 #[test]
 fn a_detached_task_whose_output_panics_in_drop_does_not_kill_the_worker() {
     watchdog(HANG * 2, || {
-        let core = core1();
+        let core = core(1);
         let (tx, rx) = oneshot::channel::<()>();
         let h = core.spawn(async move {
             rx.await.expect("go");
@@ -129,7 +105,7 @@ fn a_detached_task_whose_output_panics_in_drop_does_not_kill_the_worker() {
 #[test]
 fn a_join_handle_waker_that_panics_does_not_kill_the_worker() {
     watchdog(HANG * 2, || {
-        let core = core1();
+        let core = core(1);
         let (tx, rx) = oneshot::channel::<()>();
         let mut h = core.spawn(async move {
             rx.await.expect("go");
@@ -150,7 +126,7 @@ fn a_join_handle_waker_that_panics_does_not_kill_the_worker() {
 #[test]
 fn a_socket_waker_that_panics_does_not_stop_the_core_serving_other_sockets() {
     watchdog(HANG * 2, || {
-        let core = core1();
+        let core = core(1);
         let ((mut a, b), (c, d)) = core.block_on(async { (pair().await, pair().await) });
         // An echo server on another connection.
         let echo = core.spawn(async move {
@@ -192,7 +168,7 @@ fn a_socket_waker_that_panics_does_not_stop_the_core_serving_other_sockets() {
 #[test]
 fn a_slow_path_timer_waker_that_panics_does_not_stop_timers_or_tasks() {
     watchdog(HANG * 2, || {
-        let core = core1();
+        let core = core(1);
         let pw = Arc::new(PanicWaker::default());
         let waker = Waker::from(pw.clone());
         // Kept alive until it has fired.
@@ -225,11 +201,8 @@ fn a_slow_path_timer_waker_that_panics_does_not_stop_timers_or_tasks() {
 #[test]
 fn an_aborted_task_whose_future_panics_in_drop_is_cancelled_and_counted_once() {
     watchdog(HANG * 2, || {
-        let core = core1();
-        let h = core.spawn(async {
-            let _p = PanicOnDrop;
-            task::park(None).await;
-        });
+        let core = core(1);
+        let h = core.spawn(park_holding_panic_on_drop());
         wait_until("task parked", || core.metrics().parked_tasks == 1);
         h.abort();
         assert!(finishes(&h, ALIVE), "the aborted task never finished");
@@ -247,16 +220,9 @@ fn an_aborted_task_whose_future_panics_in_drop_is_cancelled_and_counted_once() {
 #[test]
 fn tasks_whose_futures_panic_in_drop_are_cancelled_by_shutdown_and_counted_once() {
     watchdog(HANG * 2, || {
-        let core = core1();
+        let core = core(1);
         let handle = core.handle();
-        let handles: Vec<_> = (0..3)
-            .map(|_| {
-                core.spawn(async {
-                    let _p = PanicOnDrop;
-                    task::park(None).await;
-                })
-            })
-            .collect();
+        let handles: Vec<_> = (0..3).map(|_| core.spawn(park_holding_panic_on_drop())).collect();
         wait_until("tasks parked", || core.metrics().parked_tasks == 3);
         let report = core.shutdown(Duration::ZERO);
         assert_eq!(report.cancelled, 3, "{report:?}");

@@ -4,41 +4,19 @@
 //! deadline passes (`Wake::Expired`) or when the task is woken (`Wake::Woken`) or signalled
 //! (`Wake::Signaled`) through its `TaskRef`.
 
-mod common;
+mod support;
 
-use common::{wait_until, watchdog, HANG};
 use futures::stream::{FuturesUnordered, StreamExt};
 use iocore::task::{self, Wake};
-use iocore::{time, IoCore, TaskRef};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use iocore::{time, TaskRef};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::{core, polled, wait_until, watchdog, HANG};
 
 /// How long a `park` may take beyond its deadline or wakeup: only a lost wakeup reaches it.
 const STUCK: Duration = Duration::from_secs(10);
-
-fn core(threads: usize) -> IoCore {
-    IoCore::builder().threads(threads).build().unwrap()
-}
-
-/// Sets its flag once the inner future has been polled.
-struct Polled<F> {
-    flag: Arc<AtomicBool>,
-    inner: Pin<Box<F>>,
-}
-
-impl<F: Future> Future for Polled<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let r = self.inner.as_mut().poll(cx);
-        self.flag.store(true, SeqCst);
-        r
-    }
-}
 
 fn parks_with_deadline_in_join_all(n: usize) {
     watchdog(HANG * 2, move || {
@@ -76,18 +54,18 @@ fn park_in_futures_unordered_returns(notify: fn(&TaskRef), expected: Wake) {
         let core = core(2);
         let h = core.spawn(async move {
             let (tx, rx) = mpsc::channel::<TaskRef>();
-            let polled = Arc::new(AtomicBool::new(false));
+            let polls = Arc::new(AtomicUsize::new(0));
             let notifier = {
-                let polled = polled.clone();
+                let polls = polls.clone();
                 thread::spawn(move || {
                     let t = rx.recv().expect("task ref");
-                    wait_until("the park to be polled", || polled.load(SeqCst));
+                    wait_until("the park to be polled", || polls.load(SeqCst) > 0);
                     notify(&t);
                 })
             };
             tx.send(task::current()).expect("send task ref");
             let mut set = FuturesUnordered::new();
-            set.push(Polled { flag: polled, inner: Box::pin(task::park(None)) });
+            set.push(polled(&polls, task::park(None)));
             let r = time::timeout(STUCK, set.next()).await;
             (r, notifier)
         });

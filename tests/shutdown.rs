@@ -3,17 +3,13 @@
 //! tasks, tasks finishing within the grace period count as finished, and spawning through
 //! a handle of a dropped core yields a cancelled task.
 
-mod common;
+mod support;
 
-use common::{wait_until, watchdog, DropGuard, HANG};
 use iocore::{task, time, Handle, IoCore, JoinHandle};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
-
-fn core(threads: usize) -> IoCore {
-    IoCore::builder().threads(threads).build().unwrap()
-}
+use support::{core, wait_until, watchdog, DropGuard, HANG};
 
 /// Awaits a handle after its core is gone: it must resolve (with a watchdog around the
 /// test) and be Ok or cancelled.

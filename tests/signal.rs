@@ -1,18 +1,14 @@
 //! `TaskRef::signal`: sticky until a `park` consumes it, coalescing, taking precedence over
 //! wakeups and deadlines; and signals passed around rings of tasks and from other threads.
 
-mod common;
+mod support;
 
-use common::{spin_until, wait_until, watchdog, HANG};
 use iocore::task::{self, Wake};
 use iocore::{time, IoCore, TaskRef};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-
-fn core(threads: usize) -> IoCore {
-    IoCore::builder().threads(threads).build().unwrap()
-}
+use support::{core, spin_until, wait_until, watchdog, HANG};
 
 fn soon() -> Option<Instant> {
     Some(Instant::now() + Duration::from_millis(5))

@@ -93,7 +93,8 @@ fn idle_pool_threads_exit_after_the_keep_alive() {
         .blocking_keep_alive(Duration::from_millis(20))
         .build()
         .unwrap();
-    let handles: Vec<_> = (0..3).map(|_| core.spawn_blocking(|| std::thread::sleep(Duration::from_millis(5)))).collect();
+    let handles: Vec<_> =
+        (0..3).map(|_| core.spawn_blocking(|| std::thread::sleep(Duration::from_millis(5)))).collect();
     core.block_on(async {
         for h in handles {
             h.await.unwrap();

@@ -2,18 +2,15 @@
 //! tasks spawned after they started; every short task completes before either looper
 //! finishes its 100k yields.
 
-mod common;
+mod support;
 
-use common::{spin_until, wait_until, watchdog, HANG};
 use iocore::{task, time, IoCore, JoinHandle};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use support::{core, join, serial, spin_until, wait_until, watchdog, HANG};
 
 const YIELDS: usize = 100_000;
 const SHORT: usize = 1000;
-
-/// The two tests load the machine; run them one after the other.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 struct Counters {
     started: AtomicUsize,
@@ -57,26 +54,33 @@ fn check(core: &IoCore, c: &Counters, loopers: Vec<JoinHandle<usize>>, shorts: V
     );
 }
 
-#[test]
-fn short_tasks_spawned_from_outside_are_not_starved() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(2).build().unwrap();
+/// Starts two loopers on a 2-worker core, has `spawn_shorts` spawn the short tasks, and
+/// checks that none was starved. (The tests load the machine: they take the `serial` lock.)
+fn loopers_do_not_starve<F>(spawn_shorts: F)
+where
+    F: FnOnce(&IoCore, &Arc<Counters>) -> Vec<JoinHandle<()>> + Send + 'static,
+{
+    let _serial = serial();
+    watchdog(HANG * 2, move || {
+        let core = core(2);
         let c = Arc::new(Counters { started: AtomicUsize::new(0), short_done: AtomicUsize::new(0) });
-        let loopers: Vec<_> = (0..2).map(|_| core.spawn(looper(c.clone()))).collect();
-        wait_until("both loopers started", || c.started.load(SeqCst) == 2);
-        let shorts: Vec<_> = (0..SHORT).map(|_| core.spawn(short(c.clone()))).collect();
+        let loopers = (0..2).map(|_| core.spawn(looper(c.clone()))).collect();
+        let shorts = spawn_shorts(&core, &c);
         check(&core, &c, loopers, shorts);
     });
 }
 
 #[test]
+fn short_tasks_spawned_from_outside_are_not_starved() {
+    loopers_do_not_starve(|core, c| {
+        wait_until("both loopers started", || c.started.load(SeqCst) == 2);
+        (0..SHORT).map(|_| core.spawn(short(c.clone()))).collect()
+    });
+}
+
+#[test]
 fn short_tasks_spawned_from_a_task_are_not_starved() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(2).build().unwrap();
-        let c = Arc::new(Counters { started: AtomicUsize::new(0), short_done: AtomicUsize::new(0) });
-        let loopers: Vec<_> = (0..2).map(|_| core.spawn(looper(c.clone()))).collect();
+    loopers_do_not_starve(|core, c| {
         let c2 = c.clone();
         let spawner = core.spawn(async move {
             // Wait (cooperatively) until both loopers run.
@@ -85,11 +89,7 @@ fn short_tasks_spawned_from_a_task_are_not_starved() {
             }
             (0..SHORT).map(|_| iocore::spawn(short(c2.clone()))).collect::<Vec<_>>()
         });
-        let shorts = core
-            .block_on(time::timeout(HANG, spawner))
-            .expect("spawner did not finish")
-            .expect("spawner failed");
-        check(&core, &c, loopers, shorts);
+        join(core, spawner).expect("spawner failed")
     });
 }
 
@@ -97,11 +97,7 @@ fn short_tasks_spawned_from_a_task_are_not_starved() {
 /// yield, from inside the core, while two loopers run.
 #[test]
 fn short_tasks_spawned_between_yields_are_not_starved() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    watchdog(HANG * 2, || {
-        let core = IoCore::builder().threads(2).build().unwrap();
-        let c = Arc::new(Counters { started: AtomicUsize::new(0), short_done: AtomicUsize::new(0) });
-        let loopers: Vec<_> = (0..2).map(|_| core.spawn(looper(c.clone()))).collect();
+    loopers_do_not_starve(|core, c| {
         let c2 = c.clone();
         let spawner = core.spawn(async move {
             spin_until("both loopers started", || c2.started.load(SeqCst) == 2);
@@ -112,10 +108,6 @@ fn short_tasks_spawned_between_yields_are_not_starved() {
             }
             shorts
         });
-        let shorts = core
-            .block_on(time::timeout(HANG, spawner))
-            .expect("spawner did not finish")
-            .expect("spawner failed");
-        check(&core, &c, loopers, shorts);
+        join(core, spawner).expect("spawner failed")
     });
 }

@@ -11,14 +11,11 @@
 //! figures (`[name] ...`) with `eprintln!`; `--nocapture` shows them. The tests of this file
 //! run one at a time (they count the process's fds and load the machine).
 
-mod hardening;
-mod net_common;
+mod support;
 
 use bytes::Bytes;
-use hardening::{fds_back_to, fill, pick, raise_nofile, rss_kib, seed, serial, variant, Rng};
 use iocore::net::{ConnectOptions, PostError, PostSender, TcpStream};
 use iocore::{task, TaskRef};
-use net_common::{fd_count, listener, recv_exact, run};
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -26,6 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering:
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::net::{listener, pair, recv_exact, run};
+use support::stress::{fds_back_to, pick, raise_nofile, rss_kib, run_child_with, seed, variant, Rng};
+use support::{fd_count, parse_tagged, pattern, serial, settle_in_core, tagged, Parsed};
 
 /// Waits (in iocore sleeps) for a plain thread to finish, then joins it.
 async fn join_thread<T>(t: thread::JoinHandle<T>) -> T {
@@ -44,19 +44,13 @@ const STORM_POSTERS: usize = 3;
 /// Writer id of the owner task (posters are 0..3).
 const OWNER: usize = 3;
 const WRITERS: usize = 4;
-/// Messages per writer and socket at most: keeps a socket's data (< 12 KiB) below its
+/// Messages per writer and socket at most: keeps a socket's data (< 11 KiB) below its
 /// kernel buffer, so no send ever waits and a cancelled owner never leaves half a message.
 const STORM_MAX_MSGS: u32 = 40;
 
-/// One framed message: `[writer u8][seq u32 BE][len u8][payload]`.
+/// Message `seq` of a writer: a [`tagged`] message of 1-60 bytes.
 fn storm_msg(writer: usize, seq: u32) -> Vec<u8> {
-    let len = 1 + (seq as usize * 7 + writer * 13) % 60;
-    let mut m = Vec::with_capacity(6 + len);
-    m.push(writer as u8);
-    m.extend_from_slice(&seq.to_be_bytes());
-    m.push(len as u8);
-    m.extend_from_slice(&fill(((writer as u64) << 32) | seq as u64, len));
-    m
+    tagged(writer, seq, 1 + (seq as usize * 7 + writer * 13) % 60)
 }
 
 /// What happened to one socket of the storm.
@@ -76,47 +70,10 @@ struct SockLog {
     received: Mutex<Option<Parsed>>,
 }
 
-/// What a storm peer received: complete messages per writer, errors, a partial tail.
-type Parsed = ([u32; WRITERS], Vec<String>, usize);
-
 struct StormSock {
     sender: PostSender,
     task: TaskRef,
     log: Arc<SockLog>,
-}
-
-/// Parses what a peer received: per writer, messages must be complete, uncorrupted and
-/// numbered 0, 1, 2, ... Returns the counts, the errors, and the length of a trailing
-/// partial message.
-fn parse_storm(data: &[u8]) -> Parsed {
-    let mut next = [0u32; WRITERS];
-    let mut errors = Vec::new();
-    let mut off = 0;
-    while off < data.len() {
-        if data.len() - off < 6 {
-            break;
-        }
-        let w = data[off] as usize;
-        if w >= WRITERS {
-            errors.push(format!("bad writer id {w} at byte {off}"));
-            return (next, errors, 0);
-        }
-        let seq = u32::from_be_bytes(data[off + 1..off + 5].try_into().unwrap());
-        let whole = storm_msg(w, next[w]);
-        if data.len() - off < whole.len() {
-            break;
-        }
-        if seq != next[w] || data[off..off + whole.len()] != whole[..] {
-            errors.push(format!(
-                "writer {w}: got seq {seq} expected {} (lost, duplicated or corrupted)",
-                next[w]
-            ));
-            return (next, errors, 0);
-        }
-        next[w] += 1;
-        off += whole.len();
-    }
-    (next, errors, data.len() - off)
 }
 
 #[derive(Default)]
@@ -224,7 +181,7 @@ fn close_wakeup_storm() {
                         Ok(Ok(n)) => panic!("{n} bytes after the end of stream"),
                         Err(_) => panic!("recv after the end of stream hangs"),
                     }
-                    *plog.received.lock().unwrap() = Some(parse_storm(&data));
+                    *plog.received.lock().unwrap() = Some(parse_tagged(&data, WRITERS, storm_msg));
                 }));
                 let sender = client.sender();
                 let mode = rng.below(4) as usize;
@@ -314,8 +271,9 @@ fn close_wakeup_storm() {
                 "{what}: end-of-stream seen {} times",
                 log.ends.load(SeqCst)
             );
-            let (got, errors, tail) = log.received.lock().unwrap().take().expect("peer result");
-            assert!(errors.is_empty(), "{what}: {errors:?}");
+            let Parsed { counts: got, tail, error } =
+                log.received.lock().unwrap().take().expect("peer result");
+            assert!(error.is_none(), "{what}: {error:?}");
             let accepted: Vec<u32> = log.accepted.iter().map(|a| a.load(SeqCst)).collect();
             delivered += got.iter().map(|&n| n as u64).sum::<u64>();
             if log.aborted.load(SeqCst) {
@@ -576,12 +534,7 @@ fn reconnect_storm() {
             assert!(acc.iter().copied().eq(0..n), "client {cid}: accepted out of order or twice");
         }
         // Handlers finish once their connections end.
-        for _ in 0..1000 {
-            if handlers.load(SeqCst) == 0 {
-                break;
-            }
-            iocore::time::sleep(Duration::from_millis(10)).await;
-        }
+        settle_in_core(Duration::from_secs(10), || handlers.load(SeqCst) == 0).await;
         assert_eq!(handlers.load(SeqCst), 0, "server handlers still running");
         server.abort();
         let _ = server.await;
@@ -657,7 +610,7 @@ fn many_connections_held_open() {
         };
         // The clients: this test again, in a child process.
         let child = thread::spawn(move || {
-            hardening::run_child_with(
+            run_child_with(
                 "many_connections_held_open",
                 HELD_CHILD,
                 &addr.to_string(),
@@ -677,12 +630,7 @@ fn many_connections_held_open() {
         let (ok, out, err) = join_thread(child).await;
         assert!(ok, "client process failed\nstdout:\n{out}\nstderr:\n{err}");
         let l = server.await.expect("acceptor");
-        for _ in 0..3000 {
-            if handlers_done.load(SeqCst) == conns {
-                break;
-            }
-            iocore::time::sleep(Duration::from_millis(10)).await;
-        }
+        settle_in_core(Duration::from_secs(30), || handlers_done.load(SeqCst) == conns).await;
         let elapsed = start.elapsed();
         let fds = fds_back_to(fds0, Duration::from_secs(60)).await;
         let rss1 = rss_kib();
@@ -834,12 +782,7 @@ fn connect_accept_churn() {
             w.await.expect("client worker");
         }
         let l = server.await.expect("acceptor");
-        for _ in 0..3000 {
-            if served.load(SeqCst) == total {
-                break;
-            }
-            iocore::time::sleep(Duration::from_millis(10)).await;
-        }
+        settle_in_core(Duration::from_secs(30), || served.load(SeqCst) == total).await;
         let elapsed = start.elapsed();
         let fds = fds_back_to(fds0, Duration::from_secs(30)).await;
         let rss1 = rss_kib();
@@ -868,11 +811,11 @@ fn one_big_message_each_way() {
     let _g = serial();
     let size = pick(8usize << 20, 64 << 20);
     run(2, pick(Duration::from_secs(60), Duration::from_secs(300)), move || async move {
-        let (c, s) = net_common::pair().await;
+        let (c, s) = pair().await;
         let rss0 = rss_kib();
         let start = Instant::now();
-        let up = Arc::new(fill(1, size));
-        let down = Arc::new(fill(2, size));
+        let up = Arc::new(pattern(1, size));
+        let down = Arc::new(pattern(2, size));
         let end = |stream: TcpStream, out: Arc<Vec<u8>>, want: Arc<Vec<u8>>, who: &'static str| async move {
             let mut got = vec![0u8; want.len()];
             let (sent, recvd) = futures::join!(stream.send_all(&out), recv_exact(&stream, &mut got));
@@ -910,7 +853,7 @@ fn slow_reader_paces_the_producer() {
     const CHUNK: usize = 16 * 1024;
     let secs = pick(1u64, 10);
     run(2, Duration::from_secs(secs + 60), move || async move {
-        let (client, peer) = net_common::pair().await;
+        let (client, peer) = pair().await;
         // Default kernel buffers: they fill within milliseconds at this rate, then the posted
         // queue holds the backlog. (Shrinking them to 4 KiB makes gVisor's netstack stall for
         // seconds on window updates, with plain std sockets too.)
@@ -918,7 +861,7 @@ fn slow_reader_paces_the_producer() {
         let sender = client.sender();
         let slow_until = Instant::now() + Duration::from_secs(secs);
         let chunk = |seq: u64| {
-            let mut c = fill(seq + 7, CHUNK);
+            let mut c = pattern(seq + 7, CHUNK);
             c[..8].copy_from_slice(&seq.to_be_bytes());
             c
         };

@@ -17,21 +17,21 @@
 //!
 //! Short by default (a few seconds); `IOCORE_STRESS=full` runs many more rounds.
 
-mod hardening;
-mod net_common;
+mod support;
 
 use bytes::Bytes;
 use futures::lock::Mutex as AsyncMutex;
-use hardening::{fill, pick, seed, serial, variant, Rng};
 use iocore::net::{PostError, PostSender, TcpStream};
 use iocore::time::{sleep, timeout};
-use iocore::{task, IoCore, JoinHandle};
-use net_common::{fd_count, fd_list, listener, settle};
+use iocore::{task, JoinHandle};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, RwLock};
+use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::net::listener;
+use support::stress::{pick, seed, variant, Rng};
+use support::{core, fd_count, fd_list, parse_tagged, serial, settle, tagged, watchdog};
 
 /// Posting threads (producers 0..4).
 const POSTERS: usize = 4;
@@ -43,53 +43,24 @@ const CONNS: usize = 3;
 /// Bound of any single wait in a round: only a hang reaches it.
 const STUCK: Duration = Duration::from_secs(20);
 
-/// `[producer u8][seq u32 BE][len u16 BE][payload]`; the owner's messages are larger.
+/// Message `seq` of a producer: a [`tagged`] message; the owner's are larger.
 fn msg(producer: usize, seq: u32) -> Vec<u8> {
     let max = if producer == OWNER { 6000 } else { 3000 };
-    let len = 1 + (seq as usize * 131 + producer * 977) % max;
-    let mut m = Vec::with_capacity(7 + len);
-    m.push(producer as u8);
-    m.extend_from_slice(&seq.to_be_bytes());
-    m.extend_from_slice(&(len as u16).to_be_bytes());
-    m.extend_from_slice(&fill(((producer as u64) << 32) | seq as u64, len));
-    m
+    tagged(producer, seq, 1 + (seq as usize * 131 + producer * 977) % max)
 }
 
 /// Parses a consumer's bytes: per producer, messages 0, 1, 2, ... complete and intact.
 /// Returns the message counts, or what is wrong. A truncated last message is allowed only
 /// when `prefix` (after an abort).
-fn parse(data: &[u8], prefix: bool) -> Result<[u32; PRODUCERS], String> {
-    let mut next = [0u32; PRODUCERS];
-    let mut off = 0;
-    while off < data.len() {
-        if data.len() - off < 7 {
-            break;
-        }
-        let p = data[off] as usize;
-        if p >= PRODUCERS {
-            return Err(format!("bad producer id {p} at byte {off}: the stream is corrupted"));
-        }
-        let seq = u32::from_be_bytes(data[off + 1..off + 5].try_into().unwrap());
-        if seq != next[p] {
-            return Err(format!(
-                "producer {p}: message {seq} where {} was expected (lost, duplicated or reordered)",
-                next[p]
-            ));
-        }
-        let whole = msg(p, seq);
-        if data.len() - off < whole.len() {
-            break;
-        }
-        if data[off..off + whole.len()] != whole[..] {
-            return Err(format!("producer {p}: message {seq} is corrupted"));
-        }
-        next[p] += 1;
-        off += whole.len();
+fn parse(data: &[u8], prefix: bool) -> Result<Vec<u32>, String> {
+    let parsed = parse_tagged(data, PRODUCERS, msg);
+    if let Some(e) = parsed.error {
+        return Err(e);
     }
-    if off < data.len() && !prefix {
-        return Err(format!("{} bytes of a truncated message before an orderly EOF", data.len() - off));
+    if parsed.tail > 0 && !prefix {
+        return Err(format!("{} bytes of a truncated message before an orderly EOF", parsed.tail));
     }
-    Ok(next)
+    Ok(parsed.counts)
 }
 
 /// What was accepted on one connection, per producer (a message counts once its
@@ -423,8 +394,7 @@ fn mixed_waiters_posts_aborts_and_drops_on_shared_sockets() {
     let rounds = pick(20, 2000);
     let seed = seed("stress_mixed");
     let limit = pick(Duration::from_secs(90), Duration::from_secs(1800));
-    let (tx, rx) = mpsc::channel();
-    let body = thread::spawn(move || {
+    watchdog(limit, move || {
         let fds0 = fd_count();
         let start = Instant::now();
         let stats = Arc::new(Stats::default());
@@ -436,7 +406,7 @@ fn mixed_waiters_posts_aborts_and_drops_on_shared_sockets() {
                 thread::spawn(move || poster(tid, current, stop, stats, seed))
             })
             .collect();
-        let core = IoCore::builder().threads(2).build().expect("build core");
+        let core = core(2);
         {
             let (stats, current) = (stats.clone(), current.clone());
             core.block_on(async move {
@@ -478,17 +448,5 @@ fn mixed_waiters_posts_aborts_and_drops_on_shared_sockets() {
         );
         assert!(back, "fd count {fds0} -> {fds1} after the core was shut down: {:#?}", fd_list());
         assert!(s.posts_ok.load(SeqCst) > 0 && s.owner_sends.load(SeqCst) > 0, "nothing was sent");
-        let _ = tx.send(());
     });
-    match rx.recv_timeout(limit) {
-        Ok(()) => body.join().expect("test body"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = body.join() {
-                std::panic::resume_unwind(p)
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("stress_mixed did not finish within {limit:?}: a hang")
-        }
-    }
 }

@@ -1,13 +1,14 @@
 //! Closing: the peer dropping during a large send, orderly EOF, reset by the peer,
 //! operations after `shutdown()`, and dropping a stream with posted data still queued.
 
-mod net_common;
+mod support;
 
 use bytes::Bytes;
 use iocore::net::{PostError, TcpStream};
-use net_common::{listener, pair, pattern, recv_to_end, run, LIMIT};
 use std::io::ErrorKind;
 use std::time::Duration;
+use support::net::{listener, pair, recv_to_end, run, LIMIT};
+use support::pattern;
 
 const TEN_MIB: usize = 10 << 20;
 

@@ -1,12 +1,12 @@
 //! `connect` errors and `ConnectOptions`: refused ports, unknown hosts, timeouts and the
 //! reconnect delay.
 
-mod net_common;
+mod support;
 
 use iocore::net::{ConnectOptions, ListenOptions, TcpListener, TcpStream};
-use net_common::{listener, run, LIMIT};
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
+use support::net::{listener, pair, recv_exact, run, LIMIT};
 
 /// A loopback port with nothing listening on it.
 async fn closed_port() -> std::net::SocketAddr {
@@ -202,7 +202,7 @@ fn preconfigured_socket_is_used() {
 #[test]
 fn socket_options_round_trip() {
     run(2, LIMIT, || async {
-        let (c, s) = net_common::pair().await;
+        let (c, s) = pair().await;
         assert_eq!(c.peer_addr().unwrap(), s.local_addr().unwrap());
         assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
         c.set_nodelay(true).expect("set_nodelay");
@@ -224,7 +224,7 @@ fn socket_options_round_trip() {
         // Still a working connection.
         c.send_all(b"ok").await.expect("send");
         let mut b = [0u8; 2];
-        net_common::recv_exact(&s, &mut b).await.expect("recv");
+        recv_exact(&s, &mut b).await.expect("recv");
         assert_eq!(&b, b"ok");
         assert!(format!("{c:?}").contains(&c.local_addr().unwrap().to_string()));
     });
@@ -243,7 +243,7 @@ fn from_std_streams_and_listeners() {
         let s = accept.await.expect("accept task");
         c.send_all(b"from std").await.expect("send");
         let mut b = [0u8; 8];
-        net_common::recv_exact(&s, &mut b).await.expect("recv");
+        recv_exact(&s, &mut b).await.expect("recv");
         assert_eq!(&b, b"from std");
         // A stream wrapped from std waits (does not block the worker) when empty.
         let r = iocore::time::timeout(Duration::from_millis(20), c.recv(&mut b)).await;

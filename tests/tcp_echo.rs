@@ -1,10 +1,11 @@
 //! Echo over loopback: one message, 100 KiB messages reassembled by a server reading 100
 //! bytes at a time, and 100 pipelined 100 KiB messages coming back intact and in order.
 
-mod net_common;
+mod support;
 
 use iocore::net::TcpStream;
-use net_common::{listener, pattern, recv_exact, run, LIMIT};
+use support::net::{listener, pair, recv_exact, run, LIMIT};
+use support::{core, pattern};
 
 const MSG: usize = 100 * 1024;
 
@@ -115,7 +116,7 @@ fn echo_100_pipelined_100k_messages_in_order() {
 #[test]
 fn vectored_send_and_recv() {
     run(2, LIMIT, || async {
-        let (c, s) = net_common::pair().await;
+        let (c, s) = pair().await;
         let parts: [&[u8]; 3] = [b"alpha-", b"beta-", b"gamma"];
         let slices: Vec<std::io::IoSlice<'_>> = parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
         let n = c.send_vectored(&slices).await.expect("send_vectored");
@@ -173,8 +174,8 @@ fn echo_outside_any_core() {
 #[test]
 fn stream_used_from_another_core() {
     run(1, LIMIT, || async {
-        let (c, s) = net_common::pair().await;
-        let other = iocore::IoCore::builder().threads(1).build().expect("second core");
+        let (c, s) = pair().await;
+        let other = core(1);
         let h = other.spawn(async move {
             let mut buf = [0u8; 4];
             recv_exact(&s, &mut buf).await.expect("recv on the other core");
@@ -199,7 +200,7 @@ fn stream_used_from_another_core() {
 fn send_vectored_with_more_slices_than_iov_max() {
     run(2, LIMIT, || async {
         const SLICES: usize = 2000;
-        let (c, s) = net_common::pair().await;
+        let (c, s) = pair().await;
         let data = pattern(11, SLICES * 10);
         let slices: Vec<std::io::IoSlice<'_>> = data.chunks(10).map(std::io::IoSlice::new).collect();
         let n = iocore::time::timeout(std::time::Duration::from_secs(5), c.send_vectored(&slices))
@@ -232,7 +233,7 @@ fn send_vectored_with_more_slices_than_iov_max() {
 fn recv_vectored_with_more_slices_than_iov_max() {
     run(2, LIMIT, || async {
         const SLICES: usize = 2000;
-        let (c, s) = net_common::pair().await;
+        let (c, s) = pair().await;
         let data = pattern(12, SLICES * 10);
         c.send_all(&data).await.expect("send_all");
         // Let all of it arrive before reading.

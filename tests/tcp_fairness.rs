@@ -3,15 +3,15 @@
 //! The ping-pongs must all finish while the blaster is still running (no starvation), and
 //! the blaster's reader must keep receiving meanwhile.
 
-mod net_common;
+mod support;
 
 use iocore::net::TcpStream;
-use net_common::{listener, recv_exact, run, LIMIT};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use support::net::{listener, recv_exact, run, LIMIT};
 
 const PINGERS: usize = 50;
 const ROUNDS: usize = 100;

@@ -4,13 +4,14 @@
 //!
 //! This file holds a single test on purpose: nothing else may open fds meanwhile.
 
-mod net_common;
+mod support;
 
 use iocore::net::TcpStream;
-use net_common::{fd_count, fd_list, listener, recv_exact, run, settle};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::net::{listener, recv_exact, run};
+use support::{fd_count, fd_list, settle, settle_in_core};
 
 const CYCLES: usize = 10_000;
 const IN_FLIGHT: usize = 16;
@@ -110,24 +111,11 @@ fn ten_thousand_cycles_leave_no_fds_behind() {
         }
         let l = server.await.expect("server task");
         // Server handlers finish once their peers' closes arrive.
-        let mut all_served = false;
-        for _ in 0..1000 {
-            if served.load(Ordering::SeqCst) == CYCLES {
-                all_served = true;
-                break;
-            }
-            iocore::time::sleep(Duration::from_millis(10)).await;
-        }
+        let all_served =
+            settle_in_core(Duration::from_secs(10), || served.load(Ordering::SeqCst) == CYCLES).await;
         assert!(all_served, "only {} of {CYCLES} server handlers finished", served.load(Ordering::SeqCst));
         // Flushers of dropped streams and the core's release list may need a moment.
-        let mut back = false;
-        for _ in 0..1000 {
-            if fd_count() <= base {
-                back = true;
-                break;
-            }
-            iocore::time::sleep(Duration::from_millis(10)).await;
-        }
+        let back = settle_in_core(Duration::from_secs(10), || fd_count() <= base).await;
         assert!(
             back,
             "fd count {base} -> {} after {CYCLES} cycles\nbefore: {base_list:#?}\nafter: {:#?}",

@@ -1,11 +1,12 @@
 //! `futures::io` interop: `copy` through a proxy, `read_exact`/`write_all`, owned halves
 //! used from two tasks, borrowed halves, and `reunite`.
 
-mod net_common;
+mod support;
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use iocore::net::{reunite, TcpStream};
-use net_common::{listener, pair, pattern, run, LIMIT};
+use support::net::{listener, pair, recv_exact, run, LIMIT};
+use support::pattern;
 
 #[test]
 fn copy_through_a_proxy() {
@@ -137,25 +138,25 @@ fn reunited_stream_works_and_mismatched_reunite_fails() {
         let iocore::net::ReuniteError(r1, w2) = err;
         w2.send_all(b"two").await.expect("send on returned half");
         let mut b = [0u8; 3];
-        net_common::recv_exact(&s2, &mut b).await.expect("recv");
+        recv_exact(&s2, &mut b).await.expect("recv");
         assert_eq!(&b, b"two");
         s1.send_all(b"one").await.expect("send");
-        net_common::recv_exact(&r1, &mut b).await.expect("recv on returned half");
+        recv_exact(&r1, &mut b).await.expect("recv on returned half");
         assert_eq!(&b, b"one");
         // The right pairs reunite into working streams.
         let c1 = reunite(r1, w1).expect("reunite 1");
         let c2 = reunite(r2, w2).expect("reunite 2");
         c1.send_all(b"111").await.expect("send 1");
         c2.send_all(b"222").await.expect("send 2");
-        net_common::recv_exact(&s1, &mut b).await.expect("recv 1");
+        recv_exact(&s1, &mut b).await.expect("recv 1");
         assert_eq!(&b, b"111");
-        net_common::recv_exact(&s2, &mut b).await.expect("recv 2");
+        recv_exact(&s2, &mut b).await.expect("recv 2");
         assert_eq!(&b, b"222");
         // Dropping one half keeps the socket open for the other.
         let (r1, w1) = c1.into_split();
         drop(r1);
         w1.send_all(b"xyz").await.expect("send after dropping the read half");
-        net_common::recv_exact(&s1, &mut b).await.expect("recv");
+        recv_exact(&s1, &mut b).await.expect("recv");
         assert_eq!(&b, b"xyz");
         drop(w1);
         assert_eq!(s1.recv(&mut b).await.expect("EOF once both halves are gone"), 0);

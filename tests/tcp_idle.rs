@@ -1,45 +1,29 @@
 //! An idle connected socket causes no busy polling: a task waiting in `recv` on a quiet
 //! connection is polled only a handful of times, and still wakes when data arrives.
 
-mod net_common;
+mod support;
 
-use net_common::{pair, run, LIMIT};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-
-/// Counts how often the wrapped future is polled.
-struct CountPolls<F>(F, Arc<AtomicUsize>);
-
-impl<F: Future + Unpin> Future for CountPolls<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.1.fetch_add(1, Ordering::SeqCst);
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
+use support::net::{pair, recv_exact, run, LIMIT};
+use support::polled;
 
 fn idle_recv_is_not_busy_polled(threads: usize) {
     run(threads, LIMIT, || async {
         let (client, server) = pair().await;
         let polls = Arc::new(AtomicUsize::new(0));
-        let reader = iocore::spawn(CountPolls(
-            Box::pin(async move {
-                let mut buf = [0u8; 64];
-                let mut got = Vec::new();
-                loop {
-                    let n = server.recv(&mut buf).await.expect("recv");
-                    if n == 0 {
-                        return got;
-                    }
-                    got.extend_from_slice(&buf[..n]);
+        let reader = iocore::spawn(polled(&polls, async move {
+            let mut buf = [0u8; 64];
+            let mut got = Vec::new();
+            loop {
+                let n = server.recv(&mut buf).await.expect("recv");
+                if n == 0 {
+                    return got;
                 }
-            }),
-            polls.clone(),
-        ));
+                got.extend_from_slice(&buf[..n]);
+            }
+        }));
         iocore::time::sleep(Duration::from_millis(20)).await;
         let idle_polls = polls.load(Ordering::SeqCst);
         assert!(idle_polls >= 1, "the reader task was never polled");
@@ -103,7 +87,7 @@ fn readable_waits_and_try_recv_would_block_when_empty() {
         let n = server.try_send(b"back").expect("try_send on an empty socket");
         assert_eq!(n, 4);
         let mut back = [0u8; 4];
-        net_common::recv_exact(&client, &mut back).await.expect("recv");
+        recv_exact(&client, &mut back).await.expect("recv");
         assert_eq!(&back, b"back");
     });
 }

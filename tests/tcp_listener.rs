@@ -1,16 +1,16 @@
 //! `TcpListener`: ephemeral ports, `AddrInUse`, several listeners on one core, 500
-//! concurrent clients, `incoming()`, and `accept` recovering after `EMFILE`.
+//! concurrent clients, and `incoming()`. (`accept` at `EMFILE` and its recovery are
+//! tested in `faults.rs`, with `connect` and `bind` at the fd limit.)
 
-mod hardening;
-mod net_common;
+mod support;
 
 use futures::StreamExt;
 use iocore::net::{ListenOptions, TcpListener, TcpStream};
-use net_common::{listener, recv_exact, run, LIMIT};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
+use support::net::{listener, recv_exact, run, LIMIT};
+use support::stress::raise_nofile;
 
 #[test]
 fn bind_port_zero_gets_a_real_port() {
@@ -149,7 +149,7 @@ fn incoming_yields_connections() {
 fn five_hundred_concurrent_clients_are_all_accepted() {
     const CLIENTS: usize = 500;
     // Both ends live in this process: make sure the fd limit is not the bottleneck.
-    hardening::raise_nofile(4096);
+    raise_nofile(4096);
     run(2, LIMIT, || async {
         let (l, addr) = listener().await;
         let server = iocore::spawn(async move {
@@ -181,133 +181,5 @@ fn five_hundred_concurrent_clients_are_all_accepted() {
             c.await.expect("client task");
         }
         assert_eq!(connected.load(Ordering::SeqCst), CLIENTS);
-    });
-}
-
-const EMFILE_CHILD: &str = "IOCORE_TCP_LISTENER_EMFILE_CHILD";
-const EMFILE_OK: &str = "EMFILE-CHILD-OK";
-
-/// Output of the EMFILE child process.
-struct ChildRun {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `accept_keeps_working_after_emfile` again in a child process (the fd limit is
-/// process-wide), where it lowers `RLIMIT_NOFILE` and does the real work. Run once per
-/// process, shared by the tests that look at its result.
-fn emfile_child_run() -> &'static ChildRun {
-    static RUN: OnceLock<ChildRun> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let (success, stdout, stderr) =
-            hardening::run_child("accept_keeps_working_after_emfile", EMFILE_CHILD, Duration::from_secs(60));
-        ChildRun { success, stdout, stderr }
-    })
-}
-
-#[test]
-fn accept_keeps_working_after_emfile() {
-    if std::env::var_os(EMFILE_CHILD).is_some() {
-        emfile_child();
-        println!("{EMFILE_OK}");
-        return;
-    }
-    let r = emfile_child_run();
-    assert!(r.success, "child failed\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout.contains(EMFILE_OK),
-        "child did not run the test\nstdout:\n{}\nstderr:\n{}",
-        r.stdout,
-        r.stderr
-    );
-}
-
-/// The documented advice for `EMFILE` is to free fds, so callers must be able to tell it
-/// apart: the accept error must keep the OS error code (`raw_os_error() == Some(EMFILE)`),
-/// not only mention it in its message.
-#[test]
-fn accept_emfile_error_keeps_the_os_error_code() {
-    if std::env::var_os(EMFILE_CHILD).is_some() {
-        return;
-    }
-    let r = emfile_child_run();
-    let line = r.stdout.lines().find(|l| l.contains("accept error after")).unwrap_or_else(|| {
-        panic!("child did not report its accept error\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr)
-    });
-    assert!(
-        line.contains(&format!("raw_os_error=Some({})", libc::EMFILE)),
-        "the EMFILE accept error lost its OS error code: {line}"
-    );
-}
-
-fn emfile_child() {
-    const PENDING: usize = 40;
-    const HEADROOM: usize = 6;
-    run(1, LIMIT, || async {
-        let (l, addr) = listener().await;
-        // Connections waiting in the backlog (plain blocking clients: the kernel completes
-        // the handshake without an accept).
-        let clients: Vec<std::net::TcpStream> =
-            (0..PENDING).map(|_| std::net::TcpStream::connect(addr).expect("std connect")).collect();
-        let open = net_common::fd_count();
-        // Room for a few accepts only (no fd may be opened by anything else from here on).
-        hardening::set_nofile_soft((open + HEADROOM) as u64);
-        let accept = || async {
-            iocore::time::timeout(Duration::from_secs(5), l.accept())
-                .await
-                .expect("accept hung (a pending connection was not seen)")
-        };
-        let mut accepted = Vec::new();
-        let err = loop {
-            match accept().await {
-                Ok((s, _)) => accepted.push(s),
-                Err(e) => break e,
-            }
-            assert!(accepted.len() <= PENDING, "never hit the fd limit");
-        };
-        println!(
-            "accept error after {} accepts: kind={:?} raw_os_error={:?} msg={err}",
-            accepted.len(),
-            err.kind(),
-            err.raw_os_error()
-        );
-        assert!(
-            err.raw_os_error() == Some(libc::EMFILE) || err.to_string().contains("os error 24"),
-            "expected EMFILE, got {err:?}"
-        );
-        // The listener stays usable: the same error again while nothing was freed...
-        let again = accept().await.expect_err("accept with no free fd");
-        assert!(again.to_string().contains("os error 24"), "{again:?}");
-        // ...and accepts succeed again once fds are freed (no new connection arrives: the
-        // pending ones must still be seen).
-        let freed = accepted.len().min(3);
-        assert!(freed > 0, "no accept succeeded before EMFILE");
-        accepted.truncate(accepted.len() - freed);
-        for i in 0..freed {
-            let (s, _) = accept().await.unwrap_or_else(|e| panic!("accept {i} after freeing fds: {e}"));
-            accepted.push(s);
-        }
-        // Raise the limit again: every pending connection gets accepted, and works.
-        hardening::set_nofile_soft((open + PENDING + 64) as u64);
-        while accepted.len() < PENDING - freed {
-            let (s, _) = accept().await.expect("accept after raising the limit");
-            accepted.push(s);
-        }
-        for s in &accepted {
-            s.send_all(b"x").await.expect("send on an accepted stream");
-        }
-        drop(accepted);
-        // The clients whose server side was freed earlier see EOF, the others an "x"
-        // then EOF; none sees an error.
-        let mut xs = 0;
-        for mut c in clients {
-            use std::io::Read;
-            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut buf = Vec::new();
-            c.read_to_end(&mut buf).expect("client read");
-            xs += buf.len();
-        }
-        assert_eq!(xs, PENDING - freed);
     });
 }

@@ -1,13 +1,14 @@
 //! 300 fresh connections, each with 10 pipelined length-prefixed messages of 1 B .. 64 KiB,
 //! echoed by the server: every byte comes back, zero errors, on a 2-thread core.
 
-mod net_common;
+mod support;
 
 use iocore::net::TcpStream;
-use net_common::{listener, pattern, recv_exact, run, Recv, LIMIT};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use support::net::{listener, recv_exact, run, Recv, LIMIT};
+use support::pattern;
 
 const CONNECTIONS: usize = 300;
 const MESSAGES: usize = 10;

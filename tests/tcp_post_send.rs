@@ -1,51 +1,33 @@
 //! `post_send` / `PostSender`: posts from many OS threads while the owner is busy, empty
 //! buffers, posting after close, the high-water mark, and ordering with the owner's sends.
 
-mod net_common;
+mod support;
 
 use bytes::Bytes;
 use iocore::net::{PostError, PostSender, TcpStream};
-use net_common::{listener, pair, pattern, recv_to_end, run, LIMIT};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::net::{listener, pair, recv_to_end, run, LIMIT};
+use support::{parse_tagged, pattern, tagged};
 
 const POSTERS: usize = 8;
 
-/// A message tagged with its thread and sequence number: `[tid u8][seq u32][len u16][payload]`.
-fn tagged(tid: usize, seq: u32) -> Vec<u8> {
-    let len = 1 + (seq as usize * 7 + tid * 13) % 61;
-    let mut m = Vec::with_capacity(7 + len);
-    m.push(tid as u8);
-    m.extend_from_slice(&seq.to_be_bytes());
-    m.extend_from_slice(&(len as u16).to_be_bytes());
-    m.extend_from_slice(&pattern(((tid as u64) << 32) | seq as u64, len));
-    m
+/// Message `seq` of posting thread `tid`: a [`support::tagged`] message of 1-61 bytes.
+fn thread_msg(tid: usize, seq: u32) -> Vec<u8> {
+    tagged(tid, seq, 1 + (seq as usize * 7 + tid * 13) % 61)
 }
 
-/// Parses a stream of tagged messages and checks that each thread's messages arrived
-/// complete, uncorrupted, exactly once and in order.
+/// Checks that each thread's messages arrived complete, uncorrupted, exactly once and in
+/// order, and all of them.
 fn check_tagged(data: &[u8], per_thread: u32) {
-    let mut next = [0u32; POSTERS];
-    let mut off = 0;
-    while off < data.len() {
-        assert!(data.len() - off >= 7, "truncated header at byte {off}");
-        let tid = data[off] as usize;
-        assert!(tid < POSTERS, "bad thread id {tid} at byte {off}: stream is corrupted");
-        let seq = u32::from_be_bytes(data[off + 1..off + 5].try_into().unwrap());
-        assert_eq!(
-            seq, next[tid],
-            "thread {tid}: got message {seq}, expected {} (lost, duplicated or reordered)",
-            next[tid]
-        );
-        let whole = tagged(tid, seq);
-        assert!(data.len() - off >= whole.len(), "truncated message {tid}/{seq}");
-        assert!(data[off..off + whole.len()] == whole[..], "message {tid}/{seq} is corrupted");
-        off += whole.len();
-        next[tid] += 1;
+    let parsed = parse_tagged(data, POSTERS, thread_msg);
+    if let Some(e) = parsed.error {
+        panic!("{e}");
     }
-    for (tid, n) in next.iter().enumerate() {
+    assert_eq!(parsed.tail, 0, "truncated message at the end of the stream");
+    for (tid, n) in parsed.counts.iter().enumerate() {
         assert_eq!(*n, per_thread, "thread {tid}: {n} of {per_thread} messages arrived");
     }
 }
@@ -68,7 +50,7 @@ fn posts_from_8_threads_while_owner_is_blocked_in_its_poll() {
                     thread::spawn(move || {
                         start.wait();
                         for seq in 0..PER_THREAD {
-                            sender.post_send(tagged(tid, seq)).expect("post_send");
+                            sender.post_send(thread_msg(tid, seq)).expect("post_send");
                         }
                     })
                 })
@@ -80,7 +62,7 @@ fn posts_from_8_threads_while_owner_is_blocked_in_its_poll() {
                 t.join().expect("poster thread");
             }
             let total: usize =
-                (0..POSTERS).flat_map(|t| (0..PER_THREAD).map(move |s| tagged(t, s).len())).sum();
+                (0..POSTERS).flat_map(|t| (0..PER_THREAD).map(move |s| thread_msg(t, s).len())).sum();
             let queued = sender.queued_bytes();
             assert_eq!(queued, total, "posted bytes were written while the only worker was blocked?");
             s.flush().await.expect("flush");
@@ -108,7 +90,7 @@ fn posts_from_8_threads_while_the_flusher_runs() {
                 let sender = sender.clone();
                 thread::spawn(move || {
                     for seq in 0..PER_THREAD {
-                        let mut msg = Bytes::from(tagged(tid, seq));
+                        let mut msg = Bytes::from(thread_msg(tid, seq));
                         loop {
                             match sender.post_send(msg) {
                                 Ok(()) => break,

@@ -8,14 +8,14 @@
 //! accepted sequence number (8 bytes), shuts down its side, discards whatever else arrives
 //! until EOF, and closes.
 
-mod net_common;
+mod support;
 
 use iocore::net::{ConnectOptions, PostError, PostSender, TcpStream};
-use net_common::{listener, recv_exact, run, LIMIT};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::net::{listener, recv_exact, run, LIMIT};
 
 const MESSAGES: u64 = 100;
 const PER_CONNECTION: u64 = 5;

@@ -3,18 +3,12 @@
 //!
 //! The tests of this file count the process's fds, so they run one at a time.
 
-mod net_common;
+mod support;
 
 use iocore::net::{TcpListener, TcpStream};
-use net_common::{fd_count, fd_list, run, settle, thread_count, LIMIT};
-use std::sync::Mutex;
 use std::time::Duration;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use support::net::{recv_exact, run, LIMIT};
+use support::{fd_count, fd_list, serial, settle, thread_count};
 
 #[test]
 fn localhost_name_connects() {
@@ -36,7 +30,7 @@ fn localhost_name_connects() {
             assert!(s.peer_addr().unwrap().ip().is_loopback());
             assert_eq!(s.peer_addr().unwrap().port(), port);
             let mut buf = [0u8; 2];
-            net_common::recv_exact(&s, &mut buf).await.expect("recv");
+            recv_exact(&s, &mut buf).await.expect("recv");
             assert_eq!(&buf, b"hi");
         }
         server.await.expect("server task");

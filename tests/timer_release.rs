@@ -6,17 +6,17 @@
 //! Checked inside a core (`block_on` and a spawned task, both polling by hand with a
 //! counting waker) and on a plain thread (the process-wide default core).
 
-mod common;
+mod support;
 
-use common::{watchdog, HANG};
-use iocore::{time, IoCore};
+use iocore::time;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::{core, watchdog, CountWaker, HANG};
 
 const SLEEPS: usize = 1000;
 const HOUR: Duration = Duration::from_secs(3600);
@@ -24,16 +24,6 @@ const HOUR: Duration = Duration::from_secs(3600);
 const RELEASE: Duration = Duration::from_secs(5);
 /// References to the waker that may legitimately remain (the test's own is 1).
 const SLACK: usize = 10;
-
-/// A foreign waker that counts its wakes; its `Arc`'s strong count shows who holds it.
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
 
 /// Polls `f` once with `waker`, then drops it.
 fn poll_once<F: Future>(f: F, waker: &Waker) {
@@ -44,8 +34,8 @@ fn poll_once<F: Future>(f: F, waker: &Waker) {
 
 /// Polls `SLEEPS` futures made by `make` once each with a fresh counting waker, drops
 /// them, and returns the waker's `Arc` (the only reference the test keeps).
-fn register_and_drop<F: Future>(make: impl Fn() -> F) -> Arc<Counter> {
-    let counter = Arc::new(Counter::default());
+fn register_and_drop<F: Future>(make: impl Fn() -> F) -> Arc<CountWaker> {
+    let counter = Arc::new(CountWaker::default());
     let waker = Waker::from(counter.clone());
     for _ in 0..SLEEPS {
         poll_once(make(), &waker);
@@ -55,7 +45,7 @@ fn register_and_drop<F: Future>(make: impl Fn() -> F) -> Arc<Counter> {
 }
 
 /// Waits until only the test holds `counter` (up to `SLACK`), or fails after `RELEASE`.
-fn assert_released(what: &str, counter: &Arc<Counter>) {
+fn assert_released(what: &str, counter: &Arc<CountWaker>) {
     let end = Instant::now() + RELEASE;
     while Arc::strong_count(counter) > 1 + SLACK {
         if Instant::now() >= end {
@@ -70,14 +60,10 @@ fn assert_released(what: &str, counter: &Arc<Counter>) {
     assert_eq!(counter.0.load(SeqCst), 0, "{what}: a dropped one-hour timer woke its waker");
 }
 
-fn core() -> IoCore {
-    IoCore::builder().threads(2).build().unwrap()
-}
-
 #[test]
 fn dropped_sleeps_polled_by_hand_in_block_on_release_their_waker() {
     watchdog(HANG, || {
-        let core = core();
+        let core = core(2);
         let counter = core.block_on(async { register_and_drop(|| time::sleep(HOUR)) });
         assert_released("sleep in block_on", &counter);
     });
@@ -86,7 +72,7 @@ fn dropped_sleeps_polled_by_hand_in_block_on_release_their_waker() {
 #[test]
 fn dropped_sleeps_polled_by_hand_in_a_task_release_their_waker() {
     watchdog(HANG, || {
-        let core = core();
+        let core = core(2);
         let counter = core.block_on(core.spawn(async { register_and_drop(|| time::sleep(HOUR)) })).unwrap();
         assert_released("sleep in a task", &counter);
     });
@@ -103,7 +89,7 @@ fn dropped_sleeps_polled_on_a_plain_thread_release_their_waker() {
 #[test]
 fn dropped_timeouts_polled_by_hand_release_their_waker() {
     watchdog(HANG, || {
-        let core = core();
+        let core = core(2);
         let counter = core
             .block_on(async { register_and_drop(|| time::timeout(HOUR, futures::future::pending::<()>())) });
         assert_released("timeout in block_on", &counter);
@@ -118,7 +104,7 @@ fn dropped_timeouts_polled_by_hand_release_their_waker() {
 #[test]
 fn dropped_intervals_polled_by_hand_release_their_waker() {
     watchdog(HANG, || {
-        let core = core();
+        let core = core(2);
         let counter = core.block_on(async {
             register_and_drop(|| {
                 let mut i = time::interval_at(Instant::now() + HOUR, HOUR);

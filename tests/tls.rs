@@ -2,6 +2,8 @@
 //! traits: a certificate generated with rcgen at test time, handshakes, a 1 MiB echo both
 //! ways, and clients that must refuse the server (untrusted certificate, wrong name).
 
+mod support;
+
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use futures_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
@@ -12,6 +14,8 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
+use support::net::listener;
+use support::{core, pattern};
 
 const MIB: usize = 1 << 20;
 
@@ -67,20 +71,23 @@ fn serve_one(listener: TcpListener, acceptor: TlsAcceptor) -> iocore::JoinHandle
     })
 }
 
-fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8 ^ (i >> 12) as u8).collect()
+/// [`serve_one`] with `cert` and `key` on an ephemeral port, and a plain TCP stream
+/// connected to it.
+async fn serve_one_and_connect(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> (iocore::JoinHandle<io::Result<u64>>, TcpStream) {
+    let (l, addr) = listener().await;
+    let server = serve_one(l, acceptor(cert, key));
+    (server, TcpStream::connect(addr).await.unwrap())
 }
 
 #[test]
 fn handshake_and_echo_1_mib_both_ways() {
-    let core = IoCore::builder().threads(2).build().unwrap();
+    let core = core(2);
     let (cert, key) = self_signed();
     run(&core, async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = serve_one(listener, acceptor(cert.clone(), key));
-
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let (server, stream) = serve_one_and_connect(cert.clone(), key).await;
         let tls = connector(&[cert])
             .connect(ServerName::try_from("localhost").unwrap(), stream)
             .await
@@ -90,7 +97,7 @@ fn handshake_and_echo_1_mib_both_ways() {
         assert!(session.negotiated_cipher_suite().is_some());
 
         // Send and receive at once (neither side could buffer 1 MiB on its own).
-        let sent = data(MIB);
+        let sent = pattern(1, MIB);
         let (mut r, mut w) = tls.split();
         let write = async {
             for chunk in sent.chunks(16 * 1024 + 5) {
@@ -113,13 +120,10 @@ fn handshake_and_echo_1_mib_both_ways() {
 /// Many small round trips on one session, server and client tasks on different workers.
 #[test]
 fn small_messages_round_trip() {
-    let core = IoCore::builder().threads(2).build().unwrap();
+    let core = core(2);
     let (cert, key) = self_signed();
     run(&core, async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = serve_one(listener, acceptor(cert.clone(), key));
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let (server, stream) = serve_one_and_connect(cert.clone(), key).await;
         let mut tls =
             connector(&[cert]).connect(ServerName::try_from("localhost").unwrap(), stream).await.unwrap();
         let mut total = 0;
@@ -140,13 +144,10 @@ fn small_messages_round_trip() {
 /// A client expecting `name` and trusting `roots` must fail the handshake with an error
 /// (no panic, no hang), and the server must see the failed handshake as an error too.
 fn refused(roots: Vec<CertificateDer<'static>>, name: &'static str) -> (io::Error, io::Error) {
-    let core = IoCore::builder().threads(2).build().unwrap();
+    let core = core(2);
     let (cert, key) = self_signed();
     run(&core, async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = serve_one(listener, acceptor(cert, key));
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let (server, stream) = serve_one_and_connect(cert, key).await;
         let client = connector(&roots).connect(ServerName::try_from(name).unwrap(), stream).await;
         let Err(client_err) = client else { panic!("the client must refuse the handshake") };
         let server_err = server.await.expect("server task must not panic").expect_err("server handshake");
@@ -174,13 +175,10 @@ fn untrusted_certificate_fails_the_handshake() {
 #[test]
 fn wrong_server_name_fails_the_handshake() {
     // The certificate is trusted but issued for `localhost`, not this name.
-    let core = IoCore::builder().threads(1).build().unwrap();
+    let core = core(1);
     let (cert, key) = self_signed();
     run(&core, async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = serve_one(listener, acceptor(cert.clone(), key));
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let (server, stream) = serve_one_and_connect(cert.clone(), key).await;
         let client = connector(&[cert]).connect(ServerName::try_from("example.com").unwrap(), stream).await;
         let Err(err) = client else { panic!("a wrong name must be refused") };
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
@@ -193,11 +191,10 @@ fn wrong_server_name_fails_the_handshake() {
 /// not a silent end of stream.
 #[test]
 fn truncation_without_close_notify_is_an_error() {
-    let core = IoCore::builder().threads(2).build().unwrap();
+    let core = core(2);
     let (cert, key) = self_signed();
     run(&core, async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = listener().await;
         let acceptor = acceptor(cert.clone(), key);
         let server = iocore::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();

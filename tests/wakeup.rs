@@ -1,18 +1,14 @@
 //! `TaskRef::wakeup`: wakes a parked task, is never lost when it arrives while the task
 //! runs, starts a `spawn_at` task early (and is consumed by that start), and coalesces.
 
-mod common;
+mod support;
 
-use common::{spin_until, wait_until, watchdog, HANG};
 use iocore::task::{self, Wake};
-use iocore::{time, IoCore};
+use iocore::time;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn core(threads: usize) -> IoCore {
-    IoCore::builder().threads(threads).build().unwrap()
-}
+use support::{core, spin_until, wait_until, watchdog, HANG};
 
 #[test]
 fn wakeup_of_parked_task() {

@@ -8,29 +8,22 @@
 //! - `readable()`/`writable()` that are always ready spend the cooperative budget, so a task
 //!   looping on them lets the other tasks of a 1-worker core run.
 
-mod common;
-mod net_common;
+mod support;
 
 use bytes::Bytes;
-use common::watchdog;
 use iocore::net::TcpStream;
 use iocore::IoCore;
-use net_common::{pair, pattern};
 use std::io::{ErrorKind, Read};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::net::{pair, LIMIT};
+use support::{core, pattern, settled, wait_until, watchdog};
 
-/// Bound of each test body: only a hang reaches it.
-const LIMIT: Duration = Duration::from_secs(30);
 /// Iterations after which a spinning loop gives up (so a spin fails the test with a count
 /// instead of burning a core forever). A correct runtime needs a few hundred at most.
 const SPIN_CAP: u64 = 10_000_000;
-
-fn core1() -> IoCore {
-    IoCore::builder().threads(1).build().expect("build core")
-}
 
 /// An iocore stream on `core` and its peer, a plain blocking std stream.
 fn std_peer_pair(core: &IoCore) -> (TcpStream, std::net::TcpStream) {
@@ -41,32 +34,11 @@ fn std_peer_pair(core: &IoCore) -> (TcpStream, std::net::TcpStream) {
     (s, peer)
 }
 
-/// Waits (real time) until `value()` has not changed for 100 ms; panics after 10 s.
-fn settled(value: impl Fn() -> usize) -> usize {
-    let end = Instant::now() + Duration::from_secs(10);
-    let mut last = value();
-    let mut same = 0;
-    while Instant::now() < end {
-        thread::sleep(Duration::from_millis(10));
-        let v = value();
-        if v == last {
-            same += 1;
-            if same == 10 {
-                return v;
-            }
-        } else {
-            same = 0;
-            last = v;
-        }
-    }
-    panic!("value never settled (last {last})");
-}
-
 #[test]
 fn writable_try_send_loop_does_not_spin_while_the_flusher_holds_the_writer_role() {
     const POSTED: usize = 3 << 20;
     watchdog(LIMIT, || {
-        let core = core1();
+        let core = core(1);
         let (s, mut peer) = std_peer_pair(&core);
         s.set_send_buffer_size(64 * 1024).expect("set_send_buffer_size");
         let sock = socket2::SockRef::from(&peer);
@@ -126,7 +98,7 @@ fn writable_try_send_loop_does_not_spin_while_the_flusher_holds_the_writer_role(
 /// that task must get to run.
 fn another_task_runs_while_one_loops_on(dir: &'static str) {
     watchdog(LIMIT, move || {
-        let core = core1();
+        let core = core(1);
         let (s, _peer) = core.block_on(pair());
         let s = Arc::new(s);
         let started = Arc::new(AtomicBool::new(false));
@@ -146,7 +118,7 @@ fn another_task_runs_while_one_loops_on(dir: &'static str) {
                 (flag.load(SeqCst), n)
             })
         };
-        common::wait_until("the looping task to start", || started.load(SeqCst));
+        wait_until("the looping task to start", || started.load(SeqCst));
         let setter = {
             let flag = flag.clone();
             core.spawn(async move { flag.store(true, SeqCst) })

@@ -8,13 +8,13 @@
 //! timer check runs several rounds and looks at the best one, so that a worker thread
 //! preempted by the OS at the wrong moment cannot fail it.
 
-mod common;
+mod support;
 
-use common::{wait_until, watchdog, HANG};
-use iocore::{task, time, Handle, IoCore};
+use iocore::{task, time, Handle};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{core, serial, wait_until, watchdog, HANG};
 
 /// Polls per hog.
 const POLLS: usize = 200;
@@ -28,21 +28,11 @@ fn spin(d: Duration) {
     }
 }
 
-/// The tests load both cores; run them one after the other.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn core2() -> IoCore {
-    IoCore::builder().threads(2).build().unwrap()
-}
-
 #[test]
 fn a_scheduler_step_runs_between_two_polls_of_a_yielding_task() {
     let _serial = serial();
     watchdog(HANG * 2, || {
-        let core = core2();
+        let core = core(2);
         let hogs: Vec<_> = (0..2)
             .map(|_| {
                 let h: Handle = core.handle();
@@ -77,7 +67,7 @@ fn a_scheduler_step_runs_between_two_polls_of_a_yielding_task() {
 fn a_timer_fires_within_a_couple_of_polls_of_yielding_hogs() {
     let _serial = serial();
     watchdog(HANG * 2, || {
-        let core = core2();
+        let core = core(2);
         let mut lates = Vec::new();
         for _round in 0..4 {
             let base = Instant::now();
