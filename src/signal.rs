@@ -72,7 +72,11 @@ struct Slot {
 
 /// Every signal's slot, by number.
 static SLOTS: [Slot; MAX_SIGNAL as usize + 1] = [const {
-    Slot { registered: AtomicBool::new(false), deliveries: AtomicU64::new(0), waiters: Mutex::new(Vec::new()) }
+    Slot {
+        registered: AtomicBool::new(false),
+        deliveries: AtomicU64::new(0),
+        waiters: Mutex::new(Vec::new()),
+    }
 }; MAX_SIGNAL as usize + 1];
 
 /// The self-pipe's write end (the handler writes one byte per delivery), once set up.
@@ -152,7 +156,10 @@ fn register(kind: SignalKind) -> io::Result<&'static Slot> {
     if signal_hook_registry::FORBIDDEN.contains(&signum) {
         // SIGKILL and SIGSTOP cannot be caught; catching SIGILL, SIGFPE or SIGSEGV would
         // return into the faulting instruction.
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: this signal cannot be handled")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: this signal cannot be handled"),
+        ));
     }
     let slot = &SLOTS[signum as usize];
     let _serial = lock(&REGISTERING);

@@ -15,15 +15,23 @@ fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
     let path = dir.join("examples").join(name);
-    assert!(path.exists(), "{} is missing: run the tests with `cargo test` (it builds the examples)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test` (it builds the examples)",
+        path.display()
+    );
     path
 }
 
 /// Starts `name` with `args`; returns the child, its stdout, and the address it printed
 /// (the first `127.0.0.1:PORT` on its first line).
 fn start(name: &str, args: &[&str]) -> (Child, BufReader<ChildStdout>, String) {
-    let mut child =
-        Command::new(example(name)).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut child = Command::new(example(name))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();

@@ -52,13 +52,13 @@ mod worker;
 pub use counters::Metrics;
 
 use crate::io::Driver;
-use blocking::BlockingPool;
 use crate::sync::lock;
 use crate::task::raw::RawTask;
 use crate::task::{Header, JoinHandle, Schedule};
 use crate::time::clock::{self, Deadline};
 use crate::util::inbox::Inbox;
 use crate::util::waker_map::{WakerEntry, WakerMap};
+use blocking::BlockingPool;
 use counters::{Counters, Gauges};
 use crossbeam_deque::{Injector, Stealer, Worker};
 use idle::Idle;
@@ -168,7 +168,11 @@ impl Scheduler {
             timers: Arc::new(WakerMap::new()),
             park_wakers: Arc::new(WakerMap::new()),
             slots: TaskSlots::new(threads),
-            blocking: Arc::new(BlockingPool::new(blocking.max_threads, blocking.keep_alive, blocking.thread_name)),
+            blocking: Arc::new(BlockingPool::new(
+                blocking.max_threads,
+                blocking.keep_alive,
+                blocking.thread_name,
+            )),
             live: AtomicUsize::new(0),
             live_zero: (Mutex::new(()), Condvar::new()),
             counters: Counters::new(threads),

@@ -39,8 +39,8 @@ use crossbeam_deque::{Injector, Steal};
 use futures::task::AtomicWaker;
 use role::WriterRole;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -340,8 +340,13 @@ impl PostQueue {
         })
     }
 
-    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.drained.poll_until(cx.waker(), || self.closed.load(SeqCst))
+    /// Ready once the queue is closed and done with: everything accepted was handed to
+    /// the kernel, or the socket failed (and discarded the rest).
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.drained.poll_until(cx.waker(), || {
+            self.closed.load(SeqCst)
+                && ((!self.posts_in_flight() && self.queued.load(SeqCst) == 0) || self.has_failed())
+        })
     }
 }
 

@@ -86,7 +86,9 @@ impl PostSender {
         self.queue.is_closed()
     }
 
-    /// Completes once the socket is closed.
+    /// Completes once the socket is closed and done: posts are refused and everything
+    /// accepted was handed to the kernel — or the socket failed (an error, an abort, the
+    /// linger of a dropped stream ran out) and the rest was discarded.
     pub async fn closed(&self) {
         poll_fn(|cx| self.queue.poll_closed(cx)).await
     }

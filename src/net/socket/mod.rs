@@ -366,7 +366,9 @@ impl Socket {
     }
 
     pub(crate) fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        SockRef::from(&self.stream).set_linger(linger).map_err(|e| io::Error::new(e.kind(), format!("set_linger: {e}")))
+        SockRef::from(&self.stream)
+            .set_linger(linger)
+            .map_err(|e| io::Error::new(e.kind(), format!("set_linger: {e}")))
     }
 
     /// Records the peer once connected (for error messages).
