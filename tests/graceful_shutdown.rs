@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const HANG: Duration = Duration::from_secs(20);
+mod support;
+
+use support::HANG;
 
 /// `target/<profile>/examples/<name>`, built by `cargo test` with the tests.
 fn example(name: &str) -> PathBuf {

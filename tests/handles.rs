@@ -7,7 +7,9 @@ use iocore::{task, time, Handle, IoCore};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
-const HANG: Duration = Duration::from_secs(20);
+mod support;
+
+use support::HANG;
 
 #[test]
 fn taskref_abort_cancels_a_parked_task() {

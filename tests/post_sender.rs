@@ -3,16 +3,20 @@
 //! `peer_addr` and `set_linger`.
 
 use iocore::net::{PostError, TcpListener, TcpStream};
-use iocore::IoCore;
 use std::io::{ErrorKind, Read};
 use std::time::Duration;
 
-const HANG: Duration = Duration::from_secs(20);
+mod support;
 
-/// Runs `body` on a 2-worker core, bounded by a timeout.
-fn run<Fut: std::future::Future<Output = ()>>(body: impl FnOnce() -> Fut) {
-    let core = IoCore::builder().threads(2).build().unwrap();
-    core.block_on(iocore::time::timeout(HANG, body())).expect("the test hung");
+use support::HANG;
+
+/// Runs `body` on a 2-worker core, bounded (see `support::net::run`).
+fn run<F, Fut>(body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    support::net::run(2, support::net::LIMIT, body);
 }
 
 /// A connected pair: (iocore stream, plain blocking std stream as the peer).

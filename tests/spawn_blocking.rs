@@ -5,17 +5,11 @@
 use iocore::IoCore;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const HANG: Duration = Duration::from_secs(20);
+mod support;
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + HANG;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
+use support::{wait_until, HANG};
 
 #[test]
 fn a_blocking_closure_returns_its_value_and_runs_off_the_workers() {

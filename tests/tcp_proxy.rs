@@ -1,77 +1,60 @@
 //! `net::copy_bidirectional`: a proxy between a client and a server passes data both ways,
 //! in order, and passes each half-close on.
 
+mod support;
+
 use iocore::net::{copy_bidirectional, TcpListener, TcpStream};
-use iocore::IoCore;
-use std::time::Duration;
+use std::net::SocketAddr;
+use support::net::{listener, recv_to_end, run, LIMIT};
 
-const HANG: Duration = Duration::from_secs(20);
-
-async fn recv_to_end(s: &TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = s.recv(&mut buf).await.expect("recv");
-        if n == 0 {
-            return out;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
+/// A server listener, and a proxy task that forwards its first client to that server;
+/// returns the server listener, the proxy's address, and the proxy's result.
+async fn proxied() -> (TcpListener, SocketAddr, iocore::JoinHandle<std::io::Result<(u64, u64)>>) {
+    let (server, server_addr) = listener().await;
+    let (proxy, proxy_addr) = listener().await;
+    let proxy_task = iocore::spawn(async move {
+        let (client, _) = proxy.accept().await.unwrap();
+        let upstream = TcpStream::connect(server_addr).await.unwrap();
+        copy_bidirectional(&client, &upstream).await
+    });
+    (server, proxy_addr, proxy_task)
 }
 
 #[test]
 fn a_proxy_copies_both_ways_and_passes_half_closes_on() {
-    let core = IoCore::builder().threads(2).build().unwrap();
-    core.block_on(iocore::time::timeout(HANG, async {
-        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server_addr = server.local_addr().unwrap();
-        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy_addr = proxy.local_addr().unwrap();
-        let request: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-        let reply: Vec<u8> = (0..500_000u32).map(|i| (i % 241) as u8).collect();
+    run(2, LIMIT, || async {
+        let (server, proxy_addr, proxy_task) = proxied().await;
+        let request = support::pattern(1, 300_000);
+        let reply = support::pattern(2, 500_000);
         // The server reads the whole request (until the client's half-close reaches it),
         // then answers and closes.
         let (req2, rep2) = (request.clone(), reply.clone());
         let server_task = iocore::spawn(async move {
             let (s, _) = server.accept().await.unwrap();
-            assert_eq!(recv_to_end(&s).await, req2, "the server got a different request");
+            assert_eq!(recv_to_end(&s, 1 << 20).await.unwrap(), req2, "the server got a different request");
             s.send_all(&rep2).await.unwrap();
             s.shutdown().await.unwrap();
-        });
-        let proxy_task = iocore::spawn(async move {
-            let (client, _) = proxy.accept().await.unwrap();
-            let upstream = TcpStream::connect(server_addr).await.unwrap();
-            copy_bidirectional(&client, &upstream).await
         });
         let client = TcpStream::connect(proxy_addr).await.unwrap();
         client.send_all(&request).await.unwrap();
         client.shutdown().await.unwrap();
-        assert_eq!(recv_to_end(&client).await, reply, "the client got a different reply");
+        assert_eq!(recv_to_end(&client, 1 << 20).await.unwrap(), reply, "the client got a different reply");
         server_task.await.unwrap();
         let (up, down) = proxy_task.await.unwrap().expect("proxy");
         assert_eq!((up, down), (request.len() as u64, reply.len() as u64));
-    }))
-    .expect("the proxy hung");
+    });
 }
 
 #[test]
 fn a_proxy_reports_a_reset_naming_the_peer() {
-    let core = IoCore::builder().threads(2).build().unwrap();
-    core.block_on(iocore::time::timeout(HANG, async {
-        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    run(2, LIMIT, || async {
+        let (server, proxy_addr, proxy_task) = proxied().await;
         let server_addr = server.local_addr().unwrap();
-        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy_addr = proxy.local_addr().unwrap();
         let server_task = iocore::spawn(async move {
             let (s, _) = server.accept().await.unwrap();
             let mut buf = [0u8; 4];
             let _ = s.recv(&mut buf).await;
             s.abort();
-        });
-        let proxy_task = iocore::spawn(async move {
-            let (client, _) = proxy.accept().await.unwrap();
-            let upstream = TcpStream::connect(server_addr).await.unwrap();
-            copy_bidirectional(&client, &upstream).await
         });
         let client = TcpStream::connect(proxy_addr).await.unwrap();
         client.send_all(b"hello").await.unwrap();
@@ -79,6 +62,5 @@ fn a_proxy_reports_a_reset_naming_the_peer() {
         let err = proxy_task.await.unwrap().expect_err("a reset must be an error");
         assert!(err.to_string().contains(&server_addr.to_string()), "{err}");
         drop(client);
-    }))
-    .expect("the proxy hung");
+    });
 }

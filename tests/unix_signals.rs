@@ -7,7 +7,9 @@ use iocore::signal::{ctrl_c, signal, SignalKind};
 use iocore::IoCore;
 use std::time::Duration;
 
-const HANG: Duration = Duration::from_secs(20);
+mod support;
+
+use support::HANG;
 
 fn raise(sig: SignalKind) {
     // SAFETY: sending a signal to this process; its handler is registered before.
