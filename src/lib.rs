@@ -65,6 +65,13 @@
 //! | `contain`, `sync`, `sys`, `trace` | panic containment for user code, the loom shim, the Linux timerfd, tracing macros |
 //!
 //! Each module's docs say what it owns, its invariants, and whom it talks to.
+//!
+//! Why the thread-local context is split three ways rather than kept in one module: the
+//! current *task* (set around each poll) belongs to `task`, which must not know the
+//! scheduler; the current *core* (which `Handle::current`, sockets and timers use) belongs
+//! to `runtime`, which sits on top; the cooperative *budget* belongs to `io`, the only
+//! place that spends it. Each lives with the one module that owns its meaning, so no
+//! lower module has to import a higher one to reach it.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![warn(clippy::undocumented_unsafe_blocks)]

@@ -112,8 +112,6 @@ pub(crate) struct Scheduler {
     /// Signalled when `live` drops to zero.
     live_zero: (Mutex<()>, Condvar),
     pub(crate) counters: Counters,
-    /// When the last schedule step started, as a `clock::stamp`.
-    last_step: AtomicU64,
     /// [`STEP_INTERVAL`] in `clock::stamp` units.
     step_interval: u64,
     /// Where the core is in its life (a [`Phase`]); it only moves forward.
@@ -176,7 +174,6 @@ impl Scheduler {
             live: AtomicUsize::new(0),
             live_zero: (Mutex::new(()), Condvar::new()),
             counters: Counters::new(threads),
-            last_step: AtomicU64::new(clock::stamp()),
             step_interval: clock::stamps_in(STEP_INTERVAL),
             phase: AtomicU8::new(Phase::Running as u8),
             stop_when_idle: AtomicBool::new(false),

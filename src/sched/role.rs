@@ -8,7 +8,7 @@ use super::Scheduler;
 use crate::io::Poller;
 use crate::task::raw::RawTask;
 use crate::task::Header;
-use crate::time::clock::{self, Deadline};
+use crate::time::clock::Deadline;
 use crate::util::heap::SlotHeap;
 use std::sync::atomic::Ordering::*;
 
@@ -33,7 +33,6 @@ impl RoleState {
     /// One schedule step. `block`: wait in the kernel queue if nothing is ready.
     pub(super) fn step(&mut self, sched: &Scheduler, block: bool) {
         sched.counters.steps.fetch_add(1, Relaxed);
-        sched.last_step.store(clock::stamp(), Relaxed);
         let produced = self.drain_front(sched) + self.expire(sched);
         let mut wait = None;
         if block && produced == 0 {

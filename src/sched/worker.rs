@@ -30,12 +30,15 @@ struct WorkerCtx<'a> {
     local: Worker<RawTask>,
     /// Tasks that yielded, waiting for the next schedule step (see the module docs).
     deferred: Vec<RawTask>,
+    /// `Counters::steps` when the first of `deferred` yielded: a step counted above it
+    /// started after that yield.
+    deferred_mark: u64,
 }
 
 /// The body of worker thread `index`.
 pub(super) fn run(sched: &Scheduler, index: usize) {
     let local = lock(&sched.locals)[index].take().expect("each worker index runs once");
-    let mut w = WorkerCtx { sched, index, local, deferred: Vec::new() };
+    let mut w = WorkerCtx { sched, index, local, deferred: Vec::new(), deferred_mark: 0 };
     w.run();
 }
 
@@ -43,10 +46,13 @@ impl WorkerCtx<'_> {
     fn run(&mut self) {
         let sched = self.sched;
         while !sched.stopped() {
-            self.try_step(false);
-            if !self.deferred.is_empty() && sched.driver.is_blocking() {
-                // The role holder watches the kernel queue and the next deadline.
-                self.release_deferred();
+            if !self.try_step(false) && !self.deferred.is_empty() {
+                // A step that started after the first of them yielded has looked at the
+                // kernel queue and the deadlines; so does a role holder blocked in epoll.
+                let stepped_since = sched.counters.steps.load(Relaxed) > self.deferred_mark;
+                if stepped_since || sched.driver.is_blocking() {
+                    self.release_deferred();
+                }
             }
             if self.run_batch() > 0 || !self.deferred.is_empty() || self.search() {
                 continue;
@@ -77,15 +83,17 @@ impl WorkerCtx<'_> {
     fn run_batch(&mut self) -> usize {
         let sched = self.sched;
         let start = Instant::now();
+        // This worker tried the role just before the batch: bound the time until it tries
+        // again (a local clock check; no shared cache line is read per poll).
+        let batch_start = clock::stamp();
         let mut ran = 0;
         while ran < EXEC_BATCH {
             let Some(task) = self.pop_ready() else { break };
             self.run_task(task);
             ran += 1;
-            // Bounded in time too: unless the role holder watches epoll (and the
-            // timerfd), look at the kernel queue and the deadlines again.
-            let since_step = clock::stamp().wrapping_sub(sched.last_step.load(Relaxed));
-            if since_step > sched.step_interval && !sched.driver.is_blocking() {
+            // Unless the role holder watches epoll (and the timerfd), look at the kernel
+            // queue and the deadlines again.
+            if clock::stamp().wrapping_sub(batch_start) > sched.step_interval && !sched.driver.is_blocking() {
                 break;
             }
         }
@@ -201,7 +209,12 @@ impl WorkerCtx<'_> {
             sched.counters.unpark_own(self.index, token);
         }
         match next {
-            AfterPoll::Requeue if yielded => self.deferred.push(task),
+            AfterPoll::Requeue if yielded => {
+                if self.deferred.is_empty() {
+                    self.deferred_mark = sched.counters.steps.load(Relaxed);
+                }
+                self.deferred.push(task);
+            }
             AfterPoll::Requeue => sched.push_ready(task),
             AfterPoll::ToSched => sched.push_front(task),
             AfterPoll::Parked => {
