@@ -20,6 +20,7 @@ use super::readiness::ScheduledIo;
 use crate::sync::lock;
 use crate::sys::TimerFd;
 use crate::time::clock::Deadline;
+use crate::util::Padded;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -37,9 +38,12 @@ pub(crate) struct Driver {
     registry: mio::Registry,
     kicker: mio::Waker,
     /// The poller's owner is in, or about to enter, a blocking wait: a kick must wake it.
-    blocking: AtomicBool,
+    /// (Read by every waker and worker; on a line of its own.)
+    blocking: Padded<AtomicBool>,
     /// Blocks of closed sockets, freed at the start of the poller's next turn.
     released: Mutex<Vec<Arc<ScheduledIo>>>,
+    /// `released` may hold blocks (lets a turn skip the lock when no socket closed).
+    any_released: AtomicBool,
 }
 
 /// The half of a core's event queue that waits and dispatches; owned by the sched-role.
@@ -64,8 +68,13 @@ pub(crate) fn new() -> io::Result<(Poller, Driver)> {
     let registry = poll.registry().try_clone()?;
     let poller =
         Poller { poll, events: Events::with_capacity(EVENTS_PER_TURN), timerfd, armed: Deadline::NEVER };
-    let driver =
-        Driver { registry, kicker, blocking: AtomicBool::new(false), released: Mutex::new(Vec::new()) };
+    let driver = Driver {
+        registry,
+        kicker,
+        blocking: Padded(AtomicBool::new(false)),
+        released: Mutex::new(Vec::new()),
+        any_released: AtomicBool::new(false),
+    };
     Ok((poller, driver))
 }
 
@@ -88,6 +97,7 @@ impl Driver {
         let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
         io.wake_all();
         lock(&self.released).push(io.clone());
+        self.any_released.store(true, SeqCst);
     }
 
     /// The poller's owner is about to block: after this, re-check for work before waiting
@@ -129,7 +139,9 @@ impl Poller {
     pub(crate) fn turn(&mut self, driver: &Driver, wait: Option<Deadline>) {
         // Sockets closed before this point are deregistered: no event fetched from now on
         // can name them, and events fetched earlier were dispatched in earlier turns.
-        lock(&driver.released).clear();
+        if driver.any_released.swap(false, SeqCst) {
+            lock(&driver.released).clear();
+        }
         let timeout = match wait {
             None => Some(Duration::ZERO),
             Some(deadline) => self.arm(deadline),

@@ -5,6 +5,7 @@
 //! `parks - unparks`, with every park counted *before* the task can be woken and every
 //! unpark after, and `unparks` read first: the difference never goes below zero.
 
+use crate::util::Padded;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,19 +58,21 @@ pub(crate) struct WorkerCounters {
     parks: AtomicU64,
 }
 
-/// Everything a core counts. See the module docs.
+/// Everything a core counts. See the module docs. Grouped by who writes them.
 pub(crate) struct Counters {
-    pub(crate) steps: AtomicU64,
-    pub(crate) completed: AtomicU64,
+    /// Written by the role holder (one thread at a time), on every step.
+    pub(crate) steps: Padded<AtomicU64>,
+    /// Written by workers as tasks finish.
+    pub(crate) completed: Padded<AtomicU64>,
     pub(crate) cancelled: AtomicU64,
     /// Installed as the contained-panic counter of every thread working for the core.
     pub(crate) contained_panics: Arc<AtomicU64>,
     /// Tasks in the front queue (bumped before the push, dropped after the take).
-    pub(crate) front_len: AtomicUsize,
+    pub(crate) front_len: Padded<AtomicUsize>,
     /// Tasks the sched-role parked (written only by the role holder).
     role_parks: AtomicU64,
-    /// Tasks taken out of `WAITING`.
-    unparks: AtomicU64,
+    /// Tasks taken out of `WAITING` (written by wakers, anywhere).
+    unparks: Padded<AtomicU64>,
     workers: Box<[WorkerCounters]>,
 }
 
@@ -90,13 +93,13 @@ fn bump(c: &AtomicU64, by: u64) {
 impl Counters {
     pub(crate) fn new(workers: usize) -> Counters {
         Counters {
-            steps: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
+            steps: Padded(AtomicU64::new(0)),
+            completed: Padded(AtomicU64::new(0)),
             cancelled: AtomicU64::new(0),
             contained_panics: Arc::new(AtomicU64::new(0)),
-            front_len: AtomicUsize::new(0),
+            front_len: Padded(AtomicUsize::new(0)),
             role_parks: AtomicU64::new(0),
-            unparks: AtomicU64::new(0),
+            unparks: Padded(AtomicU64::new(0)),
             workers: (0..workers).map(|_| WorkerCounters::default()).collect(),
         }
     }
@@ -156,7 +159,7 @@ impl Counters {
 
     /// A task finished (completed or panicked) or was cancelled.
     pub(crate) fn finished(&self, cancelled: bool) {
-        let c = if cancelled { &self.cancelled } else { &self.completed };
+        let c = if cancelled { &self.cancelled } else { &*self.completed };
         c.fetch_add(1, Relaxed);
     }
 

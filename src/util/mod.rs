@@ -4,8 +4,23 @@
 //! - `inbox`: the lock-free MPSC intrusive queue with take-all behind the front queue;
 //! - `heap`: the binary min-heap with O(log n) removal behind the deadline heap (`SlotHeap`);
 //! - `waker_map`: keyed wakers with owned registrations (slow-path timers, `park` under a
-//!   foreign waker).
+//!   foreign waker);
+//! - [`Padded`]: a value on a cache line of its own.
 
 pub(crate) mod heap;
 pub(crate) mod inbox;
 pub(crate) mod waker_map;
+
+/// A value on a cache line of its own (128 bytes: two lines, for the adjacent-line
+/// prefetcher), so that fields written by different threads at different rates do not
+/// slow each other down (false sharing).
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
