@@ -69,16 +69,16 @@ pub(crate) fn wake_at(
 /// Why [`park`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Wake {
-    /// The task was signalled ([`TaskRef::signal`]); takes precedence over the others.
+    /// The task was signalled ([`TaskRef::signal`](crate::TaskRef::signal)); takes precedence over the others.
     Signaled,
-    /// The task was woken ([`TaskRef::wakeup`]).
+    /// The task was woken ([`TaskRef::wakeup`](crate::TaskRef::wakeup)).
     Woken,
     /// The deadline passed with neither.
     Expired,
 }
 
-/// Sleeps until the task is woken or signalled through a [`TaskRef`], or until `deadline`
-/// (`None`: no deadline). See the [module docs](self) for the exact semantics.
+/// Sleeps until the task is woken or signalled through a [`TaskRef`](crate::TaskRef), or until `deadline`
+/// (`None`: no deadline). See the [module docs](crate::task) for the exact semantics.
 ///
 /// `park` is a task-level primitive, but it works wherever the task polls it: directly, in
 /// `select!`/`join!`, or under a sub-executor with its own wakers (`FuturesUnordered`,

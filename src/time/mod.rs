@@ -12,7 +12,7 @@
 //! core that is a lazily started process-wide default core. Either way it completes. The
 //! registration belongs to the future: dropping it releases the waker at once.
 //!
-//! Files: `clock` (the [`Deadline`](clock::Deadline) type), `sleep` ([`sleep`],
+//! Files: `clock` (the `Deadline` type), `sleep` ([`sleep`],
 //! [`timeout`]), `interval` ([`interval`]).
 
 pub(crate) mod clock;
