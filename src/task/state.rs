@@ -367,6 +367,25 @@ mod loom_tests {
         });
     }
 
+    /// A `park` under a foreign waker publishes `PARK_WAKERS` and re-checks the flags while
+    /// a `wakeup` sets `WOKEN` and then looks for `PARK_WAKERS`: either the park sees the
+    /// wakeup, or the waker sees the park's registration (and wakes it). Never neither.
+    #[test]
+    fn loom_foreign_park_vs_wakeup() {
+        loom::model(|| {
+            let s = running();
+            let s2 = s.clone();
+            let waker = loom::thread::spawn(move || {
+                s2.notify(WOKEN);
+                s2.take_park_wakers()
+            });
+            s.set_park_wakers();
+            let park_saw_wakeup = s.take_park_flags() == Some(ParkFlag::Woken);
+            let waker_saw_park = waker.join().unwrap();
+            assert!(park_saw_wakeup || waker_saw_park, "the wakeup was lost");
+        });
+    }
+
     /// Abort of a waiting task races a wake: one queues it, and the claim cancels.
     #[test]
     fn loom_abort_parked_vs_wake() {
