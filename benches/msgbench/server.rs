@@ -19,24 +19,16 @@ pub struct ServerOpts {
     pub fanout: bool,
 }
 
-/// Protocol errors seen (connections closed for a bad header); printed on exit.
+/// Bad frames seen (a bad header, or content that does not match the pattern): each
+/// closed its connection; printed on exit.
 pub static PROTOCOL_ERRORS: AtomicU64 = AtomicU64::new(0);
 
-fn fail_invalid(e: &DecodeError) -> ! {
-    eprintln!("server: {e}");
-    std::process::exit(3);
-}
-
-/// Handles a decode error: protocol errors close the connection (counted), invalid
-/// content is a hard failure.
+/// Handles a decode error: the connection that sent the bad frame is closed, with a
+/// message, and counted; the server keeps serving the others. (A runtime that corrupted
+/// data would show up here and in the clients' own checks.)
 fn on_decode_error(e: DecodeError) {
-    match e {
-        DecodeError::Protocol(_) => {
-            PROTOCOL_ERRORS.fetch_add(1, Ordering::Relaxed);
-            eprintln!("server: {e}; closing that connection");
-        }
-        DecodeError::Invalid(_) => fail_invalid(&e),
-    }
+    PROTOCOL_ERRORS.fetch_add(1, Ordering::Relaxed);
+    eprintln!("server: {e}; closing that connection");
 }
 
 /// The fan-out frame: 128 bytes (no ints, 100-byte payload).
