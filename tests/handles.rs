@@ -105,3 +105,27 @@ fn core_and_handle_are_unwind_safe() {
     assert!(r.is_err());
     assert_eq!(core.block_on(core.spawn(async { 7 })).unwrap(), 7);
 }
+
+#[test]
+fn streams_and_listeners_convert_into_std() {
+    use std::io::{Read, Write};
+    let core = IoCore::builder().threads(1).build().unwrap();
+    let (std_listener, addr) = core.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener.into_std().unwrap(), addr)
+    });
+    // The std listener accepts in blocking mode; the client is an iocore stream turned std.
+    let client = core.block_on(async { TcpStream::connect(addr).await.unwrap() });
+    let (mut server, _) = std_listener.accept().unwrap();
+    let mut client = client.into_std().unwrap();
+    client.write_all(b"over std").unwrap();
+    let mut buf = [0u8; 8];
+    server.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"over std");
+    // A stream still shared with a PostSender does not convert.
+    let shared = core.block_on(async { TcpStream::connect(addr).await.unwrap() });
+    let _sender = shared.sender();
+    let e = shared.into_std().unwrap_err();
+    assert!(e.to_string().contains("into_std"), "{e}");
+}

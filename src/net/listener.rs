@@ -130,6 +130,15 @@ impl TcpListener {
         Self::from_mio(mio::net::TcpListener::from_std(listener))
     }
 
+    /// Turns the listener into a standard-library one (in blocking mode) on the same
+    /// socket, leaving the core.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        let std: std::net::TcpListener = crate::net::stream::dup_std(self.listener.as_raw_fd())?;
+        std.set_nonblocking(false)?;
+        drop(self);
+        Ok(std)
+    }
+
     /// Accepts a connection. The stream lives on the listener's core.
     /// Any number of tasks may accept on one listener at once; each is woken.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {

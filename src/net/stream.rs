@@ -15,7 +15,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,6 +148,26 @@ impl TcpStream {
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
         Self::from_mio(mio::net::TcpStream::from_std(stream), crate::runtime::current_or_default())
+    }
+
+    /// Turns the stream into a standard-library one (in blocking mode) for the same
+    /// connection, leaving the core. Fails (handing nothing over, the stream is dropped)
+    /// when the socket is still shared — a `PostSender`, the other half, or posted data
+    /// still queued: call [`flush`](Self::flush) and drop the senders first.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        let sock = self.sock();
+        // Shared: the flusher (started by a post or `sender()`) holds the socket too.
+        if Arc::strong_count(sock) > 1 || sock.post.queued_bytes() > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "into_std: the stream is still shared (a PostSender, or posted data not yet sent)",
+            ));
+        }
+        let std: std::net::TcpStream = dup_std(sock.stream.as_raw_fd())?;
+        std.set_nonblocking(false)?;
+        // Dropping `self` deregisters and closes iocore's descriptor; the duplicate stays.
+        drop(self);
+        Ok(std)
     }
 
     /// Receives into `buf`; `Ok(0)` is an orderly end of stream (or an empty `buf`).
@@ -370,6 +390,17 @@ async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<
     .await?;
     sock.set_peer(addr);
     Ok(stream)
+}
+
+/// A standard-library stream on a duplicate of `fd` (close-on-exec).
+pub(crate) fn dup_std<T: FromRawFd>(fd: RawFd) -> io::Result<T> {
+    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor the caller keeps open.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { T::from_raw_fd(dup) })
 }
 
 impl AsRawFd for TcpStream {
