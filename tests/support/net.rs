@@ -1,7 +1,8 @@
 //! TCP test bodies: a core of their own under a double bound, loopback listeners and
 //! connected pairs, exact-length and to-EOF reads.
 
-use super::{core, watchdog};
+use super::watchdog;
+use iocore::{Builder, IoCore};
 use iocore::net::{TcpListener, TcpStream};
 use std::future::Future;
 use std::io;
@@ -20,8 +21,17 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
 {
+    run_on(IoCore::builder().threads(threads), limit, body);
+}
+
+/// [`run`] on a core built by `builder`.
+pub fn run_on<F, Fut>(builder: Builder, limit: Duration, body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
     watchdog(limit + Duration::from_secs(15), move || {
-        let core = core(threads);
+        let core = builder.build().expect("build core");
         let r = core.block_on(iocore::time::timeout(limit, body()));
         if r.is_err() {
             panic!("test body did not finish within {limit:?} (iocore timeout)");
