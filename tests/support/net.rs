@@ -2,8 +2,8 @@
 //! connected pairs, exact-length and to-EOF reads.
 
 use super::watchdog;
-use iocore::{Builder, IoCore};
 use iocore::net::{TcpListener, TcpStream};
+use iocore::{Builder, IoCore};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
