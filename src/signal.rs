@@ -11,6 +11,7 @@
 
 use crate::io::{Direction, Registration};
 use crate::sync::lock;
+use crate::util::wait_list::WaitList;
 use futures::Stream;
 use std::fmt;
 use std::future::poll_fn;
@@ -19,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 /// Signal numbers handled: 1 ..= `MAX_SIGNAL` (covers the real-time signals on Linux).
 const MAX_SIGNAL: i32 = 64;
@@ -67,16 +68,12 @@ struct Slot {
     /// Deliveries so far (bumped by the handler).
     deliveries: AtomicU64,
     /// Tasks waiting for the next delivery.
-    waiters: Mutex<Vec<Waker>>,
+    waiters: WaitList,
 }
 
 /// Every signal's slot, by number.
 static SLOTS: [Slot; MAX_SIGNAL as usize + 1] = [const {
-    Slot {
-        registered: AtomicBool::new(false),
-        deliveries: AtomicU64::new(0),
-        waiters: Mutex::new(Vec::new()),
-    }
+    Slot { registered: AtomicBool::new(false), deliveries: AtomicU64::new(0), waiters: WaitList::new() }
 }; MAX_SIGNAL as usize + 1];
 
 /// The self-pipe's write end (the handler writes one byte per delivery), once set up.
@@ -126,23 +123,17 @@ fn start_reader(read: OwnedFd) -> io::Result<()> {
                 })
             })
             .await;
-            if let Ok(n) = n {
-                for &signum in &buf[..n] {
-                    if let Some(slot) = SLOTS.get(usize::from(signum)) {
-                        wake_waiters(slot);
-                    }
+            if n.is_ok() {
+                // Every slot, not only those named by the bytes read: a full pipe drops
+                // bytes, never deliveries (the counters have them). A slot nobody waits on
+                // costs one load.
+                for slot in &SLOTS {
+                    slot.waiters.wake_all();
                 }
             }
         }
     });
     Ok(())
-}
-
-fn wake_waiters(slot: &Slot) {
-    let waiters = std::mem::take(&mut *lock(&slot.waiters));
-    for w in waiters {
-        crate::contain::contain("waking a signal waiter", || w.wake());
-    }
 }
 
 /// Registers `kind` with the process (once); returns its slot.
@@ -170,7 +161,8 @@ fn register(kind: SignalKind) -> io::Result<&'static Slot> {
             SLOTS[signum as usize].deliveries.fetch_add(1, SeqCst);
             let byte = signum as u8;
             // SAFETY: writing one byte from a live local to the pipe we keep open forever;
-            // a full pipe (EAGAIN) loses nothing (the counter has the delivery).
+            // a full pipe (EAGAIN) loses nothing: the counter has the delivery, and the
+            // reader wakes every slot whenever it reads anything.
             unsafe { libc::write(pipe_write, (&byte as *const u8).cast(), 1) };
         };
         // SAFETY: the action is async-signal-safe (see above) and never panics.
@@ -232,20 +224,8 @@ impl Signal {
 
     /// Polls for the next delivery.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
-        if self.take_delivery() {
-            return Poll::Ready(Some(()));
-        }
-        {
-            let mut waiters = lock(&self.slot.waiters);
-            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                waiters.push(cx.waker().clone());
-            }
-        }
-        // Re-checked after registering: a delivery woken before we registered is seen here.
-        if self.take_delivery() {
-            return Poll::Ready(Some(()));
-        }
-        Poll::Pending
+        let slot = self.slot;
+        slot.waiters.poll_until(cx.waker(), || self.take_delivery()).map(Some)
     }
 
     fn take_delivery(&mut self) -> bool {

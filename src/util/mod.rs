@@ -5,10 +5,12 @@
 //! - `heap`: the binary min-heap with O(log n) removal behind the deadline heap (`SlotHeap`);
 //! - `waker_map`: keyed wakers with owned registrations (slow-path timers, `park` under a
 //!   foreign waker);
+//! - `wait_list`: wakers waiting for a condition, woken all at once (post queues, signals);
 //! - [`Padded`]: a value on a cache line of its own.
 
 pub(crate) mod heap;
 pub(crate) mod inbox;
+pub(crate) mod wait_list;
 pub(crate) mod waker_map;
 
 /// A value on a cache line of its own (128 bytes: two lines, for the adjacent-line

@@ -34,6 +34,7 @@ mod sender;
 pub use sender::{PostError, PostSender};
 
 use crate::sync::lock;
+use crate::util::wait_list::WaitList;
 use bytes::Bytes;
 use crossbeam_deque::{Injector, Steal};
 use futures::task::AtomicWaker;
@@ -86,51 +87,6 @@ pub(crate) struct PostQueue {
     drained: WaitList,
     /// Woken when the flusher gives the writer role back (the owner may write again).
     turn: WaitList,
-}
-
-/// Wakers waiting for a condition of the queue (space below the mark, drained, closed, the
-/// writer role free), woken all at once when it changes. A condition that rarely has
-/// waiters costs its changer one atomic load: `armed` is published (`SeqCst`) before the
-/// waiter re-checks the condition, and read (`SeqCst`) after the changer changed it.
-#[derive(Debug, Default)]
-struct WaitList {
-    armed: AtomicBool,
-    wakers: Mutex<Vec<Waker>>,
-}
-
-impl WaitList {
-    /// Registers `waker` unless `ready` (evaluated after registering) already holds.
-    fn poll_until(&self, waker: &Waker, ready: impl Fn() -> bool) -> Poll<()> {
-        if ready() {
-            return Poll::Ready(());
-        }
-        {
-            let mut list = lock(&self.wakers);
-            if !list.iter().any(|w| w.will_wake(waker)) {
-                list.push(waker.clone());
-            }
-            self.armed.store(true, SeqCst);
-        }
-        if ready() {
-            return Poll::Ready(());
-        }
-        Poll::Pending
-    }
-
-    /// Wakes every registered waker; call after changing the condition (`SeqCst`).
-    fn wake_all(&self) {
-        if !self.armed.load(SeqCst) {
-            return;
-        }
-        let list = {
-            let mut list = lock(&self.wakers);
-            self.armed.store(false, SeqCst);
-            std::mem::take(&mut *list)
-        };
-        for w in list {
-            crate::contain::contain("waking a post_send waiter", || w.wake());
-        }
-    }
 }
 
 impl PostQueue {
