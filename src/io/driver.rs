@@ -139,7 +139,8 @@ impl Poller {
     pub(crate) fn turn(&mut self, driver: &Driver, wait: Option<Deadline>) {
         // Sockets closed before this point are deregistered: no event fetched from now on
         // can name them, and events fetched earlier were dispatched in earlier turns.
-        if driver.any_released.swap(false, SeqCst) {
+        // A load first: the common turn (no socket closed) does no read-modify-write.
+        if driver.any_released.load(SeqCst) && driver.any_released.swap(false, SeqCst) {
             lock(&driver.released).clear();
         }
         let timeout = match wait {

@@ -57,16 +57,11 @@ impl WorkerCtx<'_> {
             if self.run_batch() > 0 || !self.deferred.is_empty() || self.search() {
                 continue;
             }
-            match try_role(sched) {
-                Some(mut role) => {
-                    role.step(sched, true);
-                    drop(role);
-                    self.release_deferred();
-                }
+            if !self.try_step(true) {
                 // Sleep only while the role is held: its holder either watches the kernel
                 // queue, or (about to run tasks) sees this sleeper and wakes it. Checked
                 // after publishing the sleeper (Dekker with `pop_ready`).
-                None => sched.idle.sleep(|| sched.has_ready() || sched.stopped() || sched.role_is_free()),
+                sched.idle.sleep(|| sched.has_ready() || sched.stopped() || sched.role_is_free());
             }
         }
         // Leaving (shutdown): hand back anything still held here.
@@ -114,9 +109,14 @@ impl WorkerCtx<'_> {
 
     /// Yielded tasks go to the ready queue, behind what the last step readied.
     fn release_deferred(&mut self) {
-        for task in self.deferred.drain(..) {
-            self.sched.push_ready(task);
+        if self.deferred.is_empty() {
+            return;
         }
+        for task in self.deferred.drain(..) {
+            self.sched.ready.push(task);
+        }
+        // One wake decision for the whole batch (`push_ready` would fence per task).
+        self.sched.wake_worker();
     }
 
     /// The next task: this worker's batch first, then a new batch from the global queue
