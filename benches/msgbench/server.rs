@@ -108,12 +108,10 @@ fn publish_iocore(subs: &Mutex<Vec<iocore::net::PostSender>>) {
             continue;
         }
         for s in &list {
-            loop {
-                match s.post_send(frame.clone()) {
-                    Ok(()) => break,
-                    Err(iocore::net::PostError::WouldExceed(_)) => futures::executor::block_on(s.ready()),
-                    Err(iocore::net::PostError::Closed(_)) => break,
-                }
+            // The fast path posts without a future; at the high-water mark, `send` waits for
+            // room (a closed subscriber is dropped from the list below).
+            if let Err(iocore::net::PostError::WouldExceed(frame)) = s.post_send(frame.clone()) {
+                let _ = futures::executor::block_on(s.send(frame));
             }
         }
         subs.lock().unwrap().retain(|s| !s.is_closed());
