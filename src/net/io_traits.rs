@@ -1,12 +1,12 @@
 //! `futures::io::{AsyncRead, AsyncWrite}` (and, with the `tokio` feature, tokio's IO
-//! traits) for [`TcpStream`] and its halves.
+//! traits) for [`TcpStream`], [`UnixStream`] and their halves.
 //!
 //! These are the poll-based forms: each direction has one waker slot for them (the traits
 //! take `&mut self`, so there is one poller per object), while the `async` methods wait in
 //! the direction's waiter list. One macro writes the same delegations for each type.
 
 use crate::net::split::{RecvHalf, SendHalf};
-use crate::net::TcpStream;
+use crate::net::{TcpStream, UnixStream};
 use futures::io::{AsyncRead, AsyncWrite};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::pin::Pin;
@@ -98,5 +98,7 @@ macro_rules! async_io_impls {
 
 async_io_impls!(read TcpStream);
 async_io_impls!(write TcpStream);
+async_io_impls!(read UnixStream);
+async_io_impls!(write UnixStream);
 async_io_impls!(read RecvHalf<'_>);
 async_io_impls!(write SendHalf<'_>);

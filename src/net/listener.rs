@@ -133,10 +133,7 @@ impl TcpListener {
     /// Turns the listener into a standard-library one (in blocking mode) on the same
     /// socket, leaving the core.
     pub fn into_std(self) -> io::Result<std::net::TcpListener> {
-        let std: std::net::TcpListener = crate::net::stream::dup_std(self.listener.as_raw_fd())?;
-        std.set_nonblocking(false)?;
-        drop(self);
-        Ok(std)
+        crate::net::socket::dup_blocking(self.listener.as_raw_fd())
     }
 
     /// Accepts a connection. The stream lives on the listener's core.
@@ -164,7 +161,7 @@ impl TcpListener {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(Ok(pair)) => pair,
         };
-        Poll::Ready(TcpStream::from_mio(stream, self.core.clone()).map(|s| (s, peer)))
+        Poll::Ready(TcpStream::from_mio(stream, self.core.clone(), Some(peer)).map(|s| (s, peer)))
     }
 
     /// The local address (with the actual port when bound to port 0).

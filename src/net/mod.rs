@@ -1,4 +1,5 @@
-//! TCP: [`TcpListener`], [`TcpStream`] and the thread-safe [`PostSender`].
+//! Sockets: TCP ([`TcpListener`], [`TcpStream`]), Unix-domain ([`UnixListener`],
+//! [`UnixStream`]) and the thread-safe [`PostSender`].
 //!
 //! Sockets register once with their core's kernel queue (edge-triggered) and stay there
 //! until closed; operations try the syscall first and wait for readiness only on
@@ -13,7 +14,8 @@
 //! Files: `addr` (address inputs, name resolution), `copy` ([`copy_bidirectional`]), `listener`, `socket` (the socket core
 //! shared by a stream, its halves and its flusher; the flusher), `stream` (the
 //! [`TcpStream`] API), `split` (the halves), `io_traits` (`AsyncRead`/`AsyncWrite`),
-//! `post` (the post queue and [`PostSender`]).
+//! `post` (the post queue and [`PostSender`]), `stream_ops` (the API both stream types
+//! share), `unix` (Unix-domain sockets).
 
 mod addr;
 mod copy;
@@ -23,6 +25,8 @@ mod post;
 mod socket;
 mod split;
 mod stream;
+mod stream_ops;
+mod unix;
 
 pub use addr::{Target, ToSocketAddrs};
 pub use copy::copy_bidirectional;
@@ -30,3 +34,4 @@ pub use listener::{Incoming, ListenOptions, TcpListener};
 pub use post::{PostError, PostSender, DEFAULT_HIGH_WATER};
 pub use split::{reunite, OwnedRecvHalf, OwnedSendHalf, RecvHalf, ReuniteError, SendHalf};
 pub use stream::{ConnectOptions, TcpStream};
+pub use unix::{UnixIncoming, UnixListener, UnixStream};

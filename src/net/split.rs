@@ -1,5 +1,5 @@
-//! The halves of a [`TcpStream`]: owned ([`TcpStream::into_split`], usable from different
-//! tasks, `'static`) and borrowed ([`TcpStream::split`]). Each offers the operations of
+//! The halves of a byte stream ([`TcpStream`] or [`UnixStream`](crate::net::UnixStream)):
+//! owned (`into_split`, usable from different tasks, `'static`) and borrowed (`split`). Each offers the operations of
 //! one direction and delegates them to the socket core; an owned half is a half whose
 //! lifetime is `'static` because it owns its share of the socket.
 
@@ -28,22 +28,22 @@ impl Hold<'_> {
     }
 }
 
-/// The receiving half of a [`TcpStream`]: owned ([`OwnedRecvHalf`], from
-/// [`TcpStream::into_split`]) or borrowed (from [`TcpStream::split`]).
+/// The receiving half of a [`TcpStream`] or [`UnixStream`](crate::net::UnixStream): owned
+/// ([`OwnedRecvHalf`], from `into_split`) or borrowed (from `split`).
 pub struct RecvHalf<'a> {
     pub(crate) hold: Hold<'a>,
 }
 
-/// The sending half of a [`TcpStream`]: owned ([`OwnedSendHalf`], from
-/// [`TcpStream::into_split`]) or borrowed (from [`TcpStream::split`]).
+/// The sending half of a [`TcpStream`] or [`UnixStream`](crate::net::UnixStream): owned
+/// ([`OwnedSendHalf`], from `into_split`) or borrowed (from `split`).
 pub struct SendHalf<'a> {
     pub(crate) hold: Hold<'a>,
 }
 
-/// A receiving half that owns its share of the socket, from [`TcpStream::into_split`].
+/// A receiving half that owns its share of the socket, from `into_split`.
 pub type OwnedRecvHalf = RecvHalf<'static>;
 
-/// A sending half that owns its share of the socket, from [`TcpStream::into_split`].
+/// A sending half that owns its share of the socket, from `into_split`.
 /// When both owned halves are dropped, the socket closes (after posted data is written).
 pub type OwnedSendHalf = SendHalf<'static>;
 
@@ -58,7 +58,8 @@ impl RecvHalf<'_> {
         self.hold.sock().kick();
     }
 
-    /// The remote address.
+    /// The remote IP address; `Unsupported` for a Unix-domain socket (its peer is rarely
+    /// named: use [`UnixStream::peer_addr`](crate::net::UnixStream::peer_addr)).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.hold.sock().peer_addr()
     }
@@ -109,7 +110,8 @@ impl SendHalf<'_> {
         self.hold.sock().set_linger(linger)
     }
 
-    /// The remote address.
+    /// The remote IP address; `Unsupported` for a Unix-domain socket (its peer is rarely
+    /// named: use [`UnixStream::peer_addr`](crate::net::UnixStream::peer_addr)).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.hold.sock().peer_addr()
     }
@@ -138,18 +140,27 @@ pub struct ReuniteError(pub OwnedRecvHalf, pub OwnedSendHalf);
 
 impl fmt::Display for ReuniteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("tried to reunite halves that are not from the same socket")
+        f.write_str("reunite: the halves are not from the same socket (or not of this stream type)")
     }
 }
 
 impl std::error::Error for ReuniteError {}
 
-/// Puts owned halves back together.
+/// Puts owned halves of a [`TcpStream`] back together: [`TcpStream::reunite`].
 pub fn reunite(recv: OwnedRecvHalf, send: OwnedSendHalf) -> Result<TcpStream, ReuniteError> {
+    TcpStream::reunite(recv, send)
+}
+
+/// The owner inside two owned halves of the same socket of the expected kind.
+pub(crate) fn reunite_owner(
+    recv: OwnedRecvHalf,
+    send: OwnedSendHalf,
+    unix: bool,
+) -> Result<Owner, ReuniteError> {
     match (recv.hold, send.hold) {
-        (Hold::Owned(r), Hold::Owned(s)) if Arc::ptr_eq(&r.0, &s.0) => {
+        (Hold::Owned(r), Hold::Owned(s)) if Arc::ptr_eq(&r.0, &s.0) && r.0.stream.is_unix() == unix => {
             drop(s);
-            Ok(TcpStream { owner: r })
+            Ok(r)
         }
         (r, s) => Err(ReuniteError(RecvHalf { hold: r }, SendHalf { hold: s })),
     }

@@ -3,21 +3,13 @@
 //! Every operation delegates to the socket core (`net::socket`); the halves (`split`)
 //! offer the same operations for one direction each.
 
-use crate::io::Direction;
 use crate::net::addr::{resolve, ToSocketAddrs};
-use crate::net::post::{PostError, PostSender};
-use crate::net::socket::{Owner, Socket};
-use crate::net::split::{Hold, OwnedRecvHalf, OwnedSendHalf, RecvHalf, SendHalf};
+use crate::net::socket::{Conn, Owner, Peer, Socket};
 use crate::runtime::Handle;
-use bytes::Bytes;
-use socket2::{Domain, SockRef, Type};
+use socket2::{Domain, Type};
 use std::fmt;
-use std::future::poll_fn;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, RawFd};
-use std::pin::pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Options for [`TcpStream::connect_with`].
@@ -95,8 +87,14 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    pub(crate) fn from_mio(stream: mio::net::TcpStream, core: Handle) -> io::Result<TcpStream> {
-        Ok(TcpStream { owner: Owner::new(Socket::new(stream, core)?) })
+    /// A stream on `core`; `peer` when already known (from `accept`), else looked up.
+    pub(crate) fn from_mio(
+        stream: mio::net::TcpStream,
+        core: Handle,
+        peer: Option<SocketAddr>,
+    ) -> io::Result<TcpStream> {
+        let sock = Socket::new(Conn::Tcp(stream), core, peer.map(Peer::Ip))?;
+        Ok(TcpStream { owner: Owner::new(sock) })
     }
 
     /// Connects to `addr`, trying every resolved address in order. Host names are resolved
@@ -147,7 +145,7 @@ impl TcpStream {
     /// (or the default core outside any core).
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
-        Self::from_mio(mio::net::TcpStream::from_std(stream), crate::runtime::current_or_default())
+        Self::from_mio(mio::net::TcpStream::from_std(stream), crate::runtime::current_or_default(), None)
     }
 
     /// Turns the stream into a standard-library one (in blocking mode) for the same
@@ -155,118 +153,7 @@ impl TcpStream {
     /// when the socket is still shared — a `PostSender`, the other half, or posted data
     /// still queued: call [`flush`](Self::flush) and drop the senders first.
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
-        let sock = self.sock();
-        // Shared: the flusher (started by a post or `sender()`) holds the socket too.
-        if Arc::strong_count(sock) > 1 || sock.post.queued_bytes() > 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "into_std: the stream is still shared (a PostSender, or posted data not yet sent)",
-            ));
-        }
-        let std: std::net::TcpStream = dup_std(sock.stream.as_raw_fd())?;
-        std.set_nonblocking(false)?;
-        // Dropping `self` deregisters and closes iocore's descriptor; the duplicate stays.
-        drop(self);
-        Ok(std)
-    }
-
-    /// Receives into `buf`; `Ok(0)` is an orderly end of stream (or an empty `buf`).
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock().recv(buf).await
-    }
-
-    /// Sends some of `buf` and returns how much: written directly when nothing is queued,
-    /// otherwise queued (all of it) behind the posted data.
-    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.sock().send(buf).await
-    }
-
-    /// Sends all of `buf` as one contiguous run (posted data does not interleave).
-    pub async fn send_all(&self, buf: &[u8]) -> io::Result<()> {
-        self.sock().send_all(buf).await
-    }
-
-    /// Completes when every byte queued so far (posted or sent) has been handed to the
-    /// kernel.
-    pub async fn flush(&self) -> io::Result<()> {
-        self.sock().flush().await
-    }
-
-    /// Graceful close of the sending side: flushes, then sends FIN. Later sends and posts
-    /// fail; receiving still works. Calling it twice is harmless.
-    pub async fn shutdown(&self) -> io::Result<()> {
-        self.sock().shutdown().await
-    }
-
-    /// Queues `data` to be sent by the core, without awaiting; see
-    /// [`PostSender::post_send`].
-    pub fn post_send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
-        self.sock().post_send(data.into())
-    }
-
-    /// A thread-safe [`PostSender`] for this socket.
-    pub fn sender(&self) -> PostSender {
-        self.sock().sender()
-    }
-
-    pub(crate) fn sock(&self) -> &Arc<Socket> {
-        &self.owner.0
-    }
-
-    /// Receives into several buffers with one `readv`.
-    pub async fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.sock().recv_vectored(bufs).await
-    }
-
-    /// Receives without waiting: `WouldBlock` if nothing is there.
-    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock().try_recv(buf)
-    }
-
-    /// Completes when the socket may be readable (then try [`try_recv`](Self::try_recv)).
-    /// Any number of tasks may wait at once (on a shared `&TcpStream`); each is woken.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.sock().readable().await
-    }
-
-    /// Sends several buffers with one `writev` (or queues them, as [`send`](Self::send)).
-    pub async fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.sock().send_vectored(bufs).await
-    }
-
-    /// Sends without waiting: `WouldBlock` if the socket is full or posted data is being
-    /// flushed (this would overtake it).
-    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.sock().try_send(buf)
-    }
-
-    /// Completes when the owner may write: posted data has been handed to the kernel (so
-    /// a [`try_send`](Self::try_send) would not overtake it) and the socket may be
-    /// writable. Any number of tasks may wait at once; each is woken.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.sock().writable().await
-    }
-
-    /// Closes at once with a reset (RST), discarding queued data.
-    pub fn abort(self) {
-        self.sock().abort();
-    }
-
-    /// Sets the high-water mark of posted bytes (default 4 MiB) above which `post_send`
-    /// returns [`PostError::WouldExceed`].
-    pub fn set_post_high_water(&self, bytes: usize) {
-        self.sock().post.set_high_water(bytes);
-    }
-
-    /// Splits into owned halves, usable from different tasks.
-    pub fn into_split(self) -> (OwnedRecvHalf, OwnedSendHalf) {
-        let send = SendHalf { hold: Hold::Owned(self.owner.clone()) };
-        (RecvHalf { hold: Hold::Owned(self.owner) }, send)
-    }
-
-    /// Splits into borrowed halves.
-    pub fn split(&mut self) -> (RecvHalf<'_>, SendHalf<'_>) {
-        (RecvHalf { hold: Hold::Borrowed(self.sock()) }, SendHalf { hold: Hold::Borrowed(self.sock()) })
+        self.sock().detach()
     }
 
     /// The remote address.
@@ -276,16 +163,8 @@ impl TcpStream {
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock().stream.local_addr()
-    }
-
-    fn opt(&self) -> SockRef<'_> {
-        SockRef::from(&self.sock().stream)
-    }
-
-    /// Names the socket option in an error (`set_ttl: Invalid argument (os error 22)`).
-    fn option<T>(&self, name: &str, r: io::Result<T>) -> io::Result<T> {
-        r.map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))
+        let addr = self.option("local_addr", self.opt().local_addr())?;
+        addr.as_socket().ok_or_else(|| io::Error::other("local_addr: not an IP socket"))
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
@@ -307,38 +186,6 @@ impl TcpStream {
                 self.opt().set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(t)),
             ),
         }
-    }
-
-    /// Sets `SO_LINGER`; it also bounds how long a dropped stream keeps flushing posts.
-    /// The kernel counts linger in whole seconds: sub-second values round down (to 0 =
-    /// close with a reset, discarding unsent data).
-    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.option("set_linger", self.opt().set_linger(linger))
-    }
-
-    /// The `SO_LINGER` setting.
-    pub fn linger(&self) -> io::Result<Option<Duration>> {
-        self.option("linger", self.opt().linger())
-    }
-
-    /// Sets the kernel receive buffer size.
-    pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
-        self.option("set_recv_buffer_size", self.opt().set_recv_buffer_size(bytes))
-    }
-
-    /// The kernel receive buffer size.
-    pub fn recv_buffer_size(&self) -> io::Result<usize> {
-        self.option("recv_buffer_size", self.opt().recv_buffer_size())
-    }
-
-    /// Sets the kernel send buffer size.
-    pub fn set_send_buffer_size(&self, bytes: usize) -> io::Result<()> {
-        self.option("set_send_buffer_size", self.opt().set_send_buffer_size(bytes))
-    }
-
-    /// The kernel send buffer size.
-    pub fn send_buffer_size(&self) -> io::Result<usize> {
-        self.option("send_buffer_size", self.opt().send_buffer_size())
     }
 
     /// Sets the IP time-to-live.
@@ -371,49 +218,11 @@ async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<
     }
     let std: std::net::TcpStream = socket.into();
     let stream =
-        TcpStream::from_mio(mio::net::TcpStream::from_std(std), crate::runtime::current_or_default())?;
+        TcpStream::from_mio(mio::net::TcpStream::from_std(std), crate::runtime::current_or_default(), None)?;
     let sock = stream.sock().clone();
-    let mut waiter = pin!(sock.reg.waiter(Direction::Write));
-    poll_fn(|cx| {
-        sock.reg.poll_io(cx, Direction::Write, Some(waiter.as_mut()), || {
-            if let Some(e) = sock.stream.take_error()? {
-                return Err(e);
-            }
-            match sock.stream.peer_addr() {
-                Ok(_) => Ok(()),
-                // Not connected yet: a spurious wakeup; wait for the next edge.
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
-                Err(e) => Err(e),
-            }
-        })
-    })
-    .await?;
+    sock.connected().await?;
     sock.set_peer(addr);
     Ok(stream)
-}
-
-/// A standard-library stream on a duplicate of `fd` (close-on-exec).
-pub(crate) fn dup_std<T: FromRawFd>(fd: RawFd) -> io::Result<T> {
-    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor the caller keeps open.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
-    Ok(unsafe { T::from_raw_fd(dup) })
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock().stream.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd stays open as long as `self` (an owner of the socket) lives.
-        unsafe { BorrowedFd::borrow_raw(self.as_raw_fd()) }
-    }
 }
 
 impl fmt::Debug for TcpStream {
@@ -424,3 +233,5 @@ impl fmt::Debug for TcpStream {
             .finish()
     }
 }
+
+crate::net::stream_ops::stream_ops!(TcpStream, unix = false);

@@ -73,7 +73,7 @@ macro_rules! impl_recv {
         }
     )*};
 }
-impl_recv!(TcpStream, iocore::net::RecvHalf<'_>);
+impl_recv!(TcpStream, iocore::net::UnixStream, iocore::net::RecvHalf<'_>);
 
 /// Receives exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
 pub async fn recv_exact<R: Recv>(s: &R, buf: &mut [u8]) -> io::Result<()> {

@@ -6,20 +6,21 @@
 //! wait on one direction); the `poll_*` forms without one are for the poll-based traits.
 //! The flusher that writes posted data lives next door (`flush`).
 
+mod conn;
 mod flush;
 
+pub(crate) use conn::{Conn, Peer};
 pub(crate) use flush::ensure_flusher;
 
 use crate::io::{Direction, Registration, Waiter};
 use crate::net::post::{PostError, PostQueue, PostSender, SocketControl};
 use crate::runtime::Handle;
 use bytes::Bytes;
-use socket2::SockRef;
 use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, OnceLock, Weak};
@@ -34,7 +35,7 @@ const IOV_MAX: usize = 1024;
 pub(crate) struct Socket {
     /// Declared first so it drops first: deregistered before the fd closes.
     pub(crate) reg: Registration,
-    pub(crate) stream: mio::net::TcpStream,
+    pub(crate) stream: Conn,
     pub(crate) post: Arc<PostQueue>,
     /// The core the socket lives on (its flusher runs there).
     pub(crate) core: Handle,
@@ -43,16 +44,18 @@ pub(crate) struct Socket {
     /// `shutdown` sent FIN.
     fin_sent: AtomicBool,
     /// The peer, for error messages (known once connected).
-    peer: OnceLock<SocketAddr>,
+    peer: OnceLock<Peer>,
 }
 
 impl Socket {
-    pub(crate) fn new(stream: mio::net::TcpStream, core: Handle) -> io::Result<Arc<Socket>> {
+    /// A socket core for `stream`, registered with `core`'s kernel queue. `peer` names
+    /// the other end in error messages (a TCP stream's is looked up when not given).
+    pub(crate) fn new(stream: Conn, core: Handle, peer: Option<Peer>) -> io::Result<Arc<Socket>> {
         let reg = Registration::new(core.driver(), stream.as_raw_fd())?;
         crate::trace::debug_event!(fd = stream.as_raw_fd(), "socket open");
-        let peer = OnceLock::new();
-        if let Ok(p) = stream.peer_addr() {
-            let _ = peer.set(p);
+        let known = OnceLock::new();
+        if let Some(p) = peer.or_else(|| stream.peer_ip().ok().map(Peer::Ip)) {
+            let _ = known.set(p);
         }
         Ok(Arc::new_cyclic(|me: &Weak<Socket>| Socket {
             reg,
@@ -61,7 +64,7 @@ impl Socket {
             core,
             owners: AtomicUsize::new(0),
             fin_sent: AtomicBool::new(false),
-            peer,
+            peer: known,
         }))
     }
 
@@ -70,7 +73,7 @@ impl Socket {
     }
 
     pub(crate) fn linger(&self) -> Option<Duration> {
-        SockRef::from(&self.stream).linger().ok().flatten()
+        self.stream.opt().linger().ok().flatten()
     }
 
     /// `op to/from PEER: error`, keeping the error kind.
@@ -348,7 +351,7 @@ impl Socket {
     /// Closes at once with a reset (RST) when the fd closes, discarding queued data; later
     /// sends and posts fail.
     pub(crate) fn abort(&self) {
-        let _ = SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        let _ = self.stream.opt().set_linger(Some(Duration::ZERO));
         self.post.close(Some(io::Error::new(io::ErrorKind::ConnectionAborted, "socket was aborted")));
     }
 
@@ -361,19 +364,54 @@ impl Socket {
         self.reg.io.wake_all();
     }
 
+    /// The remote IP address (`Unsupported` for a Unix-domain socket).
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_addr()
+        self.stream.peer_ip()
     }
 
     pub(crate) fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        SockRef::from(&self.stream)
-            .set_linger(linger)
-            .map_err(|e| io::Error::new(e.kind(), format!("set_linger: {e}")))
+        self.stream.opt().set_linger(linger).map_err(|e| io::Error::new(e.kind(), format!("set_linger: {e}")))
+    }
+
+    /// A standard-library socket (in blocking mode) on a duplicate of the fd, for an
+    /// owner's `into_std`; the caller then drops its owner, closing iocore's descriptor.
+    /// Fails while the socket is shared (a `PostSender`, the other half, posted data not
+    /// yet sent), handing nothing over.
+    pub(crate) fn detach<T: FromRawFd>(self: &Arc<Self>) -> io::Result<T> {
+        // Shared: the flusher (started by a post or `sender()`) holds the socket too.
+        if Arc::strong_count(self) > 1 || self.post.queued_bytes() > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "into_std: the stream is still shared (a PostSender, or posted data not yet sent)",
+            ));
+        }
+        dup_blocking(self.stream.as_raw_fd())
+    }
+
+    /// Waits until a non-blocking `connect` finished; its error if it failed.
+    pub(crate) async fn connected(&self) -> io::Result<()> {
+        let mut waiter = pin!(self.reg.waiter(Direction::Write));
+        poll_fn(|cx| {
+            self.reg.poll_io(cx, Direction::Write, Some(waiter.as_mut()), || {
+                if let Some(e) = self.stream.opt().take_error()? {
+                    return Err(e);
+                }
+                match self.stream.opt().peer_addr() {
+                    Ok(_) => Ok(()),
+                    // Not connected yet: a spurious wakeup; wait for the next edge.
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+        })
+        .await
     }
 
     /// Records the peer once connected (for error messages).
     pub(crate) fn set_peer(&self, addr: SocketAddr) {
-        let _ = self.peer.set(addr);
+        let _ = self.peer.set(Peer::Ip(addr));
     }
 }
 
@@ -437,4 +475,18 @@ impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Socket").field("peer", &self.peer.get()).finish()
     }
+}
+
+/// A standard-library socket on a duplicate of `fd` (close-on-exec), in blocking mode.
+pub(crate) fn dup_blocking<T: FromRawFd>(fd: RawFd) -> io::Result<T> {
+    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on a descriptor the caller keeps open.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+    socket2::SockRef::from(&owned).set_nonblocking(false)?;
+    // SAFETY: ownership of the descriptor moves from `owned` to the new value.
+    Ok(unsafe { T::from_raw_fd(owned.into_raw_fd()) })
 }

@@ -1,0 +1,123 @@
+//! [`Conn`]: the connected stream socket under a socket core, TCP or Unix-domain, and
+//! [`Peer`], what error messages call the other end.
+//!
+//! Both kinds are byte streams with the same syscalls (`read`/`readv`/`write`/`writev`,
+//! `shutdown`), so the socket core, its halves, its flusher and `post_send` serve both;
+//! only addresses differ.
+
+use socket2::SockRef;
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A connected stream socket.
+pub(crate) enum Conn {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+/// The other end of a connection, as error messages name it.
+#[derive(Clone, Debug)]
+pub(crate) enum Peer {
+    /// A TCP peer.
+    Ip(SocketAddr),
+    /// A Unix-domain socket: the path connected to or listened on.
+    Path(Arc<Path>),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Ip(a) => write!(f, "{a}"),
+            Peer::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl Conn {
+    pub(crate) fn is_unix(&self) -> bool {
+        matches!(self, Conn::Unix(_))
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.shutdown(how),
+            Conn::Unix(s) => s.shutdown(how),
+        }
+    }
+
+    /// The remote IP address; a Unix socket has none (`Unsupported`).
+    pub(crate) fn peer_ip(&self) -> io::Result<SocketAddr> {
+        match self {
+            Conn::Tcp(s) => s.peer_addr(),
+            Conn::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "peer_addr: a Unix-domain socket has no IP address (use UnixStream::peer_addr)",
+            )),
+        }
+    }
+
+    /// Socket options common to both kinds (`SO_LINGER`, `SO_ERROR`, buffer sizes).
+    pub(crate) fn opt(&self) -> SockRef<'_> {
+        SockRef::from(self)
+    }
+}
+
+// `Read`/`Write` on a shared reference, as mio and std offer them: the syscalls need no
+// exclusive access, and the socket core is shared.
+impl Read for &Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => (&*s).read(buf),
+            Conn::Unix(s) => (&*s).read(buf),
+        }
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => (&*s).read_vectored(bufs),
+            Conn::Unix(s) => (&*s).read_vectored(bufs),
+        }
+    }
+}
+
+impl Write for &Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => (&*s).write(buf),
+            Conn::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => (&*s).write_vectored(bufs),
+            Conn::Unix(s) => (&*s).write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for Conn {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Conn::Tcp(s) => s.as_raw_fd(),
+            Conn::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl AsFd for Conn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Conn::Tcp(s) => s.as_fd(),
+            Conn::Unix(s) => s.as_fd(),
+        }
+    }
+}
