@@ -227,6 +227,7 @@ fn poster(tid: usize, current: Current, stop: Arc<AtomicBool>, stats: Arc<Stats>
                         assert_eq!(back, m, "Closed handed back other bytes");
                         stats.posts_closed.fetch_add(1, SeqCst);
                     }
+                    Err(e @ PostError::TooLarge(_)) => panic!("a stream post refused as a datagram: {e}"),
                 }
             }
         }

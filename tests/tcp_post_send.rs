@@ -427,7 +427,10 @@ fn close_racing_with_posts_loses_nothing_accepted(by_drop: bool) {
                             return accepted;
                         }
                         // Refused, so not posted: stop here (the close comes anyway).
-                        Err(PostError::WouldExceed(_)) => return accepted,
+                        Err(e @ (PostError::WouldExceed(_) | PostError::TooLarge(_))) => {
+                            assert!(matches!(e, PostError::WouldExceed(_)), "{e}");
+                            return accepted;
+                        }
                     }
                     if seq % 64 == 0 {
                         thread::yield_now();

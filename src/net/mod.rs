@@ -26,6 +26,7 @@ mod socket;
 mod split;
 mod stream;
 mod stream_ops;
+mod udp;
 mod unix;
 
 pub use addr::{Target, ToSocketAddrs};
@@ -34,4 +35,5 @@ pub use listener::{Incoming, ListenOptions, TcpListener};
 pub use post::{PostError, PostSender, DEFAULT_HIGH_WATER};
 pub use split::{reunite, OwnedRecvHalf, OwnedSendHalf, RecvHalf, ReuniteError, SendHalf};
 pub use stream::{ConnectOptions, TcpStream};
+pub use udp::{Datagram, DatagramSender, UdpSocket, DATAGRAM_OVERHEAD};
 pub use unix::{UnixIncoming, UnixListener, UnixStream};

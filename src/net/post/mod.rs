@@ -26,11 +26,17 @@
 //! seen `inflight == 0` once `closed` was set. So a post either fails with its data handed
 //! back, or is in the queue before the flusher's final drain (`SeqCst` on both words).
 //!
-//! Files: `role` (the writer role word), `sender` ([`PostSender`], [`PostError`]).
+//! The queue holds byte buffers for a stream and datagrams for a UDP socket: it is generic
+//! over its [`Item`], and so are [`PostSender`] and the flusher.
+//!
+//! Files: `role` (the writer role word), `sender` ([`PostSender`], [`PostError`]), `flush`
+//! (the flusher task, generic over the socket it writes to: [`Outlet`]).
 
+mod flush;
 mod role;
 mod sender;
 
+pub(crate) use flush::{ensure_flusher, IoSlices, Outlet};
 pub use sender::{PostError, PostSender};
 
 use crate::sync::lock;
@@ -50,6 +56,33 @@ pub(crate) const MAX_IOV: usize = 64;
 /// Default high-water mark of queued bytes above which `post_send` refuses data.
 pub const DEFAULT_HIGH_WATER: usize = 4 * 1024 * 1024;
 
+mod item {
+    /// What a post queue holds: a stream's byte buffers, or datagrams. (Public in a
+    /// private module: it bounds public generic types but cannot be named or implemented
+    /// outside the crate.)
+    pub trait Item: Send + Sync + 'static {
+        /// Bytes it will occupy in the queue (the high-water mark counts these).
+        fn len(&self) -> usize;
+        /// The payload, handed back when a post is refused.
+        fn into_bytes(self) -> bytes::Bytes;
+        /// The first `n` bytes were written (`n < len()`: a short stream write).
+        fn advance(&mut self, n: usize);
+    }
+}
+pub(crate) use item::Item;
+
+impl Item for Bytes {
+    fn len(&self) -> usize {
+        Bytes::len(self)
+    }
+    fn into_bytes(self) -> Bytes {
+        self
+    }
+    fn advance(&mut self, n: usize) {
+        let _ = self.split_to(n);
+    }
+}
+
 /// What a [`PostSender`] may do to the socket behind its queue, defined here so that the
 /// queue never names the socket type (the socket implements it).
 pub(crate) trait SocketControl: Send + Sync {
@@ -63,12 +96,12 @@ pub(crate) trait SocketControl: Send + Sync {
 }
 
 /// The shared half of a socket's send side: the queue and the writer hand-off.
-pub(crate) struct PostQueue {
+pub(crate) struct PostQueue<T = Bytes> {
     /// The socket, while it is open.
     pub(crate) socket: Weak<dyn SocketControl>,
     /// Allocated on the first post: most sockets never post, and the queue's first block
     /// is a kilobyte that would only cost memory and cache misses.
-    bufs: OnceLock<Injector<Bytes>>,
+    bufs: OnceLock<Injector<T>>,
     /// Bytes posted and not yet handed to the kernel (queue + flusher's batch).
     queued: AtomicUsize,
     high_water: AtomicUsize,
@@ -87,12 +120,14 @@ pub(crate) struct PostQueue {
     drained: WaitList,
     /// Woken when the flusher gives the writer role back (the owner may write again).
     turn: WaitList,
+    /// Items the kernel refused and the flusher dropped (datagrams only).
+    dropped: AtomicUsize,
 }
 
-impl PostQueue {
+impl<T: Item> PostQueue<T> {
     /// A queue for the socket behind `socket` (a weak link: the queue never keeps its
     /// socket open).
-    pub(crate) fn new(socket: Weak<dyn SocketControl>) -> PostQueue {
+    pub(crate) fn new(socket: Weak<dyn SocketControl>) -> PostQueue<T> {
         PostQueue {
             socket,
             bufs: OnceLock::new(),
@@ -108,11 +143,12 @@ impl PostQueue {
             space: WaitList::default(),
             drained: WaitList::default(),
             turn: WaitList::default(),
+            dropped: AtomicUsize::new(0),
         }
     }
 
     /// Queues `data` (see the module docs for ordering and closing).
-    pub(crate) fn post(&self, data: Bytes, enforce_high_water: bool) -> Result<(), PostError> {
+    pub(crate) fn post(&self, data: T, enforce_high_water: bool) -> Result<(), PostError> {
         self.inflight.fetch_add(1, SeqCst);
         let result = self.post_registered(data, enforce_high_water);
         if self.inflight.fetch_sub(1, SeqCst) == 1 {
@@ -127,18 +163,18 @@ impl PostQueue {
         result
     }
 
-    fn post_registered(&self, data: Bytes, enforce_high_water: bool) -> Result<(), PostError> {
+    fn post_registered(&self, data: T, enforce_high_water: bool) -> Result<(), PostError> {
         if self.closed.load(SeqCst) {
-            return Err(PostError::Closed(data));
+            return Err(PostError::Closed(data.into_bytes()));
         }
-        if data.is_empty() {
+        if data.len() == 0 {
             return Ok(());
         }
         // Refused only once the queue has reached the mark: a post that `ready()` let
         // through is accepted, and the queue holds at most the mark plus one buffer per
         // posting thread. (Checked before counting, so a refusal never inflates the count.)
         if enforce_high_water && self.queued.load(SeqCst) >= self.high_water.load(Relaxed) {
-            return Err(PostError::WouldExceed(data));
+            return Err(PostError::WouldExceed(data.into_bytes()));
         }
         self.queued.fetch_add(data.len(), SeqCst);
         self.bufs.get_or_init(Injector::new).push(data);
@@ -210,12 +246,25 @@ impl PostQueue {
     }
 
     /// Takes the next queued buffer.
-    pub(crate) fn pop(&self) -> Option<Bytes> {
+    pub(crate) fn pop(&self) -> Option<T> {
         steal(self.bufs.get()?)
     }
 
     pub(crate) fn queued_bytes(&self) -> usize {
         self.queued.load(Acquire)
+    }
+
+    /// The flusher dropped an item the kernel refused.
+    pub(crate) fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn dropped(&self) -> usize {
+        self.dropped.load(Relaxed)
+    }
+
+    pub(crate) fn high_water(&self) -> usize {
+        self.high_water.load(SeqCst)
     }
 
     pub(crate) fn set_high_water(&self, bytes: usize) {
@@ -306,7 +355,7 @@ impl PostQueue {
     }
 }
 
-fn steal(q: &Injector<Bytes>) -> Option<Bytes> {
+fn steal<T>(q: &Injector<T>) -> Option<T> {
     loop {
         match q.steal() {
             Steal::Success(b) => return Some(b),

@@ -1,7 +1,7 @@
 //! [`PostSender`], the thread-safe posting handle, and [`PostError`], what a refused post
 //! hands back.
 
-use super::PostQueue;
+use super::{Item, PostQueue};
 use bytes::Bytes;
 use std::fmt;
 use std::future::poll_fn;
@@ -17,13 +17,16 @@ pub enum PostError {
     /// The queue has reached its high-water mark; wait for [`PostSender::ready`] and post
     /// the data again.
     WouldExceed(Bytes),
+    /// A datagram larger than any UDP datagram can be (65,507 bytes of payload over IPv4,
+    /// 65,527 over IPv6); posting it again will not help.
+    TooLarge(Bytes),
 }
 
 impl PostError {
     /// The data that was not queued.
     pub fn into_inner(self) -> Bytes {
         match self {
-            PostError::Closed(b) | PostError::WouldExceed(b) => b,
+            PostError::Closed(b) | PostError::WouldExceed(b) | PostError::TooLarge(b) => b,
         }
     }
 }
@@ -34,6 +37,9 @@ impl fmt::Display for PostError {
             PostError::Closed(b) => write!(f, "post_send of {} bytes: socket is closed", b.len()),
             PostError::WouldExceed(b) => {
                 write!(f, "post_send of {} bytes: queue is at its high-water mark", b.len())
+            }
+            PostError::TooLarge(b) => {
+                write!(f, "post_send of {} bytes: too large for a UDP datagram", b.len())
             }
         }
     }
@@ -49,7 +55,9 @@ impl std::error::Error for PostError {}
 
 /// A thread-safe handle that queues bytes on a socket: `Clone + Send + Sync + 'static`.
 ///
-/// Obtained from [`TcpStream::sender`](crate::net::TcpStream::sender). Posting never
+/// Obtained from [`TcpStream::sender`](crate::net::TcpStream::sender) (or a
+/// `UnixStream`'s, or a half's); for a UDP socket it is a
+/// [`DatagramSender`](crate::net::DatagramSender), whose items are datagrams. Posting never
 /// blocks and never awaits; the core writes the data in posting order (per thread) with
 /// `writev`, behind anything posted before. Data posted after the socket closed, or above
 /// the high-water mark, is handed back inside the [`PostError`].
@@ -64,9 +72,14 @@ impl std::error::Error for PostError {}
 /// });
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct PostSender {
-    pub(crate) queue: Arc<PostQueue>,
+pub struct PostSender<T = Bytes> {
+    pub(crate) queue: Arc<PostQueue<T>>,
+}
+
+impl<T> Clone for PostSender<T> {
+    fn clone(&self) -> Self {
+        PostSender { queue: self.queue.clone() }
+    }
 }
 
 impl PostSender {
@@ -81,6 +94,23 @@ impl PostSender {
         self.queue.post(data.into(), true)
     }
 
+    /// Queues `data`, waiting for room below the high-water mark first if needed (the
+    /// `post_send` → `WouldExceed` → [`ready`](Self::ready) → retry loop, done for you).
+    /// Fails only with [`PostError::Closed`], the data handed back.
+    ///
+    /// ```no_run
+    /// # async fn demo(sender: iocore::net::PostSender) -> Result<(), iocore::net::PostError> {
+    /// for i in 0..1000 {
+    ///     sender.send(format!("line {i}\n")).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
+        self.post_waiting(data.into()).await
+    }
+}
+
+impl<T: Item> PostSender<T> {
     /// Whether the socket is closed (posts will fail).
     pub fn is_closed(&self) -> bool {
         self.queue.is_closed()
@@ -101,30 +131,6 @@ impl PostSender {
     /// Completes once the queue is below the high-water mark (or the socket is closed).
     pub async fn ready(&self) {
         poll_fn(|cx| self.queue.poll_space(cx)).await
-    }
-
-    /// Queues `data`, waiting for room below the high-water mark first if needed (the
-    /// `post_send` → `WouldExceed` → [`ready`](Self::ready) → retry loop, done for you).
-    /// Fails only with [`PostError::Closed`], the data handed back.
-    ///
-    /// ```no_run
-    /// # async fn demo(sender: iocore::net::PostSender) -> Result<(), iocore::net::PostError> {
-    /// for i in 0..1000 {
-    ///     sender.send(format!("line {i}\n")).await?;
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
-        let mut data = data.into();
-        loop {
-            match self.queue.post(data, true) {
-                Err(PostError::WouldExceed(back)) => {
-                    data = back;
-                    self.ready().await;
-                }
-                done => return done,
-            }
-        }
     }
 
     /// Closes the socket at once, from any thread (to kick a client): queued data is
@@ -152,9 +158,20 @@ impl PostSender {
             None => Err(io::Error::new(io::ErrorKind::NotConnected, "peer_addr: the socket is closed")),
         }
     }
+
+    /// Posts `item`, waiting for room below the high-water mark first if needed.
+    pub(crate) async fn post_waiting(&self, item: T) -> Result<(), PostError> {
+        // Room first, so a refused item never has to be rebuilt from the bytes a refusal
+        // hands back. Racing posters may each pass the mark by one item, as with
+        // `post_send`.
+        while self.queue.queued_bytes() >= self.queue.high_water() && !self.queue.is_closed() {
+            self.ready().await;
+        }
+        self.queue.post(item, false)
+    }
 }
 
-impl fmt::Debug for PostSender {
+impl<T: Item> fmt::Debug for PostSender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostSender")
             .field("queued_bytes", &self.queued_bytes())

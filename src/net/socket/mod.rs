@@ -7,13 +7,11 @@
 //! The flusher that writes posted data lives next door (`flush`).
 
 mod conn;
-mod flush;
 
 pub(crate) use conn::{Conn, Peer};
-pub(crate) use flush::ensure_flusher;
 
 use crate::io::{Direction, Registration, Waiter};
-use crate::net::post::{PostError, PostQueue, PostSender, SocketControl};
+use crate::net::post::{ensure_flusher, IoSlices, Outlet, PostError, PostQueue, PostSender, SocketControl};
 use crate::runtime::Handle;
 use bytes::Bytes;
 use std::fmt;
@@ -195,7 +193,7 @@ impl Socket {
                 }
                 Poll::Pending => Poll::Pending,
             },
-            Err(PostError::Closed(_)) => Poll::Ready(self.check_open().map(|()| 0)),
+            Err(PostError::Closed(_) | PostError::TooLarge(_)) => Poll::Ready(self.check_open().map(|()| 0)),
         }
     }
 
@@ -426,6 +424,48 @@ impl SocketControl for Socket {
 
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Socket::poll_shutdown(self, cx)
+    }
+}
+
+impl Outlet for Socket {
+    type Item = Bytes;
+
+    fn queue(&self) -> &PostQueue {
+        &self.post
+    }
+
+    fn registration(&self) -> &Registration {
+        &self.reg
+    }
+
+    fn core(&self) -> &Handle {
+        &self.core
+    }
+
+    fn owner_gone(&self) -> bool {
+        Socket::owner_gone(self)
+    }
+
+    fn linger(&self) -> Option<Duration> {
+        Socket::linger(self)
+    }
+
+    fn context_error(&self, op: &str, e: io::Error) -> io::Error {
+        Socket::context_error(self, op, e)
+    }
+
+    /// One `writev` of the batch's first buffers.
+    fn poll_write(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: Pin<&mut Waiter<'_>>,
+        batch: &std::collections::VecDeque<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        let want = batch.iter().map(|b| b.len()).sum();
+        self.reg.poll_transfer(cx, Direction::Write, want, Some(waiter), || {
+            let slices: IoSlices<'_> = batch.iter().map(|b| IoSlice::new(b)).collect();
+            (&self.stream).write_vectored(&slices)
+        })
     }
 }
 

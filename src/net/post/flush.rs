@@ -1,17 +1,42 @@
-//! The flusher: the per-socket task that writes posted data with `writev`, started on
-//! the first post and ended once the queue is closed (or the owner is gone) and drained.
+//! The flusher: the per-socket task that writes posted items (with `writev` for a stream,
+//! datagram by datagram for UDP), started on the first post and ended once the queue is
+//! closed (or the owner is gone) and drained. It is generic over the socket it writes to,
+//! an [`Outlet`].
 
-use super::Socket;
-use crate::io::Direction;
-use crate::net::post::{PostQueue, MAX_IOV};
-use bytes::Bytes;
+use super::{Item, PostQueue, MAX_IOV};
+use crate::io::{Direction, Registration, Waiter};
+use crate::runtime::Handle;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::io::{self, IoSlice, Write};
-use std::pin::pin;
+use std::io;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// A socket a flusher writes a post queue to.
+pub(crate) trait Outlet: Send + Sync + Sized + 'static {
+    /// What its queue holds.
+    type Item: Item;
+    fn queue(&self) -> &PostQueue<Self::Item>;
+    fn registration(&self) -> &Registration;
+    /// The core the flusher runs on.
+    fn core(&self) -> &Handle;
+    /// Whether every owner let go (then the flusher writes what is left and ends).
+    fn owner_gone(&self) -> bool;
+    /// How long a flusher whose owner is gone keeps trying (`None`: the default, 30 s).
+    fn linger(&self) -> Option<Duration>;
+    /// `op to PEER: error`.
+    fn context_error(&self, op: &str, e: io::Error) -> io::Error;
+    /// Writes from the front of `batch` once the socket may be writable; `Ok(n)`: the
+    /// first `n` bytes (in [`Item::len`] units) left the queue.
+    fn poll_write(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: Pin<&mut Waiter<'_>>,
+        batch: &VecDeque<Self::Item>,
+    ) -> Poll<io::Result<usize>>;
+}
 
 /// How long a dropped stream's flusher keeps trying when no linger is set.
 const DEFAULT_LINGER: Duration = Duration::from_secs(30);
@@ -19,10 +44,10 @@ const DEFAULT_LINGER: Duration = Duration::from_secs(30);
 const FLUSH_ROUNDS: u32 = 16;
 
 /// Starts the socket's flusher task if it is not running yet.
-pub(crate) fn ensure_flusher(sock: &Arc<Socket>) {
-    let q = &sock.post;
+pub(crate) fn ensure_flusher<S: Outlet>(sock: &Arc<S>) {
+    let q = sock.queue();
     if q.claim_flusher_start() {
-        let flusher = sock.core.spawn(flush_loop(sock.clone()));
+        let flusher = sock.core().spawn(flush_loop(sock.clone()));
         if flusher.is_finished() {
             // The core is shutting down and refused the task: nothing would ever send.
             q.close(Some(io::Error::other("post_send: the socket's core is shut down")));
@@ -34,24 +59,24 @@ pub(crate) fn ensure_flusher(sock: &Arc<Socket>) {
 /// then releases the role. It exits (dropping its reference to the socket, which closes
 /// it if the owner is gone) once the owner is gone and everything is written, when the
 /// queue is closed, or on a write error.
-async fn flush_loop(sock: Arc<Socket>) {
+async fn flush_loop<S: Outlet>(sock: Arc<S>) {
     /// However the flusher ends (even cancelled by a shutdown), the socket has failed for
     /// posting: later posts get their data back instead of queueing for nobody.
-    struct FailOnExit<'a>(&'a PostQueue);
-    impl Drop for FailOnExit<'_> {
+    struct FailOnExit<'a, T: Item>(&'a PostQueue<T>);
+    impl<T: Item> Drop for FailOnExit<'_, T> {
         fn drop(&mut self) {
             self.0.close(Some(io::Error::new(io::ErrorKind::NotConnected, "socket is closed")));
         }
     }
-    let q = &sock.post;
+    let q = sock.queue();
     let fail = FailOnExit(q);
-    let mut batch: VecDeque<Bytes> = VecDeque::new();
+    let mut batch: VecDeque<S::Item> = VecDeque::new();
     // Set once the owner is gone: the deadline (linger) for writing what is left.
     let mut give_up: Option<crate::time::Sleep> = None;
     let mut rounds = 0u32;
-    let mut waiter = pin!(sock.reg.waiter(Direction::Write));
+    let mut waiter = pin!(sock.registration().waiter(Direction::Write));
     loop {
-        if !wait_scheduled(&sock).await {
+        if !wait_scheduled(&*sock).await {
             if q.has_failed() {
                 return;
             }
@@ -91,7 +116,6 @@ async fn flush_loop(sock: Arc<Socket>) {
                 }
                 break;
             }
-            let want = batch.iter().map(|b| b.len()).sum();
             let result = poll_fn(|cx| {
                 // Woken by `close` (abort) and by the last owner's drop, even while the
                 // write waits for room.
@@ -113,9 +137,7 @@ async fn flush_loop(sock: Arc<Socket>) {
                         return Poll::Ready(Err(e));
                     }
                 }
-                sock.reg.poll_transfer(cx, Direction::Write, want, Some(waiter.as_mut()), || {
-                    write_batch(&sock, &batch)
-                })
+                sock.poll_write(cx, waiter.as_mut(), &batch)
             })
             .await;
             match result {
@@ -138,8 +160,8 @@ async fn flush_loop(sock: Arc<Socket>) {
 
 /// Waits until the flusher holds the `FLUSHER` role (true), or has nothing scheduled while
 /// the queue is closed or failed, or the owner is gone (false).
-async fn wait_scheduled(sock: &Socket) -> bool {
-    let q = &sock.post;
+async fn wait_scheduled<S: Outlet>(sock: &S) -> bool {
+    let q = sock.queue();
     poll_fn(|cx| {
         q.register_flusher(cx.waker());
         if q.has_failed() {
@@ -156,33 +178,31 @@ async fn wait_scheduled(sock: &Socket) -> bool {
 }
 
 /// Drops the first `n` written bytes from the batch.
-fn advance(batch: &mut VecDeque<Bytes>, mut n: usize) {
+fn advance<T: Item>(batch: &mut VecDeque<T>, mut n: usize) {
     while n > 0 {
-        let front = batch.front_mut().expect("wrote more than the batch");
+        let Some(front) = batch.front_mut() else {
+            debug_assert!(false, "wrote more than the batch");
+            return;
+        };
         if n >= front.len() {
             n -= front.len();
             batch.pop_front();
         } else {
-            let _ = front.split_to(n);
+            front.advance(n);
             n = 0;
         }
     }
 }
 
-fn write_batch(sock: &Socket, batch: &VecDeque<Bytes>) -> io::Result<usize> {
-    let slices: IoSlices<'_> = batch.iter().map(|b| IoSlice::new(b)).collect();
-    (&sock.stream).write_vectored(&slices)
-}
-
 /// Up to [`MAX_IOV`] `IoSlice`s on the stack, so a `writev` allocates nothing.
-struct IoSlices<'a> {
+pub(crate) struct IoSlices<'a> {
     len: usize,
-    items: [IoSlice<'a>; MAX_IOV],
+    items: [io::IoSlice<'a>; MAX_IOV],
 }
 
-impl<'a> FromIterator<IoSlice<'a>> for IoSlices<'a> {
-    fn from_iter<I: IntoIterator<Item = IoSlice<'a>>>(iter: I) -> Self {
-        let mut s = IoSlices { len: 0, items: [IoSlice::new(&[]); MAX_IOV] };
+impl<'a> FromIterator<io::IoSlice<'a>> for IoSlices<'a> {
+    fn from_iter<I: IntoIterator<Item = io::IoSlice<'a>>>(iter: I) -> Self {
+        let mut s = IoSlices { len: 0, items: [io::IoSlice::new(&[]); MAX_IOV] };
         for item in iter.into_iter().take(MAX_IOV) {
             s.items[s.len] = item;
             s.len += 1;
@@ -192,7 +212,7 @@ impl<'a> FromIterator<IoSlice<'a>> for IoSlices<'a> {
 }
 
 impl<'a> std::ops::Deref for IoSlices<'a> {
-    type Target = [IoSlice<'a>];
+    type Target = [io::IoSlice<'a>];
     fn deref(&self) -> &Self::Target {
         &self.items[..self.len]
     }
