@@ -106,6 +106,38 @@ impl TaskRef {
     pub fn is_finished(&self) -> bool {
         self.raw.header().state.is_done()
     }
+
+    /// What started the task: [`Start::Immediately`] for `spawn`; for `spawn_at`/
+    /// `spawn_after`, its deadline or a wakeup or signal that came first — `None` while it
+    /// still waits for its start. Inside the task: `task::current().started_by()`.
+    ///
+    /// ```
+    /// use iocore::{task::{self, Start}, IoCore};
+    /// use std::time::Duration;
+    ///
+    /// let core = IoCore::new()?;
+    /// let job = core.spawn_after(Duration::from_secs(3600), async { task::current().started_by() });
+    /// job.task().wakeup(); // start it now instead of in an hour
+    /// assert_eq!(core.block_on(job).unwrap(), Some(Start::Woken));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn started_by(&self) -> Option<Start> {
+        self.raw.header().state.start()
+    }
+}
+
+/// What started a task (see [`TaskRef::started_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Start {
+    /// Spawned ready to run (`spawn`).
+    Immediately,
+    /// A `spawn_at`/`spawn_after` task whose start time came.
+    Deadline,
+    /// A `spawn_at` task started early by [`TaskRef::wakeup`] (the wakeup is spent).
+    Woken,
+    /// A `spawn_at` task started early by [`TaskRef::signal`] (the signal stays pending
+    /// until a [`park`] consumes it).
+    Signaled,
 }
 
 impl Clone for TaskRef {

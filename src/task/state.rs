@@ -19,6 +19,7 @@
 //! | `DELAYED`    | `spawn_at`                      | the first [`State::claim`] (it also drops a pending `WOKEN`) |
 //! | `JOIN_WAKER` | `JoinHandle` after storing its waker | `JoinHandle` before replacing it |
 //! | `PARK_WAKERS`| a `park` under a foreign waker, after registering it | the wakeup/signal that wakes those wakers |
+//! | `START` (2 bits) | the first claim of a `DELAYED` task: what started it (deadline, wakeup, signal) | never |
 //!
 //! The central invariant: **only the party whose CAS moves a task out of `WAITING` may queue
 //! it** ([`State::notify`] returns [`Notify::Schedule`] to exactly one caller). Every other
@@ -43,6 +44,12 @@ const IN_HEAP: u32 = 1 << 6;
 pub(crate) const DELAYED: u32 = 1 << 7;
 const JOIN_WAKER: u32 = 1 << 8;
 const PARK_WAKERS: u32 = 1 << 9;
+/// How a `spawn_at` task started, written by its first claim (two bits): 0 not delayed,
+/// then [`START_DEADLINE`], [`START_WOKEN`], [`START_SIGNALED`].
+const START: u32 = 0b11 << 10;
+const START_DEADLINE: u32 = 1 << 10;
+const START_WOKEN: u32 = 2 << 10;
+const START_SIGNALED: u32 = 3 << 10;
 
 /// What a waker must do after [`State::notify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +134,16 @@ impl State {
             debug_assert_eq!(cur & PHASE, QUEUED, "claimed a task that is not queued");
             let mut next = (cur & !(PHASE | NOTIFIED)) | RUNNING;
             if cur & DELAYED != 0 {
-                // The wakeup that started a `spawn_at` task early is consumed by the start.
+                // The wakeup that started a `spawn_at` task early is consumed by the start
+                // (a signal stays sticky); the start records what it was.
                 next &= !(DELAYED | WOKEN);
+                next |= if cur & SIGNALED != 0 {
+                    START_SIGNALED
+                } else if cur & WOKEN != 0 {
+                    START_WOKEN
+                } else {
+                    START_DEADLINE
+                };
             }
             let claim = if cur & CANCELLED != 0 {
                 Claim::Cancel
@@ -227,6 +242,21 @@ impl State {
     /// `park` wakers are registered (and must now be woken; the flag is cleared).
     pub(crate) fn take_park_wakers(&self) -> bool {
         self.0.load(Acquire) & PARK_WAKERS != 0 && self.0.fetch_and(!PARK_WAKERS, AcqRel) & PARK_WAKERS != 0
+    }
+
+    /// What started the task: `None` while a `spawn_at` task waits for its start.
+    pub(crate) fn start(&self) -> Option<crate::task::Start> {
+        use crate::task::Start;
+        let cur = self.0.load(Acquire);
+        if cur & DELAYED != 0 {
+            return None;
+        }
+        Some(match cur & START {
+            0 => Start::Immediately,
+            START_DEADLINE => Start::Deadline,
+            START_WOKEN => Start::Woken,
+            _ => Start::Signaled,
+        })
     }
 
     pub(crate) fn is_done(&self) -> bool {
