@@ -26,6 +26,12 @@ fn send_to_recv_from_connect_and_peek() {
         let (a, a_addr) = bound().await;
         let (b, b_addr) = bound().await;
         assert_eq!(a.peer_addr().unwrap_err().kind(), io::ErrorKind::NotConnected);
+        b.set_recv_buffer_size(64 * 1024).expect("set_recv_buffer_size");
+        assert!(b.recv_buffer_size().expect("recv_buffer_size") >= 64 * 1024);
+        a.set_send_buffer_size(64 * 1024).expect("set_send_buffer_size");
+        a.set_broadcast(true).expect("set_broadcast");
+        a.set_ttl(7).expect("set_ttl");
+        assert_eq!(a.ttl().unwrap(), 7);
         assert_eq!(a.send_to(b"one", b_addr).await.expect("send_to"), 3);
         let mut buf = [0u8; 64];
         let (n, from) = b.recv_from(&mut buf).await.expect("recv_from");

@@ -336,6 +336,26 @@ impl UdpSocket {
         self.udp.peer_addr()
     }
 
+    /// Sets the kernel receive buffer size (`SO_RCVBUF`, capped by `net.core.rmem_max`):
+    /// datagrams that arrive while it is full are dropped by the kernel.
+    pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        SockRef::from(&self.udp.sock)
+            .set_recv_buffer_size(bytes)
+            .map_err(|e| named("set_recv_buffer_size", e))
+    }
+
+    /// The kernel receive buffer size.
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        SockRef::from(&self.udp.sock).recv_buffer_size().map_err(|e| named("recv_buffer_size", e))
+    }
+
+    /// Sets the kernel send buffer size (`SO_SNDBUF`).
+    pub fn set_send_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        SockRef::from(&self.udp.sock)
+            .set_send_buffer_size(bytes)
+            .map_err(|e| named("set_send_buffer_size", e))
+    }
+
     /// Sets `SO_BROADCAST` (sending to a broadcast address needs it).
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
         self.udp.sock.set_broadcast(on).map_err(|e| named("set_broadcast", e))
