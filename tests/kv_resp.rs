@@ -6,17 +6,7 @@
 mod resp;
 
 use proptest::prelude::*;
-use resp::{parse, Conn, Store};
-
-fn encode(args: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
+use resp::{encode, parse, Conn, Store};
 
 proptest! {
     #[test]

@@ -16,7 +16,8 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 use clap::{Parser, ValueEnum};
 use futures::FutureExt;
 use iocore::signal::{signal, SignalKind};
-use resp::{Conn, Store};
+use resp::{Conn, Status};
+use server::{Config, Server};
 use std::sync::Arc;
 
 /// A Redis-protocol (RESP2 subset) key-value server on 127.0.0.1.
@@ -30,6 +31,10 @@ struct Cli {
     /// The runtime that serves the protocol code.
     #[arg(long, value_enum, default_value_t = Runtime::Iocore)]
     runtime: Runtime,
+    /// Reply bytes queued per client before the server stops executing (and reading) that
+    /// client's commands until it reads its replies.
+    #[arg(long, default_value_t = iocore::net::DEFAULT_HIGH_WATER)]
+    max_reply_queue_bytes: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -39,15 +44,15 @@ enum Runtime {
 }
 
 fn main() -> std::io::Result<()> {
-    let Cli { port, threads, runtime } = Cli::parse();
-    let store = Arc::new(Store::default());
-    match runtime {
-        Runtime::Iocore => serve_iocore(port, threads, store),
-        Runtime::Tokio => serve_tokio(port, threads, store),
+    let cli = Cli::parse();
+    let server = Server::new(Config { reply_queue: cli.max_reply_queue_bytes });
+    match cli.runtime {
+        Runtime::Iocore => serve_iocore(cli.port, cli.threads, server),
+        Runtime::Tokio => serve_tokio(cli.port, cli.threads, server),
     }
 }
 
-fn serve_iocore(port: u16, threads: usize, store: Arc<Store>) -> std::io::Result<()> {
+fn serve_iocore(port: u16, threads: usize, server: Arc<Server>) -> std::io::Result<()> {
     let mut builder = iocore::IoCore::builder();
     if threads > 0 {
         builder = builder.threads(threads);
@@ -68,14 +73,18 @@ fn serve_iocore(port: u16, threads: usize, store: Arc<Store>) -> std::io::Result
             println!("stopping: no new connections");
             drop(stop);
         });
-        server::serve_until(listener, store, stopping.shared()).await
+        server::serve_until(listener, server.clone(), stopping.shared()).await
     })?;
     let report = core.shutdown(GRACE);
-    println!("stopped: {} connections cut at the end of the grace period", report.cancelled);
+    println!(
+        "stopped: {} connections cut at the end of the grace period; largest reply queue {} bytes",
+        report.cancelled,
+        server.stats.max_queued()
+    );
     Ok(())
 }
 
-fn serve_tokio(port: u16, threads: usize, store: Arc<Store>) -> std::io::Result<()> {
+fn serve_tokio(port: u16, threads: usize, server: Arc<Server>) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if threads > 0 {
@@ -86,7 +95,7 @@ fn serve_tokio(port: u16, threads: usize, store: Arc<Store>) -> std::io::Result<
         println!("kv (tokio) listening on {}", listener.local_addr()?);
         loop {
             let (mut stream, _) = listener.accept().await?;
-            let store = store.clone();
+            let server = server.clone();
             tokio::spawn(async move {
                 let mut conn = Conn::default();
                 let mut buf = vec![0u8; 16 * 1024];
@@ -96,11 +105,19 @@ fn serve_tokio(port: u16, threads: usize, store: Arc<Store>) -> std::io::Result<
                         Ok(n) => n,
                     };
                     conn.input.extend_from_slice(&buf[..n]);
-                    let result = conn.process(&store);
-                    if stream.write_all(&conn.out).await.is_err() || result.is_err() {
-                        return;
+                    // One batch of replies at a time; `write_all` waits for the client.
+                    loop {
+                        let status = conn.process(&server.store);
+                        if stream.write_all(&conn.out).await.is_err() {
+                            return;
+                        }
+                        conn.out.clear();
+                        match status {
+                            Ok(Status::NeedInput) => break,
+                            Ok(Status::OutputFull) => {}
+                            Err(_) => return,
+                        }
                     }
-                    conn.out.clear();
                 }
             });
         }

@@ -104,6 +104,19 @@ fn parse_inline(buf: &[u8]) -> Result<Parsed<'_>, ProtocolError> {
     Ok(Some((args, end + 1)))
 }
 
+/// Encodes a command as a RESP array of bulk strings (what clients send).
+#[allow(dead_code)] // for clients and tests; the server only parses
+pub fn encode<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        let a = a.as_ref();
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 /// The store: a fixed number of shards, each a mutex-protected map.
 pub struct Store {
     shards: Vec<Mutex<HashMap<Vec<u8>, Vec<u8>>>>,
@@ -195,25 +208,44 @@ fn integer(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(format!(":{n}\r\n").as_bytes());
 }
 
-/// Per-connection state: buffered input and the replies produced by one read.
+/// Reply bytes produced before they are handed to the transport: the replies of one read
+/// go out in batches of about this size (one reply may make a batch larger).
+pub const REPLY_BATCH: usize = 64 << 10;
+
+/// Where [`Conn::process`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Every complete command was executed; more input is needed.
+    NeedInput,
+    /// `out` holds at least [`REPLY_BATCH`] bytes: send them, then call `process` again.
+    OutputFull,
+}
+
+/// Per-connection state: buffered input and the replies not yet handed over.
 #[derive(Default)]
 pub struct Conn {
+    /// Received bytes not yet executed.
     pub input: Vec<u8>,
+    /// Replies produced and not yet sent.
     pub out: Vec<u8>,
 }
 
 impl Conn {
-    /// Executes every complete command in `input` (pipelining), leaving replies in `out`.
+    /// Executes the complete commands in `input` (pipelining), appending replies to `out`,
+    /// until the input holds no complete command or `out` reaches [`REPLY_BATCH`] bytes.
     /// On a protocol error the error reply is in `out` and the connection must close.
-    pub fn process(&mut self, store: &Store) -> Result<(), ProtocolError> {
+    pub fn process(&mut self, store: &Store) -> Result<Status, ProtocolError> {
         let mut pos = 0;
         let result = loop {
+            if self.out.len() >= REPLY_BATCH {
+                break Ok(Status::OutputFull);
+            }
             match parse(&self.input[pos..]) {
                 Ok(Some((args, used))) => {
                     store.execute(&args, &mut self.out);
                     pos += used;
                 }
-                Ok(None) => break Ok(()),
+                Ok(None) => break Ok(Status::NeedInput),
                 Err(e) => {
                     self.out.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
                     break Err(e);

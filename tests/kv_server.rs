@@ -1,0 +1,83 @@
+//! The kv example's server (`examples/kv/server.rs`) in-process, driven by blocking std
+//! clients: memory per client under pipelining, protocol limits, idle timeouts. Bounds are
+//! checked by counts and outcomes, never by timing.
+
+#[path = "../examples/kv/resp.rs"]
+#[allow(dead_code)]
+mod resp;
+#[path = "../examples/kv/server.rs"]
+mod server;
+mod support;
+
+use iocore::net::TcpListener;
+use iocore::IoCore;
+use resp::{encode, REPLY_BATCH};
+use server::{Config, Server};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use support::{pattern, settle, HANG};
+
+/// A core serving a kv server with `config` on an ephemeral port.
+fn start(config: Config) -> (IoCore, Arc<Server>, SocketAddr) {
+    let core = IoCore::builder().threads(2).build().unwrap();
+    let listener = core.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(config);
+    drop(core.spawn(server::serve(listener, server.clone())));
+    (core, server, addr)
+}
+
+fn client(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(HANG)).unwrap();
+    s
+}
+
+fn read_exact(s: &mut TcpStream, len: usize) -> Vec<u8> {
+    let mut got = vec![0u8; len];
+    s.read_exact(&mut got).unwrap();
+    got
+}
+
+/// `$len\r\nvalue\r\n`
+fn bulk(v: &[u8]) -> Vec<u8> {
+    let mut out = format!("${}\r\n", v.len()).into_bytes();
+    out.extend_from_slice(v);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A client pipelines 200 GETs of a 256 KiB value (50 MiB of replies) in one small write
+/// and does not read: the server queues at most its mark plus one batch (one reply), not
+/// all the replies of what it read. Then the client reads every reply, in order.
+#[test]
+fn a_client_that_does_not_read_costs_the_mark_plus_one_batch() {
+    const MARK: usize = 256 << 10;
+    const VALUE: usize = 256 << 10;
+    const GETS: usize = 200;
+    let (_core, server, addr) = start(Config { reply_queue: MARK });
+    let mut c = client(addr);
+    let value = pattern(1, VALUE);
+    c.write_all(&encode(&[&b"SET"[..], b"big", &value])).unwrap();
+    assert_eq!(read_exact(&mut c, 5), b"+OK\r\n");
+
+    let mut request = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..GETS {
+        request.extend(encode(&["GET", "big"]));
+        request.extend(encode(&["ECHO", &i.to_string()]));
+        expected.extend(bulk(&value));
+        expected.extend(bulk(i.to_string().as_bytes()));
+    }
+    c.write_all(&request).unwrap();
+    // The server fills the socket buffers, then its queue up to the mark, and stops there.
+    assert!(settle(HANG, || server.stats.max_queued() >= MARK), "the queue never reached the mark");
+    std::thread::sleep(std::time::Duration::from_millis(300)); // room to overshoot, if it would
+    let bound = MARK + REPLY_BATCH + VALUE + 64;
+    let seen = server.stats.max_queued();
+    assert!(seen <= bound, "queued {seen} bytes for one client; bound {bound}");
+
+    let got = read_exact(&mut c, expected.len());
+    assert!(got == expected, "replies differ from the expected ones, in order");
+}
