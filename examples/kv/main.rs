@@ -104,7 +104,7 @@ fn serve_tokio(port: u16, threads: usize, server: Arc<Server>) -> std::io::Resul
                         Ok(0) | Err(_) => return,
                         Ok(n) => n,
                     };
-                    conn.input.extend_from_slice(&buf[..n]);
+                    conn.feed(&buf[..n]);
                     // One batch of replies at a time; `write_all` waits for the client.
                     loop {
                         let status = conn.process(&server.store);

@@ -102,7 +102,7 @@ where
             },
             _ = stopping.clone().fuse() => break,
         };
-        conn.input.extend_from_slice(&buf[..n]);
+        conn.feed(&buf[..n]);
         // Executes what was read, one batch of replies at a time. `send` waits while the
         // queue is at its mark, so a client that does not read its replies stops its own
         // commands (and, as the socket is not read meanwhile, TCP stops the client): the
