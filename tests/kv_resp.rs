@@ -6,7 +6,7 @@
 mod resp;
 
 use proptest::prelude::*;
-use resp::{encode, parse, Conn, Status, Store};
+use resp::{encode, parse, Conn, Limits, Status, Store, IDLE_CAPACITY};
 
 proptest! {
     #[test]
@@ -142,4 +142,55 @@ fn malformed_input_is_a_protocol_error_with_a_reply() {
         assert!(c.process(&Store::default()).is_err(), "{:?}", String::from_utf8_lossy(bad));
         assert!(c.out.starts_with(b"-ERR Protocol error"), "{:?}", String::from_utf8_lossy(&c.out));
     }
+}
+
+/// Each limit is a protocol error whose reply names it.
+#[test]
+fn each_limit_is_a_protocol_error_naming_it() {
+    let limits = Limits { max_bulk: 1000, max_args: 10, max_query: 4096 };
+    let mut too_much_query = encode(&[b"SET".to_vec(), b"k".to_vec(), vec![b'v'; 900]]);
+    too_much_query[1] = b'9'; // 9 arguments announced, 3 sent: incomplete
+    for _ in 0..4 {
+        too_much_query.extend(encode(&[vec![b'x'; 900]])[4..].iter()); // more 900-byte bulks
+    }
+    let cases: [(Vec<u8>, &str); 3] = [
+        (b"*1\r\n$1001\r\n".to_vec(), "--max-bulk-bytes"),
+        (b"*11\r\n".to_vec(), "--max-args"),
+        (too_much_query, "--max-query-bytes"),
+    ];
+    for (input, flag) in cases {
+        let mut c = Conn::new(limits);
+        c.feed(&input);
+        assert!(c.process(&Store::default()).is_err(), "{flag}");
+        let reply = String::from_utf8_lossy(&c.out).to_string();
+        assert!(reply.starts_with("-ERR Protocol error: ") && reply.contains(flag), "{flag}: {reply}");
+    }
+    // At the limits themselves, all is well.
+    let mut c = Conn::new(limits);
+    let mut args = vec![b"EXISTS".to_vec(), vec![b'k'; 1000]];
+    args.resize(10, b"k".to_vec());
+    c.feed(&encode(&args));
+    assert_eq!(c.process(&Store::default()), Ok(Status::NeedInput));
+    assert_eq!(c.out, b":0\r\n");
+}
+
+/// After a big command the input buffer shrinks back to its idle size once empty.
+#[test]
+fn the_input_buffer_shrinks_back_after_a_big_command() {
+    let store = Store::default();
+    let mut c = Conn::default();
+    let wire = encode(&[b"SET".to_vec(), b"k".to_vec(), vec![7u8; 8 << 20]]);
+    for chunk in wire.chunks(16 << 10) {
+        c.feed(chunk);
+        assert_eq!(c.process(&store), Ok(Status::NeedInput));
+    }
+    assert_eq!(c.out, b"+OK\r\n");
+    assert_eq!(c.parser().buffered(), 0);
+    assert!(c.parser().capacity() <= IDLE_CAPACITY, "capacity {} after the command", c.parser().capacity());
+    // Still works, and a small pipeline does not grow it.
+    c.out.clear();
+    c.feed(&encode(&[b"GET".to_vec(), b"nope".to_vec()]));
+    assert_eq!(c.process(&store), Ok(Status::NeedInput));
+    assert_eq!(c.out, b"$-1\r\n");
+    assert!(c.parser().capacity() <= IDLE_CAPACITY);
 }

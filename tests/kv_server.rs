@@ -11,7 +11,7 @@ mod support;
 
 use iocore::net::TcpListener;
 use iocore::IoCore;
-use resp::{encode, REPLY_BATCH};
+use resp::{encode, Limits, REPLY_BATCH};
 use server::{Config, Server};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -56,7 +56,7 @@ fn a_client_that_does_not_read_costs_the_mark_plus_one_batch() {
     const MARK: usize = 256 << 10;
     const VALUE: usize = 256 << 10;
     const GETS: usize = 200;
-    let (_core, server, addr) = start(Config { reply_queue: MARK });
+    let (_core, server, addr) = start(Config { reply_queue: MARK, ..Config::default() });
     let mut c = client(addr);
     let value = pattern(1, VALUE);
     c.write_all(&encode(&[&b"SET"[..], b"big", &value])).unwrap();
@@ -80,4 +80,53 @@ fn a_client_that_does_not_read_costs_the_mark_plus_one_batch() {
 
     let got = read_exact(&mut c, expected.len());
     assert!(got == expected, "replies differ from the expected ones, in order");
+}
+
+/// Reads until the server closes; what it sent. A reset counts as the close: a server
+/// that closes with unread input sends one, which may come after its last reply.
+fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Over the socket, each broken limit gets its error reply, then the server closes that
+/// connection; a command within the limits is served.
+#[test]
+fn a_broken_limit_gets_an_error_naming_it_then_a_close() {
+    let limits = Limits { max_bulk: 1000, max_args: 10, max_query: 8192 };
+    let (_core, _server, addr) = start(Config { limits, ..Config::default() });
+    // The query buffer: one incomplete command of 9 KB, with no argument over the limits.
+    let mut args = vec![b"EXISTS".to_vec()];
+    args.resize(10, vec![b'z'; 1000]);
+    let huge = encode(&args);
+    let huge = &huge[..huge.len() - 1];
+    let cases: [(&[u8], &str); 3] =
+        [(b"*1\r\n$1001\r\n", "--max-bulk-bytes"), (b"*11\r\n", "--max-args"), (huge, "--max-query-bytes")];
+    for (input, flag) in cases {
+        let mut c = client(addr);
+        c.write_all(input).unwrap();
+        let reply = String::from_utf8_lossy(&read_to_end(&mut c)).to_string();
+        assert!(reply.starts_with("-ERR Protocol error: ") && reply.contains(flag), "{flag}: {reply}");
+        assert_eq!(reply.matches("\r\n").count(), 1, "one reply, then the close: {reply}");
+    }
+    // At the limits: 10 arguments, one of 1000 bytes, sent in pieces.
+    let mut args = vec![b"SET".to_vec(), b"k".to_vec(), vec![b'v'; 1000]];
+    let set = encode(&args);
+    let mut c = client(addr);
+    for piece in set.chunks(100) {
+        c.write_all(piece).unwrap();
+    }
+    assert_eq!(read_exact(&mut c, 5), b"+OK\r\n");
+    args = vec![b"EXISTS".to_vec()];
+    args.resize(10, b"k".to_vec());
+    c.write_all(&encode(&args)).unwrap();
+    assert_eq!(read_exact(&mut c, 4), b":9\r\n");
 }

@@ -16,13 +16,17 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 use clap::{Parser, ValueEnum};
 use futures::FutureExt;
 use iocore::signal::{signal, SignalKind};
-use resp::{Conn, Status};
+use resp::{Conn, Limits, Status, REPLY_BATCH};
 use server::{Config, Server};
 use std::sync::Arc;
 
 /// A Redis-protocol (RESP2 subset) key-value server on 127.0.0.1.
+///
+/// Breaking a limit is a protocol error: the client gets `-ERR Protocol error: …` naming
+/// the limit, and the connection is closed.
 #[derive(Parser)]
 struct Cli {
+    /// TCP port (0: any free port).
     #[arg(long, default_value_t = 6379)]
     port: u16,
     /// Worker threads (0: one per CPU).
@@ -31,6 +35,17 @@ struct Cli {
     /// The runtime that serves the protocol code.
     #[arg(long, value_enum, default_value_t = Runtime::Iocore)]
     runtime: Runtime,
+    /// Largest bulk string (one argument) in bytes; a longer one is a protocol error.
+    #[arg(long, default_value_t = Limits::DEFAULT.max_bulk)]
+    max_bulk_bytes: usize,
+    /// Most arguments in one command; more is a protocol error.
+    #[arg(long, default_value_t = Limits::DEFAULT.max_args)]
+    max_args: usize,
+    /// Largest query buffer per client in bytes (one incomplete command; should exceed
+    /// --max-bulk-bytes); a larger one is a protocol error. After a big command an idle
+    /// client's buffer shrinks back to 16 KiB.
+    #[arg(long, default_value_t = Limits::DEFAULT.max_query)]
+    max_query_bytes: usize,
     /// Reply bytes queued per client before the server stops executing (and reading) that
     /// client's commands until it reads its replies.
     #[arg(long, default_value_t = iocore::net::DEFAULT_HIGH_WATER)]
@@ -45,7 +60,9 @@ enum Runtime {
 
 fn main() -> std::io::Result<()> {
     let cli = Cli::parse();
-    let server = Server::new(Config { reply_queue: cli.max_reply_queue_bytes });
+    let limits =
+        Limits { max_bulk: cli.max_bulk_bytes, max_args: cli.max_args, max_query: cli.max_query_bytes };
+    let server = Server::new(Config { limits, reply_queue: cli.max_reply_queue_bytes });
     match cli.runtime {
         Runtime::Iocore => serve_iocore(cli.port, cli.threads, server),
         Runtime::Tokio => serve_tokio(cli.port, cli.threads, server),
@@ -97,7 +114,7 @@ fn serve_tokio(port: u16, threads: usize, server: Arc<Server>) -> std::io::Resul
             let (mut stream, _) = listener.accept().await?;
             let server = server.clone();
             tokio::spawn(async move {
-                let mut conn = Conn::default();
+                let mut conn = Conn::new(server.config.limits);
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {
                     let n = match stream.read(&mut buf).await {
@@ -112,6 +129,7 @@ fn serve_tokio(port: u16, threads: usize, server: Arc<Server>) -> std::io::Resul
                             return;
                         }
                         conn.out.clear();
+                        conn.out.shrink_to(REPLY_BATCH);
                         match status {
                             Ok(Status::NeedInput) => break,
                             Ok(Status::OutputFull) => {}

@@ -11,6 +11,11 @@ use std::sync::Mutex;
 pub const MAX_INLINE: usize = 64 << 10;
 /// Longest bulk string header line (`$` and a length).
 const MAX_BULK_HEADER: usize = 32;
+/// The input buffer capacity a connection keeps while idle: a larger one (grown for a big
+/// command) is given back once the buffer is empty.
+pub const IDLE_CAPACITY: usize = 16 << 10;
+/// Argument slots a connection keeps while idle.
+const IDLE_ARGS: usize = 1024;
 
 /// The protocol limits of a connection; breaking one is a protocol error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,11 +24,14 @@ pub struct Limits {
     pub max_bulk: usize,
     /// Most arguments in one command.
     pub max_args: usize,
+    /// Largest query buffer in bytes: the input of one incomplete command (like Redis's
+    /// `client-query-buffer-limit`). Should exceed `max_bulk`.
+    pub max_query: usize,
 }
 
 impl Limits {
-    /// 64 MiB bulk strings, 1 Mi (1,048,576) arguments.
-    pub const DEFAULT: Limits = Limits { max_bulk: 64 << 20, max_args: 1 << 20 };
+    /// 64 MiB bulk strings, 1 Mi (1,048,576) arguments, a 128 MiB query buffer.
+    pub const DEFAULT: Limits = Limits { max_bulk: 64 << 20, max_args: 1 << 20, max_query: 128 << 20 };
 }
 
 impl Default for Limits {
@@ -124,16 +132,30 @@ impl Parser {
         self.buf.len()
     }
 
+    /// The input buffer's capacity.
+    #[allow(dead_code)] // a counter for tests
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The next complete command's arguments: `Ok(None)` while it is incomplete.
     pub fn next(&mut self) -> Result<Option<Vec<&[u8]>>, ProtocolError> {
         if !self.advance()? {
+            let pending = self.buf.len() - self.start;
+            if pending > self.limits.max_query {
+                return Err(ProtocolError(format!(
+                    "query buffer of {pending} bytes exceeds the limit of {} bytes (--max-query-bytes)",
+                    self.limits.max_query
+                )));
+            }
             return Ok(None);
         }
         let (buf, base) = (&self.buf, self.start);
         Ok(Some(self.args.iter().map(|r| &buf[base + r.start..base + r.end]).collect()))
     }
 
-    /// Drops the bytes of the commands returned so far.
+    /// Drops the bytes of the commands returned so far; when nothing is left, gives back
+    /// the memory a big command made the buffers grow to.
     pub fn compact(&mut self) {
         let done = if self.state == State::Start { self.pos } else { self.start };
         if done > 0 {
@@ -141,6 +163,11 @@ impl Parser {
             self.pos -= done;
             self.start = self.start.saturating_sub(done);
             self.scanned = self.scanned.saturating_sub(done);
+        }
+        if self.buf.is_empty() && self.state == State::Start {
+            self.buf.shrink_to(IDLE_CAPACITY);
+            self.args.clear();
+            self.args.shrink_to(IDLE_ARGS);
         }
     }
 

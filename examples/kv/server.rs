@@ -1,6 +1,6 @@
 //! The iocore side of the kv server: one task per connection, replies through `post_send`.
 
-use crate::resp::{Conn, Status, Store};
+use crate::resp::{Conn, Limits, Status, Store};
 use futures::future::FutureExt;
 use futures::select;
 use iocore::net::{TcpListener, TcpStream};
@@ -14,6 +14,8 @@ const READ_SIZE: usize = 16 * 1024;
 /// The settings of a kv server.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
+    /// Protocol limits (bulk length, arguments, query buffer).
+    pub limits: Limits,
     /// Reply bytes a connection may have queued (its `post_send` high-water mark): at the
     /// mark the server stops executing that client's commands (and reading its socket)
     /// until the client has read enough of its replies.
@@ -22,7 +24,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { reply_queue: iocore::net::DEFAULT_HIGH_WATER }
+        Config { limits: Limits::DEFAULT, reply_queue: iocore::net::DEFAULT_HIGH_WATER }
     }
 }
 
@@ -92,7 +94,7 @@ where
 {
     stream.set_post_high_water(server.config.reply_queue);
     let sender = stream.sender();
-    let mut conn = Conn::default();
+    let mut conn = Conn::new(server.config.limits);
     let mut buf = vec![0u8; READ_SIZE];
     loop {
         let n = select! {
