@@ -16,6 +16,7 @@ use server::{Config, Server};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::time::Duration;
 use support::{pattern, settle, HANG};
 
 /// A core serving a kv server with `config` on an ephemeral port.
@@ -73,7 +74,7 @@ fn a_client_that_does_not_read_costs_the_mark_plus_one_batch() {
     c.write_all(&request).unwrap();
     // The server fills the socket buffers, then its queue up to the mark, and stops there.
     assert!(settle(HANG, || server.stats.max_queued() >= MARK), "the queue never reached the mark");
-    std::thread::sleep(std::time::Duration::from_millis(300)); // room to overshoot, if it would
+    std::thread::sleep(Duration::from_millis(300)); // room to overshoot, if it would
     let bound = MARK + REPLY_BATCH + VALUE + 64;
     let seen = server.stats.max_queued();
     assert!(seen <= bound, "queued {seen} bytes for one client; bound {bound}");
@@ -129,4 +130,24 @@ fn a_broken_limit_gets_an_error_naming_it_then_a_close() {
     args.resize(10, b"k".to_vec());
     c.write_all(&encode(&args)).unwrap();
     assert_eq!(read_exact(&mut c, 4), b":9\r\n");
+}
+
+/// With a 500 ms idle timeout, a connection that sends nothing is closed by the server
+/// (the client sees the end), while one that sends a PING every 50 ms for 1.5 s is served
+/// throughout. Counts and outcomes only: the margins are 10x.
+#[test]
+fn idle_connections_are_closed_and_active_ones_are_not() {
+    let config = Config { idle_timeout: Some(Duration::from_millis(500)), ..Config::default() };
+    let (_core, server, addr) = start(config);
+    let mut idle = client(addr);
+    let mut active = client(addr);
+    for _ in 0..30 {
+        active.write_all(b"PING\r\n").unwrap();
+        assert_eq!(read_exact(&mut active, 7), b"+PONG\r\n");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(read_to_end(&mut idle), b"", "the idle connection got bytes instead of a close");
+    active.write_all(b"PING\r\n").unwrap();
+    assert_eq!(read_exact(&mut active, 7), b"+PONG\r\n");
+    assert_eq!(server.stats.idle_closed(), 1);
 }

@@ -11,7 +11,7 @@ mod resp;
 mod server;
 
 /// How long connections get to finish after SIGINT/SIGTERM.
-const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+const GRACE: Duration = Duration::from_secs(5);
 
 use clap::{Parser, ValueEnum};
 use futures::FutureExt;
@@ -19,6 +19,13 @@ use iocore::signal::{signal, SignalKind};
 use resp::{Conn, Limits, Status, REPLY_BATCH};
 use server::{Config, Server};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// A duration given in (possibly fractional) seconds.
+fn seconds(arg: &str) -> Result<Duration, String> {
+    let secs: f64 = arg.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
+}
 
 /// A Redis-protocol (RESP2 subset) key-value server on 127.0.0.1.
 ///
@@ -46,6 +53,10 @@ struct Cli {
     /// client's buffer shrinks back to 16 KiB.
     #[arg(long, default_value_t = Limits::DEFAULT.max_query)]
     max_query_bytes: usize,
+    /// Close connections that send nothing for this many seconds (0: never), like Redis's
+    /// `timeout`; fractions are fine (0.5).
+    #[arg(long, value_parser = seconds, default_value = "300")]
+    timeout_secs: Duration,
     /// Reply bytes queued per client before the server stops executing (and reading) that
     /// client's commands until it reads its replies.
     #[arg(long, default_value_t = iocore::net::DEFAULT_HIGH_WATER)]
@@ -62,7 +73,8 @@ fn main() -> std::io::Result<()> {
     let cli = Cli::parse();
     let limits =
         Limits { max_bulk: cli.max_bulk_bytes, max_args: cli.max_args, max_query: cli.max_query_bytes };
-    let server = Server::new(Config { limits, reply_queue: cli.max_reply_queue_bytes });
+    let idle_timeout = (!cli.timeout_secs.is_zero()).then_some(cli.timeout_secs);
+    let server = Server::new(Config { limits, idle_timeout, reply_queue: cli.max_reply_queue_bytes });
     match cli.runtime {
         Runtime::Iocore => serve_iocore(cli.port, cli.threads, server),
         Runtime::Tokio => serve_tokio(cli.port, cli.threads, server),
@@ -94,8 +106,10 @@ fn serve_iocore(port: u16, threads: usize, server: Arc<Server>) -> std::io::Resu
     })?;
     let report = core.shutdown(GRACE);
     println!(
-        "stopped: {} connections cut at the end of the grace period; largest reply queue {} bytes",
+        "stopped: {} connections cut at the end of the grace period; {} closed idle; \
+         largest reply queue {} bytes",
         report.cancelled,
+        server.stats.idle_closed(),
         server.stats.max_queued()
     );
     Ok(())
@@ -117,9 +131,14 @@ fn serve_tokio(port: u16, threads: usize, server: Arc<Server>) -> std::io::Resul
                 let mut conn = Conn::new(server.config.limits);
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {
-                    let n = match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
+                    let read = stream.read(&mut buf);
+                    let read = match server.config.idle_timeout {
+                        Some(limit) => tokio::time::timeout(limit, read).await.ok(),
+                        None => Some(read.await),
+                    };
+                    let n = match read {
+                        Some(Ok(0) | Err(_)) | None => return,
+                        Some(Ok(n)) => n,
                     };
                     conn.feed(&buf[..n]);
                     // One batch of replies at a time; `write_all` waits for the client.

@@ -7,15 +7,22 @@ use iocore::net::{TcpListener, TcpStream};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Bytes asked of the socket per read.
 const READ_SIZE: usize = 16 * 1024;
+
+/// How long a connection may stay idle by default (5 minutes).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The settings of a kv server.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
     /// Protocol limits (bulk length, arguments, query buffer).
     pub limits: Limits,
+    /// Connections that send nothing for this long are closed (`None`: never), like
+    /// Redis's `timeout`. A connection waiting for its client to read replies is not idle.
+    pub idle_timeout: Option<Duration>,
     /// Reply bytes a connection may have queued (its `post_send` high-water mark): at the
     /// mark the server stops executing that client's commands (and reading its socket)
     /// until the client has read enough of its replies.
@@ -24,7 +31,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { limits: Limits::DEFAULT, reply_queue: iocore::net::DEFAULT_HIGH_WATER }
+        Config {
+            limits: Limits::DEFAULT,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            reply_queue: iocore::net::DEFAULT_HIGH_WATER,
+        }
     }
 }
 
@@ -32,12 +43,18 @@ impl Default for Config {
 #[derive(Debug, Default)]
 pub struct Stats {
     max_queued: AtomicUsize,
+    idle_closed: AtomicUsize,
 }
 
 impl Stats {
     /// The most reply bytes seen queued on one connection (sampled after each post).
     pub fn max_queued(&self) -> usize {
         self.max_queued.load(Relaxed)
+    }
+
+    /// Connections closed for being idle longer than the idle timeout.
+    pub fn idle_closed(&self) -> usize {
+        self.idle_closed.load(Relaxed)
     }
 }
 
@@ -97,10 +114,20 @@ where
     let mut conn = Conn::new(server.config.limits);
     let mut buf = vec![0u8; READ_SIZE];
     loop {
+        let read = async {
+            match server.config.idle_timeout {
+                Some(limit) => iocore::time::timeout(limit, stream.recv(&mut buf)).await.ok(),
+                None => Some(stream.recv(&mut buf).await),
+            }
+        };
         let n = select! {
-            r = stream.recv(&mut buf).fuse() => match r {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
+            r = read.fuse() => match r {
+                Some(Ok(0) | Err(_)) => return,
+                Some(Ok(n)) => n,
+                None => {
+                    server.stats.idle_closed.fetch_add(1, Relaxed);
+                    break;
+                }
             },
             _ = stopping.clone().fuse() => break,
         };
@@ -127,7 +154,7 @@ where
             break;
         }
     }
-    // Stopping, or a protocol error (its reply is queued): shutdown flushes what is
+    // Stopping, idle, or a protocol error (its reply is queued): shutdown flushes what is
     // queued, then closes.
     let _ = stream.shutdown().await;
 }
