@@ -2,73 +2,12 @@
 //! what is in flight, close their connections and exit 0. Each runs as a child process
 //! (the example binaries `cargo test` builds next to this test).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
 
 mod support;
 
-use support::HANG;
-
-/// `target/<profile>/examples/<name>`, built by `cargo test` with the tests.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test` (it builds the examples)",
-        path.display()
-    );
-    path
-}
-
-/// Starts `name` with `args`; returns the child, its stdout, and the address it printed
-/// (the first `127.0.0.1:PORT` on its first line).
-fn start(name: &str, args: &[&str]) -> (Child, BufReader<ChildStdout>, String) {
-    let mut child = Command::new(example(name))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let start = line.find("127.0.0.1:").unwrap_or_else(|| panic!("{name} printed {line:?}"));
-    let addr: String = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
-    (child, out, addr)
-}
-
-fn stop_with(child: &Child, signum: i32) {
-    // SAFETY: signalling our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signum) }, 0);
-}
-
-/// Waits for the child to exit; its exit status and the rest of its stdout.
-fn wait_exit(mut child: Child, mut out: BufReader<ChildStdout>) -> (std::process::ExitStatus, String) {
-    let deadline = Instant::now() + HANG;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut rest = String::new();
-            out.read_to_string(&mut rest).unwrap();
-            return (status, rest);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server did not exit within {HANG:?} of the signal");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn connected(addr: &str) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(HANG)).unwrap();
-    s
-}
+use support::examples::{connected, start, stop_with, wait_exit};
 
 fn graceful_echo_server(signum: i32) {
     let (child, out, addr) = start("echo_server", &["0"]);

@@ -24,12 +24,17 @@ use support::{core, pattern};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// A core serving the example's service on an ephemeral port.
+/// A core serving the example's service on an ephemeral port, with the default body limit.
 fn start(http: hyper::server::conn::http1::Builder) -> (IoCore, SocketAddr) {
+    start_with(http, server::DEFAULT_MAX_BODY)
+}
+
+/// [`start`] with a body limit of `max_body` bytes.
+fn start_with(http: hyper::server::conn::http1::Builder, max_body: usize) -> (IoCore, SocketAddr) {
     let core = core(2);
     let listener = core.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
-    drop(core.spawn(server::serve(listener, http)));
+    drop(core.spawn(server::serve(listener, http, max_body)));
     (core, addr)
 }
 
@@ -166,6 +171,52 @@ fn header_read_timeout_uses_the_iocore_timer() {
     });
 }
 
+/// Sends `request` on a fresh connection; the response up to the server's close (a reset
+/// counts as the close: the server does not read the rest of a refused body).
+async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    stream.send_all(request).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stream.recv(&mut buf).await {
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Bodies over the limit get 413, whether their length is declared or chunked; a body at
+/// the limit is echoed, and the connection (a keep-alive one) serves on.
+#[test]
+fn bodies_over_the_limit_get_413() {
+    const LIMIT_BYTES: usize = 1000;
+    let (core, addr) = start_with(server::http1(), LIMIT_BYTES);
+    run(&core, async {
+        let mut sender = connect(addr).await;
+        let data = Bytes::from(pattern(5, LIMIT_BYTES));
+        let (status, body) = request(&mut sender, Method::POST, "/echo", data.clone()).await;
+        assert_eq!((status, body), (StatusCode::OK, data));
+
+        let declared = format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{}",
+            LIMIT_BYTES + 1,
+            "a".repeat(LIMIT_BYTES + 1)
+        );
+        let resp = raw(addr, declared.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+        // Chunked: no length up front; refused once more than the limit has arrived.
+        let chunk = "b".repeat(600);
+        let chunked = format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+             258\r\n{chunk}\r\n258\r\n{chunk}\r\n0\r\n\r\n"
+        );
+        let resp = raw(addr, chunked.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+        // The first connection is still served.
+        let (status, body) = request(&mut sender, Method::GET, "/", Bytes::new()).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"Hello, World!"[..]));
+    });
+}
+
 /// The timer adapter by itself: sleep, sleep_until, and reset (later, then earlier).
 #[test]
 fn timer_adapter_sleeps_and_resets() {
@@ -197,7 +248,7 @@ fn the_same_service_on_tokio() {
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(server::serve_tokio(listener));
+        tokio::spawn(server::serve_tokio(listener, server::DEFAULT_MAX_BODY));
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
         tokio::spawn(conn);

@@ -5,19 +5,19 @@
 #[allow(dead_code)]
 mod resp;
 #[path = "../examples/kv/server.rs"]
+#[allow(dead_code)]
 mod server;
 
 use iocore::net::{TcpListener, TcpStream};
 use iocore::IoCore;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn start() -> (IoCore, u16) {
     let core = IoCore::builder().threads(2).build().unwrap();
     let listener = core.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
-    drop(core.spawn(server::serve(listener, Arc::new(resp::Store::default()))));
+    drop(core.spawn(server::serve(listener, server::Server::new(server::Config::default()))));
     (core, port)
 }
 

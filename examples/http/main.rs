@@ -6,7 +6,8 @@
 //! or measure it with `wrk -t2 -c100 -d10s http://127.0.0.1:8080/`.
 //! `--runtime tokio` serves the same hyper service on tokio, for side-by-side measurement;
 //! `--threads N` sets the worker threads of either runtime (default: one per CPU);
-//! `--help` lists the options. On SIGINT or SIGTERM the iocore server stops accepting,
+//! `--help` lists the options; request bodies over `--max-body-bytes` (default 1 MiB) get
+//! 413 Payload Too Large. On SIGINT or SIGTERM the iocore server stops accepting,
 //! lets in-flight requests finish (5 s grace), and exits 0.
 
 mod server;
@@ -21,6 +22,7 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// hyper 1.x HTTP/1.1 server on 127.0.0.1: `GET /` says hello, `POST /echo` echoes the body.
 #[derive(Parser)]
 struct Cli {
+    /// TCP port (0: any free port).
     #[arg(long, default_value_t = 8080)]
     port: u16,
     /// Worker threads (0: one per CPU).
@@ -29,6 +31,9 @@ struct Cli {
     /// The runtime that serves the hyper service.
     #[arg(long, value_enum, default_value_t = Runtime::Iocore)]
     runtime: Runtime,
+    /// Largest request body in bytes; a larger one gets 413 Payload Too Large.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_BODY)]
+    max_body_bytes: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -38,14 +43,14 @@ enum Runtime {
 }
 
 fn main() -> std::io::Result<()> {
-    let Cli { port, threads, runtime } = Cli::parse();
+    let Cli { port, threads, runtime, max_body_bytes } = Cli::parse();
     match runtime {
-        Runtime::Iocore => serve_iocore(port, threads),
-        Runtime::Tokio => serve_tokio(port, threads),
+        Runtime::Iocore => serve_iocore(port, threads, max_body_bytes),
+        Runtime::Tokio => serve_tokio(port, threads, max_body_bytes),
     }
 }
 
-fn serve_iocore(port: u16, threads: usize) -> std::io::Result<()> {
+fn serve_iocore(port: u16, threads: usize, max_body: usize) -> std::io::Result<()> {
     let mut builder = iocore::IoCore::builder();
     if threads > 0 {
         builder = builder.threads(threads);
@@ -59,7 +64,7 @@ fn serve_iocore(port: u16, threads: usize) -> std::io::Result<()> {
         println!("http (hyper on iocore) listening on http://{}", listener.local_addr()?);
         // Dropping the accept loop closes the listener; connections keep being served.
         futures::select! {
-            served = server::serve(listener, server::http1()).fuse() => served?,
+            served = server::serve(listener, server::http1(), max_body).fuse() => served?,
             _ = interrupt.recv().fuse() => {}
             _ = terminate.recv().fuse() => {}
         }
@@ -73,7 +78,7 @@ fn serve_iocore(port: u16, threads: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-fn serve_tokio(port: u16, threads: usize) -> std::io::Result<()> {
+fn serve_tokio(port: u16, threads: usize, max_body: usize) -> std::io::Result<()> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if threads > 0 {
         builder.worker_threads(threads);
@@ -81,6 +86,6 @@ fn serve_tokio(port: u16, threads: usize) -> std::io::Result<()> {
     builder.enable_all().build()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         println!("http (hyper on tokio) listening on http://{}", listener.local_addr()?);
-        server::serve_tokio(listener).await
+        server::serve_tokio(listener, max_body).await
     })
 }

@@ -5,7 +5,7 @@
 //! runtimes.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::rt::{Executor, Sleep, Timer};
 use hyper::server::conn::http1;
@@ -18,9 +18,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+/// The default limit of a request body: 1 MiB.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+/// What the service may fail with (a body that could not be read).
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
 /// The service: `GET /` says hello, `POST /echo` returns the request body, anything else
-/// is a 404.
-pub async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+/// is a 404. A body over `max_body` bytes gets 413 Payload Too Large, at once when its
+/// `Content-Length` says so, else once that much has arrived (then the connection closes:
+/// the rest of the body is not read).
+pub async fn handle(req: Request<Incoming>, max_body: usize) -> Result<Response<Full<Bytes>>, Error> {
     let reply = |status: StatusCode, body: Bytes| {
         Response::builder()
             .status(status)
@@ -28,9 +36,23 @@ pub async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyp
             .body(Full::new(body))
             .expect("a valid response")
     };
+    let too_large = || {
+        let mut resp = reply(StatusCode::PAYLOAD_TOO_LARGE, Bytes::from_static(b"request body too large\n"));
+        resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        resp
+    };
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body as u64) {
+        return Ok(too_large());
+    }
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/") => reply(StatusCode::OK, Bytes::from_static(b"Hello, World!")),
-        (&Method::POST, "/echo") => reply(StatusCode::OK, req.into_body().collect().await?.to_bytes()),
+        (&Method::POST, "/echo") => match Limited::new(req.into_body(), max_body).collect().await {
+            Ok(body) => reply(StatusCode::OK, body.to_bytes()),
+            Err(e) if e.is::<LengthLimitError>() => too_large(),
+            Err(e) => return Err(e),
+        },
         _ => reply(StatusCode::NOT_FOUND, Bytes::from_static(b"not found\n")),
     })
 }
@@ -103,8 +125,13 @@ pub fn http1() -> http1::Builder {
     http
 }
 
-/// Serves `listener` forever on iocore: one task per connection.
-pub async fn serve(listener: iocore::net::TcpListener, http: http1::Builder) -> io::Result<()> {
+/// Serves `listener` forever on iocore: one task per connection; request bodies over
+/// `max_body` bytes get 413.
+pub async fn serve(
+    listener: iocore::net::TcpListener,
+    http: http1::Builder,
+    max_body: usize,
+) -> io::Result<()> {
     let exec = IoCoreExecutor::current();
     loop {
         let (stream, _) = match listener.accept().await {
@@ -117,7 +144,7 @@ pub async fn serve(listener: iocore::net::TcpListener, http: http1::Builder) -> 
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(stream), service_fn(handle));
+        let conn = http.serve_connection(TokioIo::new(stream), service_fn(move |req| handle(req, max_body)));
         exec.execute(async move {
             if let Err(e) = conn.await {
                 log_conn_error(&e);
@@ -129,7 +156,7 @@ pub async fn serve(listener: iocore::net::TcpListener, http: http1::Builder) -> 
 /// The same service on tokio (for side-by-side measurement), with the same settings and
 /// tokio's timer.
 #[allow(dead_code)] // the integration test uses only the iocore side
-pub async fn serve_tokio(listener: tokio::net::TcpListener) -> io::Result<()> {
+pub async fn serve_tokio(listener: tokio::net::TcpListener, max_body: usize) -> io::Result<()> {
     let mut http = http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new()).keep_alive(true);
     loop {
@@ -142,7 +169,7 @@ pub async fn serve_tokio(listener: tokio::net::TcpListener) -> io::Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(stream), service_fn(handle));
+        let conn = http.serve_connection(TokioIo::new(stream), service_fn(move |req| handle(req, max_body)));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 log_conn_error(&e);

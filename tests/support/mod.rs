@@ -8,6 +8,7 @@
 //!   [`park_holding_panic_on_drop`]); the process's fds and threads ([`fd_count`],
 //!   [`fd_list`], [`thread_count`]) and the per-binary [`serial`] lock; deterministic
 //!   payloads ([`pattern`], [`tagged`], [`parse_tagged`]);
+//! - [`examples`]: the example binaries as child processes (start, signal, wait);
 //! - [`net`]: a TCP test body on a core of its own, bounded twice ([`net::run`]), loopback
 //!   listeners and pairs, exact-length and to-EOF reads;
 //! - [`stress`]: the short/full size switch (`IOCORE_STRESS=full`), a seeded PRNG, the RSS,
@@ -20,6 +21,7 @@
 //! `mod support;` line of every test file.
 #![allow(dead_code)]
 
+pub mod examples;
 pub mod net;
 pub mod stress;
 
