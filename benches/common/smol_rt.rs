@@ -55,6 +55,7 @@ impl SmolRuntime {
     }
 
     /// Spawns from any thread.
+    #[allow(dead_code)] // msgbench only spawns from inside the runtime
     pub fn spawn<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Handle<T> {
         Handle(Some(self.executor.spawn(f)))
     }

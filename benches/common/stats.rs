@@ -3,15 +3,20 @@
 
 use std::fmt;
 
-/// The median of `v` (0 when empty); `v` is not reordered.
+/// The median of `v` (the mean of the middle two for an even count; 0 when empty).
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
-    s.get(s.len() / 2).copied().unwrap_or(0.0)
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
 }
 
 /// A ratio a ÷ b of two runtimes measured in alternating runs: the median and the min–max
-/// of the per-round ratios (round i: `a[i] ÷ b[i]`).
+/// of the per-round ratios (round i: `a[i] ÷ b[i]`). No ratio where a `b` is 0 (a metric
+/// the scenario does not measure).
 pub struct Ratio {
     mid: f64,
     lo: f64,
@@ -21,7 +26,10 @@ pub struct Ratio {
 
 impl Ratio {
     pub fn of(a: &[f64], b: &[f64]) -> Ratio {
-        let per: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y.max(f64::MIN_POSITIVE)).collect();
+        if b.iter().any(|&y| y <= 0.0) {
+            return Ratio { mid: f64::NAN, lo: f64::NAN, hi: f64::NAN, rounds: 0 };
+        }
+        let per: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
         Ratio {
             mid: median(&per),
             lo: per.iter().copied().fold(f64::INFINITY, f64::min),
@@ -36,11 +44,14 @@ impl Ratio {
     }
 }
 
-/// `0.97 (0.91–1.04) ≈`: ≈ marks a ratio whose spread includes 1.0; one round shows no range.
+/// `0.97 (0.91–1.04) ≈`: ≈ marks a ratio whose spread includes 1.0; one round shows no
+/// range, no ratio shows "—".
 impl fmt::Display for Ratio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.rounds < 2 {
-            return write!(f, "{:.2}", self.mid);
+        match self.rounds {
+            0 => return write!(f, "—"),
+            1 => return write!(f, "{:.2}", self.mid),
+            _ => {}
         }
         write!(f, "{:.2} ({:.2}–{:.2})", self.mid, self.lo, self.hi)?;
         if self.within_spread() {
