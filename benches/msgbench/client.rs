@@ -2,6 +2,7 @@
 //! strict closed loop until `target` replies (or for `secs`); the hog scenario's extra
 //! connection; and the fan-out subscriber client. One connect loop for every runtime.
 
+use crate::open_loop;
 use crate::proto::{encode, DecodeError, Msg, RecvBuf, HOG_MARK};
 use crate::smol_rt::SmolRuntime;
 use crate::stream::{self, BenchRuntime, BenchStream};
@@ -27,6 +28,9 @@ pub struct ClientOpts {
     pub fanout: bool,
     /// Stop after this long instead of at `target`.
     pub secs: Option<f64>,
+    /// Open loop: messages per second over all connections, sent on a fixed schedule
+    /// (`open_loop`) instead of one per reply.
+    pub rate: Option<f64>,
     /// One more connection (index `connections`) whose messages are hog-marked: the server
     /// burns CPU on each. Its replies are not counted and its latency is not recorded.
     pub hog: bool,
@@ -101,7 +105,8 @@ impl ClientConn {
         }
     }
 
-    fn push_message(&mut self) {
+    /// Appends one message to `out`; its latency will count from `at`.
+    pub fn push_message(&mut self, at: Instant) {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
@@ -109,14 +114,14 @@ impl ClientConn {
         let (int_count, int_value) = if self.hog { (1, HOG_MARK) } else { (o.ints, self.rng as u32) };
         let m = Msg { timestamp_ms: now_ms(), int_count, int_value, payload_len: o.payload };
         encode(&m, &mut self.out);
-        self.sent.push_back(Instant::now());
+        self.sent.push_back(at);
     }
 
     /// The first send: `parallel` messages.
     pub fn start(&mut self) -> &[u8] {
         self.out.clear();
         for _ in 0..self.shared.opts.parallel {
-            self.push_message();
+            self.push_message(Instant::now());
         }
         &self.out
     }
@@ -152,8 +157,12 @@ impl ClientConn {
             self.shared.done.store(true, Ordering::Relaxed);
             return Ok(true);
         }
-        for _ in 0..replies {
-            self.push_message();
+        // The closed loop answers every reply with a new message; the open loop sends on
+        // its schedule instead.
+        if self.shared.opts.rate.is_none() {
+            for _ in 0..replies {
+                self.push_message(Instant::now());
+            }
         }
         Ok(self.shared.done.load(Ordering::Relaxed))
     }
@@ -170,16 +179,31 @@ impl ClientConn {
     pub fn space(&mut self) -> &mut [u8] {
         self.recv.space()
     }
+
+    /// This connection's place among the client's connections.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// True once the run is over.
+    pub fn done(&self) -> bool {
+        self.shared.done.load(Ordering::Relaxed)
+    }
 }
 
-fn fail(e: impl std::fmt::Display) -> ! {
+pub fn fail(e: impl std::fmt::Display) -> ! {
     eprintln!("client: {e}");
     std::process::exit(2);
 }
 
-/// One connection's closed loop (or, for fan-out, read-and-count loop), on any runtime.
-async fn drive(mut s: impl BenchStream, mut c: ClientConn) {
-    let fanout = c.shared.opts.fanout;
+/// One connection's closed loop (or, for fan-out, read-and-count loop; or the open loop),
+/// on any runtime.
+async fn drive<R: BenchRuntime>(mut s: R::Stream, mut c: ClientConn) {
+    let o = c.shared.opts;
+    if let Some(rate) = o.rate {
+        return open_loop::drive::<R>(s, c, rate, o.connections).await;
+    }
+    let fanout = o.fanout;
     if !fanout {
         s.send_all(c.start()).await.unwrap_or_else(|e| fail(e));
     }
@@ -213,7 +237,7 @@ async fn connect_all<R: BenchRuntime>(shared: Arc<Shared>) {
                 if o.nodelay {
                     R::set_nodelay(&s).unwrap_or_else(|e| fail(e));
                 }
-                drive(s, ClientConn::new(shared, i)).await
+                drive::<R>(s, ClientConn::new(shared, i)).await
             })
         })
         .collect();

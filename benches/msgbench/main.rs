@@ -18,6 +18,7 @@
 //! ratios iocore ÷ each other runtime with the min–max over the runs.
 
 mod client;
+mod open_loop;
 mod proto;
 mod server;
 #[path = "../common/smol_rt.rs"]
@@ -46,6 +47,8 @@ struct Scenario {
     secs: f64,
     /// Adds the hog connection (benches/PROTOCOL.md, "hog").
     hog: bool,
+    /// Open loop at this many messages/s in total (0: closed loop).
+    rate: f64,
 }
 
 /// The defaults: a closed loop of 100 connections, 1 message in flight each, 128-byte
@@ -60,6 +63,7 @@ const CLOSED: Scenario = Scenario {
     target: 1_000_000,
     secs: 0.0,
     hog: false,
+    rate: 0.0,
 };
 
 /// 100 ping-pong connections and the hog, for 5 s.
@@ -77,6 +81,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "fanout", payload: 100, parallel: 0, target: u64::MAX, secs: 5.0, ..CLOSED },
     HOG,
     Scenario { name: "hog1", server_threads: 1, ..HOG },
+    Scenario { name: "open", target: u64::MAX, secs: 5.0, rate: 20_000.0, ..CLOSED },
 ];
 
 fn scenario(name: &str) -> Result<Scenario, String> {
@@ -145,6 +150,16 @@ enum ClientRuntime {
     Smol,
 }
 
+impl ClientRuntime {
+    fn name(self) -> &'static str {
+        match self {
+            ClientRuntime::Iocore => "iocore",
+            ClientRuntime::Tokio => "tokio",
+            ClientRuntime::Smol => "smol",
+        }
+    }
+}
+
 #[derive(Args)]
 struct ServerArgs {
     #[arg(long, value_enum, default_value_t = ServerRuntime::Iocore)]
@@ -171,7 +186,7 @@ struct ServerArgs {
 struct ClientArgs {
     #[arg(long, value_enum, default_value_t = ClientRuntime::Tokio)]
     runtime: ClientRuntime,
-    /// basic, single, parallel, big, massive, fanout, hog or hog1 (benches/PROTOCOL.md).
+    /// basic, single, parallel, big, massive, fanout, hog, hog1 or open (benches/PROTOCOL.md).
     #[arg(long, default_value = "basic", value_parser = scenario)]
     scenario: Scenario,
     /// A tenth of the target messages (a fifth of the time of fanout and hog).
@@ -195,6 +210,10 @@ struct ClientArgs {
     /// Replies to receive before stopping.
     #[arg(long)]
     target: Option<u64>,
+    /// Open loop: send this many messages/s in total on a fixed schedule (the open
+    /// scenario's default: 20000).
+    #[arg(long)]
+    rate: Option<f64>,
     #[arg(long, default_value_t = 8192)]
     read_size: usize,
     /// Set TCP_NODELAY on every connection.
@@ -215,6 +234,13 @@ struct CompareArgs {
     /// Shorter runs (see `client --quick`), for smoke tests.
     #[arg(long)]
     quick: bool,
+    /// The open-loop rate (messages/s in total) of the open scenario.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// The client of the servers table. (tokio's timer has 1 ms granularity: in the open
+    /// scenario its sends go out up to 1 ms late, which counts as latency.)
+    #[arg(long, value_enum, default_value_t = ClientRuntime::Tokio)]
+    client: ClientRuntime,
 }
 
 /// Pins this process to the CPUs in `list` ("0,1").
@@ -306,6 +332,7 @@ fn run_client(args: &ClientArgs) {
         fanout,
         secs: timed.then(|| if quick { sc.secs / 5.0 } else { sc.secs }),
         hog: sc.hog,
+        rate: args.rate.or((sc.rate > 0.0).then_some(sc.rate)),
     };
     let shared = client::Shared::new(opts);
     let runtime = args.runtime;
@@ -514,6 +541,9 @@ fn run_pair(
     if quick {
         cmd.arg("--quick");
     }
+    if sc.rate > 0.0 {
+        cmd.args(["--rate", &sc.rate.to_string()]);
+    }
     if let Some(c) = &cpus.1 {
         cmd.args(["--pin", c]);
     }
@@ -644,7 +674,16 @@ fn print_table(
 }
 
 fn compare(args: &CompareArgs) {
-    let (runs, quick, scenarios) = (args.runs, args.quick, &args.scenarios);
+    let (runs, quick) = (args.runs, args.quick);
+    // `--rate` sets the open-loop scenarios' rate.
+    let scenarios: Vec<Scenario> = args
+        .scenarios
+        .iter()
+        .map(|&sc| match args.rate {
+            Some(rate) if sc.rate > 0.0 => Scenario { rate, ..sc },
+            _ => sc,
+        })
+        .collect();
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpus = if ncpu >= 2 {
         (
@@ -663,13 +702,13 @@ fn compare(args: &CompareArgs) {
     let run = |sc: &Scenario, server: &str, client: &str| run_pair(sc, server, client, quick, &cpus);
     let mut server_tables = Vec::new();
     let mut client_tables = Vec::new();
-    for sc in scenarios {
+    for sc in &scenarios {
         let tokio_rt = if sc.server_threads == 1 { "tokio-ct" } else { "tokio" };
         let mut servers = vec!["iocore", tokio_rt, "smol"];
         if sc.server_threads == 1 {
             servers.push("floor");
         }
-        server_tables.push((sc, alternate(sc, &servers, runs, |rt| (rt, "tokio"), run)));
+        server_tables.push((sc, alternate(sc, &servers, runs, |rt| (rt, args.client.name()), run)));
         // The hog scenarios are about the server's scheduling: no client table.
         if !sc.hog {
             let clients = ["iocore", "tokio", "smol"];
@@ -682,7 +721,7 @@ fn compare(args: &CompareArgs) {
         (m("p50 µs", |r| r.p50us, 0), m("p99 µs", |r| r.p99us, 0), m("p99.9 µs", |r| r.p999us, 0));
     let cpu = m("CPU µs/msg", RunResult::cpu_us_per_msg, 2);
     print_table(
-        "Servers (client: tokio, 1 thread)",
+        &format!("Servers (client: {}, 1 thread)", args.client.name()),
         "server",
         &server_tables,
         &[
