@@ -241,6 +241,13 @@ struct CompareArgs {
     /// scenario its sends go out up to 1 ms late, which counts as latency.)
     #[arg(long, value_enum, default_value_t = ClientRuntime::Tokio)]
     client: ClientRuntime,
+    /// Pin the servers to these CPUs ("0,1") instead of all CPUs but the last (so that 2
+    /// server workers get 2 CPUs on a 2-CPU machine, sharing one with the client).
+    #[arg(long)]
+    server_cpus: Option<String>,
+    /// Pin the clients to these CPUs instead of the last CPU.
+    #[arg(long)]
+    client_cpus: Option<String>,
 }
 
 /// Pins this process to the CPUs in `list` ("0,1").
@@ -685,7 +692,7 @@ fn compare(args: &CompareArgs) {
         })
         .collect();
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let cpus = if ncpu >= 2 {
+    let (server_cpus, client_cpus) = if ncpu >= 2 {
         (
             Some((0..ncpu - 1).map(|c| c.to_string()).collect::<Vec<_>>().join(",")),
             Some((ncpu - 1).to_string()),
@@ -693,6 +700,7 @@ fn compare(args: &CompareArgs) {
     } else {
         (None, None)
     };
+    let cpus = (args.server_cpus.clone().or(server_cpus), args.client_cpus.clone().or(client_cpus));
     println!(
         "msgbench compare: {runs} run(s) per runtime{}, {ncpu} CPUs (server pinned to {:?}, client to {:?})\n",
         if quick { ", --quick" } else { "" },
