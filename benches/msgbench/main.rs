@@ -5,6 +5,7 @@
 //! cargo bench --bench msgbench -- compare --scenario all --runs 5
 //! cargo bench --bench msgbench -- compare --scenario basic --runs 1 --quick
 //! cargo bench --bench msgbench -- compare --scenario hog,hog1 --runs 5
+//! cargo bench --bench msgbench -- compare --scenario open --rate 20000 --client iocore --runs 5
 //! cargo bench --bench msgbench -- server --runtime iocore --threads 2 --port 9000
 //! cargo bench --bench msgbench -- client --runtime tokio --threads 1 --port 9000 --scenario basic
 //! cargo bench --bench msgbench -- help compare
