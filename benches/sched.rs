@@ -1,14 +1,21 @@
-//! Scheduler benchmarks, iocore side by side with tokio in one invocation.
+//! Scheduler benchmarks, iocore side by side with tokio and smol in one invocation.
 //!
 //! Run: `cargo bench --bench sched` (optional: `-- --runs 11`).
 //!
-//! Each row runs the same workload on iocore and on tokio's multi-thread runtime with the
-//! same worker count (2), alternating iocore/tokio for `--runs` pairs, and reports medians
-//! and the ratio iocore ÷ tokio (< 1.0: iocore faster). Rows marked `1t` compare a 1-thread
-//! iocore with tokio's current-thread runtime. Memory per parked task is measured in a
+//! Each row runs the same workload on iocore, on tokio's multi-thread runtime and on smol's
+//! runtime (`common/smol_rt.rs`: one `async_executor::Executor` run by N threads) with the
+//! same worker count (2), alternating iocore/tokio/smol for `--runs` rounds, and reports
+//! medians and the ratios iocore ÷ tokio and iocore ÷ smol (< 1.0: iocore faster) with the
+//! min–max of the per-round ratios. Rows marked `1t` compare a 1-thread iocore with tokio's
+//! current-thread runtime and a 1-thread smol executor. Memory per parked task is measured in a
 //! child process per runtime (RSS growth ÷ N), so allocator state does not leak between
 //! runs. `timers` runs 100k timers (a load test: lateness is queueing delay) and 1k timers
 //! (precision under light load). Nothing here is asserted: timing belongs to benchmarks, not tests.
+
+#[path = "common/smol_rt.rs"]
+mod smol_rt;
+#[path = "common/stats.rs"]
+mod stats;
 
 use futures::channel::oneshot;
 use std::future::Future;
@@ -88,6 +95,32 @@ impl Runtime for tokio::runtime::Runtime {
     }
     fn yield_now() -> impl Future<Output = ()> + Send {
         tokio::task::yield_now()
+    }
+}
+
+impl Runtime for smol_rt::SmolRuntime {
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        smol_rt::SmolRuntime::block_on(self, f)
+    }
+    fn spawn<F>(f: F) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        smol_rt::spawn(f)
+    }
+    fn spawn_remote<F>(&self, f: F) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        smol_rt::SmolRuntime::spawn(self, f)
+    }
+    async fn sleep(d: Duration) {
+        async_io::Timer::after(d).await;
+    }
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        futures_lite::future::yield_now()
     }
 }
 
@@ -199,31 +232,41 @@ fn timers<R: Runtime>(rt: &R, count: usize) -> TimerStats {
     TimerStats { total, late_p50: late[late.len() / 2], late_p99: late[late.len() * 99 / 100] }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn time_it(f: impl FnOnce()) -> f64 {
+fn time_it(f: &mut dyn FnMut()) -> f64 {
     let t = Instant::now();
     f();
     t.elapsed().as_secs_f64() * 1e3
 }
 
-/// Runs `a` and `b` alternately `runs` times; returns their median times in ms.
-fn pair(runs: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
-    a();
-    b(); // warm-up
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        ta.push(time_it(&mut a));
-        tb.push(time_it(&mut b));
+/// The three runtimes of a row, in column order.
+const RUNTIMES: usize = 3;
+
+/// Runs the closures in turn, `runs` rounds (after one warm-up round); returns each one's
+/// times in ms, round by round.
+fn alternate(runs: usize, mut fs: [&mut dyn FnMut(); RUNTIMES]) -> [Vec<f64>; RUNTIMES] {
+    for f in fs.iter_mut() {
+        f();
     }
-    (median(&mut ta), median(&mut tb))
+    let mut t: [Vec<f64>; RUNTIMES] = Default::default();
+    for _ in 0..runs {
+        for (f, v) in fs.iter_mut().zip(t.iter_mut()) {
+            v.push(time_it(*f));
+        }
+    }
+    t
 }
 
-fn row(name: &str, unit: &str, a: f64, b: f64) {
-    println!("| {name:<26} | {a:>10.3} {unit:<3} | {b:>10.3} {unit:<3} | {:>6.2} |", a / b);
+/// One table row: the medians of iocore, tokio and smol, then iocore ÷ tokio and iocore ÷ smol.
+fn row(name: &str, unit: &str, t: &[Vec<f64>; RUNTIMES]) {
+    let [io, tk, sm] = t;
+    println!(
+        "| {name:<26} | {:>10.3} {unit:<3} | {:>10.3} {unit:<3} | {:>10.3} {unit:<3} | {} | {} |",
+        stats::median(io),
+        stats::median(tk),
+        stats::median(sm),
+        stats::Ratio::of(io, tk),
+        stats::Ratio::of(io, sm),
+    );
 }
 
 fn iocore_rt(threads: usize) -> iocore::IoCore {
@@ -263,6 +306,7 @@ fn mem_child(which: &str, n: usize) {
     }
     let per_task = match which {
         "iocore" => park_all(&iocore_rt(THREADS), n),
+        "smol" => park_all(&smol_rt::SmolRuntime::new(THREADS), n),
         _ => park_all(&tokio_mt(), n),
     };
     println!("{per_task}");
@@ -288,17 +332,24 @@ fn main() {
 
     let io2 = iocore_rt(THREADS);
     let tk2 = tokio_mt();
+    let sm2 = smol_rt::SmolRuntime::new(THREADS);
     let io1 = iocore_rt(1);
     let tk1 = tokio_ct();
-    println!("iocore vs tokio, {THREADS} workers (`1t`: 1-thread iocore vs tokio current-thread), median of {runs} alternating runs\n");
-    println!("| benchmark                  |     iocore     |     tokio      | ratio  |");
-    println!("|----------------------------|----------------|----------------|--------|");
+    let sm1 = smol_rt::SmolRuntime::new(1);
+    println!(
+        "iocore vs tokio vs smol, {THREADS} workers (`1t`: 1-thread iocore vs tokio current-thread vs \
+         1-thread smol), median of {runs} alternating rounds\n"
+    );
+    println!("| benchmark                  |     iocore     |     tokio      |      smol      | iocore ÷ tokio | iocore ÷ smol |");
+    println!("|----------------------------|----------------|----------------|----------------|----------------|---------------|");
     macro_rules! bench {
         ($name:literal, $f:ident) => {{
-            let (a, b) = pair(runs, || $f(&io2), || $f(&tk2));
-            row($name, "ms", a, b);
-            let (a, b) = pair(runs, || $f(&io1), || $f(&tk1));
-            row(concat!($name, " 1t"), "ms", a, b);
+            row($name, "ms", &alternate(runs, [&mut || $f(&io2), &mut || $f(&tk2), &mut || $f(&sm2)]));
+            row(
+                concat!($name, " 1t"),
+                "ms",
+                &alternate(runs, [&mut || $f(&io1), &mut || $f(&tk1), &mut || $f(&sm1)]),
+            );
         }};
     }
     bench!("spawn_many_local", spawn_many_local);
@@ -307,31 +358,23 @@ fn main() {
     bench!("ping_pong", ping_pong);
     bench!("chained_spawn", chained_spawn);
 
-    let med = |v: &[TimerStats], f: fn(&TimerStats) -> Duration| {
-        median(&mut v.iter().map(|s| f(s).as_secs_f64() * 1e3).collect::<Vec<_>>())
-    };
     for (count, label) in [(100_000, "100k"), (1_000, "1k")] {
-        let (mut ti, mut tt) = (Vec::new(), Vec::new());
+        let mut t: [Vec<TimerStats>; RUNTIMES] = Default::default();
         for _ in 0..runs.min(3) {
-            ti.push(timers(&io2, count));
-            tt.push(timers(&tk2, count));
+            t[0].push(timers(&io2, count));
+            t[1].push(timers(&tk2, count));
+            t[2].push(timers(&sm2, count));
         }
-        row(&format!("timers {label} total"), "ms", med(&ti, |s| s.total), med(&tt, |s| s.total));
-        row(
-            &format!("timers {label} lateness p50"),
-            "ms",
-            med(&ti, |s| s.late_p50),
-            med(&tt, |s| s.late_p50),
-        );
-        row(
-            &format!("timers {label} lateness p99"),
-            "ms",
-            med(&ti, |s| s.late_p99),
-            med(&tt, |s| s.late_p99),
-        );
+        let ms = |f: fn(&TimerStats) -> Duration| {
+            t.each_ref().map(|v| v.iter().map(|s| f(s).as_secs_f64() * 1e3).collect::<Vec<_>>())
+        };
+        row(&format!("timers {label} total"), "ms", &ms(|s| s.total));
+        row(&format!("timers {label} lateness p50"), "ms", &ms(|s| s.late_p50));
+        row(&format!("timers {label} lateness p99"), "ms", &ms(|s| s.late_p99));
     }
-    drop((io2, tk2, io1, tk1));
+    drop((io2, tk2, sm2, io1, tk1, sm1));
 
     let n = 500_000;
-    row("memory per parked task", "B", mem_per_task("iocore", n), mem_per_task("tokio", n));
+    row("memory per parked task", "B", &["iocore", "tokio", "smol"].map(|rt| vec![mem_per_task(rt, n)]));
+    println!("\n{}", stats::RATIO_LEGEND);
 }

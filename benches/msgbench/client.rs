@@ -1,10 +1,14 @@
 //! The benchmark client: `connections` connections, `parallel` messages in flight each, a
-//! strict closed loop until `target` replies; and the fan-out subscriber client.
+//! strict closed loop until `target` replies (or for `secs`); the hog scenario's extra
+//! connection; and the fan-out subscriber client. One connect loop for every runtime.
 
-use crate::proto::{encode, DecodeError, Msg, RecvBuf};
-use crate::stream::BenchStream;
+use crate::open_loop;
+use crate::proto::{encode, DecodeError, Msg, RecvBuf, HOG_MARK};
+use crate::smol_rt::SmolRuntime;
+use crate::stream::{self, BenchRuntime, BenchStream};
 use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,8 +24,23 @@ pub struct ClientOpts {
     pub target: u64,
     pub read_size: usize,
     pub nodelay: bool,
-    /// Fan-out: only read frames, for this long.
-    pub fanout_secs: Option<f64>,
+    /// Fan-out: only read frames.
+    pub fanout: bool,
+    /// Stop after this long instead of at `target`.
+    pub secs: Option<f64>,
+    /// Open loop: messages per second over all connections, sent on a fixed schedule
+    /// (`open_loop`) instead of one per reply.
+    pub rate: Option<f64>,
+    /// One more connection (index `connections`) whose messages are hog-marked: the server
+    /// burns CPU on each. Its replies are not counted and its latency is not recorded.
+    pub hog: bool,
+}
+
+impl ClientOpts {
+    /// All connections, the hog included.
+    pub fn all_connections(&self) -> usize {
+        self.connections + usize::from(self.hog)
+    }
 }
 
 /// Monotonic milliseconds (CLOCK_MONOTONIC, shared by client and server processes).
@@ -39,7 +58,7 @@ pub struct Shared {
     pub done: AtomicBool,
     pub latencies_us: Mutex<Vec<u32>>,
     pub latencies_ms: Mutex<Vec<u32>>,
-    /// Messages (or frames) received per connection.
+    /// Messages (or frames) received per connection (the hog's last).
     pub per_conn: Vec<AtomicU64>,
 }
 
@@ -51,7 +70,7 @@ impl Shared {
             done: AtomicBool::new(false),
             latencies_us: Mutex::default(),
             latencies_ms: Mutex::default(),
-            per_conn: (0..opts.connections).map(|_| AtomicU64::new(0)).collect(),
+            per_conn: (0..opts.all_connections()).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 }
@@ -64,6 +83,7 @@ pub struct ClientConn {
     pub out: Vec<u8>,
     rng: u64,
     index: usize,
+    hog: bool,
     lat_us: Vec<u32>,
     lat_ms: Vec<u32>,
 }
@@ -71,38 +91,37 @@ pub struct ClientConn {
 impl ClientConn {
     pub fn new(shared: Arc<Shared>, index: usize) -> ClientConn {
         let read_size = shared.opts.read_size;
+        let hog = shared.opts.hog && index == shared.opts.connections;
         ClientConn {
             shared,
             recv: RecvBuf::new(read_size),
             sent: VecDeque::new(),
             out: Vec::new(),
             rng: (index as u64 * 7919) | 1,
+            hog,
             index,
             lat_us: Vec::new(),
             lat_ms: Vec::new(),
         }
     }
 
-    fn push_message(&mut self) {
+    /// Appends one message to `out`; its latency will count from `at`.
+    pub fn push_message(&mut self, at: Instant) {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         let o = &self.shared.opts;
-        let m = Msg {
-            timestamp_ms: now_ms(),
-            int_count: o.ints,
-            int_value: self.rng as u32,
-            payload_len: o.payload,
-        };
+        let (int_count, int_value) = if self.hog { (1, HOG_MARK) } else { (o.ints, self.rng as u32) };
+        let m = Msg { timestamp_ms: now_ms(), int_count, int_value, payload_len: o.payload };
         encode(&m, &mut self.out);
-        self.sent.push_back(Instant::now());
+        self.sent.push_back(at);
     }
 
     /// The first send: `parallel` messages.
     pub fn start(&mut self) -> &[u8] {
         self.out.clear();
         for _ in 0..self.shared.opts.parallel {
-            self.push_message();
+            self.push_message(Instant::now());
         }
         &self.out
     }
@@ -126,15 +145,24 @@ impl ClientConn {
             return Err(DecodeError::Invalid("timestamp from the future".into()));
         }
         self.shared.per_conn[self.index].fetch_add(replies as u64, Ordering::Relaxed);
-        self.shared.latencies_us.lock().unwrap().append(&mut self.lat_us);
-        self.shared.latencies_ms.lock().unwrap().append(&mut self.lat_ms);
-        let total = self.shared.received.fetch_add(replies as u64, Ordering::Relaxed) + replies as u64;
-        if total >= self.shared.opts.target {
+        if self.hog {
+            self.lat_us.clear();
+            self.lat_ms.clear();
+        } else {
+            self.shared.latencies_us.lock().unwrap().append(&mut self.lat_us);
+            self.shared.latencies_ms.lock().unwrap().append(&mut self.lat_ms);
+            self.shared.received.fetch_add(replies as u64, Ordering::Relaxed);
+        }
+        if self.shared.received.load(Ordering::Relaxed) >= self.shared.opts.target {
             self.shared.done.store(true, Ordering::Relaxed);
             return Ok(true);
         }
-        for _ in 0..replies {
-            self.push_message();
+        // The closed loop answers every reply with a new message; the open loop sends on
+        // its schedule instead.
+        if self.shared.opts.rate.is_none() {
+            for _ in 0..replies {
+                self.push_message(Instant::now());
+            }
         }
         Ok(self.shared.done.load(Ordering::Relaxed))
     }
@@ -151,16 +179,31 @@ impl ClientConn {
     pub fn space(&mut self) -> &mut [u8] {
         self.recv.space()
     }
+
+    /// This connection's place among the client's connections.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// True once the run is over.
+    pub fn done(&self) -> bool {
+        self.shared.done.load(Ordering::Relaxed)
+    }
 }
 
-fn fail(e: impl std::fmt::Display) -> ! {
+pub fn fail(e: impl std::fmt::Display) -> ! {
     eprintln!("client: {e}");
     std::process::exit(2);
 }
 
-/// One connection's closed loop (or, for fan-out, read-and-count loop), on any runtime.
-async fn drive(mut s: impl BenchStream, mut c: ClientConn) {
-    let fanout = c.shared.opts.fanout_secs.is_some();
+/// One connection's closed loop (or, for fan-out, read-and-count loop; or the open loop),
+/// on any runtime.
+async fn drive<R: BenchRuntime>(mut s: R::Stream, mut c: ClientConn) {
+    let o = c.shared.opts;
+    if let Some(rate) = o.rate {
+        return open_loop::drive::<R>(s, c, rate, o.connections).await;
+    }
+    let fanout = o.fanout;
     if !fanout {
         s.send_all(c.start()).await.unwrap_or_else(|e| fail(e));
     }
@@ -182,51 +225,44 @@ async fn drive(mut s: impl BenchStream, mut c: ClientConn) {
     }
 }
 
-pub fn run_iocore(shared: Arc<Shared>) -> io::Result<()> {
+/// Opens every connection as its own task and runs its loop; returns when all are done.
+async fn connect_all<R: BenchRuntime>(shared: Arc<Shared>) {
     let o = shared.opts;
-    let core = iocore::IoCore::builder().threads(o.threads).build()?;
-    let handles: Vec<_> = (0..o.connections)
+    let addr = SocketAddr::from(([127, 0, 0, 1], o.port));
+    let tasks: Vec<_> = (0..o.all_connections())
         .map(|i| {
             let shared = shared.clone();
-            core.spawn(async move {
-                let opts = iocore::net::ConnectOptions::new().nodelay(o.nodelay);
-                let s = iocore::net::TcpStream::connect_with(("127.0.0.1", o.port), opts)
-                    .await
-                    .unwrap_or_else(|e| fail(e));
-                drive(s, ClientConn::new(shared, i)).await
+            R::spawn(async move {
+                let s = R::connect(addr).await.unwrap_or_else(|e| fail(e));
+                if o.nodelay {
+                    R::set_nodelay(&s).unwrap_or_else(|e| fail(e));
+                }
+                drive::<R>(s, ClientConn::new(shared, i)).await
             })
         })
         .collect();
-    for h in handles {
-        if let Err(e) = core.block_on(h) {
-            fail(e);
-        }
+    for t in tasks {
+        t.await;
     }
+}
+
+pub fn run_iocore(shared: Arc<Shared>) -> io::Result<()> {
+    let core = iocore::IoCore::builder().threads(shared.opts.threads).build()?;
+    core.block_on(connect_all::<stream::Iocore>(shared));
     Ok(())
 }
 
 pub fn run_tokio(shared: Arc<Shared>) -> io::Result<()> {
-    let o = shared.opts;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(o.threads).enable_all().build()?;
-    rt.block_on(async {
-        let handles: Vec<_> = (0..o.connections)
-            .map(|i| {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let s = tokio::net::TcpStream::connect(("127.0.0.1", o.port))
-                        .await
-                        .unwrap_or_else(|e| fail(e));
-                    if o.nodelay {
-                        s.set_nodelay(true).unwrap_or_else(|e| fail(e));
-                    }
-                    drive(s, ClientConn::new(shared, i)).await
-                })
-            })
-            .collect();
-        for h in handles {
-            h.await.unwrap_or_else(|e| fail(e));
-        }
-    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(shared.opts.threads)
+        .enable_all()
+        .build()?;
+    rt.block_on(connect_all::<stream::Tokio>(shared));
+    Ok(())
+}
+
+pub fn run_smol(shared: Arc<Shared>) -> io::Result<()> {
+    SmolRuntime::new(shared.opts.threads).block_on(connect_all::<stream::Smol>(shared));
     Ok(())
 }
 

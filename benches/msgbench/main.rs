@@ -1,9 +1,11 @@
-//! The message benchmark (`benches/PROTOCOL.md`): iocore vs tokio vs a hand-written
+//! The message benchmark (`benches/PROTOCOL.md`): iocore vs tokio vs smol vs a hand-written
 //! mio loop ("floor"), same wire format and per-message work.
 //!
 //! ```text
 //! cargo bench --bench msgbench -- compare --scenario all --runs 5
 //! cargo bench --bench msgbench -- compare --scenario basic --runs 1 --quick
+//! cargo bench --bench msgbench -- compare --scenario hog,hog1 --runs 5
+//! cargo bench --bench msgbench -- compare --scenario open --rate 20000 --client iocore --runs 5
 //! cargo bench --bench msgbench -- server --runtime iocore --threads 2 --port 9000
 //! cargo bench --bench msgbench -- client --runtime tokio --threads 1 --port 9000 --scenario basic
 //! cargo bench --bench msgbench -- help compare
@@ -12,12 +14,18 @@
 //! `compare` starts each server and client as its own process (this binary), the client
 //! pinned to the last CPU and the server to the others (when there are 2+ CPUs), alternates
 //! server runtimes run by run, and prints markdown tables: msg/s (median of the 2-second
-//! window samples), p99 latency, server CPU µs per message (utime+stime from /proc) and
-//! server context switches per message (a proxy for wakeups).
+//! window samples), p50/p99/p99.9 latency, server CPU µs per message (utime+stime from
+//! /proc, and each apart) and server context switches per message (a proxy for wakeups);
+//! ratios iocore ÷ each other runtime with the min–max over the runs.
 
 mod client;
+mod open_loop;
 mod proto;
 mod server;
+#[path = "../common/smol_rt.rs"]
+mod smol_rt;
+#[path = "../common/stats.rs"]
+mod stats;
 mod stream;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -36,67 +44,46 @@ struct Scenario {
     parallel: usize,
     server_threads: usize,
     target: u64,
+    /// Seconds a run lasts, for the scenarios that run for a time instead of to `target`.
+    secs: f64,
+    /// Adds the hog connection (benches/PROTOCOL.md, "hog").
+    hog: bool,
+    /// Open loop at this many messages/s in total (0: closed loop).
+    rate: f64,
 }
 
-const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        name: "basic",
-        ints: 5,
-        payload: 128,
-        connections: 100,
-        parallel: 1,
-        server_threads: 2,
-        target: 1_000_000,
-    },
-    Scenario {
-        name: "single",
-        ints: 5,
-        payload: 128,
-        connections: 100,
-        parallel: 1,
-        server_threads: 1,
-        target: 1_000_000,
-    },
-    Scenario {
-        name: "parallel",
-        ints: 0,
-        payload: 128,
-        connections: 100,
-        parallel: 5,
-        server_threads: 2,
-        target: 2_000_000,
-    },
-    Scenario {
-        name: "big",
-        ints: 0,
-        payload: 100 * 1024,
-        connections: 200,
-        parallel: 1,
-        server_threads: 2,
-        target: 40_000,
-    },
-    Scenario {
-        name: "massive",
-        ints: 0,
-        payload: 128,
-        connections: 5000,
-        parallel: 1,
-        server_threads: 2,
-        target: 1_000_000,
-    },
-    Scenario {
-        name: "fanout",
-        ints: 0,
-        payload: 100,
-        connections: 100,
-        parallel: 0,
-        server_threads: 2,
-        target: 0,
-    },
-];
+/// The defaults: a closed loop of 100 connections, 1 message in flight each, 128-byte
+/// payloads and no ints, to a million replies, 2 server workers.
+const CLOSED: Scenario = Scenario {
+    name: "",
+    ints: 0,
+    payload: 128,
+    connections: 100,
+    parallel: 1,
+    server_threads: 2,
+    target: 1_000_000,
+    secs: 0.0,
+    hog: false,
+    rate: 0.0,
+};
 
-/// Seconds a fan-out run lasts.
-const FANOUT_SECS: f64 = 5.0;
+/// 100 ping-pong connections and the hog, for 5 s.
+const HOG: Scenario = Scenario { name: "hog", target: u64::MAX, secs: 5.0, hog: true, ..CLOSED };
+
+/// CPU time the server burns per hog message.
+const HOG_BURN: Duration = Duration::from_millis(2);
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario { name: "basic", ints: 5, ..CLOSED },
+    Scenario { name: "single", ints: 5, server_threads: 1, ..CLOSED },
+    Scenario { name: "parallel", parallel: 5, target: 2_000_000, ..CLOSED },
+    Scenario { name: "big", payload: 100 * 1024, connections: 200, target: 40_000, ..CLOSED },
+    Scenario { name: "massive", connections: 5000, ..CLOSED },
+    Scenario { name: "fanout", payload: 100, parallel: 0, target: u64::MAX, secs: 5.0, ..CLOSED },
+    HOG,
+    Scenario { name: "hog1", server_threads: 1, ..HOG },
+    Scenario { name: "open", target: u64::MAX, secs: 5.0, rate: 20_000.0, ..CLOSED },
+];
 
 fn scenario(name: &str) -> Result<Scenario, String> {
     SCENARIOS.iter().find(|s| s.name == name).copied().ok_or_else(|| {
@@ -151,6 +138,8 @@ enum ServerRuntime {
     Tokio,
     /// tokio's current-thread runtime.
     TokioCt,
+    /// smol: an `async_executor::Executor` on `--threads` threads, `async_io` sockets.
+    Smol,
     /// A hand-written single-threaded mio loop.
     Floor,
 }
@@ -159,6 +148,17 @@ enum ServerRuntime {
 enum ClientRuntime {
     Iocore,
     Tokio,
+    Smol,
+}
+
+impl ClientRuntime {
+    fn name(self) -> &'static str {
+        match self {
+            ClientRuntime::Iocore => "iocore",
+            ClientRuntime::Tokio => "tokio",
+            ClientRuntime::Smol => "smol",
+        }
+    }
 }
 
 #[derive(Args)]
@@ -177,6 +177,9 @@ struct ServerArgs {
     /// Serve the fan-out scenario (frames posted from a plain thread).
     #[arg(long)]
     fanout: bool,
+    /// Burn this many µs of CPU per hog-marked message (the hog scenario).
+    #[arg(long, default_value_t = 0)]
+    hog_burn_us: u64,
 }
 
 // The flags without a default override the scenario's setting.
@@ -184,10 +187,10 @@ struct ServerArgs {
 struct ClientArgs {
     #[arg(long, value_enum, default_value_t = ClientRuntime::Tokio)]
     runtime: ClientRuntime,
-    /// basic, single, parallel, big, massive or fanout (benches/PROTOCOL.md).
+    /// basic, single, parallel, big, massive, fanout, hog, hog1 or open (benches/PROTOCOL.md).
     #[arg(long, default_value = "basic", value_parser = scenario)]
     scenario: Scenario,
-    /// A tenth of the target messages (a fifth of the fan-out time).
+    /// A tenth of the target messages (a fifth of the time of fanout and hog).
     #[arg(long)]
     quick: bool,
     #[arg(long, default_value_t = 1)]
@@ -208,6 +211,10 @@ struct ClientArgs {
     /// Replies to receive before stopping.
     #[arg(long)]
     target: Option<u64>,
+    /// Open loop: send this many messages/s in total on a fixed schedule (the open
+    /// scenario's default: 20000).
+    #[arg(long)]
+    rate: Option<f64>,
     #[arg(long, default_value_t = 8192)]
     read_size: usize,
     /// Set TCP_NODELAY on every connection.
@@ -228,6 +235,20 @@ struct CompareArgs {
     /// Shorter runs (see `client --quick`), for smoke tests.
     #[arg(long)]
     quick: bool,
+    /// The open-loop rate (messages/s in total) of the open scenario.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// The client of the servers table. (tokio's timer has 1 ms granularity: in the open
+    /// scenario its sends go out up to 1 ms late, which counts as latency.)
+    #[arg(long, value_enum, default_value_t = ClientRuntime::Tokio)]
+    client: ClientRuntime,
+    /// Pin the servers to these CPUs ("0,1") instead of all CPUs but the last (so that 2
+    /// server workers get 2 CPUs on a 2-CPU machine, sharing one with the client).
+    #[arg(long)]
+    server_cpus: Option<String>,
+    /// Pin the clients to these CPUs instead of the last CPU.
+    #[arg(long)]
+    client_cpus: Option<String>,
 }
 
 /// Pins this process to the CPUs in `list` ("0,1").
@@ -281,11 +302,13 @@ fn run_server(args: &ServerArgs) {
         nodelay: args.nodelay,
         read_size: args.read_size,
         fanout: args.fanout,
+        hog_burn: Duration::from_micros(args.hog_burn_us),
     };
     let r = match args.runtime {
         ServerRuntime::Iocore => server::run_iocore(opts),
         ServerRuntime::Tokio => server::run_tokio(opts, false),
         ServerRuntime::TokioCt => server::run_tokio(opts, true),
+        ServerRuntime::Smol => server::run_smol(opts),
         ServerRuntime::Floor => server::run_floor(opts),
     };
     if let Err(e) = r {
@@ -300,17 +323,10 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    v[v.len() / 2]
-}
-
 fn run_client(args: &ClientArgs) {
     let (sc, quick) = (args.scenario, args.quick);
     let fanout = sc.name == "fanout";
+    let timed = sc.secs > 0.0;
     let opts = client::ClientOpts {
         threads: args.threads,
         port: args.port,
@@ -318,10 +334,13 @@ fn run_client(args: &ClientArgs) {
         parallel: args.parallel.unwrap_or(sc.parallel),
         payload: args.payload.unwrap_or(sc.payload),
         ints: args.ints.unwrap_or(sc.ints),
-        target: args.target.unwrap_or(if quick { sc.target / 10 } else { sc.target }),
+        target: args.target.unwrap_or(if quick && !timed { sc.target / 10 } else { sc.target }),
         read_size: args.read_size,
         nodelay: args.nodelay,
-        fanout_secs: fanout.then(|| if quick { FANOUT_SECS / 5.0 } else { FANOUT_SECS }),
+        fanout,
+        secs: timed.then(|| if quick { sc.secs / 5.0 } else { sc.secs }),
+        hog: sc.hog,
+        rate: args.rate.or((sc.rate > 0.0).then_some(sc.rate)),
     };
     let shared = client::Shared::new(opts);
     let runtime = args.runtime;
@@ -331,23 +350,24 @@ fn run_client(args: &ClientArgs) {
         let r = match runtime {
             ClientRuntime::Iocore => client::run_iocore(s),
             ClientRuntime::Tokio => client::run_tokio(s),
+            ClientRuntime::Smol => client::run_smol(s),
         };
         if let Err(e) = r {
             die(&format!("client: {e}"));
         }
     });
-    if let Some(secs) = opts.fanout_secs {
+    if let Some(secs) = opts.secs {
         let s = shared.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_secs_f64(secs));
             s.done.store(true, Ordering::Relaxed);
         });
     }
-    let mut samples = client::report(&shared, start);
+    let samples = client::report(&shared, start);
     let dur = start.elapsed().as_secs_f64();
     let total = shared.received.load(Ordering::Relaxed);
     // Runs too short for a window sample (e.g. --quick) report their overall rate.
-    let med = if samples.is_empty() { total as f64 / dur } else { median(&mut samples) };
+    let med = if samples.is_empty() { total as f64 / dur } else { stats::median(&samples) };
     let max = samples.iter().cloned().fold(0.0, f64::max);
     println!("Total messages: {total}");
     println!("Duration: {dur:.3} s");
@@ -358,7 +378,9 @@ fn run_client(args: &ClientArgs) {
     let mut lat_us = std::mem::take(&mut *shared.latencies_us.lock().unwrap());
     lat_ms.sort_unstable();
     lat_us.sort_unstable();
-    let per: Vec<u64> = shared.per_conn.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    // Fairness among the ordinary connections (the hog, if any, is the last).
+    let per: Vec<u64> =
+        shared.per_conn[..opts.connections].iter().map(|c| c.load(Ordering::Relaxed)).collect();
     let (pmin, pmax) = (per.iter().min().copied().unwrap_or(0), per.iter().max().copied().unwrap_or(0));
     if fanout {
         println!(
@@ -375,9 +397,14 @@ fn run_client(args: &ClientArgs) {
             percentile(&lat_us, 0.999)
         );
     }
+    if opts.hog {
+        println!("Hog messages: {}", shared.per_conn[opts.connections].load(Ordering::Relaxed));
+    }
     println!(
-        "RESULT total={total} dur={dur:.3} med={med:.0} p99us={} fairness={:.3}",
+        "RESULT total={total} dur={dur:.3} med={med:.0} p50us={} p99us={} p999us={} fairness={:.3}",
+        percentile(&lat_us, 0.5),
         percentile(&lat_us, 0.99),
+        percentile(&lat_us, 0.999),
         pmin as f64 / pmax.max(1) as f64
     );
     std::process::exit(0);
@@ -388,8 +415,22 @@ struct ServerProc {
     child: Child,
 }
 
+/// A server process's CPU time (all its threads) and context switches so far.
+#[derive(Clone, Copy)]
+struct Usage {
+    user_s: f64,
+    sys_s: f64,
+    switches: u64,
+}
+
 impl ServerProc {
-    fn start(runtime: &str, threads: usize, port: u16, fanout: bool, cpus: &Option<String>) -> ServerProc {
+    fn start(
+        runtime: &str,
+        threads: usize,
+        port: u16,
+        extra: &[String],
+        cpus: &Option<String>,
+    ) -> ServerProc {
         let exe = std::env::current_exe().expect("own path");
         let mut cmd = Command::new(exe);
         cmd.args([
@@ -401,9 +442,7 @@ impl ServerProc {
             "--port",
             &port.to_string(),
         ]);
-        if fanout {
-            cmd.arg("--fanout");
-        }
+        cmd.args(extra);
         if let Some(c) = cpus {
             cmd.args(["--pin", c]);
         }
@@ -417,16 +456,17 @@ impl ServerProc {
         ServerProc { child }
     }
 
-    /// (CPU seconds, context switches) so far.
-    fn usage(&self) -> (f64, u64) {
+    /// utime and stime of `/proc/<pid>/stat` (the whole process, in clock ticks), and the
+    /// voluntary + involuntary context switches of every thread.
+    fn usage(&self) -> Usage {
         let pid = self.child.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let fields: Vec<&str> =
             stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-        let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        // Fields 14 and 15 of stat(5), counted from the one after the command name.
+        let seconds = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) as f64 / hz;
         let mut switches = 0;
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
             for t in tasks.flatten() {
@@ -440,7 +480,7 @@ impl ServerProc {
                 }
             }
         }
-        (ticks as f64 / hz, switches)
+        Usage { user_s: seconds(11), sys_s: seconds(12), switches }
     }
 }
 
@@ -451,13 +491,23 @@ impl Drop for ServerProc {
     }
 }
 
+/// One client run's numbers (per message: per reply the client counted).
 #[derive(Default, Clone)]
 struct RunResult {
     med: f64,
+    p50us: f64,
     p99us: f64,
+    p999us: f64,
     fairness: f64,
-    cpu_us_per_msg: f64,
+    user_us_per_msg: f64,
+    sys_us_per_msg: f64,
     switches_per_msg: f64,
+}
+
+impl RunResult {
+    fn cpu_us_per_msg(&self) -> f64 {
+        self.user_us_per_msg + self.sys_us_per_msg
+    }
 }
 
 fn free_port() -> u16 {
@@ -475,8 +525,14 @@ fn run_pair(
     cpus: &(Option<String>, Option<String>),
 ) -> RunResult {
     let port = free_port();
-    let fanout = sc.name == "fanout";
-    let server = ServerProc::start(server_rt, sc.server_threads, port, fanout, &cpus.0);
+    let mut extra = Vec::new();
+    if sc.name == "fanout" {
+        extra.push("--fanout".to_string());
+    }
+    if sc.hog {
+        extra.extend(["--hog-burn-us".to_string(), HOG_BURN.as_micros().to_string()]);
+    }
+    let server = ServerProc::start(server_rt, sc.server_threads, port, &extra, &cpus.0);
     let exe = std::env::current_exe().expect("own path");
     let mut cmd = Command::new(exe);
     cmd.args([
@@ -493,12 +549,15 @@ fn run_pair(
     if quick {
         cmd.arg("--quick");
     }
+    if sc.rate > 0.0 {
+        cmd.args(["--rate", &sc.rate.to_string()]);
+    }
     if let Some(c) = &cpus.1 {
         cmd.args(["--pin", c]);
     }
-    let (cpu0, sw0) = server.usage();
+    let u0 = server.usage();
     let out = cmd.output().unwrap_or_else(|e| die(&format!("run client: {e}")));
-    let (cpu1, sw1) = server.usage();
+    let u1 = server.usage();
     drop(server);
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
@@ -521,21 +580,120 @@ fn run_pair(
     let total = kv["total"].max(1.0);
     RunResult {
         med: kv["med"],
+        p50us: kv["p50us"],
         p99us: kv["p99us"],
+        p999us: kv["p999us"],
         fairness: kv["fairness"],
-        cpu_us_per_msg: (cpu1 - cpu0) * 1e6 / total,
-        switches_per_msg: (sw1 - sw0) as f64 / total,
+        user_us_per_msg: (u1.user_s - u0.user_s) * 1e6 / total,
+        sys_us_per_msg: (u1.sys_s - u0.sys_s) * 1e6 / total,
+        switches_per_msg: (u1.switches - u0.switches) as f64 / total,
     }
 }
 
-fn med_of(rs: &[RunResult], f: fn(&RunResult) -> f64) -> f64 {
-    median(&mut rs.iter().map(f).collect::<Vec<_>>())
+/// One runtime's runs of one scenario, in run order (round i of every runtime ran together).
+struct Runs {
+    runtime: &'static str,
+    runs: Vec<RunResult>,
+}
+
+impl Runs {
+    fn values(&self, f: fn(&RunResult) -> f64) -> Vec<f64> {
+        self.runs.iter().map(f).collect()
+    }
+
+    fn med(&self, f: fn(&RunResult) -> f64) -> f64 {
+        stats::median(&self.values(f))
+    }
+
+    /// The `iocore ÷ this` cells for `metrics` ("—" in iocore's own row).
+    fn ratios(&self, iocore: &Runs, metrics: &[fn(&RunResult) -> f64]) -> String {
+        let cell = |f: &fn(&RunResult) -> f64| {
+            if std::ptr::eq(self, iocore) {
+                "—".to_string()
+            } else {
+                stats::Ratio::of(&iocore.values(*f), &self.values(*f)).to_string()
+            }
+        };
+        metrics.iter().map(cell).collect::<Vec<_>>().join(" | ")
+    }
+}
+
+/// Runs `sc` with each of `runtimes` in turn, `runs` rounds; `pair` picks (server, client).
+fn alternate(
+    sc: &Scenario,
+    runtimes: &[&'static str],
+    runs: usize,
+    pair: impl Fn(&'static str) -> (&'static str, &'static str),
+    mut run: impl FnMut(&Scenario, &str, &str) -> RunResult,
+) -> Vec<Runs> {
+    let mut out: Vec<Runs> = runtimes.iter().map(|&runtime| Runs { runtime, runs: Vec::new() }).collect();
+    for round in 0..runs {
+        for r in out.iter_mut() {
+            let (server, client) = pair(r.runtime);
+            eprintln!("[{}] run {}/{runs}: {server} server, {client} client", sc.name, round + 1);
+            r.runs.push(run(sc, server, client));
+        }
+    }
+    out
+}
+
+/// A table column: one number of every run, shown as the median.
+#[derive(Clone, Copy)]
+struct Metric {
+    header: &'static str,
+    get: fn(&RunResult) -> f64,
+    decimals: usize,
+}
+
+/// A markdown table, a row per scenario and runtime: the medians of `cols`, then
+/// iocore ÷ this runtime for each of `ratios` (iocore is each scenario's first row).
+fn print_table(
+    title: &str,
+    role: &str,
+    tables: &[(&Scenario, Vec<Runs>)],
+    cols: &[Metric],
+    ratios: &[Metric],
+) {
+    let headers: Vec<&str> = cols.iter().map(|c| c.header).collect();
+    let ratio_headers: Vec<&str> = ratios.iter().map(|c| c.header).collect();
+    println!("### {title}\n");
+    println!(
+        "| scenario | server workers | {role} | {} | iocore ÷ this: {} |",
+        headers.join(" | "),
+        ratio_headers.join(" | ")
+    );
+    println!("|{}", "---|".repeat(3 + cols.len() + ratios.len()));
+    for (sc, rows) in tables {
+        for r in rows {
+            let cells: Vec<String> =
+                cols.iter().map(|c| format!("{:.*}", c.decimals, r.med(c.get))).collect();
+            let getters: Vec<_> = ratios.iter().map(|c| c.get).collect();
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                sc.name,
+                sc.server_threads,
+                r.runtime,
+                cells.join(" | "),
+                r.ratios(&rows[0], &getters)
+            );
+        }
+    }
+    println!();
 }
 
 fn compare(args: &CompareArgs) {
-    let (runs, quick, scenarios) = (args.runs, args.quick, &args.scenarios);
+    let (runs, quick) = (args.runs, args.quick);
+    // `--rate` sets the open-loop scenarios' rate.
+    let scenarios: Vec<Scenario> = args
+        .scenarios
+        .iter()
+        .map(|&sc| match args.rate {
+            Some(rate) if sc.rate > 0.0 => Scenario { rate, ..sc },
+            _ => sc,
+        })
+        .collect();
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let cpus = if ncpu >= 2 {
+    let (server_cpus, client_cpus) = if ncpu >= 2 {
         (
             Some((0..ncpu - 1).map(|c| c.to_string()).collect::<Vec<_>>().join(",")),
             Some((ncpu - 1).to_string()),
@@ -543,80 +701,53 @@ fn compare(args: &CompareArgs) {
     } else {
         (None, None)
     };
+    let cpus = (args.server_cpus.clone().or(server_cpus), args.client_cpus.clone().or(client_cpus));
     println!(
         "msgbench compare: {runs} run(s) per runtime{}, {ncpu} CPUs (server pinned to {:?}, client to {:?})\n",
         if quick { ", --quick" } else { "" },
         cpus.0,
         cpus.1
     );
-    let mut table1 = Vec::new();
-    let mut table2 = Vec::new();
-    for sc in scenarios {
+    let run = |sc: &Scenario, server: &str, client: &str| run_pair(sc, server, client, quick, &cpus);
+    let mut server_tables = Vec::new();
+    let mut client_tables = Vec::new();
+    for sc in &scenarios {
         let tokio_rt = if sc.server_threads == 1 { "tokio-ct" } else { "tokio" };
-        let mut servers = vec!["iocore", tokio_rt];
+        let mut servers = vec!["iocore", tokio_rt, "smol"];
         if sc.server_threads == 1 {
             servers.push("floor");
         }
-        let mut results: HashMap<&str, Vec<RunResult>> = HashMap::new();
-        for run in 0..runs {
-            for rt in &servers {
-                eprintln!("[{}] run {}/{runs}: {rt} server, tokio client", sc.name, run + 1);
-                results.entry(rt).or_default().push(run_pair(sc, rt, "tokio", quick, &cpus));
-            }
+        server_tables.push((sc, alternate(sc, &servers, runs, |rt| (rt, args.client.name()), run)));
+        // The hog scenarios are about the server's scheduling: no client table.
+        if !sc.hog {
+            let clients = ["iocore", "tokio", "smol"];
+            client_tables.push((sc, alternate(sc, &clients, runs, |rt| (tokio_rt, rt), run)));
         }
-        table1.push((
-            sc.name,
-            servers.iter().map(|rt| (rt.to_string(), results[rt].clone())).collect::<Vec<_>>(),
-        ));
-        let mut clients: HashMap<&str, Vec<RunResult>> = HashMap::new();
-        for run in 0..runs {
-            for crt in ["iocore", "tokio"] {
-                eprintln!("[{}] run {}/{runs}: tokio server, {crt} client", sc.name, run + 1);
-                clients.entry(crt).or_default().push(run_pair(sc, tokio_rt, crt, quick, &cpus));
-            }
-        }
-        table2.push((sc.name, clients));
     }
-    println!("### Servers (client: tokio, 1 thread)\n");
-    println!("| scenario | iocore msg/s | tokio msg/s | ratio | iocore p99 µs | tokio p99 µs | iocore CPU µs/msg | tokio CPU µs/msg | iocore ctxsw/msg | tokio ctxsw/msg | floor msg/s | floor CPU µs/msg | fairness io/tk |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (name, rows) in &table1 {
-        let get =
-            |rt: &str| rows.iter().find(|(r, _)| r.starts_with(rt)).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
-        let (io, tk, fl) = (get("iocore"), get("tokio"), get("floor"));
-        let (io_med, tk_med) = (med_of(io, |r| r.med), med_of(tk, |r| r.med));
-        let floor = if fl.is_empty() { "—".to_string() } else { format!("{:.0}", med_of(fl, |r| r.med)) };
-        let floor_cpu = if fl.is_empty() {
-            "—".to_string()
-        } else {
-            format!("{:.2}", med_of(fl, |r| r.cpu_us_per_msg))
-        };
-        println!(
-            "| {name} | {io_med:.0} | {tk_med:.0} | {:.2} | {:.0} | {:.0} | {:.2} | {:.2} | {:.3} | {:.3} | {floor} | {floor_cpu} | {:.2}/{:.2} |",
-            io_med / tk_med.max(1.0),
-            med_of(io, |r| r.p99us),
-            med_of(tk, |r| r.p99us),
-            med_of(io, |r| r.cpu_us_per_msg),
-            med_of(tk, |r| r.cpu_us_per_msg),
-            med_of(io, |r| r.switches_per_msg),
-            med_of(tk, |r| r.switches_per_msg),
-            med_of(io, |r| r.fairness),
-            med_of(tk, |r| r.fairness),
-        );
-    }
-    println!("\n### Clients (server: tokio)\n");
-    println!(
-        "| scenario | iocore client msg/s | tokio client msg/s | ratio | iocore p99 µs | tokio p99 µs |"
+    let m = |header, get, decimals| Metric { header, get, decimals };
+    let msgs = m("msg/s", |r: &RunResult| r.med, 0);
+    let (p50, p99, p999) =
+        (m("p50 µs", |r| r.p50us, 0), m("p99 µs", |r| r.p99us, 0), m("p99.9 µs", |r| r.p999us, 0));
+    let cpu = m("CPU µs/msg", RunResult::cpu_us_per_msg, 2);
+    print_table(
+        &format!("Servers (client: {}, 1 thread)", args.client.name()),
+        "server",
+        &server_tables,
+        &[
+            msgs,
+            p50,
+            p99,
+            p999,
+            cpu,
+            m("user µs/msg", |r| r.user_us_per_msg, 2),
+            m("sys µs/msg", |r| r.sys_us_per_msg, 2),
+            m("ctxsw/msg", |r| r.switches_per_msg, 3),
+            m("fairness", |r| r.fairness, 2),
+        ],
+        &[msgs, cpu, p99],
     );
-    println!("|---|---|---|---|---|---|");
-    for (name, c) in &table2 {
-        let (io, tk) = (&c["iocore"], &c["tokio"]);
-        let (a, b) = (med_of(io, |r| r.med), med_of(tk, |r| r.med));
-        println!(
-            "| {name} | {a:.0} | {b:.0} | {:.2} | {:.0} | {:.0} |",
-            a / b.max(1.0),
-            med_of(io, |r| r.p99us),
-            med_of(tk, |r| r.p99us)
-        );
+    if !client_tables.is_empty() {
+        print_table("Clients (server: tokio)", "client", &client_tables, &[msgs, p50, p99], &[msgs, p99]);
     }
+    println!("Cells: medians of the runs. {}.", stats::RATIO_LEGEND);
 }

@@ -147,22 +147,42 @@ impl RecvBuf {
     }
 }
 
+/// The int of a hog message (the hog scenario): a message with exactly one int, of this
+/// value, costs a server started with `--hog-burn-us` that much CPU time before its reply.
+/// The scenario's other connections send no ints, so they can never look like the hog.
+pub const HOG_MARK: u32 = 0x4855_4E47;
+
+/// Spins on the clock for `d` (CPU work the scheduler cannot see, unlike a sleep).
+fn burn(d: std::time::Duration) {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
 /// The server's per-read work: decode what arrived, encode every reply into one buffer.
 pub struct ServerConn {
     pub recv: RecvBuf,
     pub out: Vec<u8>,
+    /// CPU time per hog message (zero: hog marks are ordinary messages).
+    hog_burn: std::time::Duration,
 }
 
 impl ServerConn {
-    pub fn new(read_size: usize) -> ServerConn {
-        ServerConn { recv: RecvBuf::new(read_size), out: Vec::with_capacity(read_size) }
+    pub fn new(read_size: usize, hog_burn: std::time::Duration) -> ServerConn {
+        ServerConn { recv: RecvBuf::new(read_size), out: Vec::with_capacity(read_size), hog_burn }
     }
 
     /// After a read of `n` bytes: the replies to send (all in one send), maybe empty.
     pub fn on_read(&mut self, n: usize) -> Result<&[u8], DecodeError> {
         self.out.clear();
-        let out = &mut self.out;
-        self.recv.filled(n, |m| encode(&m, out))?;
+        let (out, hog_burn) = (&mut self.out, self.hog_burn);
+        self.recv.filled(n, |m| {
+            if !hog_burn.is_zero() && m.int_count == 1 && m.int_value == HOG_MARK {
+                burn(hog_burn);
+            }
+            encode(&m, out)
+        })?;
         Ok(&self.out)
     }
 }

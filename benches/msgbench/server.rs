@@ -1,12 +1,15 @@
-//! The benchmark servers: iocore, tokio (multi-thread or current-thread) and the "floor",
-//! a hand-written single-threaded mio loop. Same per-message work in all of them
+//! The benchmark servers: iocore, tokio (multi-thread or current-thread), smol and the
+//! "floor", a hand-written single-threaded mio loop. Same per-message work in all of them
 //! (`proto::ServerConn`), same read size, one send per read, no socket options unless
-//! `--nodelay`.
+//! `--nodelay`; the runtimes share one accept loop and one connection loop
+//! (`stream::BenchRuntime`).
 
 use crate::proto::{encode, DecodeError, Msg, ServerConn};
-use crate::stream::BenchStream;
+use crate::smol_rt::SmolRuntime;
+use crate::stream::{self, BenchRuntime, BenchStream};
 use bytes::Bytes;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +20,18 @@ pub struct ServerOpts {
     pub nodelay: bool,
     pub read_size: usize,
     pub fanout: bool,
+    /// CPU time burnt per hog-marked message (`proto::HOG_MARK`); zero: none.
+    pub hog_burn: Duration,
+}
+
+impl ServerOpts {
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn conn(&self) -> ServerConn {
+        ServerConn::new(self.read_size, self.hog_burn)
+    }
 }
 
 /// Bad frames seen (a bad header, or content that does not match the pattern): each
@@ -39,8 +54,7 @@ pub fn fanout_frame() -> Bytes {
 }
 
 /// One connection: read, decode and validate, send every reply of that read at once.
-async fn serve_conn(mut stream: impl BenchStream, read_size: usize) {
-    let mut conn = ServerConn::new(read_size);
+async fn serve_conn(mut stream: impl BenchStream, mut conn: ServerConn) {
     loop {
         let n = match stream.recv(conn.recv.space()).await {
             Ok(0) | Err(_) => return,
@@ -58,48 +72,68 @@ async fn serve_conn(mut stream: impl BenchStream, read_size: usize) {
     }
 }
 
+/// Accepts until the process is killed: every connection gets `serve_conn`, or in the
+/// fan-out scenario goes to `subscribe`.
+async fn accept_loop<R: BenchRuntime>(
+    o: &ServerOpts,
+    mut subscribe: impl FnMut(R::Stream),
+) -> io::Result<()> {
+    let listener = R::bind(o.addr()).await?;
+    println!("ready");
+    loop {
+        let stream = match R::accept(&listener).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                R::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if o.nodelay {
+            R::set_nodelay(&stream)?;
+        }
+        if o.fanout {
+            subscribe(stream);
+        } else {
+            drop(R::spawn(serve_conn(stream, o.conn())));
+        }
+    }
+}
+
 pub fn run_iocore(o: ServerOpts) -> io::Result<()> {
-    use iocore::net::TcpListener;
     let core = iocore::IoCore::builder().threads(o.threads).build()?;
     let subscribers: Arc<Mutex<Vec<iocore::net::PostSender>>> = Arc::default();
     if o.fanout {
         let subs = subscribers.clone();
         std::thread::spawn(move || publish_iocore(&subs));
     }
-    core.block_on(async {
-        let listener = TcpListener::bind(("127.0.0.1", o.port)).await?;
-        println!("ready");
-        loop {
-            let (stream, _) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    iocore::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            if o.nodelay {
-                stream.set_nodelay(true)?;
-            }
-            if o.fanout {
-                stream.set_post_high_water(FANOUT_QUEUE_FRAMES * 128);
-                subscribers.lock().unwrap().push(stream.sender());
-                // Keep the stream open until the subscriber leaves.
-                iocore::spawn(async move {
-                    let mut b = [0u8; 64];
-                    while let Ok(1..) = stream.recv(&mut b).await {}
-                });
-                continue;
-            }
-            iocore::spawn(serve_conn(stream, o.read_size));
-        }
-    })
+    core.block_on(accept_loop::<stream::Iocore>(&o, |stream| {
+        stream.set_post_high_water(FANOUT_QUEUE_FRAMES * 128);
+        subscribers.lock().unwrap().push(stream.sender());
+        // Keep the stream open until the subscriber leaves.
+        iocore::spawn(async move {
+            let mut b = [0u8; 64];
+            while let Ok(1..) = stream.recv(&mut b).await {}
+        });
+    }))
 }
 
-/// Frames of queue per subscriber in the fan-out scenario (both runtimes).
+/// Frames of queue per subscriber in the fan-out scenario (all runtimes).
 pub const FANOUT_QUEUE_FRAMES: usize = 1024;
 
 fn publish_iocore(subs: &Mutex<Vec<iocore::net::PostSender>>) {
+    publish(subs, iocore::net::PostSender::is_closed, |s, frame| {
+        // The fast path posts without a future; at the high-water mark, `send` waits for
+        // room (a closed subscriber is dropped from the list by `publish`).
+        if let Err(iocore::net::PostError::WouldExceed(frame)) = s.post_send(frame) {
+            let _ = futures::executor::block_on(s.send(frame));
+        }
+    });
+}
+
+/// The fan-out publisher thread: the frame to every subscriber in turn, as fast as `send`
+/// lets it, forever; closed subscribers leave the list after each round.
+fn publish<S: Clone>(subs: &Mutex<Vec<S>>, is_closed: fn(&S) -> bool, send: impl Fn(&S, Bytes)) {
     let frame = fanout_frame();
     loop {
         let list = subs.lock().unwrap().clone();
@@ -108,80 +142,61 @@ fn publish_iocore(subs: &Mutex<Vec<iocore::net::PostSender>>) {
             continue;
         }
         for s in &list {
-            // The fast path posts without a future; at the high-water mark, `send` waits for
-            // room (a closed subscriber is dropped from the list below).
-            if let Err(iocore::net::PostError::WouldExceed(frame)) = s.post_send(frame.clone()) {
-                let _ = futures::executor::block_on(s.send(frame));
-            }
+            send(s, frame.clone());
         }
-        subs.lock().unwrap().retain(|s| !s.is_closed());
+        subs.lock().unwrap().retain(|s| !is_closed(s));
     }
 }
 
 pub fn run_tokio(o: ServerOpts, current_thread: bool) -> io::Result<()> {
-    use tokio::io::AsyncWriteExt;
     let rt = if current_thread {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {
         tokio::runtime::Builder::new_multi_thread().worker_threads(o.threads).enable_all().build()?
     };
+    rt.block_on(serve_with_channels::<stream::Tokio>(&o))
+}
+
+pub fn run_smol(o: ServerOpts) -> io::Result<()> {
+    SmolRuntime::new(o.threads).block_on(serve_with_channels::<stream::Smol>(&o))
+}
+
+/// The accept loop of tokio and smol, whose fan-out is the idiomatic one: one bounded
+/// channel and one writer task per subscriber (`tokio::sync::mpsc` works on any executor,
+/// so both runtimes run the same channel code).
+async fn serve_with_channels<R: BenchRuntime>(o: &ServerOpts) -> io::Result<()> {
     let subscribers: Arc<Mutex<Vec<tokio::sync::mpsc::Sender<Bytes>>>> = Arc::default();
     if o.fanout {
         let subs = subscribers.clone();
-        std::thread::spawn(move || publish_tokio(&subs));
+        std::thread::spawn(move || publish_channels(&subs));
     }
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", o.port)).await?;
-        println!("ready");
-        loop {
-            let (mut stream, _) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            if o.nodelay {
-                stream.set_nodelay(true)?;
-            }
-            if o.fanout {
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(FANOUT_QUEUE_FRAMES);
-                subscribers.lock().unwrap().push(tx);
-                tokio::spawn(async move {
-                    // The idiomatic writer task: batch what is queued into one write.
-                    let mut batch = Vec::with_capacity(64);
-                    let mut out = Vec::with_capacity(64 * 128);
-                    while rx.recv_many(&mut batch, 64).await > 0 {
-                        out.clear();
-                        for b in batch.drain(..) {
-                            out.extend_from_slice(&b);
-                        }
-                        if stream.write_all(&out).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-                continue;
-            }
-            tokio::spawn(serve_conn(stream, o.read_size));
-        }
+    accept_loop::<R>(o, |stream| {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(FANOUT_QUEUE_FRAMES);
+        subscribers.lock().unwrap().push(tx);
+        drop(R::spawn(channel_writer(rx, stream)));
     })
+    .await
 }
 
-fn publish_tokio(subs: &Mutex<Vec<tokio::sync::mpsc::Sender<Bytes>>>) {
-    let frame = fanout_frame();
-    loop {
-        let list = subs.lock().unwrap().clone();
-        if list.is_empty() {
-            std::thread::sleep(Duration::from_millis(1));
-            continue;
+/// The idiomatic writer task: batch what is queued into one write.
+async fn channel_writer(mut rx: tokio::sync::mpsc::Receiver<Bytes>, mut stream: impl BenchStream) {
+    let mut batch = Vec::with_capacity(64);
+    let mut out = Vec::with_capacity(64 * 128);
+    while rx.recv_many(&mut batch, 64).await > 0 {
+        out.clear();
+        for b in batch.drain(..) {
+            out.extend_from_slice(&b);
         }
-        for s in &list {
-            let _ = s.blocking_send(frame.clone());
+        if stream.send_all(&out).await.is_err() {
+            return;
         }
-        subs.lock().unwrap().retain(|s| !s.is_closed());
     }
+}
+
+fn publish_channels(subs: &Mutex<Vec<tokio::sync::mpsc::Sender<Bytes>>>) {
+    publish(subs, tokio::sync::mpsc::Sender::is_closed, |s, frame| {
+        let _ = s.blocking_send(frame);
+    });
 }
 
 /// The floor: one thread, one epoll loop, no runtime. Reads until `WouldBlock` in
@@ -195,7 +210,7 @@ pub fn run_floor(o: ServerOpts) -> io::Result<()> {
         pending: Vec<u8>,
     }
     let mut poll = Poll::new()?;
-    let mut listener = TcpListener::bind(format!("127.0.0.1:{}", o.port).parse().expect("address"))?;
+    let mut listener = TcpListener::bind(o.addr())?;
     const LISTENER: Token = Token(usize::MAX);
     poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut conns: Vec<Option<Conn>> = Vec::new();
@@ -221,11 +236,7 @@ pub fn run_floor(o: ServerOpts) -> io::Result<()> {
                                 Token(i),
                                 Interest::READABLE | Interest::WRITABLE,
                             )?;
-                            conns[i] = Some(Conn {
-                                stream,
-                                proto: ServerConn::new(o.read_size),
-                                pending: Vec::new(),
-                            });
+                            conns[i] = Some(Conn { stream, proto: o.conn(), pending: Vec::new() });
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => {
