@@ -219,6 +219,20 @@ fn emfile_child() {
         // The same again: the errors are stable, nothing is stuck.
         let again = accept().await.expect_err("accept with no free fd");
         assert!(again.to_string().contains("os error 24"), "accept again at the fd limit: {again:?}");
+        // And they do not spin: the listener backs off (10 ms, doubling), so a loop that
+        // accepts again at once sees a handful of errors in half a second, not thousands.
+        // (An upper bound: a slower machine only sees fewer.)
+        let mut errors = 0;
+        let _ = iocore::time::timeout(Duration::from_millis(500), async {
+            loop {
+                let e = l.accept().await.expect_err("accept with no free fd");
+                assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                errors += 1;
+            }
+        })
+        .await;
+        println!("[emfile] {errors} accept errors in 500 ms of an accept loop (backing off)");
+        assert!(errors <= 20, "{errors} EMFILE errors in 500 ms: the accept loop spins");
         assert!(TcpStream::connect(addr).await.is_err(), "connect with no free fd");
 
         // Free two fds: one accept and one connect succeed again (no new connection has

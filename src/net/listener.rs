@@ -1,17 +1,17 @@
 //! `TcpListener`: bind, accept, incoming.
 
-use crate::io::{Direction, Registration, Waiter};
+use crate::io::Registration;
+use crate::net::accept::Acceptor;
 use crate::net::addr::{resolve, ToSocketAddrs};
 use crate::net::TcpStream;
 use crate::runtime::Handle;
 use futures::Stream;
 use socket2::{Domain, Type};
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// Options for [`TcpListener::bind_with`].
@@ -70,10 +70,18 @@ impl ListenOptions {
 /// ```
 ///
 /// `accept` returns transient errors (`EMFILE`, `ENFILE`, `ECONNABORTED`, `ENOBUFS`) as
-/// the OS reports them (check `raw_os_error()`), and the listener stays usable. Recommended handling: log, sleep briefly (e.g.
-/// 10–100 ms, growing while the error repeats) and accept again; for `EMFILE`, free fds.
+/// the OS reports them (check `raw_os_error()`), and the listener stays usable: log the
+/// error and accept again. After an error that means the process is out of resources
+/// (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) the next accept backs off first (10 ms,
+/// doubling while the error repeats, up to 320 ms), so such a loop neither spins nor
+/// floods the log.
+///
+/// Accepting is fair: each accepted connection ends the accepting task's turn (its next
+/// `accept` goes to the back of the ready queue, behind the connection it spawned), so
+/// under a connect flood the connections already accepted are served before more are
+/// taken from the kernel's backlog.
 pub struct TcpListener {
-    reg: Registration,
+    acceptor: Acceptor,
     /// The core accepted streams live on.
     core: Handle,
     listener: mio::net::TcpListener,
@@ -121,7 +129,7 @@ impl TcpListener {
         let local = listener.local_addr()?;
         let core = crate::runtime::current_or_default();
         let reg = Registration::new(core.driver(), listener.as_raw_fd())?;
-        Ok(TcpListener { reg, core, listener, local })
+        Ok(TcpListener { acceptor: Acceptor::new(reg), core, listener, local })
     }
 
     /// Wraps a bound standard-library listener (made non-blocking).
@@ -138,29 +146,19 @@ impl TcpListener {
 
     /// Accepts a connection. The stream lives on the listener's core.
     /// Any number of tasks may accept on one listener at once; each is woken.
+    ///
+    /// Fair and quiet by default (see the type's docs): one accept per poll of the
+    /// accepting task, and a back-off after resource errors.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let mut waiter = pin!(self.reg.waiter(Direction::Read));
-        poll_fn(|cx| self.accept_with(cx, Some(waiter.as_mut()))).await
+        let (stream, peer) = self.acceptor.accept(|| self.listener.accept()).await?;
+        Ok((TcpStream::from_mio(stream, self.core.clone(), Some(peer))?, peer))
     }
 
     /// Polls for a connection. Only the last task to poll is woken when a connection
     /// arrives (one waker slot): for several accepting tasks, use [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        self.accept_with(cx, None)
-    }
-
-    fn accept_with(
-        &self,
-        cx: &mut Context<'_>,
-        waiter: Option<Pin<&mut Waiter<'_>>>,
-    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        // Accept errors are returned as the OS reported them, so `raw_os_error()` tells
-        // `EMFILE` from `ECONNABORTED` (the listener is the only thing that can fail here).
-        let (stream, peer) = match self.reg.poll_io(cx, Direction::Read, waiter, || self.listener.accept()) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(pair)) => pair,
-        };
+        let (stream, peer) =
+            std::task::ready!(self.acceptor.poll_accept(cx, None, || self.listener.accept()))?;
         Poll::Ready(TcpStream::from_mio(stream, self.core.clone(), Some(peer)).map(|s| (s, peer)))
     }
 

@@ -11,12 +11,14 @@
 //! with `writev`). Everything posted before an owner's send leaves before it. See `post`.
 
 //!
-//! Files: `addr` (address inputs, name resolution), `copy` ([`copy_bidirectional`]), `listener`, `socket` (the socket core
+//! Files: `accept` (fair accepting with back-off, for both listeners), `addr` (address
+//! inputs, name resolution), `copy` ([`copy_bidirectional`]), `listener`, `socket` (the socket core
 //! shared by a stream, its halves and its flusher; the flusher), `stream` (the
 //! [`TcpStream`] API), `split` (the halves), `io_traits` (`AsyncRead`/`AsyncWrite`),
 //! `post` (the post queue and [`PostSender`]), `stream_ops` (the API both stream types
-//! share), `unix` (Unix-domain sockets).
+//! share), `unix` (Unix-domain sockets), `udp` ([`UdpSocket`], [`DatagramSender`]).
 
+mod accept;
 mod addr;
 mod copy;
 mod io_traits;

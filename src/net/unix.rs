@@ -7,17 +7,17 @@
 //!
 //! [`PostSender`]: crate::net::PostSender
 
-use crate::io::{Direction, Registration, Waiter};
+use crate::io::Registration;
+use crate::net::accept::Acceptor;
 use crate::net::socket::{Conn, Owner, Peer, Socket};
 use crate::runtime::Handle;
 use futures::Stream;
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -141,7 +141,7 @@ impl fmt::Debug for UnixStream {
 /// # }
 /// ```
 pub struct UnixListener {
-    reg: Registration,
+    acceptor: Acceptor,
     /// The core accepted streams live on.
     core: Handle,
     listener: mio::net::UnixListener,
@@ -161,7 +161,7 @@ impl UnixListener {
     fn from_mio(listener: mio::net::UnixListener, path: Arc<Path>) -> io::Result<UnixListener> {
         let core = crate::runtime::current_or_default();
         let reg = Registration::new(core.driver(), listener.as_raw_fd())?;
-        Ok(UnixListener { reg, core, listener, path })
+        Ok(UnixListener { acceptor: Acceptor::new(reg), core, listener, path })
     }
 
     /// Wraps a bound standard-library listener (made non-blocking).
@@ -179,28 +179,25 @@ impl UnixListener {
     }
 
     /// Accepts a connection. The stream lives on the listener's core. Any number of tasks
-    /// may accept on one listener at once; each is woken.
+    /// may accept on one listener at once; each is woken. Fair and quiet like
+    /// [`TcpListener::accept`](crate::net::TcpListener::accept): one accept per poll, a
+    /// back-off after resource errors (which are returned as the OS reported them).
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let mut waiter = pin!(self.reg.waiter(Direction::Read));
-        poll_fn(|cx| self.accept_with(cx, Some(waiter.as_mut()))).await
+        let (stream, addr) = self.acceptor.accept(|| self.listener.accept()).await?;
+        Ok((self.stream(stream)?, addr))
     }
 
     /// Polls for a connection. Only the last task to poll is woken when a connection
     /// arrives (one waker slot): for several accepting tasks, use [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
-        self.accept_with(cx, None)
+        let (stream, addr) =
+            std::task::ready!(self.acceptor.poll_accept(cx, None, || self.listener.accept()))?;
+        Poll::Ready(self.stream(stream).map(|s| (s, addr)))
     }
 
-    fn accept_with(
-        &self,
-        cx: &mut Context<'_>,
-        waiter: Option<Pin<&mut Waiter<'_>>>,
-    ) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
-        // As for TCP, accept errors are returned as the OS reported them (`raw_os_error()`).
-        let (stream, addr) =
-            std::task::ready!(self.reg.poll_io(cx, Direction::Read, waiter, || self.listener.accept()))?;
-        let peer = Peer::Path(self.path.clone());
-        Poll::Ready(UnixStream::from_mio(stream, self.core.clone(), Some(peer)).map(|s| (s, addr)))
+    /// An accepted stream, on the listener's core, its peer named by the listener's path.
+    fn stream(&self, stream: mio::net::UnixStream) -> io::Result<UnixStream> {
+        UnixStream::from_mio(stream, self.core.clone(), Some(Peer::Path(self.path.clone())))
     }
 
     /// The local address (the bound path).

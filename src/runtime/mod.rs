@@ -5,6 +5,7 @@
 //! module's `Scheduler`, reached from anywhere through a [`Handle`] (`handle`). The
 //! thread-local context (which core this thread works for) is in `context`.
 
+mod block_on;
 pub(crate) mod context;
 mod handle;
 
@@ -242,7 +243,7 @@ impl IoCore {
             panic!("IoCore::block_on called from inside an iocore worker thread; .await the future instead");
         }
         let _enter = context::enter(self.handle.sched.clone(), false);
-        futures::executor::block_on(future)
+        block_on::block_on(&self.handle, future)
     }
 
     /// Waits until no live task remains (true), or `timeout` passes (false).
