@@ -64,13 +64,13 @@ impl ConnectOptions {
 ///
 /// Receive with [`recv`](Self::recv) (or `futures::io::AsyncRead`), send with
 /// [`send`](Self::send)/[`send_all`](Self::send_all) (or `AsyncWrite`), or hand a
-/// [`PostSender`] to any thread with [`sender`](Self::sender) and
+/// [`PostSender`](crate::net::PostSender) to any thread with [`sender`](Self::sender) and
 /// [`post_send`](Self::post_send) bytes without awaiting. Everything posted before an
 /// owner's `send` leaves before it.
 ///
 /// Dropping the stream (with its halves) still delivers data already posted (bounded by
 /// the linger setting, 30 s if none), then closes; posts after the drop are refused with
-/// [`PostError::Closed`]. [`abort`](Self::abort) closes at once with a reset.
+/// [`PostError::Closed`](crate::net::PostError::Closed). [`abort`](Self::abort) closes at once with a reset.
 ///
 /// ```no_run
 /// use iocore::net::TcpStream;
