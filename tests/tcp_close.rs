@@ -254,6 +254,9 @@ fn dropping_a_stream_still_delivers_posted_data() {
 fn dropping_a_stream_with_posts_from_another_thread_delivers_them() {
     run(2, LIMIT, || async {
         let (client, peer) = pair().await;
+        // Room for all 1 MB: the peer reads only after the drop (this is about delivery,
+        // not backpressure).
+        client.set_post_high_water(4 << 20);
         let sender = client.sender();
         let t = std::thread::spawn(move || {
             let mut v = Vec::new();

@@ -81,8 +81,10 @@ async fn client(addr: std::net::SocketAddr, conn: usize) -> io::Result<()> {
     let payloads: Vec<Vec<u8>> =
         (0..MESSAGES).map(|m| pattern((conn * MESSAGES + m) as u64, size_of(conn, m))).collect();
     let s = if conn % 2 == 0 {
+        // Posted, waiting for room below the high-water mark when the queue is full.
+        let tx = s.sender();
         for p in &payloads {
-            s.post_send(frame(p)).map_err(|e| io::Error::other(format!("post_send: {e}")))?;
+            tx.send(frame(p)).await.map_err(|e| io::Error::other(format!("post: {e}")))?;
         }
         check_echoes(&s, &payloads).await?;
         s

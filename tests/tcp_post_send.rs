@@ -41,6 +41,8 @@ fn posts_from_8_threads_while_owner_is_blocked_in_its_poll() {
         let (l, addr) = listener().await;
         let owner = iocore::spawn(async move {
             let s = TcpStream::connect(addr).await.expect("connect");
+            // Room for everything: this is about order while the queue cannot drain.
+            s.set_post_high_water(4 << 20);
             let sender = s.sender();
             let start = Arc::new(Barrier::new(POSTERS + 1));
             let threads: Vec<_> = (0..POSTERS)
@@ -299,6 +301,7 @@ fn would_exceed_hands_data_back_and_ready_completes_when_peer_reads() {
 fn posted_data_leaves_before_a_later_send_all() {
     run(2, LIMIT, || async {
         let (client, peer) = pair().await;
+        client.set_post_high_water(4 << 20);
         let reader = iocore::spawn(async move { recv_to_end(&peer, 256 << 20).await.expect("peer recv") });
         let mut want = Vec::new();
         // Owner posts (enough to keep the flusher busy), then send_all.
@@ -475,4 +478,41 @@ fn shutdown_racing_with_posts_loses_nothing_accepted() {
 #[test]
 fn drop_racing_with_posts_loses_nothing_accepted() {
     close_racing_with_posts_loses_nothing_accepted(true);
+}
+
+/// Posts 40 KiB buffers from inside the only worker's task (so the flusher cannot run in
+/// between) until one is refused; returns how many were accepted.
+async fn posts_accepted_before_the_mark(stream: iocore::net::TcpStream) -> usize {
+    iocore::spawn(async move {
+        let mut accepted = 0;
+        while accepted < 100 {
+            match stream.post_send(vec![0u8; 40 * 1024]) {
+                Ok(()) => accepted += 1,
+                Err(PostError::WouldExceed(back)) => {
+                    assert_eq!(back.len(), 40 * 1024);
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        accepted
+    })
+    .await
+    .expect("poster")
+}
+
+#[test]
+fn the_default_mark_is_64_kib_and_a_builder_sets_a_core_wide_one() {
+    assert_eq!(iocore::net::DEFAULT_HIGH_WATER, 64 * 1024);
+    // 64 KiB: 40 KiB and 80 KiB are below it when posted; 120 KiB is not.
+    run(1, LIMIT, || async {
+        let (client, _peer) = pair().await;
+        assert_eq!(posts_accepted_before_the_mark(client).await, 2);
+    });
+    let builder = iocore::IoCore::builder().threads(1).post_high_water(200 * 1024);
+    support::net::run_on(builder, LIMIT, || async {
+        let (client, _peer) = pair().await;
+        // 0, 40, ..., 160 KiB queued are below 200 KiB: five posts, the sixth is refused.
+        assert_eq!(posts_accepted_before_the_mark(client).await, 5);
+    });
 }

@@ -102,7 +102,8 @@ macro_rules! stream_ops {
                 self.sock().abort();
             }
 
-            /// Sets the high-water mark of posted bytes (default 4 MiB) above which `post_send`
+            /// Sets the high-water mark of posted bytes (default: the core's,
+            /// [`Builder::post_high_water`]($crate::Builder::post_high_water)) above which `post_send`
             /// returns [`PostError::WouldExceed`]($crate::net::PostError::WouldExceed).
             pub fn set_post_high_water(&self, bytes: usize) {
                 self.sock().post.set_high_water(bytes);

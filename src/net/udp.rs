@@ -190,7 +190,7 @@ impl UdpSocket {
         let udp = Arc::new_cyclic(|me: &Weak<Udp>| Udp {
             reg,
             sock,
-            post: Arc::new(PostQueue::new(me.clone())),
+            post: Arc::new(PostQueue::new(me.clone(), core.sched.post_high_water)),
             core,
             owner_gone: AtomicBool::new(false),
             peer,
@@ -313,7 +313,7 @@ impl UdpSocket {
         PostSender { queue: self.udp.post.clone() }
     }
 
-    /// Sets the high-water mark of posted bytes (default 4 MiB; each datagram counts its
+    /// Sets the high-water mark of posted bytes (default: the core's, [`Builder::post_high_water`](crate::Builder::post_high_water); each datagram counts its
     /// payload plus [`DATAGRAM_OVERHEAD`]).
     pub fn set_post_high_water(&self, bytes: usize) {
         self.udp.post.set_high_water(bytes);

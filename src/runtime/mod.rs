@@ -57,6 +57,7 @@ pub struct Builder {
     thread_name: String,
     max_blocking_threads: usize,
     blocking_keep_alive: Duration,
+    post_high_water: usize,
 }
 
 /// What [`IoCore::shutdown`] did.
@@ -85,6 +86,7 @@ impl Default for Builder {
             thread_name: "iocore-worker".into(),
             max_blocking_threads: DEFAULT_MAX_BLOCKING,
             blocking_keep_alive: DEFAULT_BLOCKING_KEEP_ALIVE,
+            post_high_water: crate::net::DEFAULT_HIGH_WATER,
         }
     }
 }
@@ -112,6 +114,15 @@ impl Builder {
     /// How long an idle blocking-pool thread waits for work before it exits (default 10 s).
     pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Self {
         self.blocking_keep_alive = keep_alive;
+        self
+    }
+
+    /// The default high-water mark of the `post_send` queue of each socket made on this
+    /// core (default [`DEFAULT_HIGH_WATER`](crate::net::DEFAULT_HIGH_WATER), 64 KiB; at
+    /// least 1; per socket: `set_post_high_water`). It bounds the memory a client that does
+    /// not read can hold: its mark plus one buffer per posting thread.
+    pub fn post_high_water(mut self, bytes: usize) -> Self {
+        self.post_high_water = bytes.max(1);
         self
     }
 
@@ -147,7 +158,7 @@ impl Builder {
             keep_alive: self.blocking_keep_alive,
             thread_name: format!("{}-blocking", self.thread_name),
         };
-        let sched = Scheduler::new(threads, blocking)
+        let sched = Scheduler::new(threads, blocking, self.post_high_water)
             .map_err(|e| io::Error::new(e.kind(), format!("iocore: creating the event queue: {e}")))?;
         let (exit_tx, exited) = mpsc::channel();
         let mut core = IoCore {

@@ -83,6 +83,8 @@ static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Everything the workers, wakers and handles of one core share.
 pub(crate) struct Scheduler {
+    /// The default post high-water mark of this core's sockets (`Builder::post_high_water`).
+    pub(crate) post_high_water: usize,
     /// The sched-role's inbox (see the module docs).
     front: Inbox<Header>,
     /// The global FIFO of ready tasks.
@@ -151,10 +153,17 @@ pub(crate) struct BlockingConfig {
 
 impl Scheduler {
     /// A scheduler for `threads` workers (started by the caller with [`run_worker`]).
-    pub(crate) fn new(threads: usize, blocking: BlockingConfig) -> io::Result<Arc<Scheduler>> {
+    /// `post_high_water`: the default high-water mark of the post queues of sockets made on
+    /// this core (kept here for them; the scheduler does not use it).
+    pub(crate) fn new(
+        threads: usize,
+        blocking: BlockingConfig,
+        post_high_water: usize,
+    ) -> io::Result<Arc<Scheduler>> {
         let (poller, driver) = crate::io::driver_pair()?;
         let locals: Vec<Worker<RawTask>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         Ok(Arc::new(Scheduler {
+            post_high_water,
             front: Inbox::new(),
             ready: Injector::new(),
             stealers: locals.iter().map(|w| w.stealer()).collect(),

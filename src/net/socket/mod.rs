@@ -58,7 +58,7 @@ impl Socket {
         Ok(Arc::new_cyclic(|me: &Weak<Socket>| Socket {
             reg,
             stream,
-            post: Arc::new(PostQueue::new(me.clone())),
+            post: Arc::new(PostQueue::new(me.clone(), core.sched.post_high_water)),
             core,
             owners: AtomicUsize::new(0),
             fin_sent: AtomicBool::new(false),
