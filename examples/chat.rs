@@ -16,6 +16,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "shared/log_limit.rs"]
+mod log_limit;
+use log_limit::LogLimit;
+
 /// A line-based chat server on 127.0.0.1.
 #[derive(Parser)]
 struct Cli {
@@ -69,9 +73,16 @@ fn main() -> std::io::Result<()> {
 }
 
 async fn serve(listener: TcpListener, room: Room) -> std::io::Result<()> {
+    // An accept error (out of fds, ...) is transient: the listener backs off by itself;
+    // log at most once a second and keep serving.
+    let mut accept_errors = LogLimit::default();
     loop {
-        let (stream, _) = listener.accept().await?;
-        iocore::spawn(client(stream, room.clone()));
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                iocore::spawn(client(stream, room.clone()));
+            }
+            Err(e) => accept_errors.log("accept", e),
+        }
     }
 }
 

@@ -14,6 +14,10 @@ use iocore::signal::{signal, SignalKind};
 use iocore::IoCore;
 use std::time::Duration;
 
+#[path = "shared/log_limit.rs"]
+mod log_limit;
+use log_limit::LogLimit;
+
 /// How long connections get to finish after a stop signal.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -51,6 +55,7 @@ fn main() -> std::io::Result<()> {
         let (stop, stopping) = oneshot::channel::<()>();
         let stopping = stopping.shared();
         let mut accepted = 0u64;
+        let mut accept_errors = LogLimit::default();
         loop {
             select! {
                 conn = listener.accept().fuse() => match conn {
@@ -58,11 +63,9 @@ fn main() -> std::io::Result<()> {
                         accepted += 1;
                         iocore::spawn(echo(stream, idle_timeout, stopping.clone()));
                     }
-                    Err(e) => {
-                        // Transient (e.g. out of fds): back off briefly and keep serving.
-                        eprintln!("{e}");
-                        iocore::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    // Transient (e.g. out of fds): the listener backs off by itself; log at
+                    // most once a second.
+                    Err(e) => accept_errors.log("accept", e),
                 },
                 _ = interrupt.recv().fuse() => break,
                 _ = terminate.recv().fuse() => break,

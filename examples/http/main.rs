@@ -10,6 +10,8 @@
 //! 413 Payload Too Large. On SIGINT or SIGTERM the iocore server stops accepting,
 //! lets in-flight requests finish (5 s grace), and exits 0.
 
+#[path = "../shared/log_limit.rs"]
+mod log_limit;
 mod server;
 
 use clap::{Parser, ValueEnum};

@@ -4,6 +4,7 @@
 //! implements tokio's IO traits with the `tokio` feature) and the accept loops of both
 //! runtimes.
 
+use crate::log_limit::LogLimit;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -133,13 +134,14 @@ pub async fn serve(
     max_body: usize,
 ) -> io::Result<()> {
     let exec = IoCoreExecutor::current();
+    // Out of file descriptors and the like: the listener backs off by itself; log at most
+    // once a second.
+    let mut accept_errors = LogLimit::default();
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                eprintln!("accept: {e}");
-                iocore::time::sleep(Duration::from_millis(20)).await;
+                accept_errors.log("accept", e);
                 continue;
             }
         };

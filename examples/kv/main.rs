@@ -7,6 +7,8 @@
 //! `--help` lists the options. On SIGINT or SIGTERM the iocore server stops accepting,
 //! answers the requests it has read, closes its connections and exits 0.
 
+#[path = "../shared/log_limit.rs"]
+mod log_limit;
 mod resp;
 mod server;
 

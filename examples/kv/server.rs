@@ -1,5 +1,6 @@
 //! The iocore side of the kv server: one task per connection, replies through `post_send`.
 
+use crate::log_limit::LogLimit;
 use crate::resp::{Conn, Limits, Status, Store};
 use futures::future::FutureExt;
 use futures::select;
@@ -88,13 +89,15 @@ pub async fn serve_until<S>(listener: TcpListener, server: Arc<Server>, stopping
 where
     S: Future + Clone + Unpin + Send + 'static,
 {
+    // Accept errors (out of fds, ...): the listener backs off by itself; log them at most
+    // once a second.
+    let mut accept_errors = LogLimit::default();
     loop {
         let (stream, _) = select! {
             conn = listener.accept().fuse() => match conn {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("accept: {e}");
-                    iocore::time::sleep(std::time::Duration::from_millis(20)).await;
+                    accept_errors.log("accept", e);
                     continue;
                 }
             },
