@@ -4,6 +4,8 @@
 //! `cargo test --features tokio --test http_hyper`.
 #![cfg(feature = "tokio")]
 
+#[path = "../examples/shared/log_limit.rs"]
+mod log_limit;
 #[path = "../examples/http/server.rs"]
 mod server;
 mod support;

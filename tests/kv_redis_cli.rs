@@ -1,6 +1,8 @@
 //! The kv example served on iocore, driven by the real `redis-cli` (Debian `redis-tools`,
 //! installed by `.ci/run`), plus malformed input over a raw socket.
 
+#[path = "../examples/shared/log_limit.rs"]
+mod log_limit;
 #[path = "../examples/kv/resp.rs"]
 #[allow(dead_code)]
 mod resp;

@@ -2,6 +2,8 @@
 //! clients: memory per client under pipelining, protocol limits, idle timeouts. Bounds are
 //! checked by counts and outcomes, never by timing.
 
+#[path = "../examples/shared/log_limit.rs"]
+mod log_limit;
 #[path = "../examples/kv/resp.rs"]
 #[allow(dead_code)]
 mod resp;
