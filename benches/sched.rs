@@ -10,7 +10,10 @@
 //! current-thread runtime and a 1-thread smol executor. Memory per parked task is measured in a
 //! child process per runtime (RSS growth ÷ N), so allocator state does not leak between
 //! runs. `timers` runs 100k timers (a load test: lateness is queueing delay) and 1k timers
-//! (precision under light load). Nothing here is asserted: timing belongs to benchmarks, not tests.
+//! (precision under light load). `run with N parked` is the scheduler's cost per task run
+//! (a wake, a poll, a new deadline) while N tasks wait on far deadlines, for N from 1k to
+//! 1M, and the last line its growth from 1k to 1M per runtime. Nothing here is asserted:
+//! timing belongs to benchmarks, not tests.
 
 #[path = "common/smol_rt.rs"]
 mod smol_rt;
@@ -198,6 +201,121 @@ fn chained_spawn<R: Runtime>(rt: &R) {
     });
 }
 
+/// One parked task of [`parked_scaling`]: a flag its waker checks.
+struct Slot {
+    woken: std::sync::atomic::AtomicBool,
+    waker: futures::task::AtomicWaker,
+}
+
+impl Slot {
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// Counts task runs and wakes the driver when a target is reached.
+struct Runs {
+    done: AtomicUsize,
+    target: AtomicUsize,
+    waker: futures::task::AtomicWaker,
+}
+
+impl Runs {
+    fn ran(&self) {
+        if self.done.fetch_add(1, Ordering::AcqRel) + 1 >= self.target.load(Ordering::Acquire) {
+            self.waker.wake();
+        }
+    }
+
+    /// Waits until `target` runs in all were counted.
+    async fn reach(&self, target: usize) {
+        self.target.store(target, Ordering::Release);
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            if self.done.load(Ordering::Acquire) >= target {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Tasks woken per round, and rounds, of [`parked_scaling`].
+const SCALING_WAKES: usize = 1000;
+const SCALING_ROUNDS: usize = 20;
+
+/// The scheduler's cost per task run with `n` tasks parked on far deadlines: each round
+/// wakes [`SCALING_WAKES`] of them (spread over all), each runs once and parks again on a
+/// new deadline; returns µs per wake-and-run. (Setting up and tearing down the `n` tasks is
+/// not timed.)
+fn parked_scaling<R: Runtime>(rt: &R, n: usize) -> f64 {
+    let runs = Arc::new(Runs {
+        done: AtomicUsize::new(0),
+        target: AtomicUsize::new(usize::MAX),
+        waker: Default::default(),
+    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slots: Vec<Arc<Slot>> =
+        (0..n).map(|_| Arc::new(Slot { woken: Default::default(), waker: Default::default() })).collect();
+    for (i, slot) in slots.iter().enumerate() {
+        let (slot, runs, stop) = (slot.clone(), runs.clone(), stop.clone());
+        drop(rt.spawn_remote(async move {
+            loop {
+                // A far deadline, distinct per task and per run.
+                let sleep = R::sleep(Duration::from_secs(3600) + Duration::from_micros(i as u64 * 7));
+                let flag = std::future::poll_fn(|cx| {
+                    slot.waker.register(cx.waker());
+                    if slot.woken.swap(false, Ordering::AcqRel) {
+                        std::task::Poll::Ready(())
+                    } else {
+                        std::task::Poll::Pending
+                    }
+                });
+                futures::future::select(std::pin::pin!(sleep), std::pin::pin!(flag)).await;
+                // Read before counting: the driver sets `stop` only after counting this run,
+                // so a task that read `false` is still there for the stop round's wake.
+                let stopping = stop.load(Ordering::Acquire);
+                runs.ran();
+                if stopping {
+                    return;
+                }
+            }
+        }));
+    }
+    // Every task has registered its waker once it parked: count them in with one wake each.
+    rt.block_on(async {
+        for s in &slots {
+            s.wake();
+        }
+        runs.reach(n).await;
+    });
+    let stride = (n / SCALING_WAKES).max(1);
+    let start = Instant::now();
+    rt.block_on(async {
+        let mut expect = n;
+        for round in 0..SCALING_ROUNDS {
+            for k in 0..SCALING_WAKES.min(n) {
+                slots[(k * stride + round) % n].wake();
+            }
+            expect += SCALING_WAKES.min(n);
+            runs.reach(expect).await;
+        }
+    });
+    let per_run = start.elapsed().as_secs_f64() * 1e6 / (SCALING_ROUNDS * SCALING_WAKES.min(n)) as f64;
+    stop.store(true, Ordering::Release);
+    rt.block_on(async {
+        let before = runs.done.load(Ordering::Acquire);
+        for s in &slots {
+            s.wake();
+        }
+        runs.reach(before + n).await;
+    });
+    per_run
+}
+
 struct TimerStats {
     total: Duration,
     late_p50: Duration,
@@ -329,6 +447,9 @@ fn main() {
     }
     let runs =
         args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(7);
+    // `--only NAME`: just the rows whose name contains NAME (e.g. `parked`, `timers`).
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1).cloned());
+    let want = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
 
     let io2 = iocore_rt(THREADS);
     let tk2 = tokio_mt();
@@ -344,12 +465,16 @@ fn main() {
     println!("|----------------------------|----------------|----------------|----------------|----------------|---------------|");
     macro_rules! bench {
         ($name:literal, $f:ident) => {{
-            row($name, "ms", &alternate(runs, [&mut || $f(&io2), &mut || $f(&tk2), &mut || $f(&sm2)]));
-            row(
-                concat!($name, " 1t"),
-                "ms",
-                &alternate(runs, [&mut || $f(&io1), &mut || $f(&tk1), &mut || $f(&sm1)]),
-            );
+            if !want($name) {
+                // skipped by --only
+            } else {
+                row($name, "ms", &alternate(runs, [&mut || $f(&io2), &mut || $f(&tk2), &mut || $f(&sm2)]));
+                row(
+                    concat!($name, " 1t"),
+                    "ms",
+                    &alternate(runs, [&mut || $f(&io1), &mut || $f(&tk1), &mut || $f(&sm1)]),
+                );
+            }
         }};
     }
     bench!("spawn_many_local", spawn_many_local);
@@ -358,7 +483,7 @@ fn main() {
     bench!("ping_pong", ping_pong);
     bench!("chained_spawn", chained_spawn);
 
-    for (count, label) in [(100_000, "100k"), (1_000, "1k")] {
+    for (count, label) in [(100_000, "100k"), (1_000, "1k")].into_iter().filter(|_| want("timers")) {
         let mut t: [Vec<TimerStats>; RUNTIMES] = Default::default();
         for _ in 0..runs.min(3) {
             t[0].push(timers(&io2, count));
@@ -372,9 +497,36 @@ fn main() {
         row(&format!("timers {label} lateness p50"), "ms", &ms(|s| s.late_p50));
         row(&format!("timers {label} lateness p99"), "ms", &ms(|s| s.late_p99));
     }
-    drop((io2, tk2, sm2, io1, tk1, sm1));
+    drop((io1, tk1, sm1));
 
-    let n = 500_000;
-    row("memory per parked task", "B", &["iocore", "tokio", "smol"].map(|rt| vec![mem_per_task(rt, n)]));
+    // Scheduler scaling: µs per wake-and-run with N tasks parked on deadlines.
+    let mut per_size = Vec::new();
+    for (n, label) in [(1_000, "1k"), (10_000, "10k"), (100_000, "100k"), (1_000_000, "1M")]
+        .into_iter()
+        .filter(|_| want("run with parked"))
+    {
+        let mut t: [Vec<f64>; RUNTIMES] = Default::default();
+        for _ in 0..runs.min(3) {
+            t[0].push(parked_scaling(&io2, n));
+            t[1].push(parked_scaling(&tk2, n));
+            t[2].push(parked_scaling(&sm2, n));
+        }
+        row(&format!("run with {label} parked"), "µs", &t);
+        per_size.push(t.map(|v| stats::median(&v)));
+    }
+    drop((io2, tk2, sm2));
+
+    if want("memory per parked task") {
+        let n = 500_000;
+        row("memory per parked task", "B", &["iocore", "tokio", "smol"].map(|rt| vec![mem_per_task(rt, n)]));
+    }
     println!("\n{}", stats::RATIO_LEGEND);
+    if let (Some(first), Some(last)) = (per_size.first(), per_size.last()) {
+        println!(
+            "\nScaling, cost per run with 1M ÷ with 1k parked tasks: iocore {:.2}, tokio {:.2}, smol {:.2}",
+            last[0] / first[0],
+            last[1] / first[1],
+            last[2] / first[2]
+        );
+    }
 }
