@@ -121,7 +121,8 @@ fn peer_half_close_we_read_eof_and_can_still_send_back() {
             for i in 0..3 {
                 let c = pattern(10 + i, 100_000);
                 v.extend_from_slice(&c);
-                sender.post_send(c).expect("post after the peer's FIN");
+                // Waiting for room when the queue is at its mark (64 KiB by default).
+                futures::executor::block_on(sender.send(c)).expect("post after the peer's FIN");
             }
             v
         })

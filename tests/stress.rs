@@ -154,6 +154,8 @@ fn close_wakeup_storm() {
             for i in 0..STORM_SOCKETS {
                 let (c, s) = futures::join!(TcpStream::connect(addr), l.accept());
                 let (client, peer) = (c.expect("connect"), s.expect("accept").0);
+                // The owner's posts must be accepted while the socket is open: room for all.
+                client.set_post_high_water(16 << 20);
                 let log = Arc::new(SockLog::default());
                 // The peer reads until its one end-of-stream, then checks it is sticky.
                 let plog = log.clone();

@@ -215,6 +215,8 @@ fn dropping_a_stream_still_delivers_posted_data() {
         let (l, addr) = listener().await;
         let client = TcpStream::connect(addr).await.expect("connect");
         let (peer, _) = l.accept().await.expect("accept");
+        // Room for all 3 MiB: the peer reads only after the drop.
+        client.set_post_high_water(4 << 20);
         let sender = client.sender();
         let mut want = Vec::new();
         for i in 0..48 {

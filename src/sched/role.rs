@@ -2,22 +2,23 @@
 //! kernel event queue and the deadlines (see the parent module's docs for the order).
 //!
 //! The role's state is only touched by the role holder (it sits behind the role lock):
-//! the poller of the kernel queue, the deadline heap of parked tasks, a scratch vector.
+//! the poller of the kernel queue, the parked tasks by deadline (a timer wheel in front
+//! of a heap, `util::wheel`), a scratch vector.
 
 use super::Scheduler;
 use crate::io::Poller;
 use crate::task::raw::RawTask;
 use crate::task::Header;
 use crate::time::clock::Deadline;
-use crate::util::heap::SlotHeap;
+use crate::util::wheel::TimerWheel;
 use std::sync::atomic::Ordering::*;
 
 /// What the holder of the sched-role owns.
 pub(super) struct RoleState {
     poller: Poller,
-    /// Parked tasks with a deadline. A task is in it only while `IN_HEAP` is set in its
-    /// state, and only this heap touches its slot.
-    heap: SlotHeap<Deadline, RawTask>,
+    /// Parked tasks with a deadline (keyed by `Deadline::as_nanos`). A task is in it only
+    /// while `IN_HEAP` is set in its state, and only this wheel touches its slot.
+    heap: TimerWheel<RawTask>,
     /// Tasks taken from the front queue, between two lines of `drain_front`.
     scratch: Vec<*mut Header>,
 }
@@ -27,7 +28,7 @@ unsafe impl Send for RoleState {}
 
 impl RoleState {
     pub(super) fn new(poller: Poller) -> RoleState {
-        RoleState { poller, heap: SlotHeap::new(), scratch: Vec::new() }
+        RoleState { poller, heap: TimerWheel::new(Deadline::now().as_nanos()), scratch: Vec::new() }
     }
 
     /// One schedule step. `block`: wait in the kernel queue if nothing is ready.
@@ -48,8 +49,9 @@ impl RoleState {
     }
 
     /// The nearest deadline of a parked task or a slow-path timer.
-    fn next_deadline(&self, sched: &Scheduler) -> Deadline {
-        let task = self.heap.peek_key().unwrap_or(Deadline::NEVER);
+    fn next_deadline(&mut self, sched: &Scheduler) -> Deadline {
+        let task =
+            self.heap.peek_key(Deadline::now().as_nanos()).map_or(Deadline::NEVER, Deadline::from_nanos);
         let timer = sched.timers.first_group().map_or(Deadline::NEVER, Deadline::from_nanos);
         task.min(timer)
     }
@@ -102,7 +104,7 @@ impl RoleState {
         if !deadline.is_never() {
             // SAFETY: the task just left the heap (or was never in it), and only this
             // heap touches its slot while it is in it.
-            unsafe { self.heap.insert(deadline, task) };
+            unsafe { self.heap.insert(deadline.as_nanos(), task) };
         }
         false
     }
@@ -111,7 +113,7 @@ impl RoleState {
     fn expire(&mut self, sched: &Scheduler) -> usize {
         let now = Deadline::now();
         let mut produced = 0;
-        while let Some(task) = self.heap.pop_up_to(now) {
+        while let Some(task) = self.heap.pop_up_to(now.as_nanos()) {
             // If a waker got there first, the task is in the front queue already.
             if task.header().state.expire() {
                 sched.counters.unparked();

@@ -3,8 +3,8 @@
 //!
 //! Each item records its slot (a task keeps it in its header), so an item leaving early (a
 //! task woken before its deadline) is removed in O(log n) instead of lingering as a stale
-//! entry. Entries are ordered by `(key, seq)`, `seq` an insertion counter: items with equal
-//! keys leave in insertion order.
+//! entry. Entries are ordered by `(key, seq)`, `seq` an insertion counter kept by the
+//! caller: items with equal keys leave in insertion order.
 
 /// Something that can live in a [`SlotHeap`] and remembers where.
 pub(crate) trait HeapSlot: Copy {
@@ -31,12 +31,11 @@ struct Entry<K, T> {
 /// See the module docs.
 pub(crate) struct SlotHeap<K: Ord + Copy, T: HeapSlot> {
     entries: Vec<Entry<K, T>>,
-    seq: u64,
 }
 
 impl<K: Ord + Copy, T: HeapSlot> SlotHeap<K, T> {
     pub(crate) fn new() -> Self {
-        SlotHeap { entries: Vec::new(), seq: 0 }
+        SlotHeap { entries: Vec::new() }
     }
 
     /// The smallest key.
@@ -44,15 +43,14 @@ impl<K: Ord + Copy, T: HeapSlot> SlotHeap<K, T> {
         self.entries.first().map(|e| e.key.0)
     }
 
-    /// Inserts `item` under `key`.
+    /// Inserts `item` under `key`; `seq` orders it among equal keys (lower first).
     ///
     /// # Safety
     /// `item` is in no heap, and while it is in this one nothing but this heap touches
     /// its slot.
-    pub(crate) unsafe fn insert(&mut self, key: K, item: T) {
-        self.seq += 1;
+    pub(crate) unsafe fn insert(&mut self, key: K, seq: u64, item: T) {
         let i = self.entries.len();
-        self.entries.push(Entry { key: (key, self.seq), item });
+        self.entries.push(Entry { key: (key, seq), item });
         // SAFETY: the caller hands the item's slot to this heap.
         unsafe { item.set_slot(i as u32) };
         self.sift_up(i);
@@ -157,7 +155,7 @@ mod tests {
         let mut heap = SlotHeap::new();
         for (i, s) in slots.iter().enumerate() {
             // SAFETY: each item is inserted once, into this heap only.
-            unsafe { heap.insert(((i * 7919) % 50) as u64, Item(s, i)) };
+            unsafe { heap.insert(((i * 7919) % 50) as u64, i as u64, Item(s, i)) };
         }
         for i in (0..200).step_by(3) {
             // SAFETY: the item is in this heap.

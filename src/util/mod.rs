@@ -2,7 +2,9 @@
 //! the scheduler.
 //!
 //! - `inbox`: the lock-free MPSC intrusive queue with take-all behind the front queue;
-//! - `heap`: the binary min-heap with O(log n) removal behind the deadline heap (`SlotHeap`);
+//! - `wheel`: the parked tasks by deadline (`TimerWheel`): a hierarchical timing wheel for
+//!   far deadlines in front of `heap`, the binary min-heap with O(log n) removal
+//!   (`SlotHeap`) that orders the near ones exactly;
 //! - `waker_map`: keyed wakers with owned registrations (slow-path timers, `park` under a
 //!   foreign waker);
 //! - `wait_list`: wakers waiting for a condition, woken all at once (post queues, signals);
@@ -12,6 +14,7 @@ pub(crate) mod heap;
 pub(crate) mod inbox;
 pub(crate) mod wait_list;
 pub(crate) mod waker_map;
+pub(crate) mod wheel;
 
 /// A value on a cache line of its own (128 bytes: two lines, for the adjacent-line
 /// prefetcher), so that fields written by different threads at different rates do not
