@@ -50,6 +50,8 @@ struct Scenario {
     hog: bool,
     /// Open loop at this many messages/s in total (0: closed loop).
     rate: f64,
+    /// The server reads under an idle timeout of this many ms, reset per message (0: none).
+    read_timeout_ms: u64,
 }
 
 /// The defaults: a closed loop of 100 connections, 1 message in flight each, 128-byte
@@ -65,6 +67,7 @@ const CLOSED: Scenario = Scenario {
     secs: 0.0,
     hog: false,
     rate: 0.0,
+    read_timeout_ms: 0,
 };
 
 /// 100 ping-pong connections and the hog, for 5 s.
@@ -83,6 +86,8 @@ const SCENARIOS: &[Scenario] = &[
     HOG,
     Scenario { name: "hog1", server_threads: 1, ..HOG },
     Scenario { name: "open", target: u64::MAX, secs: 5.0, rate: 20_000.0, ..CLOSED },
+    // 10k connections, each read under a 100 ms idle timeout reset per message.
+    Scenario { name: "churn", connections: 10_000, read_timeout_ms: 100, ..CLOSED },
 ];
 
 fn scenario(name: &str) -> Result<Scenario, String> {
@@ -130,6 +135,18 @@ enum Cmd {
     Client(ClientArgs),
     /// Run servers and clients of each runtime as child processes and print markdown tables.
     Compare(CompareArgs),
+    /// Server memory per idle connection, per runtime: RSS growth ÷ connections while each
+    /// connection's task waits in `recv`.
+    Memory(MemoryArgs),
+}
+
+#[derive(Args)]
+struct MemoryArgs {
+    #[arg(long, default_value_t = 5000)]
+    connections: usize,
+    /// Alternating rounds per runtime.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -180,6 +197,13 @@ struct ServerArgs {
     /// Burn this many µs of CPU per hog-marked message (the hog scenario).
     #[arg(long, default_value_t = 0)]
     hog_burn_us: u64,
+    /// Read under an idle timeout of this many ms, reset per message (0: none; the churn
+    /// scenario); an idle connection is closed.
+    #[arg(long, default_value_t = 0)]
+    read_timeout_ms: u64,
+    /// Connections only wait in `recv` (for `memory`).
+    #[arg(long)]
+    idle: bool,
 }
 
 // The flags without a default override the scenario's setting.
@@ -187,7 +211,7 @@ struct ServerArgs {
 struct ClientArgs {
     #[arg(long, value_enum, default_value_t = ClientRuntime::Tokio)]
     runtime: ClientRuntime,
-    /// basic, single, parallel, big, massive, fanout, hog, hog1 or open (benches/PROTOCOL.md).
+    /// basic, single, parallel, big, massive, fanout, hog, hog1, open or churn (benches/PROTOCOL.md).
     #[arg(long, default_value = "basic", value_parser = scenario)]
     scenario: Scenario,
     /// A tenth of the target messages (a fifth of the time of fanout and hog).
@@ -292,7 +316,71 @@ fn main() {
         Cmd::Server(args) => run_server(&args),
         Cmd::Client(args) => run_client(&args),
         Cmd::Compare(args) => compare(&args),
+        Cmd::Memory(args) => memory(&args),
     }
+}
+
+/// The resident set of process `pid`, in bytes.
+fn rss_of(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok());
+    kb.unwrap_or(f64::NAN) * 1024.0
+}
+
+/// `msgbench memory`: for each runtime in turn, a 2-worker server whose connections wait in
+/// `recv`; its RSS before and after `connections` clients connected (blocking clients in
+/// this process), divided by the count.
+fn memory(args: &MemoryArgs) {
+    let runtimes = ["iocore", "tokio", "smol"];
+    let mut per_conn: [Vec<f64>; 3] = Default::default();
+    for round in 0..args.runs {
+        for (i, rt) in runtimes.iter().enumerate() {
+            eprintln!("[memory] run {}/{}: {rt}", round + 1, args.runs);
+            let port = free_port();
+            let server = ServerProc::start(rt, 2, port, &["--idle".to_string()], &None);
+            let pid = server.child.id();
+            let settle = || std::thread::sleep(Duration::from_millis(300));
+            settle();
+            let before = rss_of(pid);
+            let clients: Vec<std::net::TcpStream> = (0..args.connections)
+                .map(|_| {
+                    std::net::TcpStream::connect(("127.0.0.1", port))
+                        .unwrap_or_else(|e| die(&format!("connect: {e}")))
+                })
+                .collect();
+            // Until every connection was accepted and its task parked: the RSS stops growing.
+            let mut last = rss_of(pid);
+            loop {
+                settle();
+                let now = rss_of(pid);
+                if now == last {
+                    break;
+                }
+                last = now;
+            }
+            per_conn[i].push((last - before) / args.connections as f64);
+            drop(clients);
+        }
+    }
+    println!("### Server memory per idle connection ({} connections, 2 workers)\n", args.connections);
+    println!("| iocore | tokio | smol | iocore ÷ tokio | iocore ÷ smol |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {:.0} B | {:.0} B | {:.0} B | {} | {} |",
+        stats::median(&per_conn[0]),
+        stats::median(&per_conn[1]),
+        stats::median(&per_conn[2]),
+        stats::Ratio::of(&per_conn[0], &per_conn[1]),
+        stats::Ratio::of(&per_conn[0], &per_conn[2]),
+    );
+    println!(
+        "\nRSS growth of the server process ÷ connections, median of {} rounds. {}.",
+        args.runs,
+        stats::RATIO_LEGEND
+    );
 }
 
 fn run_server(args: &ServerArgs) {
@@ -303,6 +391,8 @@ fn run_server(args: &ServerArgs) {
         read_size: args.read_size,
         fanout: args.fanout,
         hog_burn: Duration::from_micros(args.hog_burn_us),
+        read_timeout: (args.read_timeout_ms > 0).then(|| Duration::from_millis(args.read_timeout_ms)),
+        idle: args.idle,
     };
     let r = match args.runtime {
         ServerRuntime::Iocore => server::run_iocore(opts),
@@ -531,6 +621,9 @@ fn run_pair(
     }
     if sc.hog {
         extra.extend(["--hog-burn-us".to_string(), HOG_BURN.as_micros().to_string()]);
+    }
+    if sc.read_timeout_ms > 0 {
+        extra.extend(["--read-timeout-ms".to_string(), sc.read_timeout_ms.to_string()]);
     }
     let server = ServerProc::start(server_rt, sc.server_threads, port, &extra, &cpus.0);
     let exe = std::env::current_exe().expect("own path");

@@ -22,6 +22,11 @@ pub struct ServerOpts {
     pub fanout: bool,
     /// CPU time burnt per hog-marked message (`proto::HOG_MARK`); zero: none.
     pub hog_burn: Duration,
+    /// Each read waits under this idle timeout, reset per message (the timeout-churn
+    /// scenario); a connection idle for longer is closed.
+    pub read_timeout: Option<Duration>,
+    /// Connections only wait in `recv` with a 16-byte buffer (the idle-memory measurement).
+    pub idle: bool,
 }
 
 impl ServerOpts {
@@ -53,10 +58,23 @@ pub fn fanout_frame() -> Bytes {
     Bytes::from(v)
 }
 
-/// One connection: read, decode and validate, send every reply of that read at once.
-async fn serve_conn(mut stream: impl BenchStream, mut conn: ServerConn) {
+/// One connection: read (under the idle timeout, if any), decode and validate, send every
+/// reply of that read at once.
+async fn serve_conn<R: BenchRuntime>(
+    mut stream: R::Stream,
+    mut conn: ServerConn,
+    read_timeout: Option<Duration>,
+) {
     loop {
-        let n = match stream.recv(conn.recv.space()).await {
+        let read = stream.recv(conn.recv.space());
+        let got = match read_timeout {
+            None => read.await,
+            Some(d) => match R::timeout(d, read).await {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let n = match got {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
@@ -70,6 +88,12 @@ async fn serve_conn(mut stream: impl BenchStream, mut conn: ServerConn) {
             Err(e) => return on_decode_error(e),
         }
     }
+}
+
+/// An idle connection: waits in `recv` (a 16-byte buffer inside the task) until it ends.
+async fn wait_idle(mut stream: impl BenchStream) {
+    let mut buf = [0u8; 16];
+    while let Ok(1..) = stream.recv(&mut buf).await {}
 }
 
 /// Accepts until the process is killed: every connection gets `serve_conn`, or in the
@@ -94,8 +118,10 @@ async fn accept_loop<R: BenchRuntime>(
         }
         if o.fanout {
             subscribe(stream);
+        } else if o.idle {
+            drop(R::spawn(wait_idle(stream)));
         } else {
-            drop(R::spawn(serve_conn(stream, o.conn())));
+            drop(R::spawn(serve_conn::<R>(stream, o.conn(), o.read_timeout)));
         }
     }
 }

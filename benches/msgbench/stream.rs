@@ -15,7 +15,7 @@ pub(crate) trait BenchStream {
 }
 
 /// One runtime's sockets, tasks and timer, called from inside that runtime.
-pub(crate) trait BenchRuntime {
+pub(crate) trait BenchRuntime: 'static {
     type Stream: BenchStream + Send + 'static;
     type Listener;
     fn bind(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>>;
@@ -25,6 +25,8 @@ pub(crate) trait BenchRuntime {
     /// Spawns a task; the returned future waits for it (dropping it detaches the task).
     fn spawn(f: impl Future<Output = ()> + Send + 'static) -> impl Future<Output = ()> + Send + 'static;
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
+    /// `f`, or `None` if it takes longer than `d` (the runtime's own `timeout`).
+    fn timeout<F: Future + Send>(d: Duration, f: F) -> impl Future<Output = Option<F::Output>> + Send;
 }
 
 impl BenchStream for iocore::net::TcpStream {
@@ -78,6 +80,9 @@ impl BenchRuntime for Iocore {
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
         iocore::time::sleep(d)
     }
+    async fn timeout<F: Future + Send>(d: Duration, f: F) -> Option<F::Output> {
+        iocore::time::timeout(d, f).await.ok()
+    }
 }
 
 pub(crate) struct Tokio;
@@ -104,6 +109,9 @@ impl BenchRuntime for Tokio {
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(d)
     }
+    async fn timeout<F: Future + Send>(d: Duration, f: F) -> Option<F::Output> {
+        tokio::time::timeout(d, f).await.ok()
+    }
 }
 
 /// smol: `async_io::Async` sockets on a `smol_rt::SmolRuntime`.
@@ -129,5 +137,13 @@ impl BenchRuntime for Smol {
     }
     async fn sleep(d: Duration) {
         async_io::Timer::after(d).await;
+    }
+    async fn timeout<F: Future + Send>(d: Duration, f: F) -> Option<F::Output> {
+        // smol's way: race the future against a timer.
+        futures_lite::future::or(async { Some(f.await) }, async {
+            async_io::Timer::after(d).await;
+            None
+        })
+        .await
     }
 }

@@ -108,9 +108,10 @@ pub(crate) trait SocketControl: Send + Sync {
 pub(crate) struct PostQueue<T = Bytes> {
     /// The socket, while it is open.
     pub(crate) socket: Weak<dyn SocketControl>,
-    /// Allocated on the first post: most sockets never post, and the queue's first block
-    /// is a kilobyte that would only cost memory and cache misses.
-    bufs: OnceLock<Injector<T>>,
+    /// Allocated on the first post: most sockets never post, and the queue (its two
+    /// cache-padded ends, then its first block of a kilobyte) would only cost memory and
+    /// cache misses. Boxed, so an unused queue costs one word, not the ends' 256 bytes.
+    bufs: OnceLock<Box<Injector<T>>>,
     /// Bytes posted and not yet handed to the kernel (queue + flusher's batch).
     queued: AtomicUsize,
     high_water: AtomicUsize,
@@ -123,12 +124,11 @@ pub(crate) struct PostQueue<T = Bytes> {
     error: Mutex<Option<(io::ErrorKind, String)>>,
     flusher: AtomicWaker,
     flusher_started: AtomicBool,
-    /// Woken when `queued` drops below the high-water mark.
-    space: WaitList,
-    /// Woken when `queued` reaches 0, and on close.
-    drained: WaitList,
-    /// Woken when the flusher gives the writer role back (the owner may write again).
-    turn: WaitList,
+    /// Everyone waiting for the queue's state to change (each re-checks its condition):
+    /// room below the high-water mark (`ready`), the queue drained (`flush`, `closed`), the
+    /// writer role given back to the owner (`writable`). One list, not one per condition:
+    /// it is 40 bytes in every socket, and such waits are rare and short.
+    changed: WaitList,
     /// Items the kernel refused and the flusher dropped (datagrams only).
     dropped: AtomicUsize,
 }
@@ -149,9 +149,7 @@ impl<T: Item> PostQueue<T> {
             error: Mutex::new(None),
             flusher: AtomicWaker::new(),
             flusher_started: AtomicBool::new(false),
-            space: WaitList::default(),
-            drained: WaitList::default(),
-            turn: WaitList::default(),
+            changed: WaitList::default(),
             dropped: AtomicUsize::new(0),
         }
     }
@@ -167,7 +165,7 @@ impl<T: Item> PostQueue<T> {
                 self.flusher.wake();
             }
             // A flush waits for posts in flight too (see `poll_drained`).
-            self.drained.wake_all();
+            self.changed.wake_all();
         }
         result
     }
@@ -186,7 +184,7 @@ impl<T: Item> PostQueue<T> {
             return Err(PostError::WouldExceed(data.into_bytes()));
         }
         self.queued.fetch_add(data.len(), SeqCst);
-        self.bufs.get_or_init(Injector::new).push(data);
+        self.bufs.get_or_init(Box::default).push(data);
         self.schedule();
         Ok(())
     }
@@ -203,11 +201,8 @@ impl<T: Item> PostQueue<T> {
         // Saturating: `settle` zeroes the count while a flusher may still report a write.
         let before = self.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
         let after = before.saturating_sub(n);
-        if after < self.high_water.load(Relaxed) {
-            self.space.wake_all();
-        }
-        if after == 0 {
-            self.drained.wake_all();
+        if after < self.high_water.load(Relaxed) || after == 0 {
+            self.changed.wake_all();
         }
     }
 
@@ -233,7 +228,7 @@ impl<T: Item> PostQueue<T> {
         if self.writer.release() {
             return true;
         }
-        self.turn.wake_all();
+        self.changed.wake_all();
         false
     }
 
@@ -278,7 +273,7 @@ impl<T: Item> PostQueue<T> {
 
     pub(crate) fn set_high_water(&self, bytes: usize) {
         self.high_water.store(bytes.max(1), SeqCst);
-        self.space.wake_all();
+        self.changed.wake_all();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -310,9 +305,7 @@ impl<T: Item> PostQueue<T> {
             self.settle();
         }
         self.flusher.wake();
-        self.space.wake_all();
-        self.drained.wake_all();
-        self.turn.wake_all();
+        self.changed.wake_all();
     }
 
     /// After a close with no post in flight: a failed socket discards what is queued.
@@ -322,7 +315,7 @@ impl<T: Item> PostQueue<T> {
             while self.pop().is_some() {}
             // Everything still queued (here or in a flusher's batch) is discarded.
             self.queued.store(0, SeqCst);
-            self.drained.wake_all();
+            self.changed.wake_all();
         }
     }
 
@@ -334,7 +327,7 @@ impl<T: Item> PostQueue<T> {
     /// Ready when the owner may write directly: the flusher does not hold the writer role
     /// (or the queue is closed, and the owner's write fails at once).
     pub(crate) fn poll_owner_turn(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.turn.poll_until(cx.waker(), || !self.writer.is_flusher() || self.is_closed())
+        self.changed.poll_until(cx.waker(), || !self.writer.is_flusher() || self.is_closed())
     }
 
     pub(crate) fn has_failed(&self) -> bool {
@@ -343,13 +336,13 @@ impl<T: Item> PostQueue<T> {
 
     pub(crate) fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<()> {
         // Posts in flight first: once none is, every accepted post is counted in `queued`.
-        self.drained.poll_until(cx.waker(), || {
+        self.changed.poll_until(cx.waker(), || {
             (!self.posts_in_flight() && self.queued.load(SeqCst) == 0) || self.has_failed()
         })
     }
 
     pub(crate) fn poll_space(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.space.poll_until(cx.waker(), || {
+        self.changed.poll_until(cx.waker(), || {
             self.queued.load(SeqCst) < self.high_water.load(SeqCst) || self.is_closed()
         })
     }
@@ -357,7 +350,7 @@ impl<T: Item> PostQueue<T> {
     /// Ready once the queue is closed and done with: everything accepted was handed to
     /// the kernel, or the socket failed (and discarded the rest).
     pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.drained.poll_until(cx.waker(), || {
+        self.changed.poll_until(cx.waker(), || {
             self.closed.load(SeqCst)
                 && ((!self.posts_in_flight() && self.queued.load(SeqCst) == 0) || self.has_failed())
         })
