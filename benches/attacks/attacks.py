@@ -55,7 +55,8 @@ SIZES = {
     "flood_secs": (5, 2),
     "flood_max": (50_000, 10_000),  # connect+close, over all flood processes
     "flood_procs": (2, 2),
-    "flood_inflight": (32, 32),  # connects in flight per flood process
+    "flood_inflight": (32, 32),  # connects in flight per flood process (--flood-inflight)
+    "flood_rate": (0, 0),  # connects per second in all, 0: as fast as possible (--flood-rate)
     "slow_conns": (200, 20),
     "slow_value": (1 << 20, 1 << 20),
     "slow_gets": (1000, 100),  # pipelined GETs per slow reader
@@ -219,6 +220,7 @@ class Probe:
             "p50": percentile(lat, 50),
             "p99": percentile(lat, 99),
             "max": lat[-1] if lat else None,
+            "slow": sum(1 for v in lat if v > 0.050),
             "errors": r["errors"],
         }
 
@@ -553,17 +555,19 @@ def attack_slowloris(server, sz):
     return {"ok": len(socks) == n, "details": details, "errors": dict(errors)}
 
 
-def _flood_main(port, rst, secs, max_count, inflight, results):
+def _flood_main(port, rst, secs, max_count, inflight, rate, results):
     """One flood process: up to `inflight` non-blocking connects at a time (so a connect
-    whose SYN was dropped does not stop the flood); each connection is closed as soon as it
-    is established."""
+    whose SYN was dropped does not stop the flood), at most `rate` per second (0: as fast
+    as possible); each connection is closed as soon as it is established."""
     raise_nofile()
     sel = selectors.DefaultSelector()
     n, started, errors = 0, 0, collections.Counter()
-    end = time.monotonic() + secs
+    t0 = time.monotonic()
+    end = t0 + secs
     while True:
         now = time.monotonic()
-        while now < end and started < max_count and len(sel.get_map()) < inflight:
+        while (now < end and started < max_count and len(sel.get_map()) < inflight
+               and (not rate or started < (now - t0) * rate)):
             s = socket.socket()
             s.setblocking(False)
             if rst:
@@ -576,8 +580,11 @@ def _flood_main(port, rst, secs, max_count, inflight, results):
                 continue
             sel.register(s, selectors.EVENT_WRITE, now)
         if not sel.get_map():
-            break
-        for key, _ in sel.select(0.05):
+            if now >= end or started >= max_count:
+                break
+            time.sleep(0.001)  # paced: the next connect is not due yet
+            continue
+        for key, _ in sel.select(0.001 if rate else 0.05):
             e = key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if e:
                 errors[errno.errorcode.get(e, str(e))] += 1
@@ -602,7 +609,7 @@ def _flood(server, sz, rst):
     procs = sz["flood_procs"]
     workers = [ctx.Process(target=_flood_main, daemon=True,
                            args=(server.port, rst, sz["flood_secs"], sz["flood_max"] // procs, sz["flood_inflight"],
-                                 results))
+                                 sz["flood_rate"] / procs, results))
                for _ in range(procs)]
     t0 = time.monotonic()
     for w in workers:
@@ -615,8 +622,9 @@ def _flood(server, sz, rst):
     secs = time.monotonic() - t0
     for w in workers:
         w.join(5)
-    details = "%d connect+%s in %.1f s (%.0f/s) from %d processes" % (
-        total, "RST" if rst else "close", secs, total / secs, procs)
+    details = "%d connect+%s in %.1f s (%.0f/s%s) from %d processes" % (
+        total, "RST" if rst else "close", secs, total / secs,
+        "; paced at %d/s" % sz["flood_rate"] if sz["flood_rate"] else "", procs)
     return {"ok": True, "details": details, "errors": dict(errors)}
 
 
@@ -894,7 +902,7 @@ def fmt_ms(s):
 
 def print_table(rows, out=sys.stdout):
     print("| attack | server | outcome | RSS MB before → peak → after | fds before → peak → after "
-          "| normal request p50 / p99 / max ms (n) | normal request failures | attack, errors |", file=out)
+          "| normal request p50 / p99 / max ms (n; > 50 ms) | normal request failures | attack, errors |", file=out)
     print("|---|---|---|---|---|---|---|---|", file=out)
     for r in rows:
         if "outcome" not in r:
@@ -905,11 +913,11 @@ def print_table(rows, out=sys.stdout):
         attack_errs = ", ".join("%s %d" % kv for kv in sorted(r["errors"].items()))
         extra = "; ".join(x for x in (r["details"], ("attack errors: " + attack_errs) if attack_errs else "")
                           if x)
-        print("| %s | %s | %s | %s → %s → %s | %s → %s → %s | %s / %s / %s (%d%s) | %s | %s |" % (
-            r["attack"], r["server"], r["outcome"], *map(fmt_mb, r["rss"]),
-            *("–" if v is None else v for v in r["fds"]),
-            fmt_ms(lat["p50"]), fmt_ms(lat["p99"]), fmt_ms(lat["max"]), lat["n"],
-            ", new connection each" if lat["mode"] == "fresh" else "",
+        print("| %s | %s | %s | %s → %s → %s | %s → %s → %s | %s / %s / %s (%d; %d%s) | %s | %s |" % (
+            r["attack"] + (" #%d" % r["round"] if r.get("round") else ""), r["server"], r["outcome"],
+            *map(fmt_mb, r["rss"]), *("–" if v is None else v for v in r["fds"]),
+            fmt_ms(lat["p50"]), fmt_ms(lat["p99"]), fmt_ms(lat["max"]), lat["n"], lat["slow"],
+            "; new connection each" if lat["mode"] == "fresh" else "",
             errs, extra.replace("|", "\\|")), file=out)
     out.flush()
 
@@ -931,6 +939,12 @@ def main():
                    help="do not run cargo; use the binaries under --target-dir (msgbench: --msgbench)")
     p.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target")))
     p.add_argument("--msgbench", help="path of the msgbench bench binary (with --no-build)")
+    p.add_argument("--flood-rate", type=int, metavar="N",
+                   help="pace the floods at N connects/s in all (default: as fast as possible)")
+    p.add_argument("--flood-inflight", type=int, metavar="N",
+                   help="connects in flight per flood process (default 32)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run everything N times (round by round, servers alternating)")
     p.add_argument("--json", metavar="FILE", help="also write the raw rows as JSON")
     args = p.parse_args()
 
@@ -941,6 +955,10 @@ def main():
     runtimes = args.runtime.split(",")
     kinds = args.server.split(",")
     sz = {k: v[1] if args.quick else v[0] for k, v in SIZES.items()}
+    if args.flood_rate is not None:
+        sz["flood_rate"] = args.flood_rate
+    if args.flood_inflight is not None:
+        sz["flood_inflight"] = args.flood_inflight
     soft, hard = raise_nofile()
 
     if args.no_build:
@@ -967,16 +985,19 @@ def main():
         "--quick" if args.quick else "(full)", started, os.cpu_count(), soft, hard,
         " ".join(open("/proc/loadavg").read().split()[:3])), file=sys.stderr)
     rows = []
-    for attack, target in plan:
+    for rnd, attack, target in [(r, a, t) for r in range(args.repeat) for a, t in plan]:
         print("[%s] %s ..." % (target.name, attack.name), file=sys.stderr, flush=True)
         t0 = time.monotonic()
         try:
             row = run_one(attack, target, binaries, sz)
         except Exception as e:
             row = {"attack": attack.name, "server": target.name, "error": repr(e)}
+        if args.repeat > 1:
+            row["round"] = rnd + 1
         print("[%s] %s: %s (%.0f s)" % (target.name, attack.name, row.get("outcome", row.get("error")),
                                         time.monotonic() - t0), file=sys.stderr, flush=True)
         rows.append(row)
+    rows.sort(key=lambda r: (names.index(r["attack"]), r.get("round", 0)))
     print()
     print("Attacks (%s, %s):" % ("quick" if args.quick else "full", started))
     print()
