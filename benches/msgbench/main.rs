@@ -86,8 +86,11 @@ const SCENARIOS: &[Scenario] = &[
     HOG,
     Scenario { name: "hog1", server_threads: 1, ..HOG },
     Scenario { name: "open", target: u64::MAX, secs: 5.0, rate: 20_000.0, ..CLOSED },
-    // 10k connections, each read under a 100 ms idle timeout reset per message.
-    Scenario { name: "churn", connections: 10_000, read_timeout_ms: 100, ..CLOSED },
+    // 10k connections, each read under an idle timeout reset per message. (The issue's
+    // 100 ms would fire in normal operation here: with 10k connections on 2 shared cores
+    // one round trip takes ~100 ms, and connecting them all takes longer. The cost measured,
+    // a timer reset per message, does not depend on the duration.)
+    Scenario { name: "churn", connections: 10_000, read_timeout_ms: 2_000, ..CLOSED },
 ];
 
 fn scenario(name: &str) -> Result<Scenario, String> {

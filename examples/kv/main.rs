@@ -9,6 +9,7 @@
 
 #[path = "../shared/log_limit.rs"]
 mod log_limit;
+use log_limit::LogLimit;
 mod resp;
 mod server;
 
@@ -126,8 +127,17 @@ fn serve_tokio(port: u16, threads: usize, server: Arc<Server>) -> std::io::Resul
     builder.enable_all().build()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         println!("kv (tokio) listening on {}", listener.local_addr()?);
+        let mut accept_errors = LogLimit::default();
         loop {
-            let (mut stream, _) = listener.accept().await?;
+            let (mut stream, _) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of fds and the like: tokio does not back off by itself.
+                    accept_errors.log("accept", e);
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
             let server = server.clone();
             tokio::spawn(async move {
                 let mut conn = Conn::new(server.config.limits);
