@@ -233,7 +233,7 @@ impl Drop for Waiter<'_> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(iocore_loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -276,7 +276,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, iocore_loom))]
 mod loom_tests {
     //! A waiter registers (and later drops) while a dispatcher publishes readiness and
     //! wakes the list: the waiter either sees the readiness or is woken. Never neither.

@@ -75,7 +75,7 @@ impl Idle {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, iocore_loom))]
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;

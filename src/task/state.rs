@@ -281,7 +281,7 @@ impl State {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, iocore_loom))]
 mod loom_tests {
     //! Models of the races the state word must win: every wake that arrives after a claim
     //! leads to exactly one re-queue, whoever gets there first.

@@ -133,7 +133,7 @@ impl<K: Ord + Copy, T: HeapSlot> SlotHeap<K, T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(iocore_loom)))]
 mod tests {
     use super::*;
     use std::cell::Cell;

@@ -61,7 +61,7 @@ impl<T: Linked> Inbox<T> {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, iocore_loom))]
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;

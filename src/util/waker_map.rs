@@ -168,7 +168,7 @@ impl Drop for WakerEntry {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(iocore_loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;

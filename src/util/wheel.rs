@@ -212,7 +212,7 @@ impl<T: HeapSlot> TimerWheel<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(iocore_loom)))]
 mod tests {
     use super::*;
     use std::cell::Cell;

@@ -56,7 +56,7 @@ impl WriterRole {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, iocore_loom))]
 mod loom_tests {
     //! The writer hand-off: a poster, the owner and the flusher race. Never two writers at
     //! once, and a post is never stranded (queued work implies a scheduled flusher).
