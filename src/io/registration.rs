@@ -50,6 +50,29 @@ impl Registration {
         ready.map(|_| ())
     }
 
+    /// Completes once `gate` is ready (e.g. the owner's turn to write; `|_| Poll::Ready(())`
+    /// for none) and then the socket may be ready in `dir`: `readable()`/`writable()`.
+    pub(crate) async fn ready(&self, dir: Direction, mut gate: impl FnMut(&mut Context<'_>) -> Poll<()>) {
+        let mut waiter = std::pin::pin!(self.waiter(dir));
+        std::future::poll_fn(|cx| {
+            std::task::ready!(gate(cx));
+            self.poll_readiness(cx, dir, waiter.as_mut())
+        })
+        .await
+    }
+
+    /// Runs `op` once without waiting (`try_recv`, `try_send`); on `WouldBlock` clears the
+    /// readiness it saw, so the next `readable()`/`writable()` waits for a new edge instead
+    /// of completing at once (a `writable()` + `try_send` loop would spin).
+    pub(crate) fn try_io<R>(&self, dir: Direction, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        let ready = self.io.snapshot(dir);
+        let r = op();
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.io.clear(ready);
+        }
+        r
+    }
+
     /// Waits until an operation in `dir` may proceed, then runs `op`; on `WouldBlock`
     /// clears the readiness and waits again. Charges the cooperative budget. `waiter`:
     /// the `async` caller's place in the direction's list (`None`: the poll-based slot).

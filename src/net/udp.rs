@@ -277,7 +277,8 @@ impl UdpSocket {
         if !udp.post.try_lock_owner() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let r = udp.sock.send_to(buf, to).map_err(|e| udp.context_error_to("send_to", Some(to), e));
+        let r = udp.reg.try_io(Direction::Write, || udp.sock.send_to(buf, to));
+        let r = r.map_err(|e| udp.context_error_to("send_to", Some(to), e));
         udp.post.unlock_owner();
         r
     }
@@ -285,26 +286,21 @@ impl UdpSocket {
     /// Completes when the socket may be readable (then try
     /// [`try_recv_from`](Self::try_recv_from)).
     pub async fn readable(&self) -> io::Result<()> {
-        let mut waiter = pin!(self.udp.reg.waiter(Direction::Read));
-        poll_fn(|cx| self.udp.reg.poll_readiness(cx, Direction::Read, waiter.as_mut())).await;
+        self.udp.reg.ready(Direction::Read, |_| Poll::Ready(())).await;
         Ok(())
     }
 
     /// Completes when the owner may send: posted datagrams were handed to the kernel and
     /// the socket may be writable.
     pub async fn writable(&self) -> io::Result<()> {
-        let mut waiter = pin!(self.udp.reg.waiter(Direction::Write));
-        poll_fn(|cx| {
-            std::task::ready!(self.udp.post.poll_owner_turn(cx));
-            self.udp.reg.poll_readiness(cx, Direction::Write, waiter.as_mut())
-        })
-        .await;
+        self.udp.reg.ready(Direction::Write, |cx| self.udp.post.poll_owner_turn(cx)).await;
         Ok(())
     }
 
     /// Queues a datagram to `to` from the owner; see [`DatagramSender::post_send_to`].
     pub fn post_send_to(&self, data: impl Into<Bytes>, to: SocketAddr) -> Result<(), PostError> {
-        self.sender().post_send_to(data, to)
+        ensure_flusher(&self.udp);
+        self.udp.post.post(checked(data.into(), Some(to))?, true)
     }
 
     /// A thread-safe [`DatagramSender`] for this socket.
@@ -446,8 +442,7 @@ impl Udp {
             let e = io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
             self.context_error_to("send_to", to, e)
         })?;
-        let sender = PostSender { queue: self.post.clone() };
-        match sender.post_waiting(datagram).await {
+        match self.post.post_waiting(datagram).await {
             Ok(()) => Ok(buf.len()),
             Err(_) => Err(self.post.error().unwrap_or_else(|| {
                 self.context_error_to(
@@ -471,27 +466,18 @@ impl Udp {
         flags: libc::c_int,
         waiter: Pin<&mut Waiter<'_>>,
     ) -> Poll<io::Result<(usize, SocketAddr)>> {
-        let mut result = None;
-        let io = self.reg.poll_io(cx, Direction::Read, Some(waiter), || {
-            // `recv_once` turns truncation into an error; it must not count as WouldBlock.
-            self.recv_raw(buf, flags).map(|r| result = Some(r))
-        });
-        match io {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Err(self.context_error_to("recv_from", None, e))),
-            Poll::Ready(Ok(())) => Poll::Ready(self.truncation_check(buf.len(), flags, result)),
-        }
+        let cap = buf.len();
+        let got = std::task::ready!(self
+            .reg
+            .poll_io(cx, Direction::Read, Some(waiter), || self.recv_raw(buf, flags)));
+        Poll::Ready(self.received(cap, flags, got))
     }
 
     fn recv_once(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<(usize, SocketAddr)> {
-        let ready = self.reg.io.snapshot(Direction::Read);
-        match self.recv_raw(buf, flags) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.reg.io.clear(ready);
-                Err(e)
-            }
-            Err(e) => Err(self.context_error_to("recv_from", None, e)),
-            Ok(r) => self.truncation_check(buf.len(), flags, Some(r)),
+        let cap = buf.len();
+        match self.reg.try_io(Direction::Read, || self.recv_raw(buf, flags)) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+            got => self.received(cap, flags, got),
         }
     }
 
@@ -506,15 +492,15 @@ impl Udp {
         Ok((len, from))
     }
 
-    fn truncation_check(
+    /// A receive's result for the caller: errors name the operation (and the peer, if
+    /// connected); a datagram longer than the `cap`-byte buffer is an error unless peeked.
+    fn received(
         &self,
         cap: usize,
         flags: libc::c_int,
-        got: Option<(usize, SocketAddr)>,
+        got: io::Result<(usize, SocketAddr)>,
     ) -> io::Result<(usize, SocketAddr)> {
-        let Some((len, from)) = got else {
-            return Err(io::Error::other("recv_from: no result"));
-        };
+        let (len, from) = got.map_err(|e| self.context_error_to("recv_from", None, e))?;
         if len <= cap {
             return Ok((len, from));
         }
@@ -592,10 +578,9 @@ impl Outlet for Udp {
                     Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
                         return if done > 0 { Ok(done) } else { Err(e) };
                     }
-                    Err(e) => {
+                    Err(_e) => {
                         self.post.count_dropped();
-                        let _e = self.context_error_to("post_send_to", d.to, e);
-                        crate::trace::debug_event!(error = %_e, "posted datagram dropped");
+                        crate::trace::debug_event!(error = %_e, to = ?d.to, "posted datagram dropped");
                     }
                 }
                 done += d.len();

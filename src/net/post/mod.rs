@@ -170,6 +170,18 @@ impl<T: Item> PostQueue<T> {
         result
     }
 
+    /// Posts `item`, waiting for room below the high-water mark first if needed (for
+    /// `PostSender::send` and an owner's send queued behind the flusher).
+    pub(crate) async fn post_waiting(&self, item: T) -> Result<(), PostError> {
+        // Room first, so a refused item never has to be rebuilt from the bytes a refusal
+        // hands back. Racing posters may each pass the mark by one item, as with
+        // `post_send`.
+        while self.queued_bytes() >= self.high_water() && !self.is_closed() {
+            std::future::poll_fn(|cx| self.poll_space(cx)).await;
+        }
+        self.post(item, false)
+    }
+
     fn post_registered(&self, data: T, enforce_high_water: bool) -> Result<(), PostError> {
         if self.closed.load(SeqCst) {
             return Err(PostError::Closed(data.into_bytes()));

@@ -161,13 +161,7 @@ impl<T: Item> PostSender<T> {
 
     /// Posts `item`, waiting for room below the high-water mark first if needed.
     pub(crate) async fn post_waiting(&self, item: T) -> Result<(), PostError> {
-        // Room first, so a refused item never has to be rebuilt from the bytes a refusal
-        // hands back. Racing posters may each pass the mark by one item, as with
-        // `post_send`.
-        while self.queue.queued_bytes() >= self.queue.high_water() && !self.queue.is_closed() {
-            self.ready().await;
-        }
-        self.queue.post(item, false)
+        self.queue.post_waiting(item).await
     }
 }
 

@@ -265,15 +265,6 @@ impl Socket {
         Poll::Ready(self.stream.shutdown(Shutdown::Write).map_err(|e| self.context_error("shutdown", e)))
     }
 
-    fn try_io<R>(&self, dir: Direction, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        let ready = self.reg.io.snapshot(dir);
-        let r = op();
-        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.reg.io.clear(ready);
-        }
-        r
-    }
-
     // The operations the public types delegate to (their docs say what each does).
 
     pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -290,12 +281,11 @@ impl Socket {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.try_io(Direction::Read, || (&self.stream).read(buf))
+        self.reg.try_io(Direction::Read, || (&self.stream).read(buf))
     }
 
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        let mut waiter = pin!(self.reg.waiter(Direction::Read));
-        poll_fn(|cx| self.reg.poll_readiness(cx, Direction::Read, waiter.as_mut())).await;
+        self.reg.ready(Direction::Read, |_| Poll::Ready(())).await;
         Ok(())
     }
 
@@ -313,18 +303,13 @@ impl Socket {
         if !self.post.try_lock_owner() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let r = self.try_io(Direction::Write, || (&self.stream).write(buf));
+        let r = self.reg.try_io(Direction::Write, || (&self.stream).write(buf));
         self.post.unlock_owner();
         r
     }
 
     pub(crate) async fn writable(&self) -> io::Result<()> {
-        let mut waiter = pin!(self.reg.waiter(Direction::Write));
-        poll_fn(|cx| {
-            std::task::ready!(self.post.poll_owner_turn(cx));
-            self.reg.poll_readiness(cx, Direction::Write, waiter.as_mut())
-        })
-        .await;
+        self.reg.ready(Direction::Write, |cx| self.post.poll_owner_turn(cx)).await;
         Ok(())
     }
 
