@@ -117,3 +117,24 @@ pub(crate) async fn resolve(target: &Target) -> io::Result<Vec<SocketAddr>> {
     }
     Ok(addrs)
 }
+
+/// Resolves `target` and runs `op` on each address in turn until one succeeds (binding a
+/// listener or a UDP socket, connecting a UDP socket). Otherwise the last error, as
+/// `{what} {address}: {error}` with its kind kept.
+pub(crate) async fn first_that_works<T>(
+    target: &Target,
+    what: &str,
+    mut op: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in resolve(target).await? {
+        match op(a) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(io::Error::new(e.kind(), format!("{what} {a}: {e}"))),
+        }
+    }
+    // `resolve` returns at least one address or an error.
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{what} {target}: no address"))
+    }))
+}

@@ -2,7 +2,7 @@
 
 use crate::io::Registration;
 use crate::net::accept::Acceptor;
-use crate::net::addr::{resolve, ToSocketAddrs};
+use crate::net::addr::{first_that_works, ToSocketAddrs};
 use crate::net::TcpStream;
 use crate::runtime::Handle;
 use futures::Stream;
@@ -96,16 +96,7 @@ impl TcpListener {
 
     /// Binds with [`ListenOptions`].
     pub async fn bind_with(addr: impl ToSocketAddrs, opts: ListenOptions) -> io::Result<TcpListener> {
-        let target = addr.to_target();
-        let addrs = resolve(&target).await?;
-        let mut last = None;
-        for a in addrs {
-            match Self::bind_one(a, &opts) {
-                Ok(l) => return Ok(l),
-                Err(e) => last = Some(io::Error::new(e.kind(), format!("bind to {a}: {e}"))),
-            }
-        }
-        Err(last.expect("resolve returns at least one address"))
+        first_that_works(&addr.to_target(), "bind to", |a| Self::bind_one(a, &opts)).await
     }
 
     fn bind_one(addr: SocketAddr, opts: &ListenOptions) -> io::Result<TcpListener> {

@@ -18,7 +18,7 @@
 //! never truncates.
 
 use crate::io::{Direction, Registration, Waiter};
-use crate::net::addr::{resolve, ToSocketAddrs};
+use crate::net::addr::{first_that_works, ToSocketAddrs};
 use crate::net::post::{ensure_flusher, Item, Outlet, PostError, PostQueue, PostSender, SocketControl};
 use crate::runtime::Handle;
 use crate::sync::lock;
@@ -170,17 +170,8 @@ struct Udp {
 impl UdpSocket {
     /// Binds to `addr` (the first resolved address that binds). Errors name the address.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        let target = addr.to_target();
-        let mut last = None;
-        for a in resolve(&target).await? {
-            match mio::net::UdpSocket::bind(a) {
-                Ok(sock) => return Self::from_mio(sock),
-                Err(e) => last = Some(io::Error::new(e.kind(), format!("bind to {a}: {e}"))),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("bind to {target}: no address"))
-        }))
+        let sock = first_that_works(&addr.to_target(), "bind to", mio::net::UdpSocket::bind).await?;
+        Self::from_mio(sock)
     }
 
     fn from_mio(sock: mio::net::UdpSocket) -> io::Result<UdpSocket> {
@@ -220,20 +211,11 @@ impl UdpSocket {
     /// Sets the default peer (`send`, `recv`, `post_send`), resolving host names off the
     /// workers; datagrams from other addresses are then filtered out by the kernel.
     pub async fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        let target = addr.to_target();
-        let mut last = None;
-        for a in resolve(&target).await? {
-            match self.udp.sock.connect(a) {
-                Ok(()) => {
-                    *lock(&self.udp.peer) = Some(a);
-                    return Ok(());
-                }
-                Err(e) => last = Some(io::Error::new(e.kind(), format!("connect to {a}: {e}"))),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("connect to {target}: no address"))
-        }))
+        let peer =
+            first_that_works(&addr.to_target(), "connect to", |a| self.udp.sock.connect(a).map(|()| a))
+                .await?;
+        *lock(&self.udp.peer) = Some(peer);
+        Ok(())
     }
 
     /// Sends one datagram to `to`; returns its length. Sent directly when nothing is
