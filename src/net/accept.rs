@@ -19,6 +19,7 @@ use crate::time::Sleep;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,6 +32,9 @@ const MAX_BACKOFF: Duration = Duration::from_millis(320);
 /// A listening socket's registration and its back-off state.
 pub(crate) struct Acceptor {
     pub(crate) reg: Registration,
+    /// Set while resource errors repeat: only then is `backoff` locked (an accept in good
+    /// times touches no lock).
+    troubled: AtomicBool,
     backoff: Mutex<Backoff>,
 }
 
@@ -44,7 +48,7 @@ struct Backoff {
 
 impl Acceptor {
     pub(crate) fn new(reg: Registration) -> Acceptor {
-        Acceptor { reg, backoff: Mutex::new(Backoff::default()) }
+        Acceptor { reg, troubled: AtomicBool::new(false), backoff: Mutex::new(Backoff::default()) }
     }
 
     /// Accepts with `op` (the listener's `accept` syscall); any number of tasks may wait.
@@ -67,7 +71,10 @@ impl Acceptor {
         let r = std::task::ready!(self.reg.poll_io(cx, Direction::Read, waiter, op));
         match &r {
             Ok(_) => {
-                lock(&self.backoff).last = None;
+                if self.troubled.load(Relaxed) {
+                    lock(&self.backoff).last = None;
+                    self.troubled.store(false, Relaxed);
+                }
                 end_turn();
             }
             Err(e) if out_of_resources(e) => {
@@ -75,6 +82,7 @@ impl Acceptor {
                 let wait = b.last.map_or(FIRST_BACKOFF, |d| (d * 2).min(MAX_BACKOFF));
                 b.last = Some(wait);
                 b.wait = Some(crate::time::sleep(wait));
+                self.troubled.store(true, Relaxed);
             }
             Err(_) => {}
         }
@@ -83,6 +91,9 @@ impl Acceptor {
 
     /// Ready when no back-off is running (or it has passed).
     fn poll_backoff(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.troubled.load(Relaxed) {
+            return Poll::Ready(());
+        }
         let mut b = lock(&self.backoff);
         let Some(wait) = b.wait.as_mut() else {
             return Poll::Ready(());
