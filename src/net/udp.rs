@@ -107,12 +107,12 @@ impl PostSender<Datagram> {
     /// first if needed. Fails only with [`PostError::Closed`] or
     /// [`PostError::TooLarge`], the data handed back.
     pub async fn send_to(&self, data: impl Into<Bytes>, to: SocketAddr) -> Result<(), PostError> {
-        self.post_waiting(checked(data.into(), Some(to))?).await
+        self.queue.post_waiting(checked(data.into(), Some(to))?).await
     }
 
     /// [`post_send`](Self::post_send), waiting for room first if needed.
     pub async fn send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
-        self.post_waiting(checked(data.into(), None)?).await
+        self.queue.post_waiting(checked(data.into(), None)?).await
     }
 
     /// Posted datagrams the kernel refused (each dropped, the queue going on): no route,

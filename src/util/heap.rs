@@ -134,12 +134,14 @@ impl<K: Ord + Copy, T: HeapSlot> SlotHeap<K, T> {
 }
 
 #[cfg(all(test, not(iocore_loom)))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::cell::Cell;
 
+    /// A test item: its slot word in a `Cell`, and an index to tell items apart (shared with
+    /// the wheel's tests).
     #[derive(Clone, Copy)]
-    struct Item<'a>(&'a Cell<u32>, usize);
+    pub(crate) struct Item<'a>(pub(crate) &'a Cell<u32>, pub(crate) usize);
     impl HeapSlot for Item<'_> {
         unsafe fn set_slot(self, slot: u32) {
             self.0.set(slot)

@@ -215,18 +215,8 @@ impl<T: HeapSlot> TimerWheel<T> {
 #[cfg(all(test, not(iocore_loom)))]
 mod tests {
     use super::*;
+    use crate::util::heap::tests::Item;
     use std::cell::Cell;
-
-    #[derive(Clone, Copy)]
-    struct Item<'a>(&'a Cell<u32>, usize);
-    impl HeapSlot for Item<'_> {
-        unsafe fn set_slot(self, slot: u32) {
-            self.0.set(slot)
-        }
-        unsafe fn slot(self) -> u32 {
-            self.0.get()
-        }
-    }
 
     const MS: u64 = 1_000_000;
 

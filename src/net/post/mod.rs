@@ -213,7 +213,8 @@ impl<T: Item> PostQueue<T> {
         // Saturating: `settle` zeroes the count while a flusher may still report a write.
         let before = self.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
         let after = before.saturating_sub(n);
-        if after < self.high_water.load(Relaxed) || after == 0 {
+        // Below the mark (the mark is at least 1, so this includes "drained").
+        if after < self.high_water.load(Relaxed) {
             self.changed.wake_all();
         }
     }

@@ -106,7 +106,7 @@ impl PostSender {
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, data: impl Into<Bytes>) -> Result<(), PostError> {
-        self.post_waiting(data.into()).await
+        self.queue.post_waiting(data.into()).await
     }
 }
 
@@ -157,11 +157,6 @@ impl<T: Item> PostSender<T> {
             Some(socket) => socket.peer_addr(),
             None => Err(io::Error::new(io::ErrorKind::NotConnected, "peer_addr: the socket is closed")),
         }
-    }
-
-    /// Posts `item`, waiting for room below the high-water mark first if needed.
-    pub(crate) async fn post_waiting(&self, item: T) -> Result<(), PostError> {
-        self.queue.post_waiting(item).await
     }
 }
 
