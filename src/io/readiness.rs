@@ -4,8 +4,9 @@
 //! The sched-role sets readiness bits from each kernel event ([`ScheduledIo::dispatch`])
 //! and wakes every waiter of the direction that became ready: the direction's waiter list
 //! (the `async` operations) and its single slot (the poll-based trait methods). The tick
-//! (bumped by every event) lets an operation that saw `WouldBlock` clear only the readiness
-//! it observed, never a newer edge.
+//! of each direction (bumped by every event that concerns it) lets an operation that saw
+//! `WouldBlock` clear only the readiness it observed, never a newer edge of its direction;
+//! an edge of the other direction does not keep a spent readiness alive.
 
 use super::waiters::{Waiter, WaiterList};
 use futures::task::AtomicWaker;
@@ -20,8 +21,12 @@ const WRITABLE: usize = 2;
 const READ_CLOSED: usize = 4;
 const WRITE_CLOSED: usize = 8;
 const ERROR: usize = 16;
-const BITS: usize = 0xff;
-const TICK_SHIFT: usize = 8;
+/// The readiness bits (the low byte); each direction's tick starts above them.
+const READ_TICK_SHIFT: u32 = 8;
+/// Where the write tick starts, and each tick's width.
+const WRITE_TICK_SHIFT: u32 = 8 + TICK_BITS;
+const TICK_BITS: u32 = (usize::BITS - 8) / 2;
+const TICK_MASK: usize = (1 << TICK_BITS) - 1;
 
 /// Which side of a socket an operation waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +43,25 @@ impl Direction {
             Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
         }
     }
+
+    fn tick_shift(self) -> u32 {
+        match self {
+            Direction::Read => READ_TICK_SHIFT,
+            Direction::Write => WRITE_TICK_SHIFT,
+        }
+    }
+
+    /// This direction's tick in a readiness word.
+    fn tick(self, word: usize) -> usize {
+        (word >> self.tick_shift()) & TICK_MASK
+    }
+
+    /// `word` with this direction's tick advanced by one (wrapping within its bits).
+    fn bump_tick(self, word: usize) -> usize {
+        let shift = self.tick_shift();
+        let tick = (self.tick(word) + 1) & TICK_MASK;
+        (word & !(TICK_MASK << shift)) | (tick << shift)
+    }
 }
 
 /// Readiness observed by an operation: pass it back to [`ScheduledIo::clear`].
@@ -49,7 +73,8 @@ pub(crate) struct Ready {
 
 /// Readiness state and waiters of one registered socket.
 pub(crate) struct ScheduledIo {
-    /// Readiness bits (low byte) and the tick of the last event (the rest).
+    /// Readiness bits (low byte), then the read tick and the write tick (the number of
+    /// events that concerned each direction, wrapping).
     readiness: AtomicUsize,
     /// The poll-based reader (`poll_read`, `poll_accept`): at most one at a time.
     read_slot: AtomicWaker,
@@ -91,11 +116,22 @@ impl ScheduledIo {
         if event.is_error() {
             bits |= ERROR;
         }
+        self.set(bits);
+    }
+
+    /// Adds `bits` to the readiness, advancing the tick of each direction they concern,
+    /// and wakes that direction's waiters.
+    fn set(&self, bits: usize) {
         // SeqCst: the waiter lists' handshake (see `waiters.rs`) needs this publication
         // ordered before their `armed` loads.
         let _ = self.readiness.fetch_update(SeqCst, SeqCst, |cur| {
-            let tick = (cur >> TICK_SHIFT).wrapping_add(1);
-            Some((tick << TICK_SHIFT) | (cur & BITS) | bits)
+            let mut word = cur | bits;
+            for dir in [Direction::Read, Direction::Write] {
+                if bits & dir.mask() != 0 {
+                    word = dir.bump_tick(word);
+                }
+            }
+            Some(word)
         });
         for dir in [Direction::Read, Direction::Write] {
             if bits & dir.mask() != 0 {
@@ -164,14 +200,17 @@ impl ScheduledIo {
         Ready { word: self.readiness.load(Acquire), dir }
     }
 
-    /// The operation got `WouldBlock`: forget the readiness it saw, unless an event
-    /// arrived since (then the next attempt may succeed).
+    /// The operation got `WouldBlock`: forget the readiness it saw, unless an event of its
+    /// direction arrived since (then the next attempt may succeed).
     pub(crate) fn clear(&self, ready: Ready) {
-        let clear = match ready.dir {
+        let (dir, seen_tick) = (ready.dir, ready.dir.tick(ready.word));
+        let bit = match dir {
             Direction::Read => READABLE,
             Direction::Write => WRITABLE,
         };
-        let _ = self.readiness.compare_exchange(ready.word, ready.word & !clear, AcqRel, Acquire);
+        let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+            (dir.tick(cur) == seen_tick && cur & bit != 0).then_some(cur & !bit)
+        });
     }
 
     /// Wakes every waiter (the socket is being closed).
@@ -185,5 +224,61 @@ impl ScheduledIo {
 impl fmt::Debug for ScheduledIo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScheduledIo").field("readiness", &self.readiness.load(Relaxed)).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(io: &ScheduledIo) -> bool {
+        io.ready_now(Direction::Read).is_some()
+    }
+
+    #[test]
+    fn would_block_clears_the_readiness_it_saw() {
+        let io = ScheduledIo::new();
+        let seen = io.snapshot(Direction::Read);
+        io.clear(seen);
+        assert!(!readable(&io));
+        assert!(io.ready_now(Direction::Write).is_some(), "the other direction was cleared too");
+    }
+
+    #[test]
+    fn a_newer_edge_of_the_same_direction_survives_the_clear() {
+        let io = ScheduledIo::new();
+        let seen = io.snapshot(Direction::Read);
+        io.set(READABLE);
+        io.clear(seen);
+        assert!(readable(&io), "a read edge that came after the attempt was forgotten");
+    }
+
+    #[test]
+    fn an_edge_of_the_other_direction_does_not_keep_a_spent_readiness() {
+        let io = ScheduledIo::new();
+        let seen = io.snapshot(Direction::Read);
+        io.set(WRITABLE);
+        io.clear(seen);
+        assert!(!readable(&io), "a write edge kept the spent read readiness alive");
+        let seen = io.snapshot(Direction::Write);
+        io.set(READABLE);
+        io.clear(seen);
+        assert!(io.ready_now(Direction::Write).is_none());
+        assert!(readable(&io));
+    }
+
+    #[test]
+    fn ticks_wrap_within_their_bits() {
+        let mut word = READABLE;
+        for _ in 0..3 {
+            word = Direction::Write.bump_tick(word);
+        }
+        assert_eq!(Direction::Write.tick(word), 3);
+        assert_eq!(Direction::Read.tick(word), 0);
+        let full = TICK_MASK << READ_TICK_SHIFT | READABLE;
+        let wrapped = Direction::Read.bump_tick(full);
+        assert_eq!(Direction::Read.tick(wrapped), 0);
+        assert_eq!(Direction::Write.tick(wrapped), 0, "the read tick overflowed into the write tick");
+        assert_eq!(wrapped & 0xff, READABLE);
     }
 }
