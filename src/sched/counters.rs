@@ -56,6 +56,9 @@ pub(crate) struct WorkerCounters {
     busy_ns: AtomicU64,
     /// Tasks this worker parked.
     parks: AtomicU64,
+    /// Odd while the worker runs a task (bumped as it takes one and as it gives it up):
+    /// the watcher tells a long poll from many short ones by it (see `idle`).
+    poll_seq: AtomicU64,
 }
 
 /// Everything a core counts. See the module docs. Grouped by who writes them.
@@ -111,6 +114,22 @@ impl Counters {
     /// Worker `w` polled a task (only `w` calls this).
     pub(crate) fn polled(&self, w: usize) {
         bump(&self.workers[w].polls, 1);
+    }
+
+    /// Worker `w` took a task to run (only `w` calls this). Its caller fences before it
+    /// looks at the watcher (see `idle`).
+    pub(crate) fn begin_poll(&self, w: usize) {
+        bump(&self.workers[w].poll_seq, 1);
+    }
+
+    /// Worker `w` gave up the task it took (only `w` calls this).
+    pub(crate) fn end_poll(&self, w: usize) {
+        bump(&self.workers[w].poll_seq, 1);
+    }
+
+    /// Worker `w`'s poll sequence: odd while it runs a task.
+    pub(crate) fn poll_seq(&self, w: usize) -> u64 {
+        self.workers[w].poll_seq.load(SeqCst)
     }
 
     /// Worker `w` spent `ns` polling tasks (only `w` calls this).

@@ -26,11 +26,16 @@
 //! - a worker that runs out of work *searches* for a few rounds (non-blocking steps, the
 //!   queues) before it sleeps; under load new work arrives within microseconds;
 //! - a push to the ready queue wakes nobody while a worker searches (it will find the
-//!   task); otherwise it wakes a sleeping worker, or kicks the role holder out of epoll;
-//! - a worker that starts a task while nobody searches wakes a sleeper, or, with none
-//!   asleep and work left, kicks the role holder out of epoll; so somebody is always free
-//!   to hold the role and watch the kernel queue, the deadlines and the queued work, even
-//!   if the task blocks its worker;
+//!   task), nor when one of this core's workers pushes the only ready task (it runs it
+//!   next itself); otherwise it wakes a sleeping worker, or kicks the role holder out of
+//!   epoll;
+//! - the first sleeping worker is the *watcher* (`idle`): every [`STEP_INTERVAL`] it looks
+//!   at the other workers, and takes over when a task is ready or a poll has lasted a
+//!   whole interval with nobody holding the role; so a task that blocks its worker cannot
+//!   stall IO, timers or the ready queue, without waking anyone for each task started.
+//!   After a few intervals with no poll at all it sleeps until the next poll nudges it;
+//! - a worker that starts a task while nobody searches and work is left wakes a sleeper,
+//!   or, with none asleep, kicks the role holder out of epoll;
 //! - a worker sleeps only while another holds the role (re-checked after it publishes
 //!   itself as a sleeper), so the holder either watches epoll or sees it and wakes it;
 //! - a push to the front queue kicks the role holder out of epoll;
@@ -39,8 +44,9 @@
 //!   (Dekker handshakes with the pushers, all `SeqCst`).
 //!
 //! The task state machine lives in `task::state`; this module only moves `RawTask`s
-//! around. Files: `worker` (the loop, search, pop/steal, running a task), `role` (the
-//! step), `idle` (sleeping workers), `slots` (the live-task table), `counters` (metrics).
+//! around. Files: `worker` (the loop, search, pop/steal, running a task, the watcher's
+//! look), `role` (the step), `idle` (sleeping workers and the watcher's seat), `slots`
+//! (the live-task table), `counters` (metrics).
 
 mod blocking;
 mod counters;
@@ -292,19 +298,29 @@ impl Scheduler {
     }
 
     /// Someone must run the task just pushed to the ready queue: wake a sleeping worker,
-    /// or failing that the role holder blocked in epoll. (Even when the pusher is a worker
-    /// about to run the task itself, a sleeper is woken: while this worker runs tasks,
-    /// another must be free to take the sched-role and watch the kernel queue and the
-    /// deadlines, or a task that blocks its worker would stall all IO and timers.)
+    /// or failing that the role holder blocked in epoll. Not when one of this core's
+    /// workers pushed the only ready task: it runs it as soon as its current poll or step
+    /// ends, and if that poll lasts, the watcher (`idle`) sees it and takes over; waking
+    /// another worker would cost a context switch per message at low load. (It still
+    /// kicks a role holder blocked in epoll: with nobody asleep, nobody else would look.)
     fn wake_worker(&self) {
         fence(SeqCst);
         if self.searching.load(SeqCst) > 0 {
             return;
         }
-        if self.idle.has_sleepers_fenced() && self.idle.notify_one() {
+        let own_only = self.on_own_worker() && self.ready_len() <= 1;
+        if !own_only && self.idle.has_sleepers_fenced() && self.idle.notify_one() {
+            return;
+        }
+        if own_only && self.idle.has_sleepers_fenced() {
             return;
         }
         self.driver.kick_fenced();
+    }
+
+    /// Whether the calling thread is one of this core's workers.
+    fn on_own_worker(&self) -> bool {
+        WORKER_OF.with(|w| std::ptr::eq(w.get(), self))
     }
 
     /// Finishes a task that completed, panicked or was cancelled, and drops the
@@ -454,7 +470,14 @@ impl Schedule for Scheduler {
     }
 }
 
+thread_local! {
+    /// The core whose worker this thread is (null: none). Compared by address only.
+    static WORKER_OF: std::cell::Cell<*const Scheduler> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
 /// The body of worker thread `index` of `sched`.
 pub(crate) fn run_worker(sched: &Scheduler, index: usize) {
+    let prev = WORKER_OF.with(|w| w.replace(sched));
     worker::run(sched, index);
+    WORKER_OF.with(|w| w.set(prev));
 }

@@ -7,8 +7,9 @@
 //! next deadline) — so they go behind whatever that step readied. The list is the
 //! worker's own: a yield costs no atomic operation.
 
+use super::idle::Seen;
 use super::role::RoleState;
-use super::{Scheduler, EXEC_BATCH};
+use super::{Scheduler, EXEC_BATCH, STEP_INTERVAL};
 use crate::io::{reset_budget, BUDGET};
 use crate::sync::lock;
 use crate::task::raw::{Polled, RawTask};
@@ -33,12 +34,15 @@ struct WorkerCtx<'a> {
     /// `Counters::steps` when the first of `deferred` yielded: a step counted above it
     /// started after that yield.
     deferred_mark: u64,
+    /// Each worker's poll sequence at this worker's last look as the watcher.
+    seen: Vec<u64>,
 }
 
 /// The body of worker thread `index`.
 pub(super) fn run(sched: &Scheduler, index: usize) {
     let local = lock(&sched.locals)[index].take().expect("each worker index runs once");
-    let mut w = WorkerCtx { sched, index, local, deferred: Vec::new(), deferred_mark: 0 };
+    let seen = vec![0; sched.counters.workers()];
+    let mut w = WorkerCtx { sched, index, local, deferred: Vec::new(), deferred_mark: 0, seen };
     w.run();
 }
 
@@ -61,7 +65,12 @@ impl WorkerCtx<'_> {
                 // Sleep only while the role is held: its holder either watches the kernel
                 // queue, or (about to run tasks) sees this sleeper and wakes it. Checked
                 // after publishing the sleeper (Dekker with `pop_ready`).
-                sched.idle.sleep(|| sched.has_ready() || sched.stopped() || sched.role_is_free());
+                let seen = &mut self.seen;
+                sched.idle.sleep(
+                    || sched.has_ready() || sched.stopped() || sched.role_is_free(),
+                    STEP_INTERVAL,
+                    || watch(sched, seen),
+                );
             }
         }
         // Leaving (shutdown): hand back anything still held here.
@@ -85,6 +94,7 @@ impl WorkerCtx<'_> {
         while ran < EXEC_BATCH {
             let Some(task) = self.pop_ready() else { break };
             self.run_task(task);
+            sched.counters.end_poll(self.index);
             ran += 1;
             // Unless the role holder watches epoll (and the timerfd), look at the kernel
             // queue and the deadlines again.
@@ -124,22 +134,27 @@ impl WorkerCtx<'_> {
     fn pop_ready(&self) -> Option<RawTask> {
         let sched = self.sched;
         let task = self.local.pop().or_else(|| self.steal())?;
-        // While this worker runs `task` (which may take long, or block), another must be
-        // free to take the sched-role and watch the kernel queue, the deadlines and the
-        // rest of the ready queue (including this worker's batch). Unless someone is
-        // searching: wake a sleeper (it searches, then holds the role in epoll), or, if
-        // none sleeps and work is left, kick the role holder out of epoll to take it.
-        // Under load nobody sleeps or polls and this costs a few loads.
+        sched.counters.begin_poll(self.index);
+        // While this worker runs `task` (which may take long, or block), the kernel queue,
+        // the deadlines and the rest of the ready queue must stay watched. A searcher will
+        // do it (it takes work or the role). Else the sleeping watcher looks at this poll
+        // every interval (nudged here if it sleeps until a poll starts); and if work is
+        // left, a sleeper is woken for it, or, with none asleep, the role holder is kicked
+        // out of epoll to take it. Under load nobody sleeps or polls and this costs a few
+        // loads; at low load, nobody is woken for the one task a step readied.
         // (A stale `searching` is harmless: a searcher that stops either found work and
         // does this check itself, or re-checks every queue before it sleeps.)
         if sched.searching.load(Relaxed) == 0 {
             fence(SeqCst);
-            if sched.idle.has_sleepers_fenced() {
-                sched.idle.notify_one();
-            } else if sched.driver.is_blocking() && sched.has_ready() {
-                // The holder re-checks the queues after announcing the block: one of the
-                // two sees the other.
-                sched.driver.kick_fenced();
+            sched.idle.nudge_fenced();
+            if sched.has_ready() {
+                if sched.idle.has_sleepers_fenced() {
+                    sched.idle.notify_one();
+                } else if sched.driver.is_blocking() {
+                    // The holder re-checks the queues after announcing the block: one of
+                    // the two sees the other.
+                    sched.driver.kick_fenced();
+                }
             }
         }
         Some(task)
@@ -247,6 +262,30 @@ impl WorkerCtx<'_> {
         // (under the idle lock, or after announcing its block) before it sleeps.
         sched.searching.fetch_sub(1, SeqCst);
         found
+    }
+}
+
+/// The watcher's look at the other workers (see `idle`): act on ready tasks, or on a poll
+/// that has lasted since the last look while nobody holds the role (nobody watches the
+/// kernel queue and the deadlines); else say whether anyone polled. `seen`: each worker's
+/// poll sequence at the last look.
+fn watch(sched: &Scheduler, seen: &mut [u64]) -> Seen {
+    if sched.has_ready() || sched.stopped() {
+        return Seen::Act;
+    }
+    let (mut busy, mut stuck) = (false, false);
+    for (w, last) in seen.iter_mut().enumerate() {
+        let now = sched.counters.poll_seq(w);
+        busy |= now != *last || now % 2 == 1;
+        stuck |= now % 2 == 1 && now == *last;
+        *last = now;
+    }
+    if stuck && sched.role_is_free() {
+        Seen::Act
+    } else if busy {
+        Seen::Busy
+    } else {
+        Seen::Quiet
     }
 }
 
