@@ -48,9 +48,13 @@ pub(crate) fn ensure_flusher<S: Outlet>(sock: &Arc<S>) {
     let q = sock.queue();
     if q.claim_flusher_start() {
         let flusher = sock.core().spawn(flush_loop(sock.clone()));
-        if flusher.is_finished() {
-            // The core is shutting down and refused the task: nothing would ever send.
-            q.close(Some(io::Error::other("post_send: the socket's core is shut down")));
+        // Cancelled already: the core is shutting down and refused the task, and nothing
+        // would ever send. (Merely finished is fine: another worker may have run the
+        // flusher to its end already.)
+        if let Some(Err(e)) = futures::FutureExt::now_or_never(flusher) {
+            if e.is_cancelled() {
+                q.close(Some(io::Error::other("post_send: the socket's core is shut down")));
+            }
         }
     }
 }
