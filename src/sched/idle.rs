@@ -126,7 +126,7 @@ impl Idle {
             loop {
                 if g.tokens > 0 {
                     g.tokens -= 1;
-                    self.call_to_seat(&g);
+                    self.call_to_seat(g);
                     return;
                 }
                 if !g.seat {
@@ -142,13 +142,16 @@ impl Idle {
         g.seat = false;
         self.deep.store(false, SeqCst);
         self.publish(&g);
-        self.call_to_seat(&g);
+        self.call_to_seat(g);
     }
 
     /// While sleepers remain outside a vacant seat, calls one of them to it: sleepers
-    /// stay watched over.
-    fn call_to_seat(&self, g: &IdleState) {
-        if !g.seat && g.waiting > 0 {
+    /// stay watched over. (Notified after unlocking, here and below, so that the woken
+    /// thread does not block on the lock the notifier still holds.)
+    fn call_to_seat(&self, g: MutexGuard<'_, IdleState>) {
+        let call = !g.seat && g.waiting > 0;
+        drop(g);
+        if call {
             self.cv.notify_one();
         }
     }
@@ -233,8 +236,7 @@ impl Idle {
     /// publish the poll, then issue a `SeqCst` fence, then call this.
     pub(crate) fn nudge_fenced(&self) {
         if self.deep.load(SeqCst) && self.deep.swap(false, SeqCst) {
-            let mut g = self.lock();
-            g.nudged = true;
+            self.lock().nudged = true;
             self.watch_cv.notify_one();
         }
     }
@@ -242,17 +244,19 @@ impl Idle {
     /// Wakes one sleeper (one outside the seat if there is one); false if there was none.
     pub(crate) fn notify_one(&self) -> bool {
         let mut g = self.lock();
-        if g.waiting > 0 {
+        let cv = if g.waiting > 0 {
             g.waiting -= 1;
             g.tokens += 1;
-            self.cv.notify_one();
+            &self.cv
         } else if g.seat && !g.watch_token {
             g.watch_token = true;
-            self.watch_cv.notify_one();
+            &self.watch_cv
         } else {
             return false;
-        }
+        };
         self.publish(&g);
+        drop(g);
+        cv.notify_one();
         true
     }
 
@@ -264,6 +268,7 @@ impl Idle {
             g.watch_token = true;
         }
         self.publish(&g);
+        drop(g);
         self.cv.notify_all();
         self.watch_cv.notify_all();
     }

@@ -23,19 +23,16 @@
 //! behind whatever that step made ready (kernel events, expired deadlines).
 //!
 //! Wakeup rules (no lost wakeup, no busy wait, few context switches):
-//! - a worker that runs out of work *searches* for a few rounds (non-blocking steps, the
-//!   queues) before it sleeps; under load new work arrives within microseconds;
-//! - a push to the ready queue wakes nobody while a worker searches (it will find the
-//!   task), nor when one of this core's workers pushes the only ready task (it runs it
-//!   next itself); otherwise it wakes a sleeping worker, or kicks the role holder out of
-//!   epoll;
+//! - a push to the ready queue wakes nobody when one of this core's workers pushes the
+//!   only ready task (it runs it next itself); otherwise it wakes a sleeping worker, or
+//!   kicks the role holder out of epoll;
 //! - the first sleeping worker is the *watcher* (`idle`): every [`STEP_INTERVAL`] it looks
 //!   at the other workers, and takes over when a task is ready or a poll has lasted a
 //!   whole interval with nobody holding the role; so a task that blocks its worker cannot
 //!   stall IO, timers or the ready queue, without waking anyone for each task started.
 //!   After a few intervals with no poll at all it sleeps until the next poll nudges it;
-//! - a worker that starts a task while nobody searches and work is left wakes a sleeper,
-//!   or, with none asleep, kicks the role holder out of epoll;
+//! - a worker that starts a task while work is left wakes a sleeper, or, with none
+//!   asleep, kicks the role holder out of epoll;
 //! - a worker sleeps only while another holds the role (re-checked after it publishes
 //!   itself as a sleeper), so the holder either watches epoll or sees it and wakes it;
 //! - a push to the front queue kicks the role holder out of epoll;
@@ -44,7 +41,7 @@
 //!   (Dekker handshakes with the pushers, all `SeqCst`).
 //!
 //! The task state machine lives in `task::state`; this module only moves `RawTask`s
-//! around. Files: `worker` (the loop, search, pop/steal, running a task, the watcher's
+//! around. Files: `worker` (the loop, pop/steal, running a task, the watcher's
 //! look), `role` (the step), `idle` (sleeping workers and the watcher's seat), `slots`
 //! (the live-task table), `counters` (metrics).
 
@@ -101,8 +98,6 @@ pub(crate) struct Scheduler {
     locals: Mutex<Vec<Option<Worker<RawTask>>>>,
     /// The sched-role: holding this lock is the exclusive right to run a step.
     role: Mutex<RoleState>,
-    /// Workers looking for work before they sleep (see `worker::search`).
-    searching: AtomicUsize,
     /// The shared half of the kernel event queue (its poller is in `role`).
     pub(crate) driver: Arc<Driver>,
     idle: Idle,
@@ -175,7 +170,6 @@ impl Scheduler {
             stealers: locals.iter().map(|w| w.stealer()).collect(),
             locals: Mutex::new(locals.into_iter().map(Some).collect()),
             role: Mutex::new(RoleState::new(poller)),
-            searching: AtomicUsize::new(0),
             driver: Arc::new(driver),
             idle: Idle::new(),
             timers: Arc::new(WakerMap::new()),
@@ -305,9 +299,6 @@ impl Scheduler {
     /// kicks a role holder blocked in epoll: with nobody asleep, nobody else would look.)
     fn wake_worker(&self) {
         fence(SeqCst);
-        if self.searching.load(SeqCst) > 0 {
-            return;
-        }
         let own_only = self.on_own_worker() && self.ready_len() <= 1;
         if !own_only && self.idle.has_sleepers_fenced() && self.idle.notify_one() {
             return;

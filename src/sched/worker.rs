@@ -1,4 +1,4 @@
-//! The worker loop: take the sched-role when it is free, run ready tasks, search, sleep.
+//! The worker loop: take the sched-role when it is free, run ready tasks, sleep.
 //!
 //! A worker runs up to [`EXEC_BATCH`] tasks, or for up to [`STEP_INTERVAL`](super::STEP_INTERVAL), between two
 //! attempts at the role. Tasks that yield are kept in the worker's `deferred` list and
@@ -19,9 +19,6 @@ use crossbeam_deque::{Steal, Worker};
 use std::sync::atomic::{fence, Ordering::*};
 use std::sync::{MutexGuard, TryLockError};
 use std::time::Instant;
-
-/// Rounds a worker that ran out of work searches before it sleeps.
-const SEARCH_ROUNDS: usize = 32;
 
 /// One worker thread's state.
 struct WorkerCtx<'a> {
@@ -49,19 +46,31 @@ pub(super) fn run(sched: &Scheduler, index: usize) {
 impl WorkerCtx<'_> {
     fn run(&mut self) {
         let sched = self.sched;
+        // This worker's last action was a step (nothing ran since): no need for another.
+        let mut just_stepped = false;
         while !sched.stopped() {
-            if !self.try_step(false) && !self.deferred.is_empty() {
-                // A step that started after the first of them yielded has looked at the
-                // kernel queue and the deadlines; so does a role holder blocked in epoll.
-                let stepped_since = sched.counters.steps.load(Relaxed) > self.deferred_mark;
-                if stepped_since || sched.driver.is_blocking() {
-                    self.release_deferred();
+            // With tasks at hand, a non-blocking step first (kernel events and deadlines go
+            // before them), then a batch. With none, straight to the blocking step below
+            // (which takes what a non-blocking one would). There is no spinning search
+            // for work: its non-blocking steps cost more system calls at low load than
+            // the sleeps they saved (RESULTS.md, fourth session).
+            if !self.local.is_empty() || !self.deferred.is_empty() || sched.has_ready() {
+                if !std::mem::take(&mut just_stepped) && !self.try_step(false) && !self.deferred.is_empty() {
+                    // A step that started after the first of them yielded has looked at
+                    // the kernel queue and the deadlines; so does a role holder blocked
+                    // in epoll.
+                    let stepped_since = sched.counters.steps.load(Relaxed) > self.deferred_mark;
+                    if stepped_since || sched.driver.is_blocking() {
+                        self.release_deferred();
+                    }
+                }
+                if self.run_batch() > 0 || !self.deferred.is_empty() {
+                    continue;
                 }
             }
-            if self.run_batch() > 0 || !self.deferred.is_empty() || self.search() {
-                continue;
-            }
-            if !self.try_step(true) {
+            if self.try_step(true) {
+                just_stepped = true;
+            } else {
                 // Sleep only while the role is held: its holder either watches the kernel
                 // queue, or (about to run tasks) sees this sleeper and wakes it. Checked
                 // after publishing the sleeper (Dekker with `pop_ready`).
@@ -136,25 +145,21 @@ impl WorkerCtx<'_> {
         let task = self.local.pop().or_else(|| self.steal())?;
         sched.counters.begin_poll(self.index);
         // While this worker runs `task` (which may take long, or block), the kernel queue,
-        // the deadlines and the rest of the ready queue must stay watched. A searcher will
-        // do it (it takes work or the role). Else the sleeping watcher looks at this poll
-        // every interval (nudged here if it sleeps until a poll starts); and if work is
-        // left, a sleeper is woken for it, or, with none asleep, the role holder is kicked
-        // out of epoll to take it. Under load nobody sleeps or polls and this costs a few
-        // loads; at low load, nobody is woken for the one task a step readied.
-        // (A stale `searching` is harmless: a searcher that stops either found work and
-        // does this check itself, or re-checks every queue before it sleeps.)
-        if sched.searching.load(Relaxed) == 0 {
-            fence(SeqCst);
-            sched.idle.nudge_fenced();
-            if sched.has_ready() {
-                if sched.idle.has_sleepers_fenced() {
-                    sched.idle.notify_one();
-                } else if sched.driver.is_blocking() {
-                    // The holder re-checks the queues after announcing the block: one of
-                    // the two sees the other.
-                    sched.driver.kick_fenced();
-                }
+        // the deadlines and the rest of the ready queue must stay watched: the sleeping
+        // watcher looks at this poll every interval (nudged here if it sleeps until a poll
+        // starts); and if work is left, a sleeper is woken for it, or, with none asleep,
+        // the role holder is kicked out of epoll to take it. Under load nobody sleeps and
+        // this costs a fence and a few loads; at low load, nobody is woken for the one
+        // task a step readied.
+        fence(SeqCst);
+        sched.idle.nudge_fenced();
+        if sched.has_ready() {
+            if sched.idle.has_sleepers_fenced() {
+                sched.idle.notify_one();
+            } else if sched.driver.is_blocking() {
+                // The holder re-checks the queues after announcing the block: one of the
+                // two sees the other.
+                sched.driver.kick_fenced();
             }
         }
         Some(task)
@@ -236,32 +241,6 @@ impl WorkerCtx<'_> {
                 crate::trace::trace_event!(task = task.header().id, "park");
             }
         }
-    }
-
-    /// A worker that ran out of work looks for more for a short while (kernel events via
-    /// non-blocking steps, the ready queues) before it sleeps. Under load, new work usually
-    /// arrives within microseconds, and while a worker searches nobody needs waking
-    /// (`wake_worker` skips the futex/eventfd). True if work appeared.
-    fn search(&mut self) -> bool {
-        let sched = self.sched;
-        sched.searching.fetch_add(1, SeqCst);
-        let mut found = false;
-        for round in 0..SEARCH_ROUNDS {
-            self.try_step(false);
-            if sched.has_ready() || sched.stopped() {
-                found = true;
-                break;
-            }
-            if round % 4 == 3 {
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
-        }
-        // After this decrement a pusher wakes someone; our caller re-checks the queues
-        // (under the idle lock, or after announcing its block) before it sleeps.
-        sched.searching.fetch_sub(1, SeqCst);
-        found
     }
 }
 
