@@ -21,7 +21,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -55,10 +55,10 @@ impl Socket {
         if let Some(p) = peer.or_else(|| stream.peer_ip().ok().map(Peer::Ip)) {
             let _ = known.set(p);
         }
-        Ok(Arc::new_cyclic(|me: &Weak<Socket>| Socket {
+        Ok(Arc::new(Socket {
             reg,
             stream,
-            post: Arc::new(PostQueue::new(me.clone(), core.sched.post_high_water)),
+            post: Arc::new(PostQueue::new(core.sched.post_high_water)),
             core,
             owners: AtomicUsize::new(0),
             fin_sent: AtomicBool::new(false),
