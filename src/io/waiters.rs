@@ -57,15 +57,18 @@ struct Node {
     next: *mut Node,
     /// In the list right now. Guarded, like the links, by the list's lock.
     queued: bool,
+    /// This waiter has linked itself at some point (so `drop` must check under the lock).
+    /// Only the owner of the `Waiter` reads or writes it, through the node pointer (never
+    /// through a reference to the whole node, which `wake_all` may be writing the other
+    /// fields of); kept here, in the padding after `queued`, rather than in the `Waiter`:
+    /// a waiter sits in the future of every idle connection.
+    maybe_queued: bool,
 }
 
 /// One task's place in a [`WaiterList`]; keep it pinned inside the waiting future.
 pub(crate) struct Waiter<'a> {
     list: &'a WaiterList,
     node: UnsafeCell<Node>,
-    /// This waiter has linked itself at some point (so `drop` must check under the lock).
-    /// Only the owner of the `Waiter` reads or writes it.
-    maybe_queued: bool,
     _pinned: PhantomPinned,
 }
 
@@ -179,8 +182,8 @@ impl<'a> Waiter<'a> {
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
                 queued: false,
+                maybe_queued: false,
             }),
-            maybe_queued: false,
             _pinned: PhantomPinned,
         }
     }
@@ -189,7 +192,7 @@ impl<'a> Waiter<'a> {
     /// under the list's lock. If `ready` holds the waiter is unlinked again and true is
     /// returned; otherwise the next [`WaiterList::wake_all`] wakes `waker`.
     pub(crate) fn wait(self: Pin<&mut Self>, waker: &Waker, ready: impl FnOnce() -> bool) -> bool {
-        // SAFETY: nothing is moved out of the pinned waiter; `maybe_queued` is a plain flag.
+        // SAFETY: nothing is moved out of the pinned waiter.
         let this = unsafe { self.get_unchecked_mut() };
         let mut links = lock(&this.list.links);
         let node = this.node.get();
@@ -203,8 +206,8 @@ impl<'a> Waiter<'a> {
             if !(*node).queued {
                 links.push_back(node);
             }
+            (*node).maybe_queued = true;
         }
-        this.maybe_queued = true;
         this.list.armed.store(true, Relaxed);
         fence(SeqCst);
         if !ready() {
@@ -218,11 +221,14 @@ impl<'a> Waiter<'a> {
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        if !self.maybe_queued {
+        let node = self.node.get();
+        // SAFETY: the node lives as long as `self`; `maybe_queued` is only written by the
+        // waiter's owner (in `wait`, which `&mut self` rules out now), and read through
+        // the pointer, so `wake_all` writing the node's other fields is no conflict.
+        if !unsafe { (*node).maybe_queued } {
             return;
         }
         let mut links = lock(&self.list.links);
-        let node = self.node.get();
         // SAFETY: under the lock; if still linked, unlinking it here is what keeps the list
         // from pointing into freed memory.
         unsafe {

@@ -29,6 +29,27 @@ use std::time::Duration;
 /// more transfers from the first ones, like a short transfer.
 const IOV_MAX: usize = 1024;
 
+pin_project_lite::pin_project! {
+    /// The future of `recv`: the socket, the buffer and the waiter, nothing more. (The
+    /// `async fn` chain it replaces kept a copy of its arguments per level: an idle
+    /// connection's task waits in a `recv`, so its size is memory per connection.)
+    pub(crate) struct Recv<'a> {
+        sock: &'a Socket,
+        buf: &'a mut [u8],
+        #[pin]
+        waiter: Waiter<'a>,
+    }
+}
+
+impl std::future::Future for Recv<'_> {
+    type Output = io::Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        this.sock.poll_recv(cx, this.buf, Some(this.waiter))
+    }
+}
+
 /// One connected socket, shared by its owner(s) (stream or halves) and its flusher.
 pub(crate) struct Socket {
     /// Declared first so it drops first: deregistered before the fd closes.
@@ -267,9 +288,8 @@ impl Socket {
 
     // The operations the public types delegate to (their docs say what each does).
 
-    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut waiter = pin!(self.reg.waiter(Direction::Read));
-        poll_fn(|cx| self.poll_recv(cx, buf, Some(waiter.as_mut()))).await
+    pub(crate) fn recv<'a>(&'a self, buf: &'a mut [u8]) -> Recv<'a> {
+        Recv { sock: self, buf, waiter: self.reg.waiter(Direction::Read) }
     }
 
     pub(crate) async fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
