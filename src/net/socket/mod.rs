@@ -20,8 +20,8 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -59,11 +59,12 @@ pub(crate) struct Socket {
     /// The core the socket lives on (its flusher runs there).
     pub(crate) core: Handle,
     /// Owners alive (the stream, or its owned halves).
-    owners: AtomicUsize,
+    owners: AtomicU32,
     /// `shutdown` sent FIN.
     fin_sent: AtomicBool,
-    /// The peer, for error messages (known once connected).
-    peer: OnceLock<Peer>,
+    /// The peer, for error messages (given, or looked up when the socket is made: a
+    /// connecting stream is given its target).
+    peer: Option<Peer>,
 }
 
 impl Socket {
@@ -72,18 +73,15 @@ impl Socket {
     pub(crate) fn new(stream: Conn, core: Handle, peer: Option<Peer>) -> io::Result<Arc<Socket>> {
         let reg = Registration::new(core.driver(), stream.as_raw_fd())?;
         crate::trace::debug_event!(fd = stream.as_raw_fd(), "socket open");
-        let known = OnceLock::new();
-        if let Some(p) = peer.or_else(|| stream.peer_ip().ok().map(Peer::Ip)) {
-            let _ = known.set(p);
-        }
+        let peer = peer.or_else(|| stream.peer_ip().ok().map(Peer::Ip));
         Ok(Arc::new(Socket {
             reg,
             stream,
             post: Arc::new(PostQueue::new(core.sched.post_high_water)),
             core,
-            owners: AtomicUsize::new(0),
+            owners: AtomicU32::new(0),
             fin_sent: AtomicBool::new(false),
-            peer: known,
+            peer,
         }))
     }
 
@@ -98,7 +96,7 @@ impl Socket {
     /// `op to/from PEER: error`, keeping the error kind.
     pub(crate) fn context_error(&self, op: &str, e: io::Error) -> io::Error {
         let dir = if op == "recv" { "from" } else { "to" };
-        match self.peer.get() {
+        match &self.peer {
             Some(p) => io::Error::new(e.kind(), format!("{op} {dir} {p}: {e}")),
             None => io::Error::new(e.kind(), format!("{op}: {e}")),
         }
@@ -411,11 +409,6 @@ impl Socket {
         })
         .await
     }
-
-    /// Records the peer once connected (for error messages).
-    pub(crate) fn set_peer(&self, addr: SocketAddr) {
-        let _ = self.peer.set(Peer::Ip(addr));
-    }
 }
 
 impl SocketControl for Socket {
@@ -506,7 +499,7 @@ impl Drop for Owner {
 
 impl fmt::Debug for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Socket").field("peer", &self.0.peer.get()).finish()
+        f.debug_struct("Socket").field("peer", &self.0.peer).finish()
     }
 }
 
@@ -518,7 +511,7 @@ impl Drop for Socket {
 
 impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Socket").field("peer", &self.peer.get()).finish()
+        f.debug_struct("Socket").field("peer", &self.peer).finish()
     }
 }
 
