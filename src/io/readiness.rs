@@ -9,7 +9,6 @@
 //! an edge of the other direction does not keep a spent readiness alive.
 
 use super::waiters::{Waiter, WaiterList};
-use futures::task::AtomicWaker;
 use mio::event::Event;
 use std::fmt;
 use std::pin::Pin;
@@ -76,13 +75,11 @@ pub(crate) struct ScheduledIo {
     /// Readiness bits (low byte), then the read tick and the write tick (the number of
     /// events that concerned each direction, wrapping).
     readiness: AtomicUsize,
-    /// The poll-based reader (`poll_read`, `poll_accept`): at most one at a time.
-    read_slot: AtomicWaker,
-    /// The poll-based writer (`poll_write`): at most one at a time.
-    write_slot: AtomicWaker,
-    /// `async` operations waiting to read.
+    /// `async` operations waiting to read, and the slot of the poll-based reader
+    /// (`poll_read`, `poll_accept`).
     readers: WaiterList,
-    /// `async` operations waiting to write (the flusher among them).
+    /// `async` operations waiting to write (the flusher among them), and the slot of the
+    /// poll-based writer (`poll_write`).
     writers: WaiterList,
 }
 
@@ -91,8 +88,6 @@ impl ScheduledIo {
         ScheduledIo {
             // Optimistic: try the syscall first; WouldBlock clears it.
             readiness: AtomicUsize::new(READABLE | WRITABLE),
-            read_slot: AtomicWaker::new(),
-            write_slot: AtomicWaker::new(),
             readers: WaiterList::new(),
             writers: WaiterList::new(),
         }
@@ -140,20 +135,16 @@ impl ScheduledIo {
         }
     }
 
-    /// Wakes every waiter of `dir` (the slot's and the list's).
+    /// Wakes every waiter of `dir` (the list's and its slot's).
     fn wake(&self, dir: Direction) {
-        let (slot, list) = self.waiters(dir);
-        if let Some(waker) = slot.take() {
-            crate::contain::contain("waking a socket's poller", || waker.wake());
-        }
-        list.wake_all();
+        self.waiters(dir).wake_all();
     }
 
-    /// The direction's slot (poll-based waiter) and list (`async` waiters).
-    pub(crate) fn waiters(&self, dir: Direction) -> (&AtomicWaker, &WaiterList) {
+    /// The direction's waiters: the `async` ones and the poll-based slot.
+    pub(crate) fn waiters(&self, dir: Direction) -> &WaiterList {
         match dir {
-            Direction::Read => (&self.read_slot, &self.readers),
-            Direction::Write => (&self.write_slot, &self.writers),
+            Direction::Read => &self.readers,
+            Direction::Write => &self.writers,
         }
     }
 
@@ -186,7 +177,7 @@ impl ScheduledIo {
                 Poll::Pending
             }
             None => {
-                self.waiters(dir).0.register(cx.waker());
+                self.waiters(dir).register_slot(cx.waker());
                 match self.ready_now(dir) {
                     Some(ready) => Poll::Ready(ready),
                     None => Poll::Pending,

@@ -29,7 +29,7 @@ impl Registration {
     /// A waiter for an `async` operation on this socket in `dir`: pin it in the future
     /// and pass it to [`poll_io`](Self::poll_io) and friends.
     pub(crate) fn waiter(&self, dir: Direction) -> Waiter<'_> {
-        Waiter::new(self.io.waiters(dir).1)
+        Waiter::new(self.io.waiters(dir))
     }
 
     /// Completes when the socket may be ready in `dir` (`readable()`/`writable()`).

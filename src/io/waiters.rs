@@ -21,6 +21,12 @@
 //! Wakers are taken out of the list under the lock and woken after it is released, in
 //! batches of [`WAKE_BATCH`], so a waker that re-enters the list (or panics) cannot
 //! deadlock or corrupt it.
+//!
+//! Beside the nodes the list keeps one *slot*: the waker of the direction's poll-based
+//! waiter (`poll_read`, `poll_write`, `poll_accept`: at most one at a time, a later one
+//! replaces it), under the same lock and the same handshake, and woken with the nodes.
+//! (It was an `AtomicWaker` of its own, 24 bytes beside the list's 32; inside the list it
+//! costs 16, and every socket has two.)
 
 use crate::sync::{fence, lock_modelled as lock, AtomicBool, Mutex, Ordering::*};
 use std::cell::UnsafeCell;
@@ -45,6 +51,8 @@ pub(crate) struct WaiterList {
 struct Links {
     head: *mut Node,
     tail: *mut Node,
+    /// The poll-based waiter's waker (see the module docs).
+    slot: Option<Waker>,
 }
 
 // SAFETY: the nodes are only touched under the list's lock, and the wakers in them are Send.
@@ -57,15 +65,18 @@ struct Node {
     next: *mut Node,
     /// In the list right now. Guarded, like the links, by the list's lock.
     queued: bool,
+    /// This waiter has linked itself at some point (so `drop` must check under the lock).
+    /// Only the owner of the `Waiter` reads or writes it, through the node pointer (never
+    /// through a reference to the whole node, which `wake_all` may be writing the other
+    /// fields of); kept here, in the padding after `queued`, rather than in the `Waiter`:
+    /// a waiter sits in the future of every idle connection.
+    maybe_queued: bool,
 }
 
 /// One task's place in a [`WaiterList`]; keep it pinned inside the waiting future.
 pub(crate) struct Waiter<'a> {
     list: &'a WaiterList,
     node: UnsafeCell<Node>,
-    /// This waiter has linked itself at some point (so `drop` must check under the lock).
-    /// Only the owner of the `Waiter` reads or writes it.
-    maybe_queued: bool,
     _pinned: PhantomPinned,
 }
 
@@ -79,7 +90,7 @@ impl WaiterList {
     pub(crate) fn new() -> WaiterList {
         WaiterList {
             armed: AtomicBool::new(false),
-            links: Mutex::new(Links { head: ptr::null_mut(), tail: ptr::null_mut() }),
+            links: Mutex::new(Links { head: ptr::null_mut(), tail: ptr::null_mut(), slot: None }),
         }
     }
 
@@ -93,8 +104,10 @@ impl WaiterList {
         loop {
             let mut batch: [Option<Waker>; WAKE_BATCH] = Default::default();
             let mut n = 0;
+            let slot;
             let more = {
                 let mut links = lock(&self.links);
+                slot = links.slot.take();
                 while n < WAKE_BATCH && !links.head.is_null() {
                     let node = links.head;
                     // SAFETY: `node` is linked, so its `Waiter` is pinned and alive (it
@@ -112,7 +125,7 @@ impl WaiterList {
                 }
                 more
             };
-            for waker in batch.iter_mut().take(n).filter_map(Option::take) {
+            for waker in slot.into_iter().chain(batch.iter_mut().take(n).filter_map(Option::take)) {
                 crate::contain::contain("waking a socket waiter", || waker.wake());
             }
             if !more {
@@ -121,10 +134,30 @@ impl WaiterList {
         }
     }
 
+    /// Puts `waker` in the slot (replacing the one there, unless it would wake the same
+    /// task). The caller then re-checks readiness: either it sees the edge, or the edge's
+    /// [`wake_all`](Self::wake_all) sees the slot (the handshake of the module docs).
+    pub(crate) fn register_slot(&self, waker: &Waker) {
+        let replaced = {
+            let mut links = lock(&self.links);
+            let replaced = match &links.slot {
+                Some(w) if w.will_wake(waker) => None,
+                _ => links.slot.replace(waker.clone()),
+            };
+            self.armed.store(true, Relaxed);
+            replaced
+        };
+        fence(SeqCst);
+        // Dropped after the lock: a waker's drop may free a task whose future holds a
+        // waiter of this very list.
+        drop(replaced);
+    }
+
     /// Whether any waiter is linked (for tests and assertions).
     #[cfg(test)]
     fn is_empty(&self) -> bool {
-        lock(&self.links).head.is_null()
+        let links = lock(&self.links);
+        links.head.is_null() && links.slot.is_none()
     }
 }
 
@@ -179,8 +212,8 @@ impl<'a> Waiter<'a> {
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
                 queued: false,
+                maybe_queued: false,
             }),
-            maybe_queued: false,
             _pinned: PhantomPinned,
         }
     }
@@ -189,7 +222,7 @@ impl<'a> Waiter<'a> {
     /// under the list's lock. If `ready` holds the waiter is unlinked again and true is
     /// returned; otherwise the next [`WaiterList::wake_all`] wakes `waker`.
     pub(crate) fn wait(self: Pin<&mut Self>, waker: &Waker, ready: impl FnOnce() -> bool) -> bool {
-        // SAFETY: nothing is moved out of the pinned waiter; `maybe_queued` is a plain flag.
+        // SAFETY: nothing is moved out of the pinned waiter.
         let this = unsafe { self.get_unchecked_mut() };
         let mut links = lock(&this.list.links);
         let node = this.node.get();
@@ -203,8 +236,8 @@ impl<'a> Waiter<'a> {
             if !(*node).queued {
                 links.push_back(node);
             }
+            (*node).maybe_queued = true;
         }
-        this.maybe_queued = true;
         this.list.armed.store(true, Relaxed);
         fence(SeqCst);
         if !ready() {
@@ -218,11 +251,14 @@ impl<'a> Waiter<'a> {
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        if !self.maybe_queued {
+        let node = self.node.get();
+        // SAFETY: the node lives as long as `self`; `maybe_queued` is only written by the
+        // waiter's owner (in `wait`, which `&mut self` rules out now), and read through
+        // the pointer, so `wake_all` writing the node's other fields is no conflict.
+        if !unsafe { (*node).maybe_queued } {
             return;
         }
         let mut links = lock(&self.list.links);
-        let node = self.node.get();
         // SAFETY: under the lock; if still linked, unlinking it here is what keeps the list
         // from pointing into freed memory.
         unsafe {
@@ -273,6 +309,29 @@ mod tests {
         // Ready at registration: not left in the list.
         assert!(waiters[0].as_mut().wait(&wakers[0].1, || true));
         assert!(list.is_empty());
+    }
+
+    #[test]
+    fn the_slot_holds_one_waker_and_is_woken_with_the_list() {
+        let list = WaiterList::new();
+        let (first, first_waker) = counter();
+        let (second, second_waker) = counter();
+        let (node, node_waker) = counter();
+        let mut waiter = Box::pin(Waiter::new(&list));
+        assert!(!waiter.as_mut().wait(&node_waker, || false));
+        list.register_slot(&first_waker);
+        // A later poll-based waiter replaces the earlier one (and the same one twice
+        // stays once).
+        list.register_slot(&second_waker);
+        list.register_slot(&second_waker);
+        list.wake_all();
+        assert!(list.is_empty());
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert_eq!(node.0.load(Ordering::SeqCst), 1);
+        // Taken by the wake: the next edge wakes nobody until someone registers again.
+        list.wake_all();
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
     }
 }
 
@@ -350,6 +409,28 @@ mod loom_tests {
             drop(waiter);
             dispatcher.join().unwrap();
             assert!(woken.load(SeqCst) <= 1);
+        });
+    }
+
+    #[test]
+    fn loom_slot_register_vs_dispatch() {
+        // The poll-based slot: registered, then readiness re-checked (as `poll_ready`
+        // does), while a dispatcher publishes readiness and wakes the list.
+        loom::model(|| {
+            let list = Arc::new(WaiterList::new());
+            let ready = Arc::new(AtomicUsize::new(0));
+            let woken = Arc::new(AtomicUsize::new(0));
+            let dispatcher = {
+                let (list, ready) = (list.clone(), ready.clone());
+                loom::thread::spawn(move || {
+                    ready.fetch_add(1, SeqCst);
+                    list.wake_all();
+                })
+            };
+            list.register_slot(&flag_waker(&woken));
+            let saw_ready = ready.load(SeqCst) != 0;
+            dispatcher.join().unwrap();
+            assert!(saw_ready || woken.load(SeqCst) == 1, "the edge was lost");
         });
     }
 }

@@ -8,6 +8,7 @@ use crate::net::socket::{Owner, Socket};
 use crate::net::TcpStream;
 use bytes::Bytes;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,8 +50,8 @@ pub type OwnedSendHalf = SendHalf<'static>;
 
 impl RecvHalf<'_> {
     /// Receives into `buf`; `Ok(0)` is an orderly end of stream. See [`TcpStream::recv`].
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.hold.sock().recv(buf).await
+    pub fn recv<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        self.hold.sock().recv(buf)
     }
 
     /// Closes the connection at once (both halves): see [`PostSender::abort`].

@@ -217,11 +217,13 @@ async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<
         Err(e) => return Err(e),
     }
     let std: std::net::TcpStream = socket.into();
-    let stream =
-        TcpStream::from_mio(mio::net::TcpStream::from_std(std), crate::runtime::current_or_default(), None)?;
-    let sock = stream.sock().clone();
-    sock.connected().await?;
-    sock.set_peer(addr);
+    // The target names the peer in error messages (not connected yet: nothing to look up).
+    let stream = TcpStream::from_mio(
+        mio::net::TcpStream::from_std(std),
+        crate::runtime::current_or_default(),
+        Some(addr),
+    )?;
+    stream.sock().connected().await?;
     Ok(stream)
 }
 

@@ -18,8 +18,11 @@ macro_rules! stream_ops {
             }
 
             /// Receives into `buf`; `Ok(0)` is an orderly end of stream (or an empty `buf`).
-            pub async fn recv(&self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.sock().recv(buf).await
+            pub fn recv<'a>(
+                &'a self,
+                buf: &'a mut [u8],
+            ) -> impl ::std::future::Future<Output = ::std::io::Result<usize>> + Send + 'a {
+                self.sock().recv(buf)
             }
 
             /// Sends some of `buf` and returns how much: written directly when nothing is queued,

@@ -33,7 +33,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering::*};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -178,10 +178,10 @@ impl UdpSocket {
         let core = crate::runtime::current_or_default();
         let reg = Registration::new(core.driver(), sock.as_raw_fd())?;
         let peer = Mutex::new(sock.peer_addr().ok());
-        let udp = Arc::new_cyclic(|me: &Weak<Udp>| Udp {
+        let udp = Arc::new(Udp {
             reg,
             sock,
-            post: Arc::new(PostQueue::new(me.clone(), core.sched.post_high_water)),
+            post: Arc::new(PostQueue::new(core.sched.post_high_water)),
             core,
             owner_gone: AtomicBool::new(false),
             peer,

@@ -3,19 +3,20 @@
 //! closed (or the owner is gone) and drained. It is generic over the socket it writes to,
 //! an [`Outlet`].
 
-use super::{Item, PostQueue, MAX_IOV};
+use super::{Item, PostQueue, SocketControl, MAX_IOV};
 use crate::io::{Direction, Registration, Waiter};
 use crate::runtime::Handle;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// A socket a flusher writes a post queue to.
-pub(crate) trait Outlet: Send + Sync + Sized + 'static {
+/// A socket a flusher writes a post queue to (its [`PostSender`](super::PostSender)s
+/// control it through [`SocketControl`]).
+pub(crate) trait Outlet: SocketControl + Sized + 'static {
     /// What its queue holds.
     type Item: Item;
     fn queue(&self) -> &PostQueue<Self::Item>;
@@ -46,7 +47,8 @@ const FLUSH_ROUNDS: u32 = 16;
 /// Starts the socket's flusher task if it is not running yet.
 pub(crate) fn ensure_flusher<S: Outlet>(sock: &Arc<S>) {
     let q = sock.queue();
-    if q.claim_flusher_start() {
+    let link = || -> Weak<dyn SocketControl> { Arc::downgrade(sock) as Weak<S> };
+    if q.claim_flusher_start(link) {
         let flusher = sock.core().spawn(flush_loop(sock.clone()));
         // Cancelled already: the core is shutting down and refused the task, and nothing
         // would ever send. (Merely finished is fine: another worker may have run the

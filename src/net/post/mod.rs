@@ -26,6 +26,13 @@
 //! seen `inflight == 0` once `closed` was set. So a post either fails with its data handed
 //! back, or is in the queue before the flusher's final drain (`SeqCst` on both words).
 //!
+//! Memory: a socket that never posts pays for the writer role, two flags and the mark
+//! (24 bytes); the counts, the buffers, the flusher's waker, the waiters and the error are
+//! allocated together on first use (a post, a `PostSender`, a wait, a failure). A `close`
+//! or a change that finds them unallocated has nobody to wake and no post in flight: the
+//! pointer is published and read `SeqCst` (`util::once_box`), and whoever allocates it
+//! looks at the queue's state (`SeqCst`) only after that.
+//!
 //! The queue holds byte buffers for a stream and datagrams for a UDP socket: it is generic
 //! over its [`Item`], and so are [`PostSender`] and the flusher.
 //!
@@ -40,6 +47,7 @@ pub(crate) use flush::{ensure_flusher, IoSlices, Outlet};
 pub use sender::{PostError, PostSender};
 
 use crate::sync::lock;
+use crate::util::once_box::OnceBox;
 use crate::util::wait_list::WaitList;
 use bytes::Bytes;
 use crossbeam_deque::{Injector, Steal};
@@ -48,7 +56,7 @@ use role::WriterRole;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 
 /// Buffers per `writev`.
@@ -105,21 +113,38 @@ pub(crate) trait SocketControl: Send + Sync {
 }
 
 /// The shared half of a socket's send side: the queue and the writer hand-off.
+///
+/// Every socket has one, and most never post: what every socket needs is inline (24
+/// bytes), the rest ([`InUse`]) is allocated on first use. Inline: the writer role (the
+/// owner's direct writes take it, so it must exist before any flusher can be started
+/// concurrently), the `closed`/`failed` flags the owner's operations check, and the mark.
 pub(crate) struct PostQueue<T = Bytes> {
-    /// The socket, while it is open.
-    pub(crate) socket: Weak<dyn SocketControl>,
-    /// Allocated on the first post: most sockets never post, and the queue (its two
-    /// cache-padded ends, then its first block of a kilobyte) would only cost memory and
-    /// cache misses. Boxed, so an unused queue costs one word, not the ends' 256 bytes.
+    writer: WriterRole,
+    closed: AtomicBool,
+    /// Closed with an error: queued data was discarded (the error is in [`InUse`]).
+    failed: AtomicBool,
+    high_water: AtomicUsize,
+    /// Allocated by the first post, flusher, waiter or failure; never freed before the
+    /// queue. A `close` that finds it absent knows that no post is in flight, nothing is
+    /// queued and nobody waits: whoever allocates it later does so (`SeqCst`, see
+    /// [`OnceBox`]) before its own `SeqCst` look at `closed`, `failed`, the role and the
+    /// mark, so it sees every change made before that `close`'s (or changer's) look at it.
+    used: OnceBox<InUse<T>>,
+}
+
+/// The parts of a [`PostQueue`] that only a queue in use needs (see its docs).
+struct InUse<T> {
+    /// The socket, while it is open; set when its flusher is started (every
+    /// [`PostSender`] is made after that). A weak link: the queue never keeps its socket
+    /// open.
+    socket: OnceLock<Weak<dyn SocketControl>>,
+    /// Allocated on the first post: the queue (its two cache-padded ends, then its first
+    /// block of a kilobyte) would only cost memory and cache misses in a socket that only
+    /// has a `PostSender` or a waiter.
     bufs: OnceLock<Box<Injector<T>>>,
     /// Bytes posted and not yet handed to the kernel (queue + flusher's batch).
     queued: AtomicUsize,
-    high_water: AtomicUsize,
-    writer: WriterRole,
     inflight: AtomicUsize,
-    closed: AtomicBool,
-    /// Closed with an error: queued data was discarded.
-    failed: AtomicBool,
     /// Why the socket closed, for later owner operations.
     error: Mutex<Option<(io::ErrorKind, String)>>,
     flusher: AtomicWaker,
@@ -127,25 +152,19 @@ pub(crate) struct PostQueue<T = Bytes> {
     /// Everyone waiting for the queue's state to change (each re-checks its condition):
     /// room below the high-water mark (`ready`), the queue drained (`flush`, `closed`), the
     /// writer role given back to the owner (`writable`). One list, not one per condition:
-    /// it is 40 bytes in every socket, and such waits are rare and short.
+    /// such waits are rare and short.
     changed: WaitList,
     /// Items the kernel refused and the flusher dropped (datagrams only).
     dropped: AtomicUsize,
 }
 
-impl<T: Item> PostQueue<T> {
-    /// A queue for the socket behind `socket` (a weak link: the queue never keeps its
-    /// socket open).
-    pub(crate) fn new(socket: Weak<dyn SocketControl>, high_water: usize) -> PostQueue<T> {
-        PostQueue {
-            socket,
+impl<T> InUse<T> {
+    fn new() -> InUse<T> {
+        InUse {
+            socket: OnceLock::new(),
             bufs: OnceLock::new(),
             queued: AtomicUsize::new(0),
-            high_water: AtomicUsize::new(high_water.max(1)),
-            writer: WriterRole::new(),
             inflight: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
             error: Mutex::new(None),
             flusher: AtomicWaker::new(),
             flusher_started: AtomicBool::new(false),
@@ -153,19 +172,54 @@ impl<T: Item> PostQueue<T> {
             dropped: AtomicUsize::new(0),
         }
     }
+}
+
+impl<T: Item> PostQueue<T> {
+    /// An empty queue (it allocates nothing until it is used).
+    pub(crate) fn new(high_water: usize) -> PostQueue<T> {
+        PostQueue {
+            writer: WriterRole::new(),
+            closed: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            high_water: AtomicUsize::new(high_water.max(1)),
+            used: OnceBox::new(),
+        }
+    }
+
+    /// The in-use part, if anything used the queue yet.
+    fn in_use(&self) -> Option<&InUse<T>> {
+        self.used.get()
+    }
+
+    /// The in-use part, allocated now if needed.
+    fn used(&self) -> &InUse<T> {
+        self.used.get_or_init(InUse::new)
+    }
+
+    /// The socket, while it is open (`None` also before its flusher was started, when no
+    /// [`PostSender`] can exist yet).
+    pub(crate) fn socket(&self) -> Option<Arc<dyn SocketControl>> {
+        self.in_use()?.socket.get()?.upgrade()
+    }
 
     /// Queues `data` (see the module docs for ordering and closing).
     pub(crate) fn post(&self, data: T, enforce_high_water: bool) -> Result<(), PostError> {
-        self.inflight.fetch_add(1, SeqCst);
-        let result = self.post_registered(data, enforce_high_water);
-        if self.inflight.fetch_sub(1, SeqCst) == 1 {
+        if self.closed.load(SeqCst) {
+            // Refused before anything is allocated (`post_registered` checks again).
+            return Err(PostError::Closed(data.into_bytes()));
+        }
+        // Allocated before the post counts itself in flight: see `used`.
+        let used = self.used();
+        used.inflight.fetch_add(1, SeqCst);
+        let result = self.post_registered(used, data, enforce_high_water);
+        if used.inflight.fetch_sub(1, SeqCst) == 1 {
             if self.closed.load(SeqCst) {
                 // The last post in flight after a close: settle the queue in its place.
-                self.settle();
-                self.flusher.wake();
+                self.settle(used);
+                used.flusher.wake();
             }
             // A flush waits for posts in flight too (see `poll_drained`).
-            self.changed.wake_all();
+            used.changed.wake_all();
         }
         result
     }
@@ -182,7 +236,7 @@ impl<T: Item> PostQueue<T> {
         self.post(item, false)
     }
 
-    fn post_registered(&self, data: T, enforce_high_water: bool) -> Result<(), PostError> {
+    fn post_registered(&self, used: &InUse<T>, data: T, enforce_high_water: bool) -> Result<(), PostError> {
         if self.closed.load(SeqCst) {
             return Err(PostError::Closed(data.into_bytes()));
         }
@@ -192,11 +246,11 @@ impl<T: Item> PostQueue<T> {
         // Refused only once the queue has reached the mark: a post that `ready()` let
         // through is accepted, and the queue holds at most the mark plus one buffer per
         // posting thread. (Checked before counting, so a refusal never inflates the count.)
-        if enforce_high_water && self.queued.load(SeqCst) >= self.high_water.load(Relaxed) {
+        if enforce_high_water && used.queued.load(SeqCst) >= self.high_water.load(Relaxed) {
             return Err(PostError::WouldExceed(data.into_bytes()));
         }
-        self.queued.fetch_add(data.len(), SeqCst);
-        self.bufs.get_or_init(Box::default).push(data);
+        used.queued.fetch_add(data.len(), SeqCst);
+        used.bufs.get_or_init(Box::default).push(data);
         self.schedule();
         Ok(())
     }
@@ -204,29 +258,39 @@ impl<T: Item> PostQueue<T> {
     /// Makes sure someone will write what is queued.
     pub(crate) fn schedule(&self) {
         if self.writer.posted() {
-            self.flusher.wake();
+            // Something was queued, so the in-use part exists (the poster made it).
+            if let Some(used) = self.in_use() {
+                used.flusher.wake();
+            }
         }
     }
 
     /// `n` bytes left the queue (written, or refused).
     pub(crate) fn consumed(&self, n: usize) {
+        let Some(used) = self.in_use() else {
+            debug_assert!(false, "consumed from a queue nobody posted to");
+            return;
+        };
         // Saturating: `settle` zeroes the count while a flusher may still report a write.
-        let before = self.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
+        let before = used.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
         let after = before.saturating_sub(n);
         // Below the mark (the mark is at least 1, so this includes "drained").
         if after < self.high_water.load(Relaxed) {
-            self.changed.wake_all();
+            used.changed.wake_all();
         }
     }
 
     /// The flusher waits to be woken (by a post, a close, the last owner's drop).
     pub(crate) fn register_flusher(&self, waker: &Waker) {
-        self.flusher.register(waker);
+        self.used().flusher.register(waker);
     }
 
-    /// True exactly once: the caller starts the flusher.
-    pub(crate) fn claim_flusher_start(&self) -> bool {
-        !self.flusher_started.load(Acquire) && !self.flusher_started.swap(true, AcqRel)
+    /// True exactly once: the caller starts the flusher. `socket` links the queue to its
+    /// socket (for the [`PostSender`]s made from now on); called the first time only.
+    pub(crate) fn claim_flusher_start(&self, socket: impl FnOnce() -> Weak<dyn SocketControl>) -> bool {
+        let used = self.used();
+        used.socket.get_or_init(socket);
+        !used.flusher_started.load(Acquire) && !used.flusher_started.swap(true, AcqRel)
     }
 
     /// Whether the flusher holds the writer role.
@@ -241,7 +305,7 @@ impl<T: Item> PostQueue<T> {
         if self.writer.release() {
             return true;
         }
-        self.changed.wake_all();
+        self.wake_changed();
         false
     }
 
@@ -253,31 +317,36 @@ impl<T: Item> PostQueue<T> {
     /// Gives the writer role back, to the flusher if posts arrived meanwhile.
     pub(crate) fn unlock_owner(&self) {
         if self.writer.release() {
-            self.flusher.wake();
+            // A post marked the role pending, so the in-use part exists (the poster made
+            // it before its read-modify-write of the role, which ours read).
+            if let Some(used) = self.in_use() {
+                used.flusher.wake();
+            }
         }
     }
 
     /// Whether posted buffers wait in the queue.
     pub(crate) fn has_bufs(&self) -> bool {
-        self.bufs.get().is_some_and(|b| !b.is_empty())
+        self.in_use().and_then(|u| u.bufs.get()).is_some_and(|b| !b.is_empty())
     }
 
     /// Takes the next queued buffer.
     pub(crate) fn pop(&self) -> Option<T> {
-        steal(self.bufs.get()?)
+        steal(self.in_use()?.bufs.get()?)
     }
 
+    /// Bytes posted and not yet handed to the kernel.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.queued.load(Acquire)
+        self.in_use().map_or(0, |u| u.queued.load(SeqCst))
     }
 
     /// The flusher dropped an item the kernel refused.
     pub(crate) fn count_dropped(&self) {
-        self.dropped.fetch_add(1, Relaxed);
+        self.used().dropped.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn dropped(&self) -> usize {
-        self.dropped.load(Relaxed)
+        self.in_use().map_or(0, |u| u.dropped.load(Relaxed))
     }
 
     pub(crate) fn high_water(&self) -> usize {
@@ -286,11 +355,11 @@ impl<T: Item> PostQueue<T> {
 
     pub(crate) fn set_high_water(&self, bytes: usize) {
         self.high_water.store(bytes.max(1), SeqCst);
-        self.changed.wake_all();
+        self.wake_changed();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Acquire)
+        self.closed.load(SeqCst)
     }
 
     /// The error that closed the socket, if it failed.
@@ -298,7 +367,8 @@ impl<T: Item> PostQueue<T> {
         if !self.has_failed() {
             return None;
         }
-        let e = lock(&self.error);
+        // `close` stored the error before it set `failed`.
+        let e = lock(&self.in_use()?.error);
         e.as_ref().map(|(kind, msg)| io::Error::new(*kind, msg.clone()))
     }
 
@@ -309,63 +379,78 @@ impl<T: Item> PostQueue<T> {
     /// discarded and owner operations return that error.
     pub(crate) fn close(&self, error: Option<io::Error>) {
         if let Some(e) = &error {
-            let mut slot = lock(&self.error);
+            let mut slot = lock(&self.used().error);
             slot.get_or_insert((e.kind(), e.to_string()));
             self.failed.store(true, SeqCst);
         }
         self.closed.store(true, SeqCst);
-        if self.inflight.load(SeqCst) == 0 {
-            self.settle();
+        // Not in use: no post is in flight, nothing is queued, no flusher runs and nobody
+        // waits; whoever uses the queue from now on sees `closed` (see `used`).
+        let Some(used) = self.in_use() else { return };
+        if used.inflight.load(SeqCst) == 0 {
+            self.settle(used);
         }
-        self.flusher.wake();
-        self.changed.wake_all();
+        used.flusher.wake();
+        used.changed.wake_all();
     }
 
     /// After a close with no post in flight: a failed socket discards what is queued.
     /// (Idempotent: `close` and the last post in flight may both call it.)
-    fn settle(&self) {
+    fn settle(&self, used: &InUse<T>) {
         if self.has_failed() {
             while self.pop().is_some() {}
             // Everything still queued (here or in a flusher's batch) is discarded.
-            self.queued.store(0, SeqCst);
-            self.changed.wake_all();
+            used.queued.store(0, SeqCst);
+            used.changed.wake_all();
         }
+    }
+
+    /// Wakes the waiters of `changed` after a change of the inline state (with none in
+    /// use, nobody waits yet, and a later waiter sees the change: see `used`).
+    fn wake_changed(&self) {
+        if let Some(used) = self.in_use() {
+            used.changed.wake_all();
+        }
+    }
+
+    /// Ready if `ready` holds; else waits in `changed` (allocating the in-use part: a
+    /// condition that holds costs nothing).
+    fn poll_changed(&self, cx: &mut Context<'_>, mut ready: impl FnMut() -> bool) -> Poll<()> {
+        if ready() {
+            return Poll::Ready(());
+        }
+        self.used().changed.poll_until(cx.waker(), ready)
     }
 
     /// Whether a post is between its `closed` check and its push.
     pub(crate) fn posts_in_flight(&self) -> bool {
-        self.inflight.load(SeqCst) != 0
+        self.in_use().is_some_and(|u| u.inflight.load(SeqCst) != 0)
     }
 
     /// Ready when the owner may write directly: the flusher does not hold the writer role
     /// (or the queue is closed, and the owner's write fails at once).
     pub(crate) fn poll_owner_turn(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.changed.poll_until(cx.waker(), || !self.writer.is_flusher() || self.is_closed())
+        self.poll_changed(cx, || !self.writer.is_flusher() || self.is_closed())
     }
 
     pub(crate) fn has_failed(&self) -> bool {
-        self.failed.load(Acquire)
+        self.failed.load(SeqCst)
     }
 
     pub(crate) fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<()> {
         // Posts in flight first: once none is, every accepted post is counted in `queued`.
-        self.changed.poll_until(cx.waker(), || {
-            (!self.posts_in_flight() && self.queued.load(SeqCst) == 0) || self.has_failed()
-        })
+        self.poll_changed(cx, || (!self.posts_in_flight() && self.queued_bytes() == 0) || self.has_failed())
     }
 
     pub(crate) fn poll_space(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.changed.poll_until(cx.waker(), || {
-            self.queued.load(SeqCst) < self.high_water.load(SeqCst) || self.is_closed()
-        })
+        self.poll_changed(cx, || self.queued_bytes() < self.high_water() || self.is_closed())
     }
 
     /// Ready once the queue is closed and done with: everything accepted was handed to
     /// the kernel, or the socket failed (and discarded the rest).
     pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.changed.poll_until(cx.waker(), || {
-            self.closed.load(SeqCst)
-                && ((!self.posts_in_flight() && self.queued.load(SeqCst) == 0) || self.has_failed())
+        self.poll_changed(cx, || {
+            self.is_closed() && ((!self.posts_in_flight() && self.queued_bytes() == 0) || self.has_failed())
         })
     }
 }

@@ -137,7 +137,7 @@ impl<T: Item> PostSender<T> {
     /// discarded, later posts and the owner's sends fail, the owner's receives see the
     /// end, and the close sends a reset. Does nothing if the socket is already closed.
     pub fn abort(&self) {
-        if let Some(socket) = self.queue.socket.upgrade() {
+        if let Some(socket) = self.queue.socket() {
             socket.abort();
         }
     }
@@ -145,7 +145,7 @@ impl<T: Item> PostSender<T> {
     /// Graceful close of the sending side, from any thread: later posts are refused, what
     /// was queued is delivered, then FIN. Harmless if already done (or the socket closed).
     pub async fn shutdown(&self) -> io::Result<()> {
-        match self.queue.socket.upgrade() {
+        match self.queue.socket() {
             Some(socket) => poll_fn(|cx| socket.poll_shutdown(cx)).await,
             None => Ok(()),
         }
@@ -153,7 +153,7 @@ impl<T: Item> PostSender<T> {
 
     /// The remote address; `NotConnected` once the socket is closed.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        match self.queue.socket.upgrade() {
+        match self.queue.socket() {
             Some(socket) => socket.peer_addr(),
             None => Err(io::Error::new(io::ErrorKind::NotConnected, "peer_addr: the socket is closed")),
         }

@@ -20,14 +20,35 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// The most buffers one `readv`/`writev` takes (Linux `IOV_MAX`); a vectored operation with
 /// more transfers from the first ones, like a short transfer.
 const IOV_MAX: usize = 1024;
+
+pin_project_lite::pin_project! {
+    /// The future of `recv`: the socket, the buffer and the waiter, nothing more. (The
+    /// `async fn` chain it replaces kept a copy of its arguments per level: an idle
+    /// connection's task waits in a `recv`, so its size is memory per connection.)
+    pub(crate) struct Recv<'a> {
+        sock: &'a Socket,
+        buf: &'a mut [u8],
+        #[pin]
+        waiter: Waiter<'a>,
+    }
+}
+
+impl std::future::Future for Recv<'_> {
+    type Output = io::Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        this.sock.poll_recv(cx, this.buf, Some(this.waiter))
+    }
+}
 
 /// One connected socket, shared by its owner(s) (stream or halves) and its flusher.
 pub(crate) struct Socket {
@@ -38,11 +59,12 @@ pub(crate) struct Socket {
     /// The core the socket lives on (its flusher runs there).
     pub(crate) core: Handle,
     /// Owners alive (the stream, or its owned halves).
-    owners: AtomicUsize,
+    owners: AtomicU32,
     /// `shutdown` sent FIN.
     fin_sent: AtomicBool,
-    /// The peer, for error messages (known once connected).
-    peer: OnceLock<Peer>,
+    /// The peer, for error messages (given, or looked up when the socket is made: a
+    /// connecting stream is given its target).
+    peer: Option<Peer>,
 }
 
 impl Socket {
@@ -51,18 +73,15 @@ impl Socket {
     pub(crate) fn new(stream: Conn, core: Handle, peer: Option<Peer>) -> io::Result<Arc<Socket>> {
         let reg = Registration::new(core.driver(), stream.as_raw_fd())?;
         crate::trace::debug_event!(fd = stream.as_raw_fd(), "socket open");
-        let known = OnceLock::new();
-        if let Some(p) = peer.or_else(|| stream.peer_ip().ok().map(Peer::Ip)) {
-            let _ = known.set(p);
-        }
-        Ok(Arc::new_cyclic(|me: &Weak<Socket>| Socket {
+        let peer = peer.or_else(|| stream.peer_ip().ok().map(Peer::Ip));
+        Ok(Arc::new(Socket {
             reg,
             stream,
-            post: Arc::new(PostQueue::new(me.clone(), core.sched.post_high_water)),
+            post: Arc::new(PostQueue::new(core.sched.post_high_water)),
             core,
-            owners: AtomicUsize::new(0),
+            owners: AtomicU32::new(0),
             fin_sent: AtomicBool::new(false),
-            peer: known,
+            peer,
         }))
     }
 
@@ -77,7 +96,7 @@ impl Socket {
     /// `op to/from PEER: error`, keeping the error kind.
     pub(crate) fn context_error(&self, op: &str, e: io::Error) -> io::Error {
         let dir = if op == "recv" { "from" } else { "to" };
-        match self.peer.get() {
+        match &self.peer {
             Some(p) => io::Error::new(e.kind(), format!("{op} {dir} {p}: {e}")),
             None => io::Error::new(e.kind(), format!("{op}: {e}")),
         }
@@ -267,9 +286,8 @@ impl Socket {
 
     // The operations the public types delegate to (their docs say what each does).
 
-    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut waiter = pin!(self.reg.waiter(Direction::Read));
-        poll_fn(|cx| self.poll_recv(cx, buf, Some(waiter.as_mut()))).await
+    pub(crate) fn recv<'a>(&'a self, buf: &'a mut [u8]) -> Recv<'a> {
+        Recv { sock: self, buf, waiter: self.reg.waiter(Direction::Read) }
     }
 
     pub(crate) async fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
@@ -391,11 +409,6 @@ impl Socket {
         })
         .await
     }
-
-    /// Records the peer once connected (for error messages).
-    pub(crate) fn set_peer(&self, addr: SocketAddr) {
-        let _ = self.peer.set(Peer::Ip(addr));
-    }
 }
 
 impl SocketControl for Socket {
@@ -486,7 +499,7 @@ impl Drop for Owner {
 
 impl fmt::Debug for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Socket").field("peer", &self.0.peer.get()).finish()
+        f.debug_struct("Socket").field("peer", &self.0.peer).finish()
     }
 }
 
@@ -498,7 +511,7 @@ impl Drop for Socket {
 
 impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Socket").field("peer", &self.peer.get()).finish()
+        f.debug_struct("Socket").field("peer", &self.peer).finish()
     }
 }
 
