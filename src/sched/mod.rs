@@ -23,6 +23,9 @@
 //! behind whatever that step made ready (kernel events, expired deadlines).
 //!
 //! Wakeup rules (no lost wakeup, no busy wait, few context switches):
+//! - a worker that runs out of work while another polls *searches*: it spins on the ready
+//!   queues for up to [`SEARCH_SPIN`] before it sleeps (work often comes within
+//!   microseconds then); a push wakes nobody while a worker searches;
 //! - a push to the ready queue wakes nobody when one of this core's workers pushes the
 //!   only ready task (it runs it next itself); otherwise it wakes a sleeping worker, or
 //!   kicks the role holder out of epoll;
@@ -81,6 +84,10 @@ pub(crate) const EXEC_BATCH: usize = 64;
 /// poll.
 pub(crate) const STEP_INTERVAL: Duration = Duration::from_micros(500);
 
+/// Longest a worker that ran out of work spins on the ready queues while another worker
+/// polls, before it sleeps (`worker::search`).
+pub(crate) const SEARCH_SPIN: Duration = Duration::from_micros(20);
+
 /// Process-wide task ids.
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -98,6 +105,8 @@ pub(crate) struct Scheduler {
     locals: Mutex<Vec<Option<Worker<RawTask>>>>,
     /// The sched-role: holding this lock is the exclusive right to run a step.
     role: Mutex<RoleState>,
+    /// Workers spinning on the ready queues before they sleep (see `worker::search`).
+    searching: AtomicUsize,
     /// The shared half of the kernel event queue (its poller is in `role`).
     pub(crate) driver: Arc<Driver>,
     idle: Idle,
@@ -117,6 +126,8 @@ pub(crate) struct Scheduler {
     pub(crate) counters: Counters,
     /// [`STEP_INTERVAL`] in `clock::stamp` units.
     step_interval: u64,
+    /// [`SEARCH_SPIN`] in `clock::stamp` units.
+    search_spin: u64,
     /// Where the core is in its life (a [`Phase`]); it only moves forward.
     phase: AtomicU8,
     /// Stop the workers when the last live task completes (shutdown from a worker).
@@ -170,6 +181,7 @@ impl Scheduler {
             stealers: locals.iter().map(|w| w.stealer()).collect(),
             locals: Mutex::new(locals.into_iter().map(Some).collect()),
             role: Mutex::new(RoleState::new(poller)),
+            searching: AtomicUsize::new(0),
             driver: Arc::new(driver),
             idle: Idle::new(),
             timers: Arc::new(WakerMap::new()),
@@ -184,6 +196,7 @@ impl Scheduler {
             live_zero: (Mutex::new(()), Condvar::new()),
             counters: Counters::new(threads),
             step_interval: clock::stamps_in(STEP_INTERVAL),
+            search_spin: clock::stamps_in(SEARCH_SPIN),
             phase: AtomicU8::new(Phase::Running as u8),
             stop_when_idle: AtomicBool::new(false),
         }))
@@ -299,6 +312,9 @@ impl Scheduler {
     /// kicks a role holder blocked in epoll: with nobody asleep, nobody else would look.)
     fn wake_worker(&self) {
         fence(SeqCst);
+        if self.searching.load(SeqCst) > 0 {
+            return;
+        }
         let own_only = self.on_own_worker() && self.ready_len() <= 1;
         if !own_only && self.idle.has_sleepers_fenced() && self.idle.notify_one() {
             return;

@@ -50,10 +50,9 @@ impl WorkerCtx<'_> {
         let mut just_stepped = false;
         while !sched.stopped() {
             // With tasks at hand, a non-blocking step first (kernel events and deadlines go
-            // before them), then a batch. With none, straight to the blocking step below
-            // (which takes what a non-blocking one would). There is no spinning search
-            // for work: its non-blocking steps cost more system calls at low load than
-            // the sleeps they saved (RESULTS.md, fourth session).
+            // before them), then a batch. With none, a short search while other workers
+            // poll, then the blocking step below (which takes what a non-blocking one
+            // would).
             if !self.local.is_empty() || !self.deferred.is_empty() || sched.has_ready() {
                 if !std::mem::take(&mut just_stepped) && !self.try_step(false) && !self.deferred.is_empty() {
                     // A step that started after the first of them yielded has looked at
@@ -67,6 +66,9 @@ impl WorkerCtx<'_> {
                 if self.run_batch() > 0 || !self.deferred.is_empty() {
                     continue;
                 }
+            }
+            if self.search() {
+                continue;
             }
             if self.try_step(true) {
                 just_stepped = true;
@@ -153,7 +155,9 @@ impl WorkerCtx<'_> {
         // task a step readied.
         fence(SeqCst);
         sched.idle.nudge_fenced();
-        if sched.has_ready() {
+        // (A searcher will take the work left; a stale `searching` is harmless: a searcher
+        // that stops re-checks every queue before it sleeps.)
+        if sched.searching.load(Relaxed) == 0 && sched.has_ready() {
             if sched.idle.has_sleepers_fenced() {
                 sched.idle.notify_one();
             } else if sched.driver.is_blocking() {
@@ -241,6 +245,37 @@ impl WorkerCtx<'_> {
                 crate::trace::trace_event!(task = task.header().id, "park");
             }
         }
+    }
+
+    /// A worker that ran out of work, while another worker polls (and so may soon ready
+    /// more, or release the tasks it holds back after a yield), spins on the ready queues
+    /// for up to [`SEARCH_SPIN`](super::SEARCH_SPIN) before it sleeps; meanwhile pushers wake nobody. With
+    /// every other worker idle it does not spin: only the kernel queue or a timer can
+    /// bring work then, and the blocking step waits for those. (Spinning through
+    /// non-blocking steps instead, as before, cost 10 `epoll_wait`s per message at low
+    /// load.) True if work appeared.
+    fn search(&mut self) -> bool {
+        let sched = self.sched;
+        let others_poll =
+            (0..sched.counters.workers()).any(|w| w != self.index && sched.counters.poll_seq(w) % 2 == 1);
+        if !others_poll {
+            return false;
+        }
+        sched.searching.fetch_add(1, SeqCst);
+        let start = clock::stamp();
+        let found = loop {
+            if sched.has_ready() || sched.stopped() {
+                break true;
+            }
+            if clock::stamp().wrapping_sub(start) > sched.search_spin {
+                break false;
+            }
+            std::hint::spin_loop();
+        };
+        // After this decrement a pusher wakes someone; our caller re-checks the queues
+        // (under the idle lock, or after announcing its block) before it sleeps.
+        sched.searching.fetch_sub(1, SeqCst);
+        found
     }
 }
 
