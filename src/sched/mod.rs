@@ -25,7 +25,8 @@
 //! Wakeup rules (no lost wakeup, no busy wait, few context switches):
 //! - a worker that runs out of work while another polls *searches*: it spins on the ready
 //!   queues for up to [`SEARCH_SPIN`] before it sleeps (work often comes within
-//!   microseconds then); a push wakes nobody while a worker searches;
+//!   microseconds then; not when the process has one CPU); a push wakes nobody while a
+//!   worker searches;
 //! - a push to the ready queue wakes nobody when one of this core's workers pushes the
 //!   only ready task (it runs it next itself); otherwise it wakes a sleeping worker, or
 //!   kicks the role holder out of epoll;
@@ -126,7 +127,8 @@ pub(crate) struct Scheduler {
     pub(crate) counters: Counters,
     /// [`STEP_INTERVAL`] in `clock::stamp` units.
     step_interval: u64,
-    /// [`SEARCH_SPIN`] in `clock::stamp` units.
+    /// [`SEARCH_SPIN`] in `clock::stamp` units; 0 (no spinning) when the process may run
+    /// on one CPU only (`available_parallelism`, which follows the CPU affinity mask).
     search_spin: u64,
     /// Where the core is in its life (a [`Phase`]); it only moves forward.
     phase: AtomicU8,
@@ -196,7 +198,12 @@ impl Scheduler {
             live_zero: (Mutex::new(()), Condvar::new()),
             counters: Counters::new(threads),
             step_interval: clock::stamps_in(STEP_INTERVAL),
-            search_spin: clock::stamps_in(SEARCH_SPIN),
+            // Spinning cannot see work come from a thread that needs the same (only) CPU.
+            search_spin: if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+                clock::stamps_in(SEARCH_SPIN)
+            } else {
+                0
+            },
             phase: AtomicU8::new(Phase::Running as u8),
             stop_when_idle: AtomicBool::new(false),
         }))

@@ -258,7 +258,7 @@ impl WorkerCtx<'_> {
         let sched = self.sched;
         let others_poll =
             (0..sched.counters.workers()).any(|w| w != self.index && sched.counters.poll_seq(w) % 2 == 1);
-        if !others_poll {
+        if !others_poll || sched.search_spin == 0 {
             return false;
         }
         sched.searching.fetch_add(1, SeqCst);
