@@ -23,22 +23,25 @@ const QUIET: Duration = Duration::from_millis(50);
 const START: Duration = Duration::from_millis(2);
 
 /// Runs `rounds` rounds: quiet, then `due` spawned (it sets the flag once what it waits
-/// for happened), then a task that blocks its worker and returns whether the flag was set
-/// by the end of the block.
-fn while_a_worker_blocks<F, Fut>(workers: usize, rounds: usize, due: F)
+/// for happened), then a task that runs `first` (from `due`'s caller), blocks its worker,
+/// and returns whether the flag was set by the end of the block.
+fn while_a_worker_blocks<F, Fut, B>(workers: usize, rounds: usize, due: F)
 where
-    F: Fn(Arc<AtomicBool>) -> Fut + Send + 'static,
+    F: Fn(Arc<AtomicBool>) -> (Fut, B) + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
+    B: FnOnce() + Send + 'static,
 {
     watchdog(HANG, move || {
         let core = core(workers);
         for round in 0..rounds {
             thread::sleep(QUIET);
             let done = Arc::new(AtomicBool::new(false));
-            let waiter = core.spawn(due(done.clone()));
+            let (waiting, first) = due(done.clone());
+            let waiter = core.spawn(waiting);
             // Let the waiter park first.
             thread::sleep(Duration::from_millis(5));
             let blocker = core.spawn_after(START, async move {
+                first();
                 thread::sleep(BLOCK);
                 done.load(SeqCst)
             });
@@ -55,34 +58,40 @@ where
 #[test]
 fn a_timer_fires_while_a_worker_blocks_after_a_quiet_period() {
     for workers in [2, 4] {
-        while_a_worker_blocks(workers, 3, |done| async move {
-            iocore::time::sleep(Duration::from_millis(30)).await;
-            done.store(true, SeqCst);
+        while_a_worker_blocks(workers, 3, |done| {
+            let timer = async move {
+                iocore::time::sleep(Duration::from_millis(30)).await;
+                done.store(true, SeqCst);
+            };
+            (timer, || {})
         });
     }
 }
 
 #[test]
 fn a_socket_is_served_while_a_worker_blocks_after_a_quiet_period() {
-    while_a_worker_blocks(2, 3, |done| async move {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local_addr");
-        // A plain thread connects and writes a little later, while the worker is blocked.
-        let writer = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(30));
-            let mut s = std::net::TcpStream::connect(addr).expect("connect");
-            s.write_all(b"ping").expect("write");
-            s
-        });
-        let (conn, _) = listener.accept().await.expect("accept");
-        let mut buf = [0u8; 4];
-        let mut got = 0;
-        while got < 4 {
-            got += conn.recv(&mut buf[got..]).await.expect("recv");
-        }
-        assert_eq!(&buf, b"ping");
-        done.store(true, SeqCst);
-        drop(writer.join());
+    while_a_worker_blocks(2, 3, |done| {
+        let served = async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("local_addr");
+            // A plain thread connects and writes a little later, while the worker is blocked.
+            let writer = thread::spawn(move || {
+                thread::sleep(Duration::from_millis(30));
+                let mut s = std::net::TcpStream::connect(addr).expect("connect");
+                s.write_all(b"ping").expect("write");
+                s
+            });
+            let (conn, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 4];
+            let mut got = 0;
+            while got < 4 {
+                got += conn.recv(&mut buf[got..]).await.expect("recv");
+            }
+            assert_eq!(&buf, b"ping");
+            done.store(true, SeqCst);
+            drop(writer.join());
+        };
+        (served, || {})
     });
 }
 
@@ -91,37 +100,13 @@ fn a_task_woken_from_a_worker_runs_while_that_worker_blocks() {
     // The waiter is woken from inside the blocking task's poll: from a worker, with no
     // other task ready, which wakes nobody; the watcher must still see it.
     for workers in [2, 3] {
-        a_task_woken_from_a_worker_runs_while_that_worker_blocks_on(workers);
-    }
-}
-
-fn a_task_woken_from_a_worker_runs_while_that_worker_blocks_on(workers: usize) {
-    watchdog(HANG, move || {
-        let core = core(workers);
-        for round in 0..3 {
-            thread::sleep(QUIET);
+        while_a_worker_blocks(workers, 3, |done| {
             let (tx, rx) = futures::channel::oneshot::channel::<()>();
-            let done = Arc::new(AtomicBool::new(false));
-            let waiter = {
-                let done = done.clone();
-                core.spawn(async move {
-                    rx.await.expect("sender dropped");
-                    done.store(true, SeqCst);
-                })
+            let woken = async move {
+                rx.await.expect("sender dropped");
+                done.store(true, SeqCst);
             };
-            // Let the waiter park first.
-            thread::sleep(Duration::from_millis(5));
-            let blocker = core.spawn_after(START, async move {
-                tx.send(()).expect("waiter gone");
-                thread::sleep(BLOCK);
-                done.load(SeqCst)
-            });
-            let in_time = join(&core, blocker).expect("blocker");
-            join(&core, waiter).expect("waiter");
-            assert!(
-                in_time,
-                "round {round}: with {workers} workers, a task woken by a blocked worker waited for it"
-            );
-        }
-    });
+            (woken, move || tx.send(()).expect("waiter gone"))
+        });
+    }
 }

@@ -370,19 +370,22 @@ mod loom_tests {
         unsafe { Waker::from_raw(RawWaker::new(p, &VTABLE)) }
     }
 
+    /// A thread that publishes readiness and wakes the list, as `ScheduledIo::dispatch` does.
+    fn dispatcher(list: &Arc<WaiterList>, ready: &Arc<AtomicUsize>) -> loom::thread::JoinHandle<()> {
+        let (list, ready) = (list.clone(), ready.clone());
+        loom::thread::spawn(move || {
+            ready.fetch_add(1, SeqCst);
+            list.wake_all();
+        })
+    }
+
     #[test]
     fn loom_register_vs_dispatch() {
         loom::model(|| {
             let list = Arc::new(WaiterList::new());
             let ready = Arc::new(AtomicUsize::new(0));
             let woken = Arc::new(AtomicUsize::new(0));
-            let dispatcher = {
-                let (list, ready) = (list.clone(), ready.clone());
-                loom::thread::spawn(move || {
-                    ready.fetch_add(1, SeqCst);
-                    list.wake_all();
-                })
-            };
+            let dispatcher = dispatcher(&list, &ready);
             let waker = flag_waker(&woken);
             let mut waiter = Box::pin(Waiter::new(&list));
             let saw_ready = waiter.as_mut().wait(&waker, || ready.load(SeqCst) != 0);
@@ -420,13 +423,7 @@ mod loom_tests {
             let list = Arc::new(WaiterList::new());
             let ready = Arc::new(AtomicUsize::new(0));
             let woken = Arc::new(AtomicUsize::new(0));
-            let dispatcher = {
-                let (list, ready) = (list.clone(), ready.clone());
-                loom::thread::spawn(move || {
-                    ready.fetch_add(1, SeqCst);
-                    list.wake_all();
-                })
-            };
+            let dispatcher = dispatcher(&list, &ready);
             list.register_slot(&flag_waker(&woken));
             let saw_ready = ready.load(SeqCst) != 0;
             dispatcher.join().unwrap();
