@@ -30,7 +30,8 @@ pub struct Metrics {
     pub front_queue_depth: usize,
     /// Tasks in the ready queue.
     pub ready_queue_depth: usize,
-    /// Polls per worker.
+    /// Tasks each worker took from the ready queue to run (a poll, or the drop of a
+    /// cancelled task's future).
     pub worker_polls: Vec<u64>,
     /// Time each worker spent polling tasks.
     pub worker_busy: Vec<Duration>,
@@ -52,12 +53,12 @@ pub struct Metrics {
 #[derive(Default)]
 #[repr(align(128))]
 pub(crate) struct WorkerCounters {
-    polls: AtomicU64,
     busy_ns: AtomicU64,
     /// Tasks this worker parked.
     parks: AtomicU64,
-    /// Odd while the worker runs a task (bumped as it takes one and as it gives it up):
-    /// the watcher tells a long poll from many short ones by it (see `idle`).
+    /// Bumped as the worker takes a task and as it gives it up: odd while it runs one
+    /// (the watcher tells a long poll from many short ones by it, see `idle`), and twice
+    /// the tasks it ran once that ends (the `worker_polls` metric).
     poll_seq: AtomicU64,
 }
 
@@ -88,6 +89,11 @@ pub(crate) struct Gauges {
     pub(crate) blocking_queued: usize,
 }
 
+/// Whether a worker whose poll sequence is `seq` is running a task now.
+pub(crate) fn in_poll(seq: u64) -> bool {
+    seq % 2 == 1
+}
+
 /// Bumps a counter only its owner writes: a plain load and store.
 fn bump(c: &AtomicU64, by: u64) {
     c.store(c.load(Relaxed) + by, Release);
@@ -109,11 +115,6 @@ impl Counters {
 
     pub(crate) fn workers(&self) -> usize {
         self.workers.len()
-    }
-
-    /// Worker `w` polled a task (only `w` calls this).
-    pub(crate) fn polled(&self, w: usize) {
-        bump(&self.workers[w].polls, 1);
     }
 
     /// Worker `w` took a task to run (only `w` calls this). Its caller fences before it
@@ -193,7 +194,7 @@ impl Counters {
             sched_steps: self.steps.load(Relaxed),
             front_queue_depth: self.front_len.load(Relaxed),
             ready_queue_depth: gauges.ready,
-            worker_polls: self.workers.iter().map(|w| w.polls.load(Relaxed)).collect(),
+            worker_polls: self.workers.iter().map(|w| w.poll_seq.load(Relaxed).div_ceil(2)).collect(),
             worker_busy: self.workers.iter().map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed))).collect(),
             contained_panics: self.contained_panics.load(Relaxed),
             foreign_timers: gauges.foreign_timers,

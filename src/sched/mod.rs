@@ -322,12 +322,13 @@ impl Scheduler {
         if self.searching.load(SeqCst) > 0 {
             return;
         }
-        let own_only = self.on_own_worker() && self.ready_len() <= 1;
-        if !own_only && self.idle.has_sleepers_fenced() && self.idle.notify_one() {
-            return;
-        }
-        if own_only && self.idle.has_sleepers_fenced() {
-            return;
+        if self.idle.has_sleepers_fenced() {
+            // The watcher sleeps among them: it covers a worker that runs the only ready
+            // task itself.
+            let own_only = self.on_own_worker() && self.ready_len() <= 1;
+            if own_only || self.idle.notify_one() {
+                return;
+            }
         }
         self.driver.kick_fenced();
     }

@@ -1,4 +1,4 @@
-//! The worker loop: take the sched-role when it is free, run ready tasks, sleep.
+//! The worker loop: take the sched-role when it is free, run ready tasks, search, sleep.
 //!
 //! A worker runs up to [`EXEC_BATCH`] tasks, or for up to [`STEP_INTERVAL`](super::STEP_INTERVAL), between two
 //! attempts at the role. Tasks that yield are kept in the worker's `deferred` list and
@@ -7,6 +7,7 @@
 //! next deadline) — so they go behind whatever that step readied. The list is the
 //! worker's own: a yield costs no atomic operation.
 
+use super::counters::in_poll;
 use super::idle::Seen;
 use super::role::RoleState;
 use super::{Scheduler, EXEC_BATCH, STEP_INTERVAL};
@@ -213,7 +214,6 @@ impl WorkerCtx<'_> {
             // SAFETY: as above.
             unsafe { task.set_deadline(Deadline::NEVER) };
         }
-        sched.counters.polled(self.index);
         #[cfg(feature = "tracing")]
         let _span = tracing::trace_span!("poll", task = task.header().id).entered();
         reset_budget(Some(BUDGET));
@@ -256,9 +256,9 @@ impl WorkerCtx<'_> {
     /// load.) True if work appeared.
     fn search(&mut self) -> bool {
         let sched = self.sched;
-        let others_poll =
-            (0..sched.counters.workers()).any(|w| w != self.index && sched.counters.poll_seq(w) % 2 == 1);
-        if !others_poll || sched.search_spin == 0 {
+        if sched.search_spin == 0
+            || !(0..sched.counters.workers()).any(|w| w != self.index && in_poll(sched.counters.poll_seq(w)))
+        {
             return false;
         }
         sched.searching.fetch_add(1, SeqCst);
@@ -290,8 +290,8 @@ fn watch(sched: &Scheduler, seen: &mut [u64]) -> Seen {
     let (mut busy, mut stuck) = (false, false);
     for (w, last) in seen.iter_mut().enumerate() {
         let now = sched.counters.poll_seq(w);
-        busy |= now != *last || now % 2 == 1;
-        stuck |= now % 2 == 1 && now == *last;
+        busy |= now != *last || in_poll(now);
+        stuck |= in_poll(now) && now == *last;
         *last = now;
     }
     if stuck && sched.role_is_free() {
