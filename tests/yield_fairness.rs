@@ -20,6 +20,11 @@ use support::{core, serial, wait_until, watchdog, HANG};
 const POLLS: usize = 200;
 /// Work per hog poll (a busy spin: the workload, not a measurement).
 const WORK: Duration = Duration::from_millis(1);
+/// Work per hog poll well below the workers' time bound between two attempts at the
+/// sched-role (0.5 ms): only the yield itself can then put a step between two polls.
+const SHORT_WORK: Duration = Duration::from_micros(50);
+/// Consecutive polls of one hog that may show no step counted between them (see the test).
+const EXCUSED: usize = 5;
 
 fn spin(d: Duration) {
     let start = Instant::now();
@@ -28,36 +33,58 @@ fn spin(d: Duration) {
     }
 }
 
+/// Both hogs wait here (yielding, so a single worker can run both) until the other one has
+/// arrived too.
+async fn meet(arrived: &AtomicU64, hogs: u64) {
+    arrived.fetch_add(1, SeqCst);
+    while arrived.load(SeqCst) < hogs {
+        task::yield_now().await;
+    }
+}
+
 #[test]
 fn a_scheduler_step_runs_between_two_polls_of_a_yielding_task() {
     let _serial = serial();
     watchdog(HANG * 2, || {
         let core = core(2);
+        // The polls are recorded only while both hogs are in play: a yielding task that is
+        // the only one left may run again at once while the role holder sits in epoll (a
+        // step in progress, woken by any kernel event or deadline), with no step counted.
+        // The same can happen, rarely, while both are in play: a worker that holds both
+        // hogs releases them while the other worker sits in epoll. `sched_steps` counts a
+        // step when it starts, so such a gap shows no step; it is excused up to
+        // `EXCUSED` times. Without the hold-back after a yield, a worker polls a hog ~10
+        // times between two attempts at the role (its time bound is 0.5 ms).
+        let (started, finished) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let hogs: Vec<_> = (0..2)
             .map(|_| {
                 let h: Handle = core.handle();
+                let (started, finished) = (started.clone(), finished.clone());
                 core.spawn(async move {
+                    meet(&started, 2).await;
                     let mut steps = Vec::with_capacity(POLLS);
                     for _ in 0..POLLS {
                         // The start of a poll (the first, or the one after the yield).
                         steps.push(h.metrics().sched_steps);
-                        spin(WORK);
+                        spin(SHORT_WORK);
                         task::yield_now().await;
                     }
+                    meet(&finished, 2).await;
                     steps
                 })
             })
             .collect();
         for (i, h) in hogs.into_iter().enumerate() {
             let steps = core.block_on(time::timeout(HANG, h)).expect("hog hung").expect("hog task");
-            let without: usize = steps.windows(2).filter(|w| w[1] <= w[0]).count();
-            assert_eq!(
-                without,
-                0,
-                "hog {i}: {without} of {} consecutive polls had no scheduler step between them \
-                 (sched_steps at each poll: {:?}...)",
+            // Polls (by index) that started without a step counted since the one before.
+            let without: Vec<usize> = (1..steps.len()).filter(|&k| steps[k] <= steps[k - 1]).collect();
+            assert!(
+                without.len() <= EXCUSED,
+                "hog {i}: {} of {} consecutive polls had no scheduler step counted between them \
+                 (at most {EXCUSED} may, see the test's comment): polls {without:?} (sched_steps \
+                 at each poll: {steps:?})",
+                without.len(),
                 POLLS - 1,
-                &steps[..steps.len().min(80)]
             );
         }
     });
