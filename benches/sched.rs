@@ -10,7 +10,8 @@
 //! current-thread runtime and a 1-thread smol executor. Memory per parked task is measured in a
 //! child process per runtime (RSS growth ÷ N), so allocator state does not leak between
 //! runs. `timers` runs 100k timers (a load test: lateness is queueing delay) and 1k timers
-//! (precision under light load). `run with N parked` is the scheduler's cost per task run
+//! (precision under light load); `timers behind a long poll` the worst lateness of timers
+//! due while a task polls for 10 ms on one of the 2 workers. `run with N parked` is the scheduler's cost per task run
 //! (a wake, a poll, a new deadline) while N tasks wait on far deadlines, for N from 1k to
 //! 1M, and the last line its growth from 1k to 1M per runtime. Nothing here is asserted:
 //! timing belongs to benchmarks, not tests.
@@ -350,6 +351,37 @@ fn timers<R: Runtime>(rt: &R, count: usize) -> TimerStats {
     TimerStats { total, late_p50: late[late.len() / 2], late_p99: late[late.len() * 99 / 100] }
 }
 
+/// Timers due while another task polls for 10 ms without yielding: the worst lateness (ms)
+/// of 8 timers due 0.25–3.75 ms into that poll. They stay precise only if another worker
+/// keeps watching the deadlines while the role's last holder is stuck in the poll.
+fn timers_behind_a_long_poll<R: Runtime>(rt: &R) -> f64 {
+    rt.block_on(async {
+        let start = Instant::now();
+        let hog = R::spawn(async {
+            R::sleep(Duration::from_millis(2)).await;
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(10) {
+                std::hint::spin_loop();
+            }
+        });
+        let timers: Vec<_> = (0..8)
+            .map(|i| {
+                let deadline = start + Duration::from_micros(2250 + 500 * i);
+                R::spawn(async move {
+                    R::sleep(deadline.saturating_duration_since(Instant::now())).await;
+                    Instant::now().saturating_duration_since(deadline)
+                })
+            })
+            .collect();
+        hog.await;
+        let mut worst = Duration::ZERO;
+        for t in timers {
+            worst = worst.max(t.await);
+        }
+        worst.as_secs_f64() * 1e3
+    })
+}
+
 fn time_it(f: &mut dyn FnMut()) -> f64 {
     let t = Instant::now();
     f();
@@ -496,6 +528,15 @@ fn main() {
         row(&format!("timers {label} total"), "ms", &ms(|s| s.total));
         row(&format!("timers {label} lateness p50"), "ms", &ms(|s| s.late_p50));
         row(&format!("timers {label} lateness p99"), "ms", &ms(|s| s.late_p99));
+    }
+    if want("timers behind a long poll") {
+        let mut t: [Vec<f64>; RUNTIMES] = Default::default();
+        for _ in 0..runs.max(5) {
+            t[0].push(timers_behind_a_long_poll(&io2));
+            t[1].push(timers_behind_a_long_poll(&tk2));
+            t[2].push(timers_behind_a_long_poll(&sm2));
+        }
+        row("timers behind a long poll", "ms", &t);
     }
     drop((io1, tk1, sm1));
 

@@ -101,9 +101,14 @@ impl Idle {
 
     /// Sleeps until notified, unless `has_work()` (checked after publishing this sleeper).
     /// In the watcher's seat (the first sleeper's, or a later one's once it is vacated),
-    /// calls `look()` every `interval` (without the lock) and returns when it says
+    /// calls `look()` after each `interval()` (without the lock) and returns when it says
     /// [`Seen::Act`].
-    pub(crate) fn sleep(&self, has_work: impl Fn() -> bool, interval: Duration, look: impl FnMut() -> Seen) {
+    pub(crate) fn sleep(
+        &self,
+        has_work: impl Fn() -> bool,
+        interval: impl Fn() -> Duration,
+        look: impl FnMut() -> Seen,
+    ) {
         let mut g = self.lock();
         let watcher = !g.seat;
         if watcher {
@@ -161,7 +166,7 @@ impl Idle {
     fn watch<'a>(
         &'a self,
         mut g: MutexGuard<'a, IdleState>,
-        interval: Duration,
+        interval: impl Fn() -> Duration,
         mut look: impl FnMut() -> Seen,
     ) -> MutexGuard<'a, IdleState> {
         let mut quiet_looks = 0;
@@ -181,7 +186,7 @@ impl Idle {
                 continue;
             }
             let timed_out;
-            (g, timed_out) = self.wait_interval(g, interval);
+            (g, timed_out) = self.wait_interval(g, interval());
             if !timed_out || g.watch_token || g.nudged {
                 continue;
             }
@@ -279,7 +284,10 @@ mod loom_tests {
     use super::*;
     use loom::sync::Arc;
 
-    const INTERVAL: Duration = Duration::from_millis(1);
+    /// The watcher's interval in the models (loom's condvars never time out anyway).
+    fn interval() -> Duration {
+        Duration::from_millis(1)
+    }
 
     /// A thread that, `times` times, makes work ready and wakes a sleeper the way
     /// `Scheduler::wake_worker` does.
@@ -306,7 +314,7 @@ mod loom_tests {
             let idle = Arc::new(Idle::new());
             let work = Arc::new(AtomicUsize::new(0));
             let pusher = pusher(&idle, &work, 1);
-            idle.sleep(|| work.load(SeqCst) == 1, INTERVAL, || Seen::Quiet);
+            idle.sleep(|| work.load(SeqCst) == 1, interval, || Seen::Quiet);
             assert_eq!(work.load(SeqCst), 1, "woke up without the work being visible");
             pusher.join().unwrap();
         });
@@ -320,10 +328,10 @@ mod loom_tests {
             let work = Arc::new(AtomicUsize::new(0));
             let sleeper = {
                 let (idle, work) = (idle.clone(), work.clone());
-                loom::thread::spawn(move || idle.sleep(|| work.load(SeqCst) > 0, INTERVAL, || Seen::Quiet))
+                loom::thread::spawn(move || idle.sleep(|| work.load(SeqCst) > 0, interval, || Seen::Quiet))
             };
             let pusher = pusher(&idle, &work, 2);
-            idle.sleep(|| work.load(SeqCst) > 0, INTERVAL, || Seen::Quiet);
+            idle.sleep(|| work.load(SeqCst) > 0, interval, || Seen::Quiet);
             sleeper.join().unwrap();
             pusher.join().unwrap();
         });
@@ -337,9 +345,9 @@ mod loom_tests {
             let idle = Arc::new(Idle::new());
             let other = {
                 let idle = idle.clone();
-                loom::thread::spawn(move || idle.sleep(|| false, INTERVAL, || Seen::Act))
+                loom::thread::spawn(move || idle.sleep(|| false, interval, || Seen::Act))
             };
-            idle.sleep(|| false, INTERVAL, || Seen::Act);
+            idle.sleep(|| false, interval, || Seen::Act);
             other.join().unwrap();
         });
     }
@@ -371,7 +379,7 @@ mod loom_tests {
             let mut last = 0;
             idle.sleep(
                 || false,
-                INTERVAL,
+                interval,
                 || {
                     let now = seq.load(SeqCst);
                     let seen = if now % 2 == 1 && now == last {

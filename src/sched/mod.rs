@@ -65,6 +65,7 @@ use crate::task::{Header, JoinHandle, Schedule};
 use crate::time::clock::{self, Deadline};
 use crate::util::inbox::Inbox;
 use crate::util::waker_map::{WakerEntry, WakerMap};
+use crate::util::Padded;
 use blocking::BlockingPool;
 use counters::{Counters, Gauges};
 use crossbeam_deque::{Injector, Stealer, Worker};
@@ -113,6 +114,10 @@ pub(crate) struct Scheduler {
     idle: Idle,
     /// Slow-path timers (time futures polled under a foreign waker), fired by the role.
     timers: Arc<WakerMap>,
+    /// The nearest deadline of a parked task as of the role's last look at them
+    /// (`Deadline::as_nanos`; `u64::MAX`: none), so the watcher can wake for it while
+    /// nobody holds the role.
+    heap_due: Padded<AtomicU64>,
     /// Wakers of `park` futures polled under a foreign waker, grouped by task: a wakeup
     /// or signal of the task wakes them.
     park_wakers: Arc<WakerMap>,
@@ -187,6 +192,7 @@ impl Scheduler {
             driver: Arc::new(driver),
             idle: Idle::new(),
             timers: Arc::new(WakerMap::new()),
+            heap_due: Padded(AtomicU64::new(u64::MAX)),
             park_wakers: Arc::new(WakerMap::new()),
             slots: TaskSlots::new(threads),
             blocking: Arc::new(BlockingPool::new(
@@ -436,6 +442,13 @@ impl Scheduler {
     }
 
     /// Whether the workers must leave their loop.
+    /// The nearest deadline the sched-role must act on: a parked task's (as of the last
+    /// step) or a slow-path timer's.
+    fn next_due(&self) -> Deadline {
+        let timer = self.timers.first_group().unwrap_or(u64::MAX);
+        Deadline::from_nanos(self.heap_due.load(Relaxed).min(timer))
+    }
+
     fn stopped(&self) -> bool {
         self.phase() == Phase::Stopped
     }

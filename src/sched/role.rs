@@ -109,7 +109,8 @@ impl RoleState {
         false
     }
 
-    /// Readies tasks whose deadline passed and fires due slow-path timers.
+    /// Readies tasks whose deadline passed and fires due slow-path timers; publishes the
+    /// next deadline of a parked task (for the watcher, see `worker::watch`).
     fn expire(&mut self, sched: &Scheduler) -> usize {
         let now = Deadline::now();
         let mut produced = 0;
@@ -120,6 +121,10 @@ impl RoleState {
                 sched.push_ready(task);
                 produced += 1;
             }
+        }
+        let due = self.heap.peek_key(now.as_nanos()).unwrap_or(u64::MAX);
+        if sched.heap_due.load(Relaxed) != due {
+            sched.heap_due.store(due, Relaxed);
         }
         produced + sched.timers.wake_up_to(now.as_nanos())
     }

@@ -19,7 +19,7 @@ use crate::time::clock::{self, Deadline};
 use crossbeam_deque::{Steal, Worker};
 use std::sync::atomic::{fence, Ordering::*};
 use std::sync::{MutexGuard, TryLockError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One worker thread's state.
 struct WorkerCtx<'a> {
@@ -80,7 +80,7 @@ impl WorkerCtx<'_> {
                 let seen = &mut self.seen;
                 sched.idle.sleep(
                     || sched.has_ready() || sched.stopped() || sched.role_is_free(),
-                    STEP_INTERVAL,
+                    || watch_interval(sched),
                     || watch(sched, seen),
                 );
             }
@@ -279,10 +279,23 @@ impl WorkerCtx<'_> {
     }
 }
 
-/// The watcher's look at the other workers (see `idle`): act on ready tasks, or on a poll
-/// that has lasted since the last look while nobody holds the role (nobody watches the
-/// kernel queue and the deadlines); else say whether anyone polled. `seen`: each worker's
-/// poll sequence at the last look.
+/// How long the watcher waits before its next look: [`STEP_INTERVAL`], or less when the
+/// next deadline comes sooner (so a timer stays precise while a long poll holds a worker
+/// and nobody holds the role).
+fn watch_interval(sched: &Scheduler) -> Duration {
+    let (due, now) = (sched.next_due(), Deadline::now());
+    if due > now {
+        STEP_INTERVAL.min(due.since(now))
+    } else {
+        // Passed: the last look saw it (and the role was held, or is taken by now).
+        STEP_INTERVAL
+    }
+}
+
+/// The watcher's look at the other workers (see `idle`): act on ready tasks, or, while
+/// nobody holds the role (nobody watches the kernel queue and the deadlines), on a poll
+/// that has lasted since the last look or on a deadline that has passed; else say whether
+/// anyone polled. `seen`: each worker's poll sequence at the last look.
 fn watch(sched: &Scheduler, seen: &mut [u64]) -> Seen {
     if sched.has_ready() || sched.stopped() {
         return Seen::Act;
@@ -294,7 +307,7 @@ fn watch(sched: &Scheduler, seen: &mut [u64]) -> Seen {
         stuck |= in_poll(now) && now == *last;
         *last = now;
     }
-    if stuck && sched.role_is_free() {
+    if (stuck || sched.next_due().has_passed()) && sched.role_is_free() {
         Seen::Act
     } else if busy {
         Seen::Busy
