@@ -11,9 +11,12 @@ mod support;
 
 use support::HANG;
 
+/// Sends `sig` to the calling thread, so its handler has run when this returns (`kill`
+/// on the process lets the kernel pick a thread, and the handler may run later: three
+/// `kill`s then were not always delivered before the first `recv`).
 fn raise(sig: SignalKind) {
-    // SAFETY: sending a signal to this process; its handler is registered before.
-    assert_eq!(unsafe { libc::kill(libc::getpid(), sig.as_raw()) }, 0);
+    // SAFETY: `raise` signals the calling thread; the signal's handler is registered before.
+    assert_eq!(unsafe { libc::raise(sig.as_raw()) }, 0);
 }
 
 #[test]

@@ -23,9 +23,10 @@ const QUIET: Duration = Duration::from_millis(50);
 const START: Duration = Duration::from_millis(2);
 
 /// Runs `rounds` rounds: quiet, then `due` spawned (it sets the flag once what it waits
-/// for happened), then a task that runs `first` (from `due`'s caller), blocks its worker,
-/// and returns whether the flag was set by the end of the block.
-fn while_a_worker_blocks<F, Fut, B>(workers: usize, rounds: usize, due: F)
+/// for happened), then a task that holds its worker for `lead`, runs `first` (from
+/// `due`'s caller), blocks its worker, and returns whether the flag was set by the end of
+/// the block.
+fn while_a_worker_blocks<F, Fut, B>(workers: usize, rounds: usize, lead: Duration, due: F)
 where
     F: Fn(Arc<AtomicBool>) -> (Fut, B) + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -41,6 +42,7 @@ where
             // Let the waiter park first.
             thread::sleep(Duration::from_millis(5));
             let blocker = core.spawn_after(START, async move {
+                thread::sleep(lead);
                 first();
                 thread::sleep(BLOCK);
                 done.load(SeqCst)
@@ -58,7 +60,7 @@ where
 #[test]
 fn a_timer_fires_while_a_worker_blocks_after_a_quiet_period() {
     for workers in [2, 4] {
-        while_a_worker_blocks(workers, 3, |done| {
+        while_a_worker_blocks(workers, 3, Duration::ZERO, |done| {
             let timer = async move {
                 iocore::time::sleep(Duration::from_millis(30)).await;
                 done.store(true, SeqCst);
@@ -70,7 +72,7 @@ fn a_timer_fires_while_a_worker_blocks_after_a_quiet_period() {
 
 #[test]
 fn a_socket_is_served_while_a_worker_blocks_after_a_quiet_period() {
-    while_a_worker_blocks(2, 3, |done| {
+    while_a_worker_blocks(2, 3, Duration::ZERO, |done| {
         let served = async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let addr = listener.local_addr().expect("local_addr");
@@ -100,13 +102,25 @@ fn a_task_woken_from_a_worker_runs_while_that_worker_blocks() {
     // The waiter is woken from inside the blocking task's poll: from a worker, with no
     // other task ready, which wakes nobody; the watcher must still see it.
     for workers in [2, 3] {
-        while_a_worker_blocks(workers, 3, |done| {
-            let (tx, rx) = futures::channel::oneshot::channel::<()>();
-            let woken = async move {
-                rx.await.expect("sender dropped");
-                done.store(true, SeqCst);
-            };
-            (woken, move || tx.send(()).expect("waiter gone"))
-        });
+        while_a_worker_blocks(workers, 3, Duration::ZERO, woken_by_first);
     }
+}
+
+#[test]
+fn a_task_woken_during_a_long_poll_runs_while_the_other_worker_waits_in_epoll() {
+    // The blocking task holds its worker for 20 ms before it wakes the waiter: meanwhile
+    // the other worker takes the sched-role and blocks in epoll, so nobody sleeps, and
+    // the wake (from a worker, no other task ready) kicks nobody; that worker's wait in
+    // epoll must end by itself.
+    while_a_worker_blocks(2, 3, Duration::from_millis(20), woken_by_first);
+}
+
+/// A waiter on a oneshot channel, and the blocking task's first action: the send.
+fn woken_by_first(done: Arc<AtomicBool>) -> (impl std::future::Future<Output = ()>, impl FnOnce()) {
+    let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    let woken = async move {
+        rx.await.expect("sender dropped");
+        done.store(true, SeqCst);
+    };
+    (woken, move || tx.send(()).expect("waiter gone"))
 }

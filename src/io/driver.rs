@@ -8,7 +8,10 @@
 //!   blocking wait (an eventfd behind `mio::Waker`). Whoever makes work for the poller's
 //!   owner kicks; the owner announces a blocking wait ([`Driver::announce_block`]) and then
 //!   re-checks its queues, so one of the two always sees the other (a `SeqCst` Dekker
-//!   handshake) and the kick is a syscall only when someone is (about to be) blocked.
+//!   handshake) and the kick is a syscall only when someone is (about to be) blocked. A
+//!   wait may be announced as *bounded* (the owner leaves it by itself within a short
+//!   interval, [`Driver::waits_bounded`]): the scheduler then lets some pushers skip the
+//!   kick.
 //!
 //! A socket's token is the address of its `ScheduledIo`. The block of a closed socket is
 //! not freed at once: [`Driver::deregister`] parks it on a release list that the poller
@@ -24,7 +27,7 @@ use crate::util::Padded;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{fence, AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,13 +36,21 @@ const TIMER_TOKEN: Token = Token(1);
 /// Kernel events handled per turn.
 const EVENTS_PER_TURN: usize = 1024;
 
+/// `Driver::blocking`: the poller's owner is not in a blocking wait, ...
+const NOT_BLOCKING: u8 = 0;
+/// ... is (about to be) in one that only a kick, an event or a deadline ends, ...
+const BLOCKING: u8 = 1;
+/// ... or in one it leaves by itself within a short interval.
+const BLOCKING_BOUNDED: u8 = 2;
+
 /// The shared half of a core's event queue. See the module docs.
 pub(crate) struct Driver {
     registry: mio::Registry,
     kicker: mio::Waker,
-    /// The poller's owner is in, or about to enter, a blocking wait: a kick must wake it.
-    /// (Read by every waker and worker; on a line of its own.)
-    blocking: Padded<AtomicBool>,
+    /// Whether the poller's owner is in, or about to enter, a blocking wait (a kick must
+    /// wake it), and whether that wait is bounded: `NOT_BLOCKING`, `BLOCKING` or
+    /// `BLOCKING_BOUNDED`. (Read by every waker and worker; on a line of its own.)
+    blocking: Padded<AtomicU8>,
     /// Blocks of closed sockets, freed at the start of the poller's next turn.
     released: Mutex<Vec<Arc<ScheduledIo>>>,
     /// `released` may hold blocks (lets a turn skip the lock when no socket closed).
@@ -71,7 +82,7 @@ pub(crate) fn new() -> io::Result<(Poller, Driver)> {
     let driver = Driver {
         registry,
         kicker,
-        blocking: Padded(AtomicBool::new(false)),
+        blocking: Padded(AtomicU8::new(NOT_BLOCKING)),
         released: Mutex::new(Vec::new()),
         any_released: AtomicBool::new(false),
     };
@@ -100,16 +111,23 @@ impl Driver {
         self.any_released.store(true, SeqCst);
     }
 
-    /// The poller's owner is about to block: after this, re-check for work before waiting
-    /// (a pusher that misses the flag was seen by the re-check).
-    pub(crate) fn announce_block(&self) {
-        self.blocking.store(true, SeqCst);
+    /// The poller's owner is about to block (`bounded`: it will pass [`Poller::turn`] a
+    /// short `max_wait`): after this, re-check for work before waiting (a pusher that
+    /// misses the announcement was seen by the re-check).
+    pub(crate) fn announce_block(&self, bounded: bool) {
+        self.blocking.store(if bounded { BLOCKING_BOUNDED } else { BLOCKING }, SeqCst);
         fence(SeqCst);
     }
 
     /// Whether the poller's owner is (about to be) blocked in a wait.
     pub(crate) fn is_blocking(&self) -> bool {
-        self.blocking.load(SeqCst)
+        self.blocking.load(SeqCst) != NOT_BLOCKING
+    }
+
+    /// Whether the poller's owner is (about to be) blocked in a wait it leaves by itself
+    /// within a short interval. For a caller that has just issued a `SeqCst` fence.
+    pub(crate) fn waits_bounded(&self) -> bool {
+        self.blocking.load(SeqCst) == BLOCKING_BOUNDED
     }
 
     /// Interrupts the poller's blocking wait, if it is (about to be) in one.
@@ -120,7 +138,7 @@ impl Driver {
 
     /// [`kick`](Self::kick) for a caller that has just issued a `SeqCst` fence.
     pub(crate) fn kick_fenced(&self) {
-        if self.blocking.load(SeqCst) && self.blocking.swap(false, SeqCst) {
+        if self.is_blocking() && self.blocking.swap(NOT_BLOCKING, SeqCst) != NOT_BLOCKING {
             // A failed write means the eventfd is already signalled: nothing is lost.
             let _ = self.kicker.wake();
         }
@@ -134,23 +152,26 @@ impl Driver {
 
 impl Poller {
     /// One turn: frees the blocks of sockets closed before it, waits for events — not at
-    /// all (`None`), or until `deadline` (`NEVER`: until an event or a kick) — and
-    /// dispatches them. A blocking wait must follow [`Driver::announce_block`].
-    pub(crate) fn turn(&mut self, driver: &Driver, wait: Option<Deadline>) {
+    /// all (`None`), or until `deadline` (`NEVER`: until an event or a kick), and at most
+    /// `max_wait` (rounded up to whole milliseconds by `epoll_wait`; the deadline stays
+    /// armed on the timerfd) — and dispatches them. A blocking wait must follow
+    /// [`Driver::announce_block`].
+    pub(crate) fn turn(&mut self, driver: &Driver, wait: Option<Deadline>, max_wait: Option<Duration>) {
         // Sockets closed before this point are deregistered: no event fetched from now on
         // can name them, and events fetched earlier were dispatched in earlier turns.
         // A load first: the common turn (no socket closed) does no read-modify-write.
         if driver.any_released.load(SeqCst) && driver.any_released.swap(false, SeqCst) {
             lock(&driver.released).clear();
         }
-        let timeout = match wait {
-            None => Some(Duration::ZERO),
-            Some(deadline) => self.arm(deadline),
+        let timeout = match (wait.map(|deadline| self.arm(deadline)), max_wait) {
+            (None, _) => Some(Duration::ZERO),
+            (Some(None), max) => max,
+            (Some(Some(t)), max) => Some(max.map_or(t, |m| t.min(m))),
         };
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             debug_assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait failed: {e}");
         }
-        driver.blocking.store(false, SeqCst);
+        driver.blocking.store(NOT_BLOCKING, SeqCst);
         for event in self.events.iter() {
             match event.token() {
                 KICK_TOKEN => {}

@@ -128,6 +128,11 @@ impl Counters {
         bump(&self.workers[w].poll_seq, 1);
     }
 
+    /// Whether some worker is polling a task right now.
+    pub(crate) fn anyone_polls(&self) -> bool {
+        self.workers.iter().any(|c| in_poll(c.poll_seq.load(SeqCst)))
+    }
+
     /// Worker `w`'s poll sequence: odd while it runs a task.
     pub(crate) fn poll_seq(&self, w: usize) -> u64 {
         self.workers[w].poll_seq.load(SeqCst)

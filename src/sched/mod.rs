@@ -28,8 +28,10 @@
 //!   microseconds then; not when the process has one CPU); a push wakes nobody while a
 //!   worker searches;
 //! - a push to the ready queue wakes nobody when one of this core's workers pushes the
-//!   only ready task (it runs it next itself); otherwise it wakes a sleeping worker, or
-//!   kicks the role holder out of epoll;
+//!   only ready task (it runs it next itself) while someone looks every interval (the
+//!   watcher below, or a role holder blocked in epoll for at most an interval, as it does
+//!   while another worker polls); otherwise it wakes a sleeping worker, or kicks the role
+//!   holder out of epoll;
 //! - the first sleeping worker is the *watcher* (`idle`): every [`STEP_INTERVAL`] it looks
 //!   at the other workers, and takes over when a task is ready or a poll has lasted a
 //!   whole interval with nobody holding the role; so a task that blocks its worker cannot
@@ -320,21 +322,22 @@ impl Scheduler {
     /// Someone must run the task just pushed to the ready queue: wake a sleeping worker,
     /// or failing that the role holder blocked in epoll. Not when one of this core's
     /// workers pushed the only ready task: it runs it as soon as its current poll or step
-    /// ends, and if that poll lasts, the watcher (`idle`) sees it and takes over; waking
-    /// another worker would cost a context switch per message at low load. (It still
-    /// kicks a role holder blocked in epoll: with nobody asleep, nobody else would look.)
+    /// ends, and if that poll lasts, someone who looks every interval takes over — the
+    /// watcher (`idle`), or, with nobody asleep, a role holder whose wait in epoll is
+    /// bounded (it blocks that way while another worker polls, see `role`). Waking
+    /// another worker would cost a context switch per message at low load.
     fn wake_worker(&self) {
         fence(SeqCst);
         if self.searching.load(SeqCst) > 0 {
             return;
         }
+        let own_only = || self.on_own_worker() && self.ready_len() <= 1;
         if self.idle.has_sleepers_fenced() {
-            // The watcher sleeps among them: it covers a worker that runs the only ready
-            // task itself.
-            let own_only = self.on_own_worker() && self.ready_len() <= 1;
-            if own_only || self.idle.notify_one() {
+            if own_only() || self.idle.notify_one() {
                 return;
             }
+        } else if self.driver.waits_bounded() && own_only() {
+            return;
         }
         self.driver.kick_fenced();
     }

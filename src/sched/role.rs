@@ -5,7 +5,7 @@
 //! the poller of the kernel queue, the parked tasks by deadline (a timer wheel in front
 //! of a heap, `util::wheel`), a scratch vector.
 
-use super::Scheduler;
+use super::{Scheduler, STEP_INTERVAL};
 use crate::io::Poller;
 use crate::task::raw::RawTask;
 use crate::task::Header;
@@ -35,15 +35,21 @@ impl RoleState {
     pub(super) fn step(&mut self, sched: &Scheduler, block: bool) {
         sched.counters.steps.fetch_add(1, Relaxed);
         let produced = self.drain_front(sched) + self.expire(sched);
-        let mut wait = None;
+        let (mut wait, mut max_wait) = (None, None);
         if block && produced == 0 {
-            sched.driver.announce_block();
+            // While another worker polls, this wait ends after an interval whatever comes
+            // (then the worker loop looks at the ready queue): a worker that readies the
+            // only ready task during its poll runs it itself afterwards, and need not kick
+            // this wait for the case that its poll lasts (see `Scheduler::wake_worker`).
+            let bounded = sched.counters.anyone_polls();
+            sched.driver.announce_block(bounded);
             let busy = !sched.front.is_empty() || sched.has_ready() || sched.stopped();
             if !busy {
                 wait = Some(self.next_deadline(sched));
+                max_wait = bounded.then_some(STEP_INTERVAL);
             }
         }
-        self.poller.turn(&sched.driver, wait);
+        self.poller.turn(&sched.driver, wait, max_wait);
         self.drain_front(sched);
         self.expire(sched);
     }

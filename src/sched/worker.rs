@@ -256,9 +256,8 @@ impl WorkerCtx<'_> {
     /// load.) True if work appeared.
     fn search(&mut self) -> bool {
         let sched = self.sched;
-        if sched.search_spin == 0
-            || !(0..sched.counters.workers()).any(|w| w != self.index && in_poll(sched.counters.poll_seq(w)))
-        {
+        // (This worker polls nothing now: anyone polling is another worker.)
+        if sched.search_spin == 0 || !sched.counters.anyone_polls() {
             return false;
         }
         sched.searching.fetch_add(1, SeqCst);
