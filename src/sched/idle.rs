@@ -9,7 +9,8 @@
 //! **The watcher.** The first sleeper takes the watcher's seat: instead of sleeping until
 //! woken, it looks at the other workers every interval (the caller's `look`), so that a
 //! task polling for long on one worker cannot stall the kernel queue, the deadlines and
-//! the ready queue (it then leaves its sleep and takes the sched-role). A worker that
+//! the ready queue (it then leaves its sleep and takes the sched-role); it also wakes
+//! for the next deadline, when that comes before the interval ends. A worker that
 //! starts a task therefore need not wake anyone, which saved a context switch per message
 //! at low load. When `look` finds that nobody polled for [`QUIET_LOOKS`] intervals, the
 //! watcher sleeps until nudged: a worker that starts a poll publishes it, fences, and

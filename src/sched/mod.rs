@@ -32,9 +32,10 @@
 //!   watcher below, or a role holder blocked in epoll for at most an interval, as it does
 //!   while another worker polls); otherwise it wakes a sleeping worker, or kicks the role
 //!   holder out of epoll;
-//! - the first sleeping worker is the *watcher* (`idle`): every [`STEP_INTERVAL`] it looks
-//!   at the other workers, and takes over when a task is ready or a poll has lasted a
-//!   whole interval with nobody holding the role; so a task that blocks its worker cannot
+//! - the first sleeping worker is the *watcher* (`idle`): every [`STEP_INTERVAL`] (or at
+//!   the next deadline, if sooner) it looks at the other workers, and takes over when a
+//!   task is ready, or, with nobody holding the role, when a poll has lasted a whole
+//!   interval or a deadline has passed; so a task that blocks its worker cannot
 //!   stall IO, timers or the ready queue, without waking anyone for each task started.
 //!   After a few intervals with no poll at all it sleeps until the next poll nudges it;
 //! - a worker that starts a task while work is left wakes a sleeper, or, with none
