@@ -129,13 +129,21 @@ impl WorkerCtx<'_> {
         true
     }
 
-    /// Yielded tasks go to the ready queue, behind what the last step readied.
+    /// Yielded tasks go to the ready queue, behind what the last step readied: to the
+    /// global queue's tail, or, when that is empty, to this worker's own batch (a plain
+    /// store instead of a contended push and a later steal; idle workers steal from it).
     fn release_deferred(&mut self) {
         if self.deferred.is_empty() {
             return;
         }
-        for task in self.deferred.drain(..) {
-            self.sched.ready.push(task);
+        if self.sched.ready.is_empty() {
+            for task in self.deferred.drain(..) {
+                self.local.push(task);
+            }
+        } else {
+            for task in self.deferred.drain(..) {
+                self.sched.ready.push(task);
+            }
         }
         // One wake decision for the whole batch (`push_ready` would fence per task).
         self.sched.wake_worker();
@@ -157,11 +165,15 @@ impl WorkerCtx<'_> {
         fence(SeqCst);
         sched.idle.nudge_fenced();
         // (A searcher will take the work left; a stale `searching` is harmless: a searcher
-        // that stops re-checks every queue before it sleeps.)
-        if sched.searching.load(Relaxed) == 0 && sched.has_ready() {
+        // that stops re-checks every queue before it sleeps.) Whom to wake is asked
+        // before whether work is left: under load nobody sleeps or blocks, and the queues
+        // of the other workers (their owners write those lines all the time) are not read.
+        if sched.searching.load(Relaxed) == 0 {
             if sched.idle.has_sleepers_fenced() {
-                sched.idle.notify_one();
-            } else if sched.driver.is_blocking() {
+                if sched.has_ready() {
+                    sched.idle.notify_one();
+                }
+            } else if sched.driver.is_blocking() && sched.has_ready() {
                 // The holder re-checks the queues after announcing the block: one of the
                 // two sees the other.
                 sched.driver.kick_fenced();
