@@ -232,7 +232,7 @@ impl WorkerCtx<'_> {
         // SAFETY: the claim made this worker the task's owner (RUNNING).
         let polled = unsafe { task.poll() };
         reset_budget(None);
-        let Polled::Pending { yielded } = polled else {
+        let Polled::Pending { yielded, self_woken } = polled else {
             sched.complete(task, false);
             return;
         };
@@ -240,7 +240,7 @@ impl WorkerCtx<'_> {
         let token = sched.counters.park_by_worker(self.index);
         // SAFETY: as above.
         let has_deadline = !unsafe { task.deadline() }.is_never();
-        let next = task.header().state.after_poll(has_deadline);
+        let next = task.header().state.after_poll(has_deadline, self_woken);
         if next != AfterPoll::Parked {
             sched.counters.unpark_own(self.index, token);
         }

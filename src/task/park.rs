@@ -33,12 +33,17 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        if raw::current().is_some() {
-            // Inside an iocore task: it runs again only after the next schedule step has
-            // looked at the kernel events and the deadlines.
-            raw::note_yield();
+        // Inside an iocore task it runs again only after the next schedule step has looked
+        // at the kernel events and the deadlines. Polled with the task's own waker, the
+        // worker is told instead of the waker being called (no atomic operation).
+        match raw::current() {
+            Some(task) if RawTask::from_waker(cx.waker()) == Some(task) => raw::note_yield(true),
+            Some(_) => {
+                raw::note_yield(false);
+                cx.waker().wake_by_ref();
+            }
+            None => cx.waker().wake_by_ref(),
         }
-        cx.waker().wake_by_ref();
         Poll::Pending
     }
 }

@@ -74,15 +74,17 @@ struct Cell<F: Future, S> {
 pub(crate) enum Polled {
     /// The future finished (or panicked); its output is stored.
     Done,
-    /// The future returned `Pending`; `yielded`: it called `yield_now` during the poll.
-    Pending { yielded: bool },
+    /// The future returned `Pending`; `yielded`: it called `yield_now` during the poll;
+    /// `self_woken`: it did so with its own waker, which was not called (the worker
+    /// treats the task as woken).
+    Pending { yielded: bool, self_woken: bool },
 }
 
 thread_local! {
     /// The task this thread is polling right now (null outside a poll).
     static CURRENT: StdCell<*mut Header> = const { StdCell::new(std::ptr::null_mut()) };
-    /// The task being polled called `yield_now`.
-    static YIELDED: StdCell<bool> = const { StdCell::new(false) };
+    /// What `yield_now` noted during the current poll (`YIELDED`, `SELF_WOKEN` bits).
+    static YIELDED: StdCell<u8> = const { StdCell::new(0) };
 }
 
 /// The task being polled on this thread, if any.
@@ -92,9 +94,14 @@ pub(crate) fn current() -> Option<RawTask> {
     (!ptr.is_null()).then(|| unsafe { RawTask::from_ptr(ptr) })
 }
 
-/// The task being polled on this thread yielded (see `Polled::Pending`).
-pub(crate) fn note_yield() {
-    YIELDED.with(|y| y.set(true));
+/// Bits of `YIELDED`: the task being polled yielded; it did so without waking itself.
+const YIELD: u8 = 1;
+const SELF_WOKEN: u8 = 2;
+
+/// The task being polled on this thread yielded (see `Polled::Pending`); `self_woken`:
+/// instead of calling its own waker, which the caller skipped.
+pub(crate) fn note_yield(self_woken: bool) {
+    YIELDED.with(|y| y.set(y.get() | YIELD | if self_woken { SELF_WOKEN } else { 0 }));
 }
 
 /// A type-erased pointer to a task. Copying it does not touch the reference count; the
@@ -253,11 +260,11 @@ impl RawTask {
         // SAFETY: the caller is the only one polling (phase RUNNING).
         let done = unsafe { (self.header().vtable.poll)(self.0, &mut cx) };
         CURRENT.with(|c| c.set(outer));
-        let yielded = YIELDED.with(|y| y.replace(false));
+        let noted = YIELDED.with(|y| y.replace(0));
         if done {
             Polled::Done
         } else {
-            Polled::Pending { yielded }
+            Polled::Pending { yielded: noted & YIELD != 0, self_woken: noted & SELF_WOKEN != 0 }
         }
     }
 

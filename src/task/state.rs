@@ -156,12 +156,13 @@ impl State {
         })
     }
 
-    /// A worker gives up a task whose poll returned `Pending`.
-    pub(crate) fn after_poll(&self, has_deadline: bool) -> AfterPoll {
+    /// A worker gives up a task whose poll returned `Pending`; `self_woken`: the task woke
+    /// itself by telling the worker (a `yield_now`), as good as `NOTIFIED`.
+    pub(crate) fn after_poll(&self, has_deadline: bool, self_woken: bool) -> AfterPoll {
         self.update(|cur| {
             debug_assert_eq!(cur & PHASE, RUNNING);
             let base = cur & !PHASE;
-            if cur & (NOTIFIED | CANCELLED) != 0 {
+            if self_woken || cur & (NOTIFIED | CANCELLED) != 0 {
                 (Some(base | QUEUED), AfterPoll::Requeue)
             } else if has_deadline {
                 (Some(base | QUEUED), AfterPoll::ToSched)
@@ -321,7 +322,7 @@ mod loom_tests {
                 let s = running();
                 let queued = Arc::new(AtomicUsize::new(0));
                 let waker = notifier(&s, extra, &queued, false);
-                if s.after_poll(false) == AfterPoll::Requeue {
+                if s.after_poll(false, false) == AfterPoll::Requeue {
                     queued.fetch_add(1, SeqCst);
                 }
                 waker.join().unwrap();
@@ -343,7 +344,7 @@ mod loom_tests {
             let queued = Arc::new(AtomicUsize::new(0));
             let threads: Vec<_> =
                 [WOKEN, SIGNALED].into_iter().map(|flag| notifier(&s, flag, &queued, false)).collect();
-            if s.after_poll(false) == AfterPoll::Requeue {
+            if s.after_poll(false, false) == AfterPoll::Requeue {
                 queued.fetch_add(1, SeqCst);
             }
             for t in threads {
@@ -362,7 +363,7 @@ mod loom_tests {
     fn loom_deadline_park_and_expire_vs_wake() {
         loom::model(|| {
             let s = running();
-            assert_eq!(s.after_poll(true), AfterPoll::ToSched);
+            assert_eq!(s.after_poll(true, false), AfterPoll::ToSched);
             let queued = Arc::new(AtomicUsize::new(0));
             let waker = notifier(&s, WOKEN, &queued, true);
             // The sched-role: pops it from the front queue, parks it, later expires it.
@@ -421,7 +422,7 @@ mod loom_tests {
     fn loom_abort_parked_vs_wake() {
         loom::model(|| {
             let s = running();
-            assert_eq!(s.after_poll(false), AfterPoll::Parked);
+            assert_eq!(s.after_poll(false, false), AfterPoll::Parked);
             let queued = Arc::new(AtomicUsize::new(0));
             let aborter = notifier(&s, CANCELLED, &queued, false);
             if let Notify::Schedule { .. } = s.notify(0) {
