@@ -124,3 +124,61 @@ fn woken_by_first(done: Arc<AtomicBool>) -> (impl std::future::Future<Output = (
     };
     (woken, move || tx.send(()).expect("waiter gone"))
 }
+
+#[test]
+fn tasks_waiting_behind_a_long_poll_are_taken_by_a_busy_worker() {
+    // One task spawns, in one poll: a blocker, 8 quick tasks, and a flood of short busy
+    // tasks. Its worker takes the blocker with a batch behind it (the quick tasks among
+    // them) and blocks; the other worker stays busy with the flood, so it never runs out
+    // of work (an idle worker steals anyway). It must still take the batch stuck behind
+    // the blocker, so the quick tasks finish before the block ends.
+    const QUICK: usize = 8;
+    const FLOOD: usize = 30_000;
+    const FLOOD_WORK: Duration = Duration::from_micros(20);
+    watchdog(HANG, || {
+        let core = core(2);
+        for round in 0..3 {
+            let quick_done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let starter = {
+                let quick_done = quick_done.clone();
+                core.spawn(async move {
+                    let blocker = {
+                        let quick_done = quick_done.clone();
+                        iocore::spawn(async move {
+                            thread::sleep(BLOCK);
+                            quick_done.load(SeqCst)
+                        })
+                    };
+                    for _ in 0..QUICK {
+                        let quick_done = quick_done.clone();
+                        drop(iocore::spawn(async move {
+                            quick_done.fetch_add(1, SeqCst);
+                        }));
+                    }
+                    for _ in 0..FLOOD {
+                        drop(iocore::spawn(async {
+                            let start = std::time::Instant::now();
+                            while start.elapsed() < FLOOD_WORK {
+                                std::hint::spin_loop();
+                            }
+                        }));
+                    }
+                    blocker.await.expect("blocker")
+                })
+            };
+            let done_in_time = join(&core, starter).expect("starter");
+            assert_eq!(
+                done_in_time, QUICK,
+                "round {round}: tasks queued behind a 300 ms poll waited for it while the other \
+                 worker was busy"
+            );
+            // Let the flood drain before the next round.
+            wait_until_idle(&core);
+        }
+    });
+}
+
+/// Waits until the core has no task left but the caller's.
+fn wait_until_idle(core: &iocore::IoCore) {
+    support::wait_until("the flood to drain", || core.metrics().live_tasks == 0);
+}

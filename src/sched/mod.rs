@@ -89,6 +89,11 @@ pub(crate) const EXEC_BATCH: usize = 64;
 /// poll.
 pub(crate) const STEP_INTERVAL: Duration = Duration::from_micros(500);
 
+/// How long a worker may sit in one poll before a busy worker takes the tasks waiting in
+/// its batch (`worker::rescue`): far above an ordinary poll, well below a task that
+/// computes for milliseconds.
+pub(crate) const RESCUE_AFTER: Duration = Duration::from_micros(100);
+
 /// Longest a worker that ran out of work spins on the ready queues while another worker
 /// polls, before it sleeps (`worker::search`).
 pub(crate) const SEARCH_SPIN: Duration = Duration::from_micros(20);
@@ -135,6 +140,8 @@ pub(crate) struct Scheduler {
     pub(crate) counters: Counters,
     /// [`STEP_INTERVAL`] in `clock::stamp` units.
     step_interval: u64,
+    /// [`RESCUE_AFTER`] in `clock::stamp` units.
+    rescue_after: u64,
     /// [`SEARCH_SPIN`] in `clock::stamp` units; 0 (no spinning) when the process may run
     /// on one CPU only (`available_parallelism`, which follows the CPU affinity mask).
     search_spin: u64,
@@ -207,6 +214,7 @@ impl Scheduler {
             live_zero: (Mutex::new(()), Condvar::new()),
             counters: Counters::new(threads),
             step_interval: clock::stamps_in(STEP_INTERVAL),
+            rescue_after: clock::stamps_in(RESCUE_AFTER),
             // Spinning cannot see work come from a thread that needs the same (only) CPU.
             search_spin: if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
                 clock::stamps_in(SEARCH_SPIN)
@@ -445,7 +453,6 @@ impl Scheduler {
         self.phase.fetch_max(to as u8, SeqCst);
     }
 
-    /// Whether the workers must leave their loop.
     /// The nearest deadline the sched-role must act on: a parked task's (as of the last
     /// step) or a slow-path timer's.
     fn next_due(&self) -> Deadline {
@@ -453,6 +460,7 @@ impl Scheduler {
         Deadline::from_nanos(self.heap_due.load(Relaxed).min(timer))
     }
 
+    /// Whether the workers must leave their loop.
     fn stopped(&self) -> bool {
         self.phase() == Phase::Stopped
     }

@@ -34,13 +34,28 @@ struct WorkerCtx<'a> {
     deferred_mark: u64,
     /// Each worker's poll sequence at this worker's last look as the watcher.
     seen: Vec<u64>,
+    /// Each worker's poll sequence at this worker's last look for stuck batches
+    /// (`rescue`), and the `clock::stamp` when that sequence was first seen.
+    polls_seen: Vec<(u64, u64)>,
+    /// `clock::stamp` of the last look for stuck batches.
+    last_rescue_look: u64,
 }
 
 /// The body of worker thread `index`.
 pub(super) fn run(sched: &Scheduler, index: usize) {
     let local = lock(&sched.locals)[index].take().expect("each worker index runs once");
     let seen = vec![0; sched.counters.workers()];
-    let mut w = WorkerCtx { sched, index, local, deferred: Vec::new(), deferred_mark: 0, seen };
+    let polls_seen = vec![(0, 0); sched.counters.workers()];
+    let mut w = WorkerCtx {
+        sched,
+        index,
+        local,
+        deferred: Vec::new(),
+        deferred_mark: 0,
+        seen,
+        polls_seen,
+        last_rescue_look: 0,
+    };
     w.run();
 }
 
@@ -64,6 +79,7 @@ impl WorkerCtx<'_> {
                         self.release_deferred();
                     }
                 }
+                self.rescue();
                 if self.run_batch() > 0 || !self.deferred.is_empty() {
                     continue;
                 }
@@ -127,6 +143,31 @@ impl WorkerCtx<'_> {
         drop(role);
         self.release_deferred();
         true
+    }
+
+    /// Takes the batch of a worker that has been in one poll for longer than
+    /// [`RESCUE_AFTER`](super::RESCUE_AFTER): its tasks would wait for that poll to end
+    /// (behind a task that computes for milliseconds, say) while this worker runs newer
+    /// ones. (An idle worker steals from it anyway.) Looks at most every half of that.
+    fn rescue(&mut self) {
+        let sched = self.sched;
+        let now = clock::stamp();
+        if now.wrapping_sub(self.last_rescue_look) < sched.rescue_after / 2 {
+            return;
+        }
+        self.last_rescue_look = now;
+        for (w, (seq, since)) in self.polls_seen.iter_mut().enumerate() {
+            if w == self.index {
+                continue;
+            }
+            let current = sched.counters.poll_seq(w);
+            if current != *seq {
+                (*seq, *since) = (current, now);
+            } else if in_poll(current) && now.wrapping_sub(*since) >= sched.rescue_after {
+                // Empty, or a race with its owner or another thief: fine either way.
+                let _ = sched.stealers[w].steal_batch(&self.local);
+            }
+        }
     }
 
     /// Yielded tasks go to the ready queue, behind what the last step readied: to the
