@@ -63,9 +63,11 @@ struct Node {
     waker: Option<Waker>,
     prev: *mut Node,
     next: *mut Node,
-    /// In the list right now. Guarded, like the links, by the list's lock.
-    queued: bool,
-    /// This waiter has linked itself at some point (so `drop` must check under the lock).
+    /// In the list right now. Written under the list's lock; cleared (`Release`) as the
+    /// last write of an unlink, so a dropping waiter that reads it false (`Acquire`)
+    /// knows the list is done with its node and need not take the lock.
+    queued: AtomicBool,
+    /// This waiter has linked itself at some point (so `drop` must check `queued`).
     /// Only the owner of the `Waiter` reads or writes it, through the node pointer (never
     /// through a reference to the whole node, which `wake_all` may be writing the other
     /// fields of); kept here, in the padding after `queued`, rather than in the `Waiter`:
@@ -112,9 +114,10 @@ impl WaiterList {
                     let node = links.head;
                     // SAFETY: `node` is linked, so its `Waiter` is pinned and alive (it
                     // unlinks itself under this lock before it goes away).
+                    // (The waker first: the unlink is the last touch of the node.)
                     unsafe {
-                        links.unlink(node);
                         batch[n] = (*node).waker.take();
+                        links.unlink(node);
                     }
                     n += 1;
                 }
@@ -175,7 +178,7 @@ impl Links {
                 (*self.tail).next = node;
             }
             self.tail = node;
-            (*node).queued = true;
+            (*node).queued.store(true, Relaxed);
         }
     }
 
@@ -197,7 +200,8 @@ impl Links {
             }
             (*node).prev = ptr::null_mut();
             (*node).next = ptr::null_mut();
-            (*node).queued = false;
+            // The last write to the node (see `Node::queued`).
+            (*node).queued.store(false, Release);
         }
     }
 }
@@ -211,7 +215,7 @@ impl<'a> Waiter<'a> {
                 waker: None,
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
-                queued: false,
+                queued: AtomicBool::new(false),
                 maybe_queued: false,
             }),
             _pinned: PhantomPinned,
@@ -233,7 +237,7 @@ impl<'a> Waiter<'a> {
                 Some(w) if w.will_wake(waker) => {}
                 slot => *slot = Some(waker.clone()),
             }
-            if !(*node).queued {
+            if !(*node).queued.load(Relaxed) {
                 links.push_back(node);
             }
             (*node).maybe_queued = true;
@@ -258,11 +262,18 @@ impl Drop for Waiter<'_> {
         if !unsafe { (*node).maybe_queued } {
             return;
         }
+        // Unlinked already (by `wake_all`, or by `wait` itself): the unlink's last write
+        // was this flag, so the list no longer touches the node. The common case, after
+        // an edge woke the waiter; it skips the lock.
+        // SAFETY: an atomic read through the pointer, as above.
+        if !unsafe { (*node).queued.load(Acquire) } {
+            return;
+        }
         let mut links = lock(&self.list.links);
         // SAFETY: under the lock; if still linked, unlinking it here is what keeps the list
         // from pointing into freed memory.
         unsafe {
-            if (*node).queued {
+            if (*node).queued.load(Relaxed) {
                 links.unlink(node);
             }
         }
