@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# User-space instructions per message of each message-benchmark server, counted by
+# valgrind's callgrind: a deterministic measure of the runtime's own work (the kernel's
+# is not counted), where timings on a shared machine swing by ±10 %. Each server runs
+# under callgrind twice, for 20k and for 60k messages of a scenario from a tokio client;
+# the difference divided by the 40k messages cancels startup and connection setup. The
+# floor (a hand-written mio loop) is the reference: a runtime's instructions above the
+# floor's are its overhead. Under callgrind a server runs ~50x slower, so only the count
+# means anything, not the rates the client prints.
+#
+# Run: bash benches/instructions.sh [SCENARIO [THREADS]]   (default: single 1; needs
+# valgrind: apt-get install valgrind). Prints a markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCENARIO=${1:-single}
+THREADS=${2:-1}
+command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+cargo bench --bench msgbench --no-run >/dev/null 2>&1
+BIN=$(ls -t target/release/deps/msgbench-* | grep -v '\.d$' | head -1)
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+# instructions RUNTIME MESSAGES: prints "instructions messages" of one run.
+instructions() {
+  local port=$((20000 + RANDOM % 20000))
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" \
+    "$BIN" server --runtime "$1" --threads "$THREADS" --port "$port" >/dev/null 2>"$OUT/vg.err" &
+  local vg=$!
+  local got=""
+  for _ in $(seq 200); do
+    got=$("$BIN" client --runtime tokio --scenario "$SCENARIO" --target "$2" --port "$port" 2>/dev/null \
+      | sed -n 's/^RESULT total=\([0-9]*\).*/\1/p') && [ -n "$got" ] && break
+    sleep 0.1
+  done
+  kill -TERM "$vg"
+  wait "$vg" 2>/dev/null || true
+  echo "$(awk '/Collected/ {print $4}' "$OUT/vg.err") $got"
+}
+
+runtimes="floor iocore tokio-ct smol"
+[ "$THREADS" = 1 ] || runtimes="iocore tokio smol"
+echo "### User-space instructions per message: \`$SCENARIO\`, $THREADS server thread(s), client tokio"
+echo
+echo "| server | instructions/msg |"
+echo "|---|---|"
+for rt in $runtimes; do
+  read -r i1 m1 < <(instructions "$rt" 20000)
+  read -r i2 m2 < <(instructions "$rt" 60000)
+  echo "| $rt | $(( (i2 - i1) / (m2 - m1) )) |"
+done
