@@ -4,7 +4,9 @@
 //! then starts a task that blocks its worker for 300 ms, and checks that what was due
 //! during that time happened before the block ended. The blocking task starts from a
 //! deadline (`spawn_after`), so the worker that holds the sched-role readies it and runs
-//! it itself, waking nobody: the case only the watcher covers.
+//! it itself, waking nobody: the case only the watcher covers. Two more cases: with nobody
+//! asleep, a role holder waiting in epoll while another worker polls leaves that wait by
+//! itself; and tasks queued behind a long poll are taken by a worker that is busy.
 
 mod support;
 
