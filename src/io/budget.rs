@@ -14,11 +14,13 @@ thread_local! {
 }
 
 /// Gives the task about to be polled on this thread a fresh budget; `None` lifts it.
+#[inline]
 pub(crate) fn reset(budget: Option<u32>) {
     BUDGET_LEFT.with(|b| b.set(budget.unwrap_or(u32::MAX)));
 }
 
 /// True (after waking the task) when the poll's budget is spent.
+#[inline]
 pub(crate) fn exhausted(cx: &Context<'_>) -> bool {
     let empty = BUDGET_LEFT.with(|b| b.get() == 0);
     if empty {
@@ -43,6 +45,7 @@ pub(crate) fn turn_ended() -> bool {
 }
 
 /// One operation completed.
+#[inline]
 pub(crate) fn spend() {
     BUDGET_LEFT.with(|b| {
         let left = b.get();

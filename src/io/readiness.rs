@@ -187,12 +187,14 @@ impl ScheduledIo {
     }
 
     /// The readiness as it is now, for an operation attempted without waiting.
+    #[inline]
     pub(crate) fn snapshot(&self, dir: Direction) -> Ready {
         Ready { word: self.readiness.load(Acquire), dir }
     }
 
     /// The operation got `WouldBlock`: forget the readiness it saw, unless an event of its
     /// direction arrived since (then the next attempt may succeed).
+    #[inline]
     pub(crate) fn clear(&self, ready: Ready) {
         let (dir, seen_tick) = (ready.dir, ready.dir.tick(ready.word));
         let bit = match dir {

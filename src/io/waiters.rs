@@ -264,6 +264,7 @@ impl<'a> Waiter<'a> {
 }
 
 impl Drop for Waiter<'_> {
+    #[inline]
     fn drop(&mut self) {
         let node = self.node.get();
         // SAFETY: the node lives as long as `self`; `maybe_queued` is only written by the

@@ -56,8 +56,11 @@ impl RoleState {
 
     /// The nearest deadline of a parked task or a slow-path timer.
     fn next_deadline(&mut self, sched: &Scheduler) -> Deadline {
-        let task =
-            self.heap.peek_key(Deadline::now().as_nanos()).map_or(Deadline::NEVER, Deadline::from_nanos);
+        let task = if self.heap.is_empty() {
+            Deadline::NEVER
+        } else {
+            self.heap.peek_key(Deadline::now().as_nanos()).map_or(Deadline::NEVER, Deadline::from_nanos)
+        };
         let timer = sched.timers.first_group().map_or(Deadline::NEVER, Deadline::from_nanos);
         task.min(timer)
     }
@@ -118,6 +121,14 @@ impl RoleState {
     /// Readies tasks whose deadline passed and fires due slow-path timers; publishes the
     /// next deadline of a parked task (for the watcher, see `worker::watch`).
     fn expire(&mut self, sched: &Scheduler) -> usize {
+        if self.heap.is_empty() && sched.timers.first_group().is_none() {
+            // Nothing parked with a deadline: no clock to read (a step runs per message
+            // at low load).
+            if sched.heap_due.load(Relaxed) != u64::MAX {
+                sched.heap_due.store(u64::MAX, Relaxed);
+            }
+            return 0;
+        }
         let now = Deadline::now();
         let mut produced = 0;
         while let Some(task) = self.heap.pop_up_to(now.as_nanos()) {

@@ -38,6 +38,11 @@ impl<K: Ord + Copy, T: HeapSlot> SlotHeap<K, T> {
         SlotHeap { entries: Vec::new() }
     }
 
+    /// Whether the heap holds nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The smallest key.
     pub(crate) fn peek_key(&self) -> Option<K> {
         self.entries.first().map(|e| e.key.0)

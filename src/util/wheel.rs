@@ -48,6 +48,9 @@ struct Level<T> {
 pub(crate) struct TimerWheel<T: HeapSlot> {
     near: SlotHeap<u64, T>,
     levels: Box<[Level<T>; LEVELS]>,
+    /// Bit `l` set: level `l` has a non-empty bucket (so an empty wheel costs nothing to
+    /// look at).
+    levels_used: u8,
     /// The wheel's time in ticks: every bucket before it has been emptied, and every entry
     /// in the wheel is due more than `NEAR` ticks after it.
     elapsed: u64,
@@ -78,6 +81,7 @@ impl<T: HeapSlot> TimerWheel<T> {
                 buckets: std::array::from_fn(|_| Vec::new()),
                 occupied: 0,
             })),
+            levels_used: 0,
             elapsed: tick(now),
             seq: 0,
         }
@@ -114,6 +118,7 @@ impl<T: HeapSlot> TimerWheel<T> {
                     unsafe { e.item.set_slot(slot_word(level, bucket, pos)) };
                     lv.buckets[bucket].push(e);
                     lv.occupied |= 1 << bucket;
+                    self.levels_used |= 1 << level;
                     return;
                 }
             }
@@ -150,16 +155,20 @@ impl<T: HeapSlot> TimerWheel<T> {
         }
         if b.is_empty() {
             lv.occupied &= !(1 << bucket);
+            if lv.occupied == 0 {
+                self.levels_used &= !(1 << level);
+            }
         }
     }
 
     /// The earliest non-empty bucket: its level, index and start tick.
     fn next_bucket(&self) -> Option<(usize, usize, u64)> {
         let mut best: Option<(usize, usize, u64)> = None;
-        for (level, lv) in self.levels.iter().enumerate() {
-            if lv.occupied == 0 {
-                continue;
-            }
+        let mut used = self.levels_used;
+        while used != 0 {
+            let level = used.trailing_zeros() as usize;
+            used &= used - 1;
+            let lv = &self.levels[level];
             let shift = level as u32 * BITS;
             let bucket = lv.occupied.trailing_zeros() as usize;
             let block = self.elapsed & !((1u64 << (shift + BITS)) - 1);
@@ -184,6 +193,9 @@ impl<T: HeapSlot> TimerWheel<T> {
             self.elapsed = self.elapsed.max(start);
             let lv = &mut self.levels[level];
             lv.occupied &= !(1 << bucket);
+            if lv.occupied == 0 {
+                self.levels_used &= !(1 << level);
+            }
             let entries = std::mem::take(&mut lv.buckets[bucket]);
             for e in entries {
                 // SAFETY: the entry left this wheel's bucket and goes back into this wheel;
@@ -203,6 +215,11 @@ impl<T: HeapSlot> TimerWheel<T> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Whether nothing is parked in the wheel.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.levels_used == 0 && self.near.is_empty()
     }
 
     /// Pops an item due at or before `now`, earliest first (then in insertion order).
@@ -289,6 +306,7 @@ mod tests {
                         assert!(wheel.pop_up_to(now).is_none(), "an item left before its deadline");
                     }
                 }
+                assert_eq!(wheel.is_empty(), model.is_empty(), "round {round}: emptiness");
             }
             // Everything left leaves once its time comes.
             model.sort();
@@ -297,6 +315,7 @@ mod tests {
                 assert_eq!(got, Some(want));
             }
             assert!(wheel.pop_up_to(u64::MAX - 1).is_none());
+            assert!(wheel.is_empty());
         }
     }
 

@@ -310,6 +310,7 @@ impl<T: Item> PostQueue<T> {
     }
 
     /// Takes the writer role for a direct owner write; false if the flusher has it.
+    #[inline]
     pub(crate) fn try_lock_owner(&self) -> bool {
         self.writer.try_lock_owner()
     }
@@ -358,15 +359,23 @@ impl<T: Item> PostQueue<T> {
         self.wake_changed();
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(SeqCst)
     }
 
-    /// The error that closed the socket, if it failed.
+    /// The error that closed the socket, if it failed. (Asked before every owner write:
+    /// inlined, with the rare failed case out of line.)
+    #[inline]
     pub(crate) fn error(&self) -> Option<io::Error> {
         if !self.has_failed() {
             return None;
         }
+        self.stored_error()
+    }
+
+    #[cold]
+    fn stored_error(&self) -> Option<io::Error> {
         // `close` stored the error before it set `failed`.
         let e = lock(&self.in_use()?.error);
         e.as_ref().map(|(kind, msg)| io::Error::new(*kind, msg.clone()))

@@ -40,6 +40,7 @@ impl WriterRole {
     }
 
     /// `IDLE -> OWNER`, for a direct write by the stream's owner.
+    #[inline]
     pub(crate) fn try_lock_owner(&self) -> bool {
         self.0.compare_exchange(IDLE, OWNER, SeqCst, SeqCst).is_ok()
     }
