@@ -139,6 +139,31 @@ fn task_current_and_ids() {
 }
 
 #[test]
+fn worker_busy_counts_at_least_the_time_spent_in_polls() {
+    watchdog(HANG * 2, || {
+        let core = core(2);
+        let before: std::time::Duration = core.metrics().worker_busy.iter().sum();
+        // One poll that holds its worker for 30 ms of wall-clock time: the busy time grows
+        // by about that, however slow the machine is (measured with the calibrated
+        // time-stamp counter: the bound leaves a third for calibration error).
+        let spin = core.spawn(async {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_millis(30) {
+                std::hint::spin_loop();
+            }
+        });
+        core.block_on(spin).expect("spinning task");
+        assert!(core.wait_idle(HANG));
+        let after: std::time::Duration = core.metrics().worker_busy.iter().sum();
+        assert!(
+            after - before >= std::time::Duration::from_millis(20),
+            "busy time grew by {:?} over a 30 ms poll",
+            after - before
+        );
+    });
+}
+
+#[test]
 fn metrics_reflect_parked_tasks() {
     watchdog(HANG * 2, || {
         let core = core(2);

@@ -5,6 +5,7 @@
 //! `parks - unparks`, with every park counted *before* the task can be woken and every
 //! unpark after, and `unparks` read first: the difference never goes below zero.
 
+use crate::time::clock;
 use crate::util::Padded;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
@@ -53,7 +54,8 @@ pub struct Metrics {
 #[derive(Default)]
 #[repr(align(128))]
 pub(crate) struct WorkerCounters {
-    busy_ns: AtomicU64,
+    /// Time spent polling, in `clock::stamp` units.
+    busy_stamps: AtomicU64,
     /// Tasks this worker parked.
     parks: AtomicU64,
     /// Bumped as the worker takes a task and as it gives it up: odd while it runs one
@@ -138,9 +140,10 @@ impl Counters {
         self.workers[w].poll_seq.load(SeqCst)
     }
 
-    /// Worker `w` spent `ns` polling tasks (only `w` calls this).
-    pub(crate) fn busy(&self, w: usize, ns: u64) {
-        bump(&self.workers[w].busy_ns, ns);
+    /// Worker `w` spent `stamps` (`clock::stamp` units) polling tasks (only `w` calls
+    /// this).
+    pub(crate) fn busy(&self, w: usize, stamps: u64) {
+        bump(&self.workers[w].busy_stamps, stamps);
     }
 
     /// Worker `w` may park a task: counted now, before the task can be woken. Returns the
@@ -200,7 +203,11 @@ impl Counters {
             front_queue_depth: self.front_len.load(Relaxed),
             ready_queue_depth: gauges.ready,
             worker_polls: self.workers.iter().map(|w| w.poll_seq.load(Relaxed).div_ceil(2)).collect(),
-            worker_busy: self.workers.iter().map(|w| Duration::from_nanos(w.busy_ns.load(Relaxed))).collect(),
+            worker_busy: self
+                .workers
+                .iter()
+                .map(|w| clock::duration_of(w.busy_stamps.load(Relaxed)))
+                .collect(),
             contained_panics: self.contained_panics.load(Relaxed),
             foreign_timers: gauges.foreign_timers,
             blocking_threads: gauges.blocking_threads,

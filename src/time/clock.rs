@@ -79,11 +79,11 @@ pub(crate) fn stamp() -> u64 {
     }
 }
 
-/// How many [`stamp`] units `d` lasts. Calibrated once per process (a 200 µs spin on the
+/// [`stamp`] units per nanosecond. Calibrated once per process (a 200 µs spin on the
 /// first call).
-pub(crate) fn stamps_in(d: Duration) -> u64 {
+fn stamps_per_ns() -> f64 {
     static PER_NS: OnceLock<f64> = OnceLock::new();
-    let per_ns = *PER_NS.get_or_init(|| {
+    *PER_NS.get_or_init(|| {
         if cfg!(not(target_arch = "x86_64")) {
             return 1.0;
         }
@@ -93,6 +93,15 @@ pub(crate) fn stamps_in(d: Duration) -> u64 {
         }
         let (ns, stamps) = (t0.elapsed().as_nanos() as f64, stamp().wrapping_sub(s0) as f64);
         (stamps / ns).max(0.01)
-    });
-    (d.as_nanos() as f64 * per_ns) as u64
+    })
+}
+
+/// How many [`stamp`] units `d` lasts.
+pub(crate) fn stamps_in(d: Duration) -> u64 {
+    (d.as_nanos() as f64 * stamps_per_ns()) as u64
+}
+
+/// How long `stamps` [`stamp`] units last (the inverse of [`stamps_in`]).
+pub(crate) fn duration_of(stamps: u64) -> Duration {
+    Duration::from_nanos((stamps as f64 / stamps_per_ns()) as u64)
 }
