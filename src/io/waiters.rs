@@ -66,14 +66,8 @@ struct Node {
     next: *mut Node,
     /// In the list right now. Written under the list's lock; cleared (`Release`) as the
     /// last write of an unlink, so a dropping waiter that reads it false (`Acquire`)
-    /// knows the list is done with its node and need not take the lock.
+    /// knows the list is done with its node (or never had it) and need not take the lock.
     queued: AtomicBool,
-    /// This waiter has linked itself at some point (so `drop` must check `queued`).
-    /// Only the owner of the `Waiter` reads or writes it, through the node pointer (never
-    /// through a reference to the whole node, which `wake_all` may be writing the other
-    /// fields of); kept here, in the padding after `queued`, rather than in the `Waiter`:
-    /// a waiter sits in the future of every idle connection.
-    maybe_queued: bool,
 }
 
 /// One task's place in a [`WaiterList`]; keep it pinned inside the waiting future.
@@ -166,8 +160,8 @@ impl WaiterList {
         drop(replaced);
     }
 
-    /// Whether any waiter is linked (for tests and assertions).
-    #[cfg(test)]
+    /// Whether any waiter is linked (for the unit tests).
+    #[cfg(all(test, not(iocore_loom)))]
     fn is_empty(&self) -> bool {
         let links = lock(&self.links);
         links.head.is_null() && links.slot.is_none()
@@ -226,7 +220,6 @@ impl<'a> Waiter<'a> {
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
                 queued: AtomicBool::new(false),
-                maybe_queued: false,
             }),
             _pinned: PhantomPinned,
         }
@@ -250,7 +243,6 @@ impl<'a> Waiter<'a> {
             if !(*node).queued.load(Relaxed) {
                 links.push_back(node);
             }
-            (*node).maybe_queued = true;
         }
         this.list.armed.store(true, Relaxed);
         fence(SeqCst);
@@ -267,16 +259,11 @@ impl Drop for Waiter<'_> {
     #[inline]
     fn drop(&mut self) {
         let node = self.node.get();
-        // SAFETY: the node lives as long as `self`; `maybe_queued` is only written by the
-        // waiter's owner (in `wait`, which `&mut self` rules out now), and read through
-        // the pointer, so `wake_all` writing the node's other fields is no conflict.
-        if !unsafe { (*node).maybe_queued } {
-            return;
-        }
-        // Unlinked already (by `wake_all`, or by `wait` itself): the unlink's last write
-        // was this flag, so the list no longer touches the node. The common case, after
-        // an edge woke the waiter; it skips the lock.
-        // SAFETY: an atomic read through the pointer, as above.
+        // Never linked, or unlinked already (by `wake_all`, or by `wait` itself): the
+        // unlink's last write was this flag, so the list no longer touches the node. The
+        // common case (an edge woke the waiter, or it never waited) skips the lock.
+        // SAFETY: the node lives as long as `self`; an atomic read through the pointer
+        // does not conflict with `wake_all` writing the node's other fields.
         if !unsafe { (*node).queued.load(Acquire) } {
             return;
         }
@@ -392,22 +379,28 @@ mod loom_tests {
         unsafe { Waker::from_raw(RawWaker::new(p, &VTABLE)) }
     }
 
-    /// A thread that publishes readiness and wakes the list, as `ScheduledIo::dispatch` does.
-    fn dispatcher(list: &Arc<WaiterList>, ready: &Arc<AtomicUsize>) -> loom::thread::JoinHandle<()> {
-        let (list, ready) = (list.clone(), ready.clone());
-        loom::thread::spawn(move || {
-            ready.fetch_add(1, SeqCst);
-            list.wake_all();
-        })
+    /// A new list, its readiness flag, a wake counter for the waiter under test, and a
+    /// thread already running that publishes readiness and wakes the list, as
+    /// `ScheduledIo::dispatch` does.
+    #[allow(clippy::type_complexity)]
+    fn list_and_dispatcher(
+    ) -> (Arc<WaiterList>, Arc<AtomicUsize>, Arc<AtomicUsize>, loom::thread::JoinHandle<()>) {
+        let list = Arc::new(WaiterList::new());
+        let ready = Arc::new(AtomicUsize::new(0));
+        let dispatcher = {
+            let (list, ready) = (list.clone(), ready.clone());
+            loom::thread::spawn(move || {
+                ready.fetch_add(1, SeqCst);
+                list.wake_all();
+            })
+        };
+        (list, ready, Arc::new(AtomicUsize::new(0)), dispatcher)
     }
 
     #[test]
     fn loom_register_vs_dispatch() {
         loom::model(|| {
-            let list = Arc::new(WaiterList::new());
-            let ready = Arc::new(AtomicUsize::new(0));
-            let woken = Arc::new(AtomicUsize::new(0));
-            let dispatcher = dispatcher(&list, &ready);
+            let (list, ready, woken, dispatcher) = list_and_dispatcher();
             let waker = flag_waker(&woken);
             let mut waiter = Box::pin(Waiter::new(&list));
             let saw_ready = waiter.as_mut().wait(&waker, || ready.load(SeqCst) != 0);
@@ -442,10 +435,7 @@ mod loom_tests {
         // The poll-based slot: registered, then readiness re-checked (as `poll_ready`
         // does), while a dispatcher publishes readiness and wakes the list.
         loom::model(|| {
-            let list = Arc::new(WaiterList::new());
-            let ready = Arc::new(AtomicUsize::new(0));
-            let woken = Arc::new(AtomicUsize::new(0));
-            let dispatcher = dispatcher(&list, &ready);
+            let (list, ready, woken, dispatcher) = list_and_dispatcher();
             list.register_slot(&flag_waker(&woken));
             let saw_ready = ready.load(SeqCst) != 0;
             dispatcher.join().unwrap();
