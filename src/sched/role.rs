@@ -45,24 +45,14 @@ impl RoleState {
             sched.driver.announce_block(bounded);
             let busy = !sched.front.is_empty() || sched.has_ready() || sched.stopped();
             if !busy {
-                wait = Some(self.next_deadline(sched));
+                // The deadlines as `expire` just published them.
+                wait = Some(sched.next_due());
                 max_wait = bounded.then_some(STEP_INTERVAL);
             }
         }
         self.poller.turn(&sched.driver, wait, max_wait);
         self.drain_front(sched);
         self.expire(sched);
-    }
-
-    /// The nearest deadline of a parked task or a slow-path timer.
-    fn next_deadline(&mut self, sched: &Scheduler) -> Deadline {
-        let task = if self.heap.is_empty() {
-            Deadline::NEVER
-        } else {
-            self.heap.peek_key(Deadline::now().as_nanos()).map_or(Deadline::NEVER, Deadline::from_nanos)
-        };
-        let timer = sched.timers.first_group().map_or(Deadline::NEVER, Deadline::from_nanos);
-        task.min(timer)
     }
 
     /// Takes every task from the front queue: readies the ones that must run, parks the
@@ -121,28 +111,25 @@ impl RoleState {
     /// Readies tasks whose deadline passed and fires due slow-path timers; publishes the
     /// next deadline of a parked task (for the watcher, see `worker::watch`).
     fn expire(&mut self, sched: &Scheduler) -> usize {
-        if self.heap.is_empty() && sched.timers.first_group().is_none() {
-            // Nothing parked with a deadline: no clock to read (a step runs per message
-            // at low load).
-            if sched.heap_due.load(Relaxed) != u64::MAX {
-                sched.heap_due.store(u64::MAX, Relaxed);
+        let (mut produced, mut due) = (0, u64::MAX);
+        // Nothing parked with a deadline: no clock to read (a step runs per message at low
+        // load).
+        if !self.heap.is_empty() || sched.timers.first_group().is_some() {
+            let now = Deadline::now().as_nanos();
+            while let Some(task) = self.heap.pop_up_to(now) {
+                // If a waker got there first, the task is in the front queue already.
+                if task.header().state.expire() {
+                    sched.counters.unparked();
+                    sched.push_ready(task);
+                    produced += 1;
+                }
             }
-            return 0;
+            due = self.heap.peek_key(now).unwrap_or(u64::MAX);
+            produced += sched.timers.wake_up_to(now);
         }
-        let now = Deadline::now();
-        let mut produced = 0;
-        while let Some(task) = self.heap.pop_up_to(now.as_nanos()) {
-            // If a waker got there first, the task is in the front queue already.
-            if task.header().state.expire() {
-                sched.counters.unparked();
-                sched.push_ready(task);
-                produced += 1;
-            }
-        }
-        let due = self.heap.peek_key(now.as_nanos()).unwrap_or(u64::MAX);
         if sched.heap_due.load(Relaxed) != due {
             sched.heap_due.store(due, Relaxed);
         }
-        produced + sched.timers.wake_up_to(now.as_nanos())
+        produced
     }
 }

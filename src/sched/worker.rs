@@ -179,12 +179,11 @@ impl WorkerCtx<'_> {
         if self.deferred.is_empty() {
             return;
         }
-        if self.sched.ready.is_empty() {
-            for task in self.deferred.drain(..) {
+        let own_batch = self.sched.ready.is_empty();
+        for task in self.deferred.drain(..) {
+            if own_batch {
                 self.local.push(task);
-            }
-        } else {
-            for task in self.deferred.drain(..) {
+            } else {
                 self.sched.ready.push(task);
             }
         }

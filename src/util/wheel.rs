@@ -154,10 +154,16 @@ impl<T: HeapSlot> TimerWheel<T> {
             unsafe { moved.item.set_slot(slot_word(level, bucket, pos)) };
         }
         if b.is_empty() {
-            lv.occupied &= !(1 << bucket);
-            if lv.occupied == 0 {
-                self.levels_used &= !(1 << level);
-            }
+            self.mark_empty(level, bucket);
+        }
+    }
+
+    /// Bucket `bucket` of level `level` holds nothing now.
+    fn mark_empty(&mut self, level: usize, bucket: usize) {
+        let lv = &mut self.levels[level];
+        lv.occupied &= !(1 << bucket);
+        if lv.occupied == 0 {
+            self.levels_used &= !(1 << level);
         }
     }
 
@@ -191,12 +197,8 @@ impl<T: HeapSlot> TimerWheel<T> {
             // (This may move the wheel's time up to `NEAR` ticks past `now`: the bucket's
             // entries are then re-placed relative to its start, so each goes down a level.)
             self.elapsed = self.elapsed.max(start);
-            let lv = &mut self.levels[level];
-            lv.occupied &= !(1 << bucket);
-            if lv.occupied == 0 {
-                self.levels_used &= !(1 << level);
-            }
-            let entries = std::mem::take(&mut lv.buckets[bucket]);
+            self.mark_empty(level, bucket);
+            let entries = std::mem::take(&mut self.levels[level].buckets[bucket]);
             for e in entries {
                 // SAFETY: the entry left this wheel's bucket and goes back into this wheel;
                 // nothing else touches its slot.
