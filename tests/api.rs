@@ -7,7 +7,7 @@ use iocore::{task, time, Handle, IoCore};
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{core, wait_until, watchdog, HANG};
+use support::{burn, core, wait_until, watchdog, HANG};
 
 #[test]
 fn builder_rejects_zero_threads() {
@@ -146,12 +146,7 @@ fn worker_busy_counts_at_least_the_time_spent_in_polls() {
         // One poll that holds its worker for 30 ms of wall-clock time: the busy time grows
         // by about that, however slow the machine is (measured with the calibrated
         // time-stamp counter: the bound leaves a third for calibration error).
-        let spin = core.spawn(async {
-            let start = std::time::Instant::now();
-            while start.elapsed() < std::time::Duration::from_millis(30) {
-                std::hint::spin_loop();
-            }
-        });
+        let spin = core.spawn(async { burn(std::time::Duration::from_millis(30)) });
         core.block_on(spin).expect("spinning task");
         // The worker adds the time when its batch ends, just after the task completed.
         wait_until("the 30 ms poll to be counted as busy time", || {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-use support::{core, join, watchdog, HANG};
+use support::{burn, core, join, watchdog, HANG};
 
 const BLOCK: Duration = Duration::from_millis(300);
 /// Longer than the watcher's few quiet intervals (about 2 ms) before it sleeps deeply.
@@ -158,12 +158,7 @@ fn tasks_waiting_behind_a_long_poll_are_taken_by_a_busy_worker() {
                         }));
                     }
                     for _ in 0..FLOOD {
-                        drop(iocore::spawn(async {
-                            let start = std::time::Instant::now();
-                            while start.elapsed() < FLOOD_WORK {
-                                std::hint::spin_loop();
-                            }
-                        }));
+                        drop(iocore::spawn(async { burn(FLOOD_WORK) }));
                     }
                     blocker.await.expect("blocker")
                 })
@@ -175,12 +170,7 @@ fn tasks_waiting_behind_a_long_poll_are_taken_by_a_busy_worker() {
                  worker was busy"
             );
             // Let the flood drain before the next round.
-            wait_until_idle(&core);
+            assert!(core.wait_idle(HANG), "the flood did not drain");
         }
     });
-}
-
-/// Waits until the core has no task left but the caller's.
-fn wait_until_idle(core: &iocore::IoCore) {
-    support::wait_until("the flood to drain", || core.metrics().live_tasks == 0);
 }

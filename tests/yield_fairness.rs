@@ -14,7 +14,7 @@ use iocore::{task, time, Handle};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{core, serial, wait_until, watchdog, HANG};
+use support::{burn, core, serial, wait_until, watchdog, HANG};
 
 /// Polls per hog.
 const POLLS: usize = 200;
@@ -25,13 +25,6 @@ const WORK: Duration = Duration::from_millis(1);
 const SHORT_WORK: Duration = Duration::from_micros(50);
 /// Consecutive polls of one hog that may show no step counted between them (see the test).
 const EXCUSED: usize = 5;
-
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
 
 /// Both hogs wait here (yielding, so a single worker can run both) until the other one has
 /// arrived too.
@@ -66,7 +59,7 @@ fn a_scheduler_step_runs_between_two_polls_of_a_yielding_task() {
                     for _ in 0..POLLS {
                         // The start of a poll (the first, or the one after the yield).
                         steps.push(h.metrics().sched_steps);
-                        spin(SHORT_WORK);
+                        burn(SHORT_WORK);
                         task::yield_now().await;
                     }
                     meet(&finished, 2).await;
@@ -114,7 +107,7 @@ fn a_timer_fires_within_a_couple_of_polls_of_yielding_hogs() {
                             let after = d != 0 && base.elapsed().as_nanos() as u64 >= d;
                             log.push((ticket, after));
                             polls.fetch_add(1, SeqCst);
-                            spin(WORK);
+                            burn(WORK);
                             task::yield_now().await;
                         }
                         log

@@ -2,7 +2,7 @@
 //! line, `mod support;`, and imports what it needs.
 //!
 //! - here: the watchdog and bounded waits ([`HANG`], [`watchdog`], [`wait_until`],
-//!   [`wait_until_in_core`], [`spin_until`], [`settle`], [`settle_in_core`], [`settled`],
+//!   [`wait_until_in_core`], [`spin_until`], [`burn`], [`settle`], [`settle_in_core`], [`settled`],
 //!   [`settled_in_core`]); cores and joins ([`core`], [`join`], [`in_task`], [`join_all`]);
 //!   probes ([`DropGuard`], [`Polled`], [`CountWaker`], [`PanicOnDrop`],
 //!   [`park_holding_panic_on_drop`]); the process's fds and threads ([`fd_count`],
@@ -122,6 +122,15 @@ pub async fn settle_in_core(limit: Duration, mut cond: impl FnMut() -> bool) -> 
 /// [`wait_until`] inside a core (iocore sleeps); panics with `what` after [`HANG`].
 pub async fn wait_until_in_core(what: &str, cond: impl FnMut() -> bool) {
     assert!(settle_in_core(HANG, cond).await, "timed out waiting for: {what}");
+}
+
+/// Keeps the calling thread busy for `d` (a CPU-bound workload that never yields: a
+/// test's load, not a measurement).
+pub fn burn(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
 }
 
 /// Spins (without sleeping; usable inside a task that must not yield) until `cond` holds;
