@@ -374,3 +374,95 @@ fn interval_at_and_reset() {
         assert!(ok);
     });
 }
+
+/// The usual server pattern: each message resets an idle timeout around the next wait (a
+/// woken task runs with its deadline entry left behind and parks under it again). The
+/// messages all arrive, and once they stop the timeout still fires.
+#[test]
+fn timeout_reset_per_message_still_fires_when_messages_stop() {
+    watchdog(HANG, || {
+        let core = core(2);
+        let (tx, mut rx) = futures::channel::mpsc::unbounded::<u32>();
+        let idle = Duration::from_millis(300);
+        let waiter = core.spawn(async move {
+            let mut got = 0;
+            loop {
+                match time::timeout(idle, rx.next()).await {
+                    Ok(Some(_)) => got += 1,
+                    Ok(None) => return (got, false),
+                    Err(_) => return (got, true),
+                }
+            }
+        });
+        core.block_on(async {
+            for i in 0..200 {
+                tx.unbounded_send(i).unwrap();
+                time::sleep(Duration::from_micros(200)).await;
+            }
+        });
+        let (got, timed_out) = support::join(&core, waiter).unwrap();
+        assert_eq!(got, 200, "a message was lost");
+        assert!(timed_out, "the idle timeout did not fire (the sender is still alive)");
+        drop(tx);
+    });
+}
+
+/// A task woken out of a far deadline and then waiting on a nearer one is woken at the
+/// nearer one, not at the far entry it left behind.
+#[test]
+fn a_nearer_deadline_after_a_wake_is_honoured() {
+    watchdog(HANG, || {
+        let core = core(2);
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let h = core.spawn(async move {
+            // Parked under a one-hour deadline, woken by the message.
+            let first = time::timeout(Duration::from_secs(3600), rx).await;
+            assert!(matches!(first, Ok(Ok(()))));
+            let start = Instant::now();
+            time::sleep(Duration::from_millis(20)).await;
+            start.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        tx.send(()).unwrap();
+        let slept = support::join(&core, h).unwrap();
+        assert!(slept >= Duration::from_millis(20), "woke early: {slept:?}");
+    });
+}
+
+/// Tasks woken before their deadline and then finishing are freed at once, not when the
+/// deadline they left behind comes due: their outputs (dropped with the task, since the
+/// `JoinHandle`s are gone) are dropped within moments although the deadlines are an hour
+/// away.
+#[test]
+fn tasks_finishing_before_their_deadline_are_freed_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    const TASKS: usize = 100;
+    watchdog(HANG, || {
+        let core = core(2);
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let mut senders = Vec::new();
+        for _ in 0..TASKS {
+            let (tx, rx) = futures::channel::oneshot::channel::<()>();
+            senders.push(tx);
+            let out = Counted(dropped.clone());
+            drop(core.spawn(async move {
+                let _ = time::timeout(Duration::from_secs(3600), rx).await;
+                out
+            }));
+        }
+        // Let them all park under their one-hour deadlines, then wake them.
+        std::thread::sleep(Duration::from_millis(50));
+        for tx in senders {
+            tx.send(()).unwrap();
+        }
+        wait_until("every finished task freed", || dropped.load(SeqCst) == TASKS);
+        assert!(core.wait_idle(HANG));
+    });
+}

@@ -5,8 +5,10 @@
 //! and releases it:
 //!
 //! 1. drain the **front queue** (an MPSC inbox: spawns with a start deadline, tasks that
-//!    returned `Pending` with a deadline, wakes of tasks sitting in the heap), in FIFO
-//!    order: make ready what must run, park the rest in the **deadline heap**;
+//!    returned `Pending` with a new deadline, finished tasks that still have a heap entry),
+//!    in FIFO order: make ready what must run, park the rest in the **deadline heap**
+//!    (whose entries are removed lazily: a woken task goes straight to the ready queue,
+//!    and parks again under its entry if its deadline did not change; see `task::state`);
 //! 2. turn the kernel event queue (`io::Poller`) with timeout 0, or — when it has nothing
 //!    else to do — block in it until the nearest deadline;
 //! 3. pop expired deadlines and fire the slow-path timers.
@@ -322,7 +324,8 @@ impl Scheduler {
     fn push_front(&self, task: RawTask) {
         // Counted before the push, so the step that takes it never sees the count below it.
         self.counters.front_len.fetch_add(1, Relaxed);
-        // SAFETY: the caller owns the task in phase QUEUED, so it is in no other queue, and
+        // SAFETY: the caller owns the task in phase QUEUED (or DONE, handing over the last
+        // scheduler reference of a task with a heap entry), so it is in no other queue, and
         // the scheduler's reference keeps it alive until it is taken.
         unsafe { self.front.push(task.as_ptr()) };
         self.driver.kick();
@@ -362,7 +365,14 @@ impl Scheduler {
     fn complete(&self, task: RawTask, cancelled: bool) {
         self.slots.remove(task);
         self.counters.finished(cancelled);
-        Self::mark_done(task);
+        let in_heap = Self::mark_done(task);
+        if in_heap {
+            // The task still has an entry in the deadline heap (it was woken there and the
+            // entry is not due yet): the sched-role drops the entry, then this reference.
+            // Pushed before the live count drops, so that workers leaving at shutdown find
+            // it (see `worker::run`).
+            self.push_front(task);
+        }
         if self.live.fetch_sub(1, SeqCst) == 1 {
             let _g = lock(&self.live_zero.0);
             self.live_zero.1.notify_all();
@@ -370,17 +380,21 @@ impl Scheduler {
                 self.stop();
             }
         }
-        task.ref_dec();
+        if !in_heap {
+            task.ref_dec();
+        }
     }
 
     /// Marks the task done and wakes its `JoinHandle`; the caller still holds the
     /// scheduler's reference. (Counters are updated before, so whoever sees the task done
-    /// sees them too.)
-    fn mark_done(task: RawTask) {
-        if task.header().state.complete() {
+    /// sees them too.) Returns whether the task still has a deadline-heap entry.
+    fn mark_done(task: RawTask) -> bool {
+        let done = task.header().state.complete();
+        if done.join_waker {
             // SAFETY: `complete` just moved the task to DONE with `JOIN_WAKER` set.
             unsafe { task.wake_join() };
         }
+        done.in_heap
     }
 
     /// Waits until no live task remains, or `timeout` passes. True if none remains.
@@ -486,13 +500,9 @@ impl Scheduler {
 }
 
 impl Schedule for Scheduler {
-    fn schedule_woken(&self, task: RawTask, in_heap: bool) {
+    fn schedule_woken(&self, task: RawTask) {
         self.counters.unparked();
-        if in_heap {
-            self.push_front(task);
-        } else {
-            self.push_ready(task);
-        }
+        self.push_ready(task);
     }
 
     fn add_timer(&self, deadline: Deadline, waker: Waker) -> WakerEntry {

@@ -16,8 +16,10 @@ use std::sync::atomic::Ordering::*;
 /// What the holder of the sched-role owns.
 pub(super) struct RoleState {
     poller: Poller,
-    /// Parked tasks with a deadline (keyed by `Deadline::as_nanos`). A task is in it only
-    /// while `IN_HEAP` is set in its state, and only this wheel touches its slot.
+    /// Entries of tasks with a deadline (keyed by `Deadline::as_nanos`). A task is in it
+    /// exactly while `IN_HEAP` is set in its state (this role changes both together), and
+    /// only this wheel touches its slot. An entry may outlive the wait it was made for
+    /// (lazy removal, see `task::state`); the task is alive while it has one.
     heap: TimerWheel<RawTask>,
     /// Tasks taken from the front queue, between two lines of `drain_front`.
     scratch: Vec<*mut Header>,
@@ -57,7 +59,7 @@ impl RoleState {
 
     /// Takes every task from the front queue: readies the ones that must run, parks the
     /// rest. Returns how many it readied.
-    fn drain_front(&mut self, sched: &Scheduler) -> usize {
+    pub(super) fn drain_front(&mut self, sched: &Scheduler) -> usize {
         sched.front.take_all(&mut self.scratch);
         if self.scratch.is_empty() {
             return 0;
@@ -77,14 +79,19 @@ impl RoleState {
         produced
     }
 
-    /// Parks `task` (taken from the front queue), or readies it if a wake is pending.
-    /// True if readied.
+    /// Parks `task` (taken from the front queue), or readies it if a wake is pending; a
+    /// finished task leaves the heap and loses its scheduler reference. True if readied.
     fn park_or_ready(&mut self, sched: &Scheduler, task: RawTask) -> bool {
         let state = &task.header().state;
         if state.leave_heap() {
-            // SAFETY: `IN_HEAP` said the task may be in this heap (else its slot is
-            // NO_SLOT); only this heap touches it.
+            // SAFETY: `IN_HEAP` said the task is in this heap, and only this heap touches
+            // its slot.
             unsafe { self.heap.remove(task) };
+        }
+        if state.is_done() {
+            // `Scheduler::complete` handed it over for its heap entry, now gone.
+            task.ref_dec();
+            return false;
         }
         if state.is_notified() {
             sched.push_ready(task);
@@ -117,7 +124,8 @@ impl RoleState {
         if !self.heap.is_empty() || sched.timers.first_group().is_some() {
             let now = Deadline::now().as_nanos();
             while let Some(task) = self.heap.pop_up_to(now) {
-                // If a waker got there first, the task is in the front queue already.
+                // A task woken since it parked left its entry behind (see `task::state`):
+                // the entry is just dropped then.
                 if task.header().state.expire() {
                     sched.counters.unparked();
                     sched.push_ready(task);

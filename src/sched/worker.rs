@@ -108,6 +108,10 @@ impl WorkerCtx<'_> {
         for t in self.deferred.drain(..) {
             sched.ready.push(t);
         }
+        // Tasks that finished with a heap entry are handed to the role before the live
+        // count drops (`Scheduler::complete`), so they are in the front queue by now:
+        // release them.
+        lock(&sched.role).drain_front(sched);
     }
 
     /// Runs ready tasks until the batch or the time bound is spent, or none is left.
@@ -264,7 +268,8 @@ impl WorkerCtx<'_> {
         // that registered it and is not polled again must still be woken.
         // SAFETY: this worker owns the task (RUNNING) for the rest of this function.
         let deadline = unsafe { task.deadline() };
-        if claim == Claim::Start || deadline.has_passed() {
+        let spent = claim == Claim::Start || deadline.has_passed();
+        if spent {
             // SAFETY: as above.
             unsafe { task.set_deadline(Deadline::NEVER) };
         }
@@ -281,8 +286,10 @@ impl WorkerCtx<'_> {
         // Counted as parked before it can be woken (see `counters`), undone if it is not.
         let token = sched.counters.park_by_worker(self.index);
         // SAFETY: as above.
-        let has_deadline = !unsafe { task.deadline() }.is_never();
-        let next = task.header().state.after_poll(has_deadline, self_woken);
+        let after = unsafe { task.deadline() };
+        // An unchanged deadline parks under the heap entry the task may still have.
+        let kept = !spent && after == deadline;
+        let next = task.header().state.after_poll(!after.is_never(), kept, self_woken);
         if next != AfterPoll::Parked {
             sched.counters.unpark_own(self.index, token);
         }

@@ -46,9 +46,8 @@ use std::task::Waker;
 /// What a task needs from the scheduler it belongs to. A task block stores an `Arc<S>`
 /// and reaches it through this trait, so the task module never names the scheduler.
 pub(crate) trait Schedule: Send + Sync + 'static {
-    /// A waker moved `task` out of `WAITING`: queue it (through the sched-role when
-    /// `in_heap`, since it may sit in the deadline heap).
-    fn schedule_woken(&self, task: RawTask, in_heap: bool);
+    /// A waker moved `task` out of `WAITING`: queue it in the ready queue.
+    fn schedule_woken(&self, task: RawTask);
     /// Registers a slow-path timer: `waker` is woken at `deadline` unless the entry is
     /// dropped first.
     fn add_timer(&self, deadline: Deadline, waker: Waker) -> WakerEntry;

@@ -232,8 +232,8 @@ impl RawTask {
     pub(crate) fn notify(self, extra: u32) {
         crate::trace::trace_event!(task = self.header().id, flags = extra, "wake");
         let state = &self.header().state;
-        if let Notify::Schedule { in_heap } = state.notify(extra) {
-            self.scheduler().schedule_woken(self, in_heap);
+        if state.notify(extra) == Notify::Schedule {
+            self.scheduler().schedule_woken(self);
         }
         // A wakeup or signal also reaches `park` futures polled under foreign wakers.
         if extra & (WOKEN | SIGNALED) != 0 && state.take_park_wakers() {

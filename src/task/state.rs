@@ -6,7 +6,7 @@
 //! |-----------|-------------------------------------------------|----------------------------|
 //! | `QUEUED`  | in the front queue, the ready queue, or held by the sched-role | that queue / the sched-role |
 //! | `RUNNING` | being polled                                    | one worker                 |
-//! | `WAITING` | parked; maybe in the deadline heap (`IN_HEAP`)  | nobody: the first to move it out |
+//! | `WAITING` | parked; with `IN_HEAP`, due at its heap entry    | nobody: the first to move it out |
 //! | `DONE`    | finished, cancelled or panicked; output stored  | the `JoinHandle`           |
 //!
 //! | flag         | set by                          | cleared by                        |
@@ -15,7 +15,7 @@
 //! | `WOKEN`      | `TaskRef::wakeup`               | `park` ([`State::take_park_flags`]) |
 //! | `SIGNALED`   | `TaskRef::signal` (sticky)      | `park`                            |
 //! | `CANCELLED`  | `JoinHandle::abort`, shutdown   | never                             |
-//! | `IN_HEAP`    | sched-role, when it parks the task with a deadline | sched-role, when it owns the task again |
+//! | `IN_HEAP`    | sched-role, when it puts the task in the deadline heap | sched-role, when it takes the entry out (expiry, or before it parks the task anew) |
 //! | `DELAYED`    | `spawn_at`                      | the first [`State::claim`] (it also drops a pending `WOKEN`) |
 //! | `JOIN_WAKER` | `JoinHandle` after storing its waker | `JoinHandle` before replacing it |
 //! | `PARK_WAKERS`| a `park` under a foreign waker, after registering it | the wakeup/signal that wakes those wakers |
@@ -27,6 +27,17 @@
 //! ([`State::after_poll`], [`State::park`]). So a task is in at most one queue and is never
 //! polled by two threads, and a wake is never lost: either it moved the task, or the owner
 //! sees its flag before the task can reach `WAITING`.
+//!
+//! **Heap entries are lazy.** `IN_HEAP` says the sched-role's deadline heap holds an entry
+//! for the task, keyed by the deadline the task had when the role put it there; only the
+//! role adds or removes entries, and it changes `IN_HEAP` with them. A wake does not
+//! remove the entry: the woken task goes straight to the ready queue with its entry left
+//! in place. After its poll, a task whose deadline did not change parks again under that
+//! same entry (no trip through the role: a timeout reset per message costs nothing), and
+//! one whose deadline changed goes through the role, which moves the entry. An entry that
+//! comes due for a task that is not `WAITING` is dropped ([`State::expire`]). A task that
+//! finishes with an entry goes to the role once more, which drops the entry and then the
+//! task's last scheduler reference (so an entry always points at a live task).
 
 use crate::sync::{AtomicU32, Ordering::*};
 
@@ -56,10 +67,9 @@ const START_SIGNALED: u32 = 3 << 10;
 pub(crate) enum Notify {
     /// Nothing: the task is owned by someone who will see the flag, or it is done.
     Nothing,
-    /// The caller moved the task out of `WAITING` and must queue it: through the front queue
-    /// when `in_heap` (the sched-role must take it out of the deadline heap first), else
-    /// straight into the ready queue.
-    Schedule { in_heap: bool },
+    /// The caller moved the task out of `WAITING` and must queue it in the ready queue (an
+    /// entry in the deadline heap stays there; see the module docs).
+    Schedule,
 }
 
 /// What a worker must do with a task it just polled and that returned `Pending`.
@@ -67,10 +77,21 @@ pub(crate) enum Notify {
 pub(crate) enum AfterPoll {
     /// It was woken (or aborted) while running: push it to the back of the ready queue.
     Requeue,
-    /// It has a deadline: hand it to the sched-role through the front queue.
+    /// Its deadline must be (re)filed: hand it to the sched-role through the front queue.
     ToSched,
-    /// Parked with no deadline; nobody owns it until a waker moves it.
+    /// Parked: with no deadline, or under its unchanged heap entry. Nobody owns it until a
+    /// waker (or that entry's expiry) moves it.
     Parked,
+}
+
+/// What [`State::complete`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Completed {
+    /// A `JoinHandle` waker is stored and must be woken.
+    pub(crate) join_waker: bool,
+    /// The task still has a deadline-heap entry: hand it to the sched-role, which drops the
+    /// entry and then the scheduler's reference.
+    pub(crate) in_heap: bool,
 }
 
 /// The result of [`State::claim`].
@@ -120,10 +141,7 @@ impl State {
     pub(crate) fn notify(&self, extra: u32) -> Notify {
         self.update(|cur| match cur & PHASE {
             DONE => (None, Notify::Nothing),
-            WAITING => (
-                Some((cur & !PHASE) | QUEUED | NOTIFIED | extra),
-                Notify::Schedule { in_heap: cur & IN_HEAP != 0 },
-            ),
+            WAITING => (Some((cur & !PHASE) | QUEUED | NOTIFIED | extra), Notify::Schedule),
             _ => (Some(cur | NOTIFIED | extra), Notify::Nothing),
         })
     }
@@ -156,14 +174,24 @@ impl State {
         })
     }
 
-    /// A worker gives up a task whose poll returned `Pending`; `self_woken`: the task woke
-    /// itself by telling the worker (a `yield_now`), as good as `NOTIFIED`.
-    pub(crate) fn after_poll(&self, has_deadline: bool, self_woken: bool) -> AfterPoll {
+    /// A worker gives up a task whose poll returned `Pending`. `has_deadline`: the task has
+    /// a deadline now; `kept`: the same one as when the poll began (so a heap entry, if the
+    /// task still has one, is due exactly then); `self_woken`: the task woke itself by
+    /// telling the worker (a `yield_now`), as good as `NOTIFIED`.
+    pub(crate) fn after_poll(&self, has_deadline: bool, kept: bool, self_woken: bool) -> AfterPoll {
         self.update(|cur| {
             debug_assert_eq!(cur & PHASE, RUNNING);
             let base = cur & !PHASE;
             if self_woken || cur & (NOTIFIED | CANCELLED) != 0 {
                 (Some(base | QUEUED), AfterPoll::Requeue)
+            } else if cur & IN_HEAP != 0 {
+                // The entry is still there (the role removes it only with this flag, in
+                // this word): keep it if it is right, else let the role move it.
+                if kept {
+                    (Some(base | WAITING), AfterPoll::Parked)
+                } else {
+                    (Some(base | QUEUED), AfterPoll::ToSched)
+                }
             } else if has_deadline {
                 (Some(base | QUEUED), AfterPoll::ToSched)
             } else {
@@ -198,24 +226,26 @@ impl State {
         self.0.load(Acquire) & (NOTIFIED | CANCELLED) != 0
     }
 
-    /// The deadline of a task in the heap passed: `WAITING -> QUEUED`.
-    /// False when a waker already moved it (it is then in the front queue).
+    /// The sched-role took the task's entry out of the heap because it came due: a
+    /// `WAITING` task is readied (`WAITING -> QUEUED`, true: the caller queues it); any
+    /// other task was woken since it parked, and the entry is simply gone (false). Either
+    /// way `IN_HEAP` is cleared in the same step, so the owner of a running task learns
+    /// that its entry is gone.
     pub(crate) fn expire(&self) -> bool {
         self.update(|cur| {
             if cur & PHASE == WAITING {
                 (Some((cur & !(PHASE | IN_HEAP)) | QUEUED | NOTIFIED), true)
             } else {
-                (None, false)
+                (Some(cur & !IN_HEAP), false)
             }
         })
     }
 
     /// The task finished (or was cancelled): `RUNNING -> DONE`.
-    /// Returns whether a `JoinHandle` waker is stored and must be woken.
-    pub(crate) fn complete(&self) -> bool {
+    pub(crate) fn complete(&self) -> Completed {
         let prev = self.0.fetch_or(DONE, AcqRel);
         debug_assert_eq!(prev & PHASE, RUNNING);
-        prev & JOIN_WAKER != 0
+        Completed { join_waker: prev & JOIN_WAKER != 0, in_heap: prev & IN_HEAP != 0 }
     }
 
     /// `park` consumes pending flags: a signal (and any wakeup with it) first, then a wakeup.
@@ -296,18 +326,11 @@ mod loom_tests {
         s
     }
 
-    /// A thread that notifies `s` with `flag` and counts in `queued` if it must queue it
-    /// (checking that a task in the heap goes through the front queue).
-    fn notifier(
-        s: &Arc<State>,
-        flag: u32,
-        queued: &Arc<AtomicUsize>,
-        in_heap: bool,
-    ) -> loom::thread::JoinHandle<()> {
+    /// A thread that notifies `s` with `flag` and counts in `queued` if it must queue it.
+    fn notifier(s: &Arc<State>, flag: u32, queued: &Arc<AtomicUsize>) -> loom::thread::JoinHandle<()> {
         let (s, queued) = (s.clone(), queued.clone());
         loom::thread::spawn(move || {
-            if let Notify::Schedule { in_heap: heap } = s.notify(flag) {
-                assert_eq!(heap, in_heap, "a woken heap task must go through the front queue");
+            if s.notify(flag) == Notify::Schedule {
                 queued.fetch_add(1, SeqCst);
             }
         })
@@ -321,8 +344,8 @@ mod loom_tests {
             loom::model(move || {
                 let s = running();
                 let queued = Arc::new(AtomicUsize::new(0));
-                let waker = notifier(&s, extra, &queued, false);
-                if s.after_poll(false, false) == AfterPoll::Requeue {
+                let waker = notifier(&s, extra, &queued);
+                if s.after_poll(false, false, false) == AfterPoll::Requeue {
                     queued.fetch_add(1, SeqCst);
                 }
                 waker.join().unwrap();
@@ -343,8 +366,8 @@ mod loom_tests {
             let s = running();
             let queued = Arc::new(AtomicUsize::new(0));
             let threads: Vec<_> =
-                [WOKEN, SIGNALED].into_iter().map(|flag| notifier(&s, flag, &queued, false)).collect();
-            if s.after_poll(false, false) == AfterPoll::Requeue {
+                [WOKEN, SIGNALED].into_iter().map(|flag| notifier(&s, flag, &queued)).collect();
+            if s.after_poll(false, false, false) == AfterPoll::Requeue {
                 queued.fetch_add(1, SeqCst);
             }
             for t in threads {
@@ -363,9 +386,9 @@ mod loom_tests {
     fn loom_deadline_park_and_expire_vs_wake() {
         loom::model(|| {
             let s = running();
-            assert_eq!(s.after_poll(true, false), AfterPoll::ToSched);
+            assert_eq!(s.after_poll(true, false, false), AfterPoll::ToSched);
             let queued = Arc::new(AtomicUsize::new(0));
-            let waker = notifier(&s, WOKEN, &queued, true);
+            let waker = notifier(&s, WOKEN, &queued);
             // The sched-role: pops it from the front queue, parks it, later expires it.
             s.leave_heap();
             if !s.park(true) {
@@ -375,6 +398,65 @@ mod loom_tests {
             }
             waker.join().unwrap();
             assert_eq!(queued.load(SeqCst), 1);
+        });
+    }
+
+    /// Lazy heap entries: a task woken out of the heap runs with its entry left behind, and
+    /// parks again under it (deadline unchanged) while the role pops that entry and a
+    /// waker wakes it. Whatever the order, exactly one party ends up owning the task (the
+    /// ready queue via the waker, the expiry or a requeue; or the role via `ToSched`), and
+    /// no `IN_HEAP` survives the popped entry.
+    #[test]
+    fn loom_lazy_entry_vs_park_and_wake() {
+        loom::model(|| {
+            let s = running();
+            s.0.fetch_or(IN_HEAP, SeqCst);
+            let queued = Arc::new(AtomicUsize::new(0));
+            let waker = notifier(&s, WOKEN, &queued);
+            let (s2, q2) = (s.clone(), queued.clone());
+            let role = loom::thread::spawn(move || {
+                if s2.expire() {
+                    q2.fetch_add(1, SeqCst);
+                }
+            });
+            let to_sched = match s.after_poll(true, true, false) {
+                AfterPoll::Requeue => {
+                    queued.fetch_add(1, SeqCst);
+                    false
+                }
+                AfterPoll::ToSched => true,
+                AfterPoll::Parked => false,
+            };
+            waker.join().unwrap();
+            role.join().unwrap();
+            assert_eq!(queued.load(SeqCst) + usize::from(to_sched), 1, "lost or doubled");
+            assert!(!s.leave_heap(), "IN_HEAP outlived the popped entry");
+        });
+    }
+
+    /// A task finishes while the role pops its entry (touching the task's heap slot, then
+    /// `expire`). When `complete` reports no entry, the finisher frees the task at once:
+    /// the role's access must then be ordered before (loom checks the cell); when it
+    /// reports one, the role retires the task later. A finished task is never readied.
+    #[test]
+    fn loom_complete_vs_expire() {
+        use loom::cell::UnsafeCell;
+        loom::model(|| {
+            let s = running();
+            s.0.fetch_or(IN_HEAP, SeqCst);
+            let slot = Arc::new(UnsafeCell::new(0u32));
+            let (s2, slot2) = (s.clone(), slot.clone());
+            let role = loom::thread::spawn(move || {
+                // SAFETY (model): the entry keeps the task alive while the role reads it.
+                slot2.with(|p| unsafe { assert_eq!(*p, 0) });
+                s2.expire()
+            });
+            if !s.complete().in_heap {
+                // SAFETY (model): no entry is left, so nobody else touches the task.
+                slot.with_mut(|p| unsafe { *p = 1 });
+            }
+            assert!(!role.join().unwrap(), "a finished task was readied");
+            assert!(!s.leave_heap(), "IN_HEAP outlived the popped entry");
         });
     }
 
@@ -391,7 +473,7 @@ mod loom_tests {
                 }
                 !s2.set_join_waker()
             });
-            let completer_saw_waker = s.complete();
+            let completer_saw_waker = s.complete().join_waker;
             let handle_saw_done = handle.join().unwrap();
             assert!(handle_saw_done || completer_saw_waker);
             assert!(s.is_done());
@@ -422,9 +504,9 @@ mod loom_tests {
     fn loom_abort_parked_vs_wake() {
         loom::model(|| {
             let s = running();
-            assert_eq!(s.after_poll(false, false), AfterPoll::Parked);
+            assert_eq!(s.after_poll(false, false, false), AfterPoll::Parked);
             let queued = Arc::new(AtomicUsize::new(0));
-            let aborter = notifier(&s, CANCELLED, &queued, false);
+            let aborter = notifier(&s, CANCELLED, &queued);
             if let Notify::Schedule { .. } = s.notify(0) {
                 queued.fetch_add(1, SeqCst);
             }

@@ -5,6 +5,9 @@
 //! and a future that finished early costs at most one spurious wakeup). When the task
 //! returns `Pending`, the sched-role parks it in its deadline heap under that deadline and the kernel wait is armed (with a `timerfd`, so sub-millisecond
 //! deadlines are honoured). So a `sleep` inside a task allocates nothing and takes no lock.
+//! A wake leaves the heap entry in place, and a task whose deadline did not change parks
+//! again under it: an idle `timeout` reset per message (its deadline sticks until it
+//! passes) costs no trip through the sched-role.
 //!
 //! When a time future is polled under a *foreign* waker (inside `FuturesUnordered`, or by
 //! another executor entirely), lowering the task's deadline would not re-poll it, so it

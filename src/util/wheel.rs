@@ -51,6 +51,10 @@ pub(crate) struct TimerWheel<T: HeapSlot> {
     /// Bit `l` set: level `l` has a non-empty bucket (so an empty wheel costs nothing to
     /// look at).
     levels_used: u8,
+    /// The start tick of the earliest non-empty bucket (`u64::MAX`: none), or 0 when a
+    /// bucket emptied since it was computed (then `advance` computes it again): a step
+    /// with nothing due in the wheel costs one comparison.
+    first_start: u64,
     /// The wheel's time in ticks: every bucket before it has been emptied, and every entry
     /// in the wheel is due more than `NEAR` ticks after it.
     elapsed: u64,
@@ -82,6 +86,7 @@ impl<T: HeapSlot> TimerWheel<T> {
                 occupied: 0,
             })),
             levels_used: 0,
+            first_start: u64::MAX,
             elapsed: tick(now),
             seq: 0,
         }
@@ -119,6 +124,8 @@ impl<T: HeapSlot> TimerWheel<T> {
                     lv.buckets[bucket].push(e);
                     lv.occupied |= 1 << bucket;
                     self.levels_used |= 1 << level;
+                    let start = self.bucket_start(level, bucket);
+                    self.first_start = self.first_start.min(start);
                     return;
                 }
             }
@@ -165,6 +172,17 @@ impl<T: HeapSlot> TimerWheel<T> {
         if lv.occupied == 0 {
             self.levels_used &= !(1 << level);
         }
+        self.first_start = 0;
+    }
+
+    /// The start tick of bucket `bucket` of level `level` (every non-empty bucket lies in
+    /// the current block of its level: `place` puts an entry at the level where its tick
+    /// first differs from the wheel's time, and `advance` empties a bucket before the
+    /// wheel's time passes it).
+    fn bucket_start(&self, level: usize, bucket: usize) -> u64 {
+        let shift = level as u32 * BITS;
+        let block = self.elapsed & !((1u64 << (shift + BITS)) - 1);
+        block + ((bucket as u64) << shift)
     }
 
     /// The earliest non-empty bucket: its level, index and start tick.
@@ -174,11 +192,8 @@ impl<T: HeapSlot> TimerWheel<T> {
         while used != 0 {
             let level = used.trailing_zeros() as usize;
             used &= used - 1;
-            let lv = &self.levels[level];
-            let shift = level as u32 * BITS;
-            let bucket = lv.occupied.trailing_zeros() as usize;
-            let block = self.elapsed & !((1u64 << (shift + BITS)) - 1);
-            let start = block + ((bucket as u64) << shift);
+            let bucket = self.levels[level].occupied.trailing_zeros() as usize;
+            let start = self.bucket_start(level, bucket);
             if best.is_none_or(|(_, _, s)| start < s) {
                 best = Some((level, bucket, start));
             }
@@ -190,6 +205,11 @@ impl<T: HeapSlot> TimerWheel<T> {
     /// of it goes to the heap, the others down to the level that fits them.
     fn advance(&mut self, now: u64) {
         let target = tick(now).max(self.elapsed);
+        if target + NEAR < self.first_start {
+            // Nothing in the wheel comes near yet (`first_start` is exact unless 0).
+            self.elapsed = target;
+            return;
+        }
         while let Some((level, bucket, start)) = self.next_bucket() {
             if start > target + NEAR {
                 break;
@@ -206,13 +226,15 @@ impl<T: HeapSlot> TimerWheel<T> {
             }
         }
         self.elapsed = self.elapsed.max(target);
+        self.first_start = self.next_bucket().map_or(u64::MAX, |(_, _, start)| start);
     }
 
     /// A lower bound of the earliest deadline (nanoseconds): exact for the heap, the start
     /// of the earliest bucket for the wheel.
     pub(crate) fn peek_key(&mut self, now: u64) -> Option<u64> {
         self.advance(now);
-        let wheel = self.next_bucket().map(|(_, _, start)| start << TICK_SHIFT);
+        // `advance` left `first_start` exact.
+        let wheel = (self.first_start != u64::MAX).then_some(self.first_start << TICK_SHIFT);
         match (self.near.peek_key(), wheel) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
