@@ -4,7 +4,7 @@ use super::context;
 use crate::io::Driver;
 use crate::sched::{Metrics, Scheduler};
 use crate::task::{JoinHandle, Schedule};
-use crate::time::clock::{self, Deadline};
+use crate::time::clock::Deadline;
 use crate::util::waker_map::WakerEntry;
 use std::fmt;
 use std::future::Future;
@@ -68,7 +68,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_at(clock::after(delay), future)
+        self.spawn_inner(future, Some(Deadline::after(delay)))
     }
 
     fn spawn_inner<F>(&self, future: F, start: Option<Deadline>) -> JoinHandle<F::Output>

@@ -1,6 +1,6 @@
 //! [`sleep`] and [`timeout`]: futures that complete at a deadline.
 
-use super::clock::{self, Deadline};
+use super::clock::Deadline;
 use crate::task::wake_at;
 use crate::util::waker_map::WakerEntry;
 use pin_project_lite::pin_project;
@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 /// Waits until `duration` has passed. See [`sleep_until`].
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(clock::after(duration))
+    // Straight from the clock (no `Instant` arithmetic on the way: a `timeout` per message
+    // makes this a hot path).
+    let at = Deadline::after(duration);
+    Sleep { deadline: at.to_instant(), at, registered: None }
 }
 
 /// Waits until `deadline`. Precision is sub-millisecond (the kernel wait is armed with
@@ -101,7 +104,7 @@ impl From<Elapsed> for std::io::Error {
 /// dropped with the `Timeout`). The future is polled first, so one that is ready at once
 /// wins even with a zero duration.
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
-    timeout_at(clock::after(duration), future)
+    Timeout { future, sleep: sleep(duration) }
 }
 
 /// Like [`timeout`], with an absolute deadline.
