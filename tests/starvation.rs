@@ -111,3 +111,46 @@ fn short_tasks_spawned_between_yields_are_not_starved() {
         join(core, spawner).expect("spawner failed")
     });
 }
+
+/// On a one-worker core, two tasks that keep waking each other (a ping-pong over
+/// channels, no yields: each wake readies the other into the worker's own batch) do not
+/// starve a task spawned from another thread: it runs while they still play.
+#[test]
+fn a_ping_pong_on_one_worker_does_not_starve_a_task_spawned_from_outside() {
+    use futures::channel::mpsc;
+    use futures::{SinkExt, StreamExt};
+    const ROUNDS: usize = 200_000;
+    watchdog(HANG, || {
+        let core = core(1);
+        let (mut to_b, mut b_in) = mpsc::channel::<usize>(1);
+        let (mut to_a, mut a_in) = mpsc::channel::<usize>(1);
+        let outside_ran = Arc::new(AtomicUsize::new(0));
+        let a = {
+            let outside_ran = outside_ran.clone();
+            core.spawn(async move {
+                for i in 0..ROUNDS {
+                    to_b.send(i).await.unwrap();
+                    a_in.next().await.unwrap();
+                    if outside_ran.load(SeqCst) == 1 {
+                        return Some(i);
+                    }
+                }
+                None
+            })
+        };
+        let b = core.spawn(async move {
+            while let Some(i) = b_in.next().await {
+                if to_a.send(i).await.is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let flag = outside_ran.clone();
+        let outside = core.spawn(async move { flag.store(1, SeqCst) });
+        join(&core, outside).unwrap();
+        let stopped_at = join(&core, a).unwrap();
+        assert!(stopped_at.is_some(), "the task from outside ran only after {ROUNDS} rounds");
+        join(&core, b).unwrap();
+    });
+}

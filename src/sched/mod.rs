@@ -113,6 +113,8 @@ pub(crate) struct Scheduler {
     ready: Injector<RawTask>,
     /// Each worker's local FIFO batch, taken from `ready`; idle workers steal from them.
     stealers: Vec<Stealer<RawTask>>,
+    /// The core has one worker (see `push_ready`).
+    single_worker: bool,
     /// The local batches, handed to the worker threads as they start.
     locals: Mutex<Vec<Option<Worker<RawTask>>>>,
     /// The sched-role: holding this lock is the exclusive right to run a step.
@@ -198,6 +200,7 @@ impl Scheduler {
             front: Inbox::new(),
             ready: Injector::new(),
             stealers: locals.iter().map(|w| w.stealer()).collect(),
+            single_worker: locals.len() == 1,
             locals: Mutex::new(locals.into_iter().map(Some).collect()),
             role: Mutex::new(RoleState::new(poller)),
             searching: AtomicUsize::new(0),
@@ -317,6 +320,21 @@ impl Scheduler {
     }
 
     fn push_ready(&self, task: RawTask) {
+        // The only worker of a core, readying a task (in a step, or while it polls), puts it
+        // in its own batch when the global queue is empty: a plain store instead of a
+        // shared push and a batch steal, and the same order (its batch runs before
+        // anything pushed to the global queue later, and nothing older waits there).
+        // Nobody needs waking: that worker runs it after its current step or poll.
+        if self.single_worker && self.ready.is_empty() {
+            let (of, batch) = WORKER_OF.with(|w| w.get());
+            if std::ptr::eq(of, self) && !batch.is_null() {
+                // SAFETY: `run_worker` set this pointer on this thread to the batch it owns
+                // and keeps alive until it clears the pointer; a `Worker` is only used from
+                // its own thread, through shared references, as here.
+                unsafe { (*batch).push(task) };
+                return;
+            }
+        }
         self.ready.push(task);
         self.wake_worker();
     }
@@ -356,7 +374,7 @@ impl Scheduler {
 
     /// Whether the calling thread is one of this core's workers.
     fn on_own_worker(&self) -> bool {
-        WORKER_OF.with(|w| std::ptr::eq(w.get(), self))
+        WORKER_OF.with(|w| std::ptr::eq(w.get().0, self))
     }
 
     /// Finishes a task that completed, panicked or was cancelled, and drops the
@@ -372,6 +390,10 @@ impl Scheduler {
             // Pushed before the live count drops, so that workers leaving at shutdown find
             // it (see `worker::run`).
             self.push_front(task);
+        } else {
+            // Before the live count drops: a detached task's output is dropped by now when
+            // the core is seen idle. (`self` outlives this: the worker holds the core.)
+            task.ref_dec();
         }
         if self.live.fetch_sub(1, SeqCst) == 1 {
             let _g = lock(&self.live_zero.0);
@@ -379,9 +401,6 @@ impl Scheduler {
             if self.stop_when_idle.load(SeqCst) {
                 self.stop();
             }
-        }
-        if !in_heap {
-            task.ref_dec();
         }
     }
 
@@ -520,14 +539,22 @@ impl Schedule for Scheduler {
     }
 }
 
+/// What [`WORKER_OF`] holds: the core whose worker this thread is (null: none; compared
+/// by address only), and that worker's batch when it is the core's only worker (else
+/// null; see `Scheduler::push_ready`).
+type WorkerOf = (*const Scheduler, *const Worker<RawTask>);
+
 thread_local! {
-    /// The core whose worker this thread is (null: none). Compared by address only.
-    static WORKER_OF: std::cell::Cell<*const Scheduler> = const { std::cell::Cell::new(std::ptr::null()) };
+    static WORKER_OF: std::cell::Cell<WorkerOf> =
+        const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
 }
 
 /// The body of worker thread `index` of `sched`.
 pub(crate) fn run_worker(sched: &Scheduler, index: usize) {
-    let prev = WORKER_OF.with(|w| w.replace(sched));
-    worker::run(sched, index);
+    let local = lock(&sched.locals)[index].take().expect("each worker index runs once");
+    let batch: *const Worker<RawTask> = if sched.single_worker { &local } else { std::ptr::null() };
+    let prev = WORKER_OF.with(|w| w.replace((sched, batch)));
+    worker::run(sched, index, &local);
+    // Before `local` goes: nothing may reach it through the thread-local any more.
     WORKER_OF.with(|w| w.set(prev));
 }

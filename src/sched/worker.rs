@@ -25,8 +25,8 @@ use std::time::Duration;
 struct WorkerCtx<'a> {
     sched: &'a Scheduler,
     index: usize,
-    /// This worker's FIFO batch (others may steal from it).
-    local: Worker<RawTask>,
+    /// This worker's FIFO batch (others may steal from it; owned by `run_worker`).
+    local: &'a Worker<RawTask>,
     /// Tasks that yielded, waiting for the next schedule step (see the module docs).
     deferred: Vec<RawTask>,
     /// `Counters::steps` when the first of `deferred` yielded: a step counted above it
@@ -42,8 +42,7 @@ struct WorkerCtx<'a> {
 }
 
 /// The body of worker thread `index`.
-pub(super) fn run(sched: &Scheduler, index: usize) {
-    let local = lock(&sched.locals)[index].take().expect("each worker index runs once");
+pub(super) fn run(sched: &Scheduler, index: usize, local: &Worker<RawTask>) {
     let seen = vec![0; sched.counters.workers()];
     let polls_seen = vec![(0, 0); sched.counters.workers()];
     let mut w = WorkerCtx {
@@ -171,7 +170,7 @@ impl WorkerCtx<'_> {
                 (*seq, *since) = (current, now);
             } else if in_poll(current) && now.wrapping_sub(*since) >= sched.rescue_after {
                 // Empty, or a race with its owner or another thief: fine either way.
-                let _ = sched.stealers[w].steal_batch(&self.local);
+                let _ = sched.stealers[w].steal_batch(self.local);
             }
         }
     }
@@ -232,16 +231,19 @@ impl WorkerCtx<'_> {
         let sched = self.sched;
         loop {
             let mut retry = false;
-            match sched.ready.steal_batch_and_pop(&self.local) {
-                Steal::Success(t) => return Some(t),
-                Steal::Retry => retry = true,
-                Steal::Empty => {}
+            // (An empty global queue is seen with two loads; a steal attempt costs more.)
+            if !sched.ready.is_empty() {
+                match sched.ready.steal_batch_and_pop(self.local) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
             }
             for (i, other) in sched.stealers.iter().enumerate() {
                 if i == self.index {
                     continue;
                 }
-                match other.steal_batch_and_pop(&self.local) {
+                match other.steal_batch_and_pop(self.local) {
                     Steal::Success(t) => return Some(t),
                     Steal::Retry => retry = true,
                     Steal::Empty => {}

@@ -48,7 +48,14 @@ impl<T: Linked> Inbox<T> {
     }
 
     /// Takes every queued node, oldest first, into `out`.
+    /// (An empty inbox is seen with a plain load, no read-modify-write: the sched-role
+    /// looks twice per step, and the front queue is empty most of the time. A push it
+    /// misses is taken by its next look; the role re-checks with `is_empty` before it
+    /// blocks.)
     pub(crate) fn take_all(&self, out: &mut Vec<*mut T>) {
+        if self.head.load(Relaxed).is_null() {
+            return;
+        }
         let mut node = self.head.swap(ptr::null_mut(), AcqRel);
         let start = out.len();
         while !node.is_null() {
