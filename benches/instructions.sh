@@ -11,7 +11,9 @@
 # do while waiting depends on timing).
 #
 # Run: bash benches/instructions.sh [SCENARIO [THREADS [CONNECTIONS]]]   (default:
-# single 1 1; needs valgrind: apt-get install valgrind). Prints a markdown table.
+# single 1 1; needs valgrind: apt-get install valgrind). Prints a markdown table. The
+# server gets the options its scenario needs (churn: a 2 s idle timeout per read; hog: the
+# 2 ms burn), or SERVER_ARGS from the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCENARIO=${1:-single}
@@ -20,6 +22,14 @@ THREADS=${2:-1}
 # the count does not depend on how many messages the timing let pile up per system call
 # (with the scenario's 100 connections it does, by ±10 %).
 CONNECTIONS=${3:-1}
+# The server options a scenario needs (as `msgbench compare` passes them); SERVER_ARGS in
+# the environment overrides.
+case "$SCENARIO" in
+  churn) default_args="--read-timeout-ms 2000" ;;
+  hog|hog1) default_args="--hog-burn-us 2000" ;;
+  *) default_args="" ;;
+esac
+SERVER_ARGS=${SERVER_ARGS-$default_args}
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 cargo bench --bench msgbench --no-run >/dev/null 2>&1
 BIN=$(ls -t target/release/deps/msgbench-* | grep -v '\.d$' | head -1)
@@ -30,7 +40,7 @@ trap 'rm -rf "$OUT"' EXIT
 instructions() {
   local port=$((20000 + RANDOM % 20000))
   valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" \
-    "$BIN" server --runtime "$1" --threads "$THREADS" --port "$port" >/dev/null 2>"$OUT/vg.err" &
+    "$BIN" server --runtime "$1" --threads "$THREADS" --port "$port" $SERVER_ARGS >/dev/null 2>"$OUT/vg.err" &
   local vg=$!
   local got=""
   for _ in $(seq 200); do
@@ -45,7 +55,7 @@ instructions() {
 
 runtimes="floor iocore tokio-ct smol"
 [ "$THREADS" = 1 ] || runtimes="iocore tokio smol"
-echo "### User-space instructions per message: \`$SCENARIO\`, $THREADS server thread(s), $CONNECTIONS connection(s), client tokio"
+echo "### User-space instructions per message: \`$SCENARIO\`, $THREADS server thread(s), $CONNECTIONS connection(s), client tokio${SERVER_ARGS:+, server $SERVER_ARGS}"
 echo
 echo "| server | instructions/msg |"
 echo "|---|---|"
