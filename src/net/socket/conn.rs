@@ -8,9 +8,9 @@
 use socket2::SockRef;
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A connected stream socket.
@@ -19,19 +19,34 @@ pub(crate) enum Conn {
     Unix(mio::net::UnixStream),
 }
 
-/// The other end of a connection, as error messages name it.
+/// The other end of a connection, as error messages name it. Every socket core keeps one,
+/// so it is compact: 16 bytes (a `SocketAddr` takes 32), an IPv4 address inline, an IPv6
+/// address (28 bytes) behind a pointer, a path shared with its listener.
 #[derive(Clone, Debug)]
 pub(crate) enum Peer {
-    /// A TCP peer.
-    Ip(SocketAddr),
+    /// A TCP peer over IPv4.
+    V4(SocketAddrV4),
+    /// A TCP peer over IPv6.
+    V6(Box<SocketAddrV6>),
     /// A Unix-domain socket: the path connected to or listened on.
-    Path(Arc<Path>),
+    Path(Arc<PathBuf>),
+}
+
+impl Peer {
+    /// A TCP peer.
+    pub(crate) fn ip(addr: SocketAddr) -> Peer {
+        match addr {
+            SocketAddr::V4(a) => Peer::V4(a),
+            SocketAddr::V6(a) => Peer::V6(Box::new(a)),
+        }
+    }
 }
 
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Peer::Ip(a) => write!(f, "{a}"),
+            Peer::V4(a) => write!(f, "{a}"),
+            Peer::V6(a) => write!(f, "{a}"),
             Peer::Path(p) => write!(f, "{}", p.display()),
         }
     }

@@ -79,7 +79,7 @@ impl Socket {
     /// A socket core for `stream`, registered with `core`'s kernel queue. `peer` names
     /// the other end in error messages (a TCP stream's is looked up when not given).
     pub(crate) fn new(stream: Conn, core: Handle, peer: Option<Peer>) -> io::Result<Arc<Socket>> {
-        let peer = peer.or_else(|| stream.peer_ip().ok().map(Peer::Ip));
+        let peer = peer.or_else(|| stream.peer_ip().ok().map(Peer::ip));
         let sock = Arc::new_cyclic(|me| Socket {
             io: ManuallyDrop::new(ScheduledIo::new()),
             me: me.clone(),
