@@ -28,12 +28,12 @@
 //! (It was an `AtomicWaker` of its own, 24 bytes beside the list's 32; inside the list it
 //! costs 16, and every socket has two.)
 
-use crate::sync::{fence, lock_modelled as lock, AtomicBool, Mutex, Ordering::*};
+use crate::sync::{fence, lock_modelled as lock, AtomicBool, AtomicPtr, Mutex, Ordering::*};
 use std::cell::UnsafeCell;
 use std::marker::PhantomPinned;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::task::Waker;
 
 /// Wakers taken out of the list per lock acquisition.
@@ -63,11 +63,18 @@ struct Node {
     /// The waker to wake on the next edge; taken by `wake_all`.
     waker: Option<Waker>,
     prev: *mut Node,
-    next: *mut Node,
-    /// In the list right now. Written under the list's lock; cleared (`Release`) as the
-    /// last write of an unlink, so a dropping waiter that reads it false (`Acquire`)
-    /// knows the list is done with its node (or never had it) and need not take the lock.
-    queued: AtomicBool,
+    /// The next node, [`tail_mark`] for the last one, null while the node is not in the
+    /// list: it doubles as the "linked" flag (a waiter is an idle connection's memory, and
+    /// a flag of its own would take 8 bytes with padding). Written under the list's lock;
+    /// cleared (`Release`) as the last write of an unlink, so a dropping waiter that reads
+    /// null (`Acquire`) knows the list is done with its node (or never had it) and need
+    /// not take the lock.
+    next: AtomicPtr<Node>,
+}
+
+/// The `next` of the last node: not null (the node is linked), never a node's address.
+fn tail_mark() -> *mut Node {
+    NonNull::dangling().as_ptr()
 }
 
 /// One task's place in a [`WaiterList`]; keep it pinned inside the waiting future.
@@ -175,14 +182,13 @@ impl Links {
         // SAFETY: forwarded from the caller; `tail`, if any, is a live linked node.
         unsafe {
             (*node).prev = self.tail;
-            (*node).next = ptr::null_mut();
+            (*node).next.store(tail_mark(), Relaxed);
             if self.tail.is_null() {
                 self.head = node;
             } else {
-                (*self.tail).next = node;
+                (*self.tail).next.store(node, Relaxed);
             }
             self.tail = node;
-            (*node).queued.store(true, Relaxed);
         }
     }
 
@@ -191,11 +197,13 @@ impl Links {
     unsafe fn unlink(&mut self, node: *mut Node) {
         // SAFETY: forwarded from the caller; its neighbours are live linked nodes.
         unsafe {
-            let (prev, next) = ((*node).prev, (*node).next);
+            let (prev, link) = ((*node).prev, (*node).next.load(Relaxed));
+            let next = if link == tail_mark() { ptr::null_mut() } else { link };
             if prev.is_null() {
                 self.head = next;
             } else {
-                (*prev).next = next;
+                // `link`: the predecessor becomes the last node if this one was.
+                (*prev).next.store(link, Relaxed);
             }
             if next.is_null() {
                 self.tail = prev;
@@ -203,9 +211,8 @@ impl Links {
                 (*next).prev = prev;
             }
             (*node).prev = ptr::null_mut();
-            (*node).next = ptr::null_mut();
-            // The last write to the node (see `Node::queued`).
-            (*node).queued.store(false, Release);
+            // The last write to the node (see `Node::next`).
+            (*node).next.store(ptr::null_mut(), Release);
         }
     }
 }
@@ -218,8 +225,7 @@ impl<'a> Waiter<'a> {
             node: UnsafeCell::new(Node {
                 waker: None,
                 prev: ptr::null_mut(),
-                next: ptr::null_mut(),
-                queued: AtomicBool::new(false),
+                next: AtomicPtr::new(ptr::null_mut()),
             }),
             _pinned: PhantomPinned,
         }
@@ -240,7 +246,7 @@ impl<'a> Waiter<'a> {
                 Some(w) if w.will_wake(waker) => {}
                 slot => *slot = Some(waker.clone()),
             }
-            if !(*node).queued.load(Relaxed) {
+            if (*node).next.load(Relaxed).is_null() {
                 links.push_back(node);
             }
         }
@@ -260,18 +266,20 @@ impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         let node = self.node.get();
         // Never linked, or unlinked already (by `wake_all`, or by `wait` itself): the
-        // unlink's last write was this flag, so the list no longer touches the node. The
-        // common case (an edge woke the waiter, or it never waited) skips the lock.
+        // unlink's last write nulled `next`, so the list no longer touches the node (a
+        // linked node's `next` is never null). The common case (an edge woke the waiter,
+        // or it never waited) skips the lock.
         // SAFETY: the node lives as long as `self`; an atomic read through the pointer
-        // does not conflict with `wake_all` writing the node's other fields.
-        if !unsafe { (*node).queued.load(Acquire) } {
+        // does not conflict with `wake_all` writing the node's other fields, nor with
+        // its atomic stores to `next` (unlinking the node's successor).
+        if unsafe { (*node).next.load(Acquire) }.is_null() {
             return;
         }
         let mut links = lock(&self.list.links);
         // SAFETY: under the lock; if still linked, unlinking it here is what keeps the list
         // from pointing into freed memory.
         unsafe {
-            if (*node).queued.load(Relaxed) {
+            if !(*node).next.load(Relaxed).is_null() {
                 links.unlink(node);
             }
         }
