@@ -47,11 +47,12 @@ pub(crate) struct WaiterList {
     links: Mutex<Links>,
 }
 
-/// Head and tail of the intrusive list. Every node pointer in here points into a pinned
-/// [`Waiter`] that unlinks itself (under this lock) before it is dropped.
+/// The head of the intrusive list (the tail is the head's `prev`: a socket has two lists,
+/// and a tail pointer of each would be 16 bytes per connection). Every node pointer in here
+/// points into a pinned [`Waiter`] that unlinks itself (under this lock) before it is
+/// dropped.
 struct Links {
     head: *mut Node,
-    tail: *mut Node,
     /// The poll-based waiter's waker (see the module docs).
     slot: Option<Waker>,
 }
@@ -62,6 +63,7 @@ unsafe impl Send for Links {}
 struct Node {
     /// The waker to wake on the next edge; taken by `wake_all`.
     waker: Option<Waker>,
+    /// The previous node; the head's is the last node (itself if it is the only one).
     prev: *mut Node,
     /// The next node, [`tail_mark`] for the last one, null while the node is not in the
     /// list: it doubles as the "linked" flag (a waiter is an idle connection's memory, and
@@ -94,7 +96,7 @@ impl WaiterList {
     pub(crate) fn new() -> WaiterList {
         WaiterList {
             armed: AtomicBool::new(false),
-            links: Mutex::new(Links { head: ptr::null_mut(), tail: ptr::null_mut(), slot: None }),
+            links: Mutex::new(Links { head: ptr::null_mut(), slot: None }),
         }
     }
 
@@ -179,16 +181,19 @@ impl Links {
     /// # Safety
     /// `node` is a live node that is not in any list; the caller holds the list's lock.
     unsafe fn push_back(&mut self, node: *mut Node) {
-        // SAFETY: forwarded from the caller; `tail`, if any, is a live linked node.
+        // SAFETY: forwarded from the caller; the head and its `prev` (the last node), if
+        // any, are live linked nodes.
         unsafe {
-            (*node).prev = self.tail;
             (*node).next.store(tail_mark(), Relaxed);
-            if self.tail.is_null() {
+            if self.head.is_null() {
+                (*node).prev = node;
                 self.head = node;
             } else {
-                (*self.tail).next.store(node, Relaxed);
+                let last = (*self.head).prev;
+                (*last).next.store(node, Relaxed);
+                (*node).prev = last;
+                (*self.head).prev = node;
             }
-            self.tail = node;
         }
     }
 
@@ -199,16 +204,20 @@ impl Links {
         unsafe {
             let (prev, link) = ((*node).prev, (*node).next.load(Relaxed));
             let next = if link == tail_mark() { ptr::null_mut() } else { link };
-            if prev.is_null() {
+            if node == self.head {
+                // Its `prev` is the last node; the next one (if any) becomes the head.
                 self.head = next;
+                if !next.is_null() {
+                    (*next).prev = prev;
+                }
             } else {
                 // `link`: the predecessor becomes the last node if this one was.
                 (*prev).next.store(link, Relaxed);
-            }
-            if next.is_null() {
-                self.tail = prev;
-            } else {
-                (*next).prev = prev;
+                if next.is_null() {
+                    (*self.head).prev = prev;
+                } else {
+                    (*next).prev = prev;
+                }
             }
             (*node).prev = ptr::null_mut();
             // The last write to the node (see `Node::next`).
@@ -326,6 +335,32 @@ mod tests {
         // Ready at registration: not left in the list.
         assert!(waiters[0].as_mut().wait(&wakers[0].1, || true));
         assert!(list.is_empty());
+    }
+
+    #[test]
+    fn waiters_are_woken_in_order_after_unlinks_at_both_ends() {
+        struct Order(usize, Arc<std::sync::Mutex<Vec<usize>>>);
+        impl Wake for Order {
+            fn wake(self: Arc<Self>) {
+                self.1.lock().unwrap().push(self.0);
+            }
+        }
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let wakers: Vec<Waker> = (0..6).map(|i| Waker::from(Arc::new(Order(i, order.clone())))).collect();
+        let list = WaiterList::new();
+        let mut waiters: Vec<_> = wakers.iter().map(|_| Some(Box::pin(Waiter::new(&list)))).collect();
+        for (w, waker) in waiters.iter_mut().zip(&wakers) {
+            assert!(!w.as_mut().unwrap().as_mut().wait(waker, || false));
+        }
+        // The first, the last, then the new last and a middle one leave.
+        for i in [0, 5, 4, 2] {
+            waiters[i] = None;
+        }
+        // One more after the unlinks goes to the end.
+        assert!(!waiters[0].insert(Box::pin(Waiter::new(&list))).as_mut().wait(&wakers[0], || false));
+        list.wake_all();
+        assert!(list.is_empty());
+        assert_eq!(*order.lock().unwrap(), [1, 3, 0]);
     }
 
     #[test]
