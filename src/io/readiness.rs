@@ -9,6 +9,7 @@
 //! an edge of the other direction does not keep a spent readiness alive.
 
 use super::waiters::{Waiter, WaiterList};
+use crate::sync::AtomicBool;
 use mio::event::Event;
 use std::fmt;
 use std::pin::Pin;
@@ -81,6 +82,8 @@ pub(crate) struct ScheduledIo {
     /// `async` operations waiting to write (the flusher among them), and the slot of the
     /// poll-based writer (`poll_write`).
     writers: WaiterList,
+    /// The `armed` flags of `readers` and `writers` (see [`WaiterList`]).
+    armed: [AtomicBool; 2],
 }
 
 impl ScheduledIo {
@@ -90,6 +93,7 @@ impl ScheduledIo {
             readiness: AtomicUsize::new(READABLE | WRITABLE),
             readers: WaiterList::new(),
             writers: WaiterList::new(),
+            armed: [AtomicBool::new(false), AtomicBool::new(false)],
         }
     }
 
@@ -137,7 +141,15 @@ impl ScheduledIo {
 
     /// Wakes every waiter of `dir` (the list's and its slot's).
     fn wake(&self, dir: Direction) {
-        self.waiters(dir).wake_all();
+        self.waiters(dir).wake_all(self.armed(dir));
+    }
+
+    /// The `armed` flag of the direction's waiter list.
+    fn armed(&self, dir: Direction) -> &AtomicBool {
+        match dir {
+            Direction::Read => &self.armed[0],
+            Direction::Write => &self.armed[1],
+        }
     }
 
     /// The direction's waiters: the `async` ones and the poll-based slot.
@@ -168,7 +180,7 @@ impl ScheduledIo {
         match waiter {
             Some(waiter) => {
                 let mut seen = None;
-                if waiter.wait(cx.waker(), || {
+                if waiter.wait(self.armed(dir), cx.waker(), || {
                     seen = self.ready_now(dir);
                     seen.is_some()
                 }) {
@@ -177,7 +189,7 @@ impl ScheduledIo {
                 Poll::Pending
             }
             None => {
-                self.waiters(dir).register_slot(cx.waker());
+                self.waiters(dir).register_slot(self.armed(dir), cx.waker());
                 match self.ready_now(dir) {
                     Some(ready) => Poll::Ready(ready),
                     None => Poll::Pending,

@@ -40,10 +40,13 @@ use std::task::Waker;
 const WAKE_BATCH: usize = 32;
 
 /// The waiters of one socket direction. See the module docs.
+///
+/// Its `armed` flag lives outside it and is passed to each method that reads or writes it
+/// (always the same one for a list): false only when the list is certainly empty (cleared
+/// by `wake_all` under the lock when it empties the list; set by every waiter that links
+/// itself). A socket keeps the flags of its two lists side by side (beside the list, each
+/// would take 8 bytes with padding).
 pub(crate) struct WaiterList {
-    /// False only when the list is certainly empty (cleared by `wake_all` under the lock
-    /// when it empties the list; set by every waiter that links itself).
-    armed: AtomicBool,
     links: Mutex<Links>,
 }
 
@@ -94,17 +97,14 @@ unsafe impl Sync for Waiter<'_> {}
 
 impl WaiterList {
     pub(crate) fn new() -> WaiterList {
-        WaiterList {
-            armed: AtomicBool::new(false),
-            links: Mutex::new(Links { head: ptr::null_mut(), slot: None }),
-        }
+        WaiterList { links: Mutex::new(Links { head: ptr::null_mut(), slot: None }) }
     }
 
     /// Wakes every waiter linked now. The caller must have published the readiness that
-    /// lets them proceed before calling.
-    pub(crate) fn wake_all(&self) {
+    /// lets them proceed before calling. `armed`: the list's flag (see [`WaiterList`]).
+    pub(crate) fn wake_all(&self, armed: &AtomicBool) {
         fence(SeqCst);
-        if !self.armed.load(Relaxed) {
+        if !armed.load(Relaxed) {
             return;
         }
         loop {
@@ -132,7 +132,7 @@ impl WaiterList {
                 let more = !links.head.is_null();
                 if !more {
                     // Under the lock: a waiter sets it again (under the lock) when it links.
-                    self.armed.store(false, Relaxed);
+                    armed.store(false, Relaxed);
                 }
                 more
             };
@@ -153,14 +153,14 @@ impl WaiterList {
     /// Puts `waker` in the slot (replacing the one there, unless it would wake the same
     /// task). The caller then re-checks readiness: either it sees the edge, or the edge's
     /// [`wake_all`](Self::wake_all) sees the slot (the handshake of the module docs).
-    pub(crate) fn register_slot(&self, waker: &Waker) {
+    pub(crate) fn register_slot(&self, armed: &AtomicBool, waker: &Waker) {
         let replaced = {
             let mut links = lock(&self.links);
             let replaced = match &links.slot {
                 Some(w) if w.will_wake(waker) => None,
                 _ => links.slot.replace(waker.clone()),
             };
-            self.armed.store(true, Relaxed);
+            armed.store(true, Relaxed);
             replaced
         };
         fence(SeqCst);
@@ -242,8 +242,14 @@ impl<'a> Waiter<'a> {
 
     /// Links this waiter with `waker` (or refreshes its waker), then evaluates `ready`
     /// under the list's lock. If `ready` holds the waiter is unlinked again and true is
-    /// returned; otherwise the next [`WaiterList::wake_all`] wakes `waker`.
-    pub(crate) fn wait(self: Pin<&mut Self>, waker: &Waker, ready: impl FnOnce() -> bool) -> bool {
+    /// returned; otherwise the next [`WaiterList::wake_all`] wakes `waker`. `armed`: the
+    /// list's flag.
+    pub(crate) fn wait(
+        self: Pin<&mut Self>,
+        armed: &AtomicBool,
+        waker: &Waker,
+        ready: impl FnOnce() -> bool,
+    ) -> bool {
         // SAFETY: nothing is moved out of the pinned waiter.
         let this = unsafe { self.get_unchecked_mut() };
         let mut links = lock(&this.list.links);
@@ -259,7 +265,7 @@ impl<'a> Waiter<'a> {
                 links.push_back(node);
             }
         }
-        this.list.armed.store(true, Relaxed);
+        armed.store(true, Relaxed);
         fence(SeqCst);
         if !ready() {
             return false;
@@ -316,24 +322,24 @@ mod tests {
 
     #[test]
     fn every_waiter_is_woken_and_dropped_waiters_unlink() {
-        let list = WaiterList::new();
+        let (list, armed) = (WaiterList::new(), AtomicBool::new(false));
         let wakers: Vec<_> = (0..(WAKE_BATCH * 2 + 3)).map(|_| counter()).collect();
         let mut waiters: Vec<_> = wakers.iter().map(|_| Box::pin(Waiter::new(&list))).collect();
         for (w, (_, waker)) in waiters.iter_mut().zip(&wakers) {
-            assert!(!w.as_mut().wait(waker, || false));
+            assert!(!w.as_mut().wait(&armed, waker, || false));
         }
         // Re-registering with the same waker does not link twice.
-        assert!(!waiters[0].as_mut().wait(&wakers[0].1, || false));
+        assert!(!waiters[0].as_mut().wait(&armed, &wakers[0].1, || false));
         // A dropped waiter is unlinked and never woken.
         let dropped = waiters.remove(1);
         drop(dropped);
-        list.wake_all();
+        list.wake_all(&armed);
         assert!(list.is_empty());
         for (i, (c, _)) in wakers.iter().enumerate() {
             assert_eq!(c.0.load(Ordering::SeqCst), usize::from(i != 1), "waiter {i}");
         }
         // Ready at registration: not left in the list.
-        assert!(waiters[0].as_mut().wait(&wakers[0].1, || true));
+        assert!(waiters[0].as_mut().wait(&armed, &wakers[0].1, || true));
         assert!(list.is_empty());
     }
 
@@ -347,42 +353,42 @@ mod tests {
         }
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let wakers: Vec<Waker> = (0..6).map(|i| Waker::from(Arc::new(Order(i, order.clone())))).collect();
-        let list = WaiterList::new();
+        let (list, armed) = (WaiterList::new(), AtomicBool::new(false));
         let mut waiters: Vec<_> = wakers.iter().map(|_| Some(Box::pin(Waiter::new(&list)))).collect();
         for (w, waker) in waiters.iter_mut().zip(&wakers) {
-            assert!(!w.as_mut().unwrap().as_mut().wait(waker, || false));
+            assert!(!w.as_mut().unwrap().as_mut().wait(&armed, waker, || false));
         }
         // The first, the last, then the new last and a middle one leave.
         for i in [0, 5, 4, 2] {
             waiters[i] = None;
         }
         // One more after the unlinks goes to the end.
-        assert!(!waiters[0].insert(Box::pin(Waiter::new(&list))).as_mut().wait(&wakers[0], || false));
-        list.wake_all();
+        assert!(!waiters[0].insert(Box::pin(Waiter::new(&list))).as_mut().wait(&armed, &wakers[0], || false));
+        list.wake_all(&armed);
         assert!(list.is_empty());
         assert_eq!(*order.lock().unwrap(), [1, 3, 0]);
     }
 
     #[test]
     fn the_slot_holds_one_waker_and_is_woken_with_the_list() {
-        let list = WaiterList::new();
+        let (list, armed) = (WaiterList::new(), AtomicBool::new(false));
         let (first, first_waker) = counter();
         let (second, second_waker) = counter();
         let (node, node_waker) = counter();
         let mut waiter = Box::pin(Waiter::new(&list));
-        assert!(!waiter.as_mut().wait(&node_waker, || false));
-        list.register_slot(&first_waker);
+        assert!(!waiter.as_mut().wait(&armed, &node_waker, || false));
+        list.register_slot(&armed, &first_waker);
         // A later poll-based waiter replaces the earlier one (and the same one twice
         // stays once).
-        list.register_slot(&second_waker);
-        list.register_slot(&second_waker);
-        list.wake_all();
+        list.register_slot(&armed, &second_waker);
+        list.register_slot(&armed, &second_waker);
+        list.wake_all(&armed);
         assert!(list.is_empty());
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
         assert_eq!(node.0.load(Ordering::SeqCst), 1);
         // Taken by the wake: the next edge wakes nobody until someone registers again.
-        list.wake_all();
+        list.wake_all(&armed);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
     }
 }
@@ -395,6 +401,23 @@ mod loom_tests {
     use loom::sync::atomic::AtomicUsize;
     use loom::sync::Arc;
     use std::task::{RawWaker, RawWakerVTable};
+
+    /// A list and its `armed` flag.
+    struct List(WaiterList, AtomicBool);
+
+    impl List {
+        fn new() -> List {
+            List(WaiterList::new(), AtomicBool::new(false))
+        }
+
+        fn wake_all(&self) {
+            self.0.wake_all(&self.1);
+        }
+
+        fn register_slot(&self, waker: &Waker) {
+            self.0.register_slot(&self.1, waker);
+        }
+    }
 
     fn flag_waker(flag: &Arc<AtomicUsize>) -> Waker {
         static VTABLE: RawWakerVTable = RawWakerVTable::new(
@@ -426,9 +449,9 @@ mod loom_tests {
     /// thread already running that publishes readiness and wakes the list, as
     /// `ScheduledIo::dispatch` does.
     #[allow(clippy::type_complexity)]
-    fn list_and_dispatcher(
-    ) -> (Arc<WaiterList>, Arc<AtomicUsize>, Arc<AtomicUsize>, loom::thread::JoinHandle<()>) {
-        let list = Arc::new(WaiterList::new());
+    fn list_and_dispatcher() -> (Arc<List>, Arc<AtomicUsize>, Arc<AtomicUsize>, loom::thread::JoinHandle<()>)
+    {
+        let list = Arc::new(List::new());
         let ready = Arc::new(AtomicUsize::new(0));
         let dispatcher = {
             let (list, ready) = (list.clone(), ready.clone());
@@ -445,8 +468,8 @@ mod loom_tests {
         loom::model(|| {
             let (list, ready, woken, dispatcher) = list_and_dispatcher();
             let waker = flag_waker(&woken);
-            let mut waiter = Box::pin(Waiter::new(&list));
-            let saw_ready = waiter.as_mut().wait(&waker, || ready.load(SeqCst) != 0);
+            let mut waiter = Box::pin(Waiter::new(&list.0));
+            let saw_ready = waiter.as_mut().wait(&list.1, &waker, || ready.load(SeqCst) != 0);
             dispatcher.join().unwrap();
             assert!(saw_ready || woken.load(SeqCst) == 1, "the edge was lost");
             drop(waiter);
@@ -458,11 +481,11 @@ mod loom_tests {
     #[test]
     fn loom_drop_vs_dispatch() {
         loom::model(|| {
-            let list = Arc::new(WaiterList::new());
+            let list = Arc::new(List::new());
             let woken = Arc::new(AtomicUsize::new(0));
             let waker = flag_waker(&woken);
-            let mut waiter = Box::pin(Waiter::new(&list));
-            assert!(!waiter.as_mut().wait(&waker, || false));
+            let mut waiter = Box::pin(Waiter::new(&list.0));
+            assert!(!waiter.as_mut().wait(&list.1, &waker, || false));
             let dispatcher = {
                 let list = list.clone();
                 loom::thread::spawn(move || list.wake_all())
