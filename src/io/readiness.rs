@@ -8,12 +8,11 @@
 //! `WouldBlock` clear only the readiness it observed, never a newer edge of its direction;
 //! an edge of the other direction does not keep a spent readiness alive.
 
-use super::waiters::{Waiter, WaiterList};
-use crate::sync::AtomicBool;
+use super::waiters::{Armed, Waiter, WaiterList};
+use crate::sync::{AtomicUsize, Ordering::*};
 use mio::event::Event;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::task::{Context, Poll};
 
 const READABLE: usize = 1;
@@ -21,6 +20,10 @@ const WRITABLE: usize = 2;
 const READ_CLOSED: usize = 4;
 const WRITE_CLOSED: usize = 8;
 const ERROR: usize = 16;
+/// The `armed` flags of the two waiter lists (see [`Armed`]): spare bits of the readiness
+/// byte, never part of a direction's mask.
+const READERS_ARMED: usize = 32;
+const WRITERS_ARMED: usize = 64;
 /// The readiness bits (the low byte); each direction's tick starts above them.
 const READ_TICK_SHIFT: u32 = 8;
 /// Where the write tick starts, and each tick's width.
@@ -73,8 +76,8 @@ pub(crate) struct Ready {
 
 /// Readiness state and waiters of one registered socket.
 pub(crate) struct ScheduledIo {
-    /// Readiness bits (low byte), then the read tick and the write tick (the number of
-    /// events that concerned each direction, wrapping).
+    /// Readiness bits and the waiter lists' `armed` flags (low byte), then the read tick
+    /// and the write tick (the number of events that concerned each direction, wrapping).
     readiness: AtomicUsize,
     /// `async` operations waiting to read, and the slot of the poll-based reader
     /// (`poll_read`, `poll_accept`).
@@ -82,8 +85,6 @@ pub(crate) struct ScheduledIo {
     /// `async` operations waiting to write (the flusher among them), and the slot of the
     /// poll-based writer (`poll_write`).
     writers: WaiterList,
-    /// The `armed` flags of `readers` and `writers` (see [`WaiterList`]).
-    armed: [AtomicBool; 2],
 }
 
 impl ScheduledIo {
@@ -93,7 +94,6 @@ impl ScheduledIo {
             readiness: AtomicUsize::new(READABLE | WRITABLE),
             readers: WaiterList::new(),
             writers: WaiterList::new(),
-            armed: [AtomicBool::new(false), AtomicBool::new(false)],
         }
     }
 
@@ -145,10 +145,10 @@ impl ScheduledIo {
     }
 
     /// The `armed` flag of the direction's waiter list.
-    fn armed(&self, dir: Direction) -> &AtomicBool {
+    fn armed(&self, dir: Direction) -> Armed<'_> {
         match dir {
-            Direction::Read => &self.armed[0],
-            Direction::Write => &self.armed[1],
+            Direction::Read => Armed::new(&self.readiness, READERS_ARMED),
+            Direction::Write => Armed::new(&self.readiness, WRITERS_ARMED),
         }
     }
 

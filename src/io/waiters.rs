@@ -28,7 +28,7 @@
 //! (It was an `AtomicWaker` of its own, 24 bytes beside the list's 32; inside the list it
 //! costs 16, and every socket has two.)
 
-use crate::sync::{fence, lock_modelled as lock, AtomicBool, AtomicPtr, Mutex, Ordering::*};
+use crate::sync::{fence, lock_modelled as lock, AtomicPtr, AtomicUsize, Mutex, Ordering::*};
 use std::cell::UnsafeCell;
 use std::marker::PhantomPinned;
 use std::mem::MaybeUninit;
@@ -41,13 +41,39 @@ const WAKE_BATCH: usize = 32;
 
 /// The waiters of one socket direction. See the module docs.
 ///
-/// Its `armed` flag lives outside it and is passed to each method that reads or writes it
-/// (always the same one for a list): false only when the list is certainly empty (cleared
-/// by `wake_all` under the lock when it empties the list; set by every waiter that links
-/// itself). A socket keeps the flags of its two lists side by side (beside the list, each
-/// would take 8 bytes with padding).
+/// Its [`Armed`] flag lives outside it and is passed to each method that reads or writes
+/// it (always the same one for a list). A socket keeps the flags of its two lists in spare
+/// bits of its readiness word (beside the list, each would take 8 bytes with padding).
 pub(crate) struct WaiterList {
     links: Mutex<Links>,
+}
+
+/// A waiter list's `armed` flag: one bit of a word that its owner keeps. False only when
+/// the list is certainly empty (cleared by `wake_all` under the lock when it empties the
+/// list; set by every waiter that links itself, under the lock). Its owner's other
+/// read-modify-writes of the word keep the bit as it is.
+#[derive(Clone, Copy)]
+pub(crate) struct Armed<'a> {
+    word: &'a AtomicUsize,
+    bit: usize,
+}
+
+impl<'a> Armed<'a> {
+    pub(crate) fn new(word: &'a AtomicUsize, bit: usize) -> Armed<'a> {
+        Armed { word, bit }
+    }
+
+    fn get(self) -> bool {
+        self.word.load(Relaxed) & self.bit != 0
+    }
+
+    fn set(self) {
+        self.word.fetch_or(self.bit, Relaxed);
+    }
+
+    fn clear(self) {
+        self.word.fetch_and(!self.bit, Relaxed);
+    }
 }
 
 /// The head of the intrusive list (the tail is the head's `prev`: a socket has two lists,
@@ -102,9 +128,9 @@ impl WaiterList {
 
     /// Wakes every waiter linked now. The caller must have published the readiness that
     /// lets them proceed before calling. `armed`: the list's flag (see [`WaiterList`]).
-    pub(crate) fn wake_all(&self, armed: &AtomicBool) {
+    pub(crate) fn wake_all(&self, armed: Armed<'_>) {
         fence(SeqCst);
-        if !armed.load(Relaxed) {
+        if !armed.get() {
             return;
         }
         loop {
@@ -132,7 +158,7 @@ impl WaiterList {
                 let more = !links.head.is_null();
                 if !more {
                     // Under the lock: a waiter sets it again (under the lock) when it links.
-                    armed.store(false, Relaxed);
+                    armed.clear();
                 }
                 more
             };
@@ -153,14 +179,14 @@ impl WaiterList {
     /// Puts `waker` in the slot (replacing the one there, unless it would wake the same
     /// task). The caller then re-checks readiness: either it sees the edge, or the edge's
     /// [`wake_all`](Self::wake_all) sees the slot (the handshake of the module docs).
-    pub(crate) fn register_slot(&self, armed: &AtomicBool, waker: &Waker) {
+    pub(crate) fn register_slot(&self, armed: Armed<'_>, waker: &Waker) {
         let replaced = {
             let mut links = lock(&self.links);
             let replaced = match &links.slot {
                 Some(w) if w.will_wake(waker) => None,
                 _ => links.slot.replace(waker.clone()),
             };
-            armed.store(true, Relaxed);
+            armed.set();
             replaced
         };
         fence(SeqCst);
@@ -246,7 +272,7 @@ impl<'a> Waiter<'a> {
     /// list's flag.
     pub(crate) fn wait(
         self: Pin<&mut Self>,
-        armed: &AtomicBool,
+        armed: Armed<'_>,
         waker: &Waker,
         ready: impl FnOnce() -> bool,
     ) -> bool {
@@ -265,7 +291,7 @@ impl<'a> Waiter<'a> {
                 links.push_back(node);
             }
         }
-        armed.store(true, Relaxed);
+        armed.set();
         fence(SeqCst);
         if !ready() {
             return false;
@@ -304,7 +330,7 @@ impl Drop for Waiter<'_> {
 #[cfg(all(test, not(iocore_loom)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
     use std::task::Wake;
 
@@ -322,24 +348,25 @@ mod tests {
 
     #[test]
     fn every_waiter_is_woken_and_dropped_waiters_unlink() {
-        let (list, armed) = (WaiterList::new(), AtomicBool::new(false));
+        let (list, word) = (WaiterList::new(), AtomicUsize::new(0));
+        let armed = Armed::new(&word, 1);
         let wakers: Vec<_> = (0..(WAKE_BATCH * 2 + 3)).map(|_| counter()).collect();
         let mut waiters: Vec<_> = wakers.iter().map(|_| Box::pin(Waiter::new(&list))).collect();
         for (w, (_, waker)) in waiters.iter_mut().zip(&wakers) {
-            assert!(!w.as_mut().wait(&armed, waker, || false));
+            assert!(!w.as_mut().wait(armed, waker, || false));
         }
         // Re-registering with the same waker does not link twice.
-        assert!(!waiters[0].as_mut().wait(&armed, &wakers[0].1, || false));
+        assert!(!waiters[0].as_mut().wait(armed, &wakers[0].1, || false));
         // A dropped waiter is unlinked and never woken.
         let dropped = waiters.remove(1);
         drop(dropped);
-        list.wake_all(&armed);
+        list.wake_all(armed);
         assert!(list.is_empty());
         for (i, (c, _)) in wakers.iter().enumerate() {
             assert_eq!(c.0.load(Ordering::SeqCst), usize::from(i != 1), "waiter {i}");
         }
         // Ready at registration: not left in the list.
-        assert!(waiters[0].as_mut().wait(&armed, &wakers[0].1, || true));
+        assert!(waiters[0].as_mut().wait(armed, &wakers[0].1, || true));
         assert!(list.is_empty());
     }
 
@@ -353,42 +380,44 @@ mod tests {
         }
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let wakers: Vec<Waker> = (0..6).map(|i| Waker::from(Arc::new(Order(i, order.clone())))).collect();
-        let (list, armed) = (WaiterList::new(), AtomicBool::new(false));
+        let (list, word) = (WaiterList::new(), AtomicUsize::new(0));
+        let armed = Armed::new(&word, 1);
         let mut waiters: Vec<_> = wakers.iter().map(|_| Some(Box::pin(Waiter::new(&list)))).collect();
         for (w, waker) in waiters.iter_mut().zip(&wakers) {
-            assert!(!w.as_mut().unwrap().as_mut().wait(&armed, waker, || false));
+            assert!(!w.as_mut().unwrap().as_mut().wait(armed, waker, || false));
         }
         // The first, the last, then the new last and a middle one leave.
         for i in [0, 5, 4, 2] {
             waiters[i] = None;
         }
         // One more after the unlinks goes to the end.
-        assert!(!waiters[0].insert(Box::pin(Waiter::new(&list))).as_mut().wait(&armed, &wakers[0], || false));
-        list.wake_all(&armed);
+        assert!(!waiters[0].insert(Box::pin(Waiter::new(&list))).as_mut().wait(armed, &wakers[0], || false));
+        list.wake_all(armed);
         assert!(list.is_empty());
         assert_eq!(*order.lock().unwrap(), [1, 3, 0]);
     }
 
     #[test]
     fn the_slot_holds_one_waker_and_is_woken_with_the_list() {
-        let (list, armed) = (WaiterList::new(), AtomicBool::new(false));
+        let (list, word) = (WaiterList::new(), AtomicUsize::new(0));
+        let armed = Armed::new(&word, 1);
         let (first, first_waker) = counter();
         let (second, second_waker) = counter();
         let (node, node_waker) = counter();
         let mut waiter = Box::pin(Waiter::new(&list));
-        assert!(!waiter.as_mut().wait(&armed, &node_waker, || false));
-        list.register_slot(&armed, &first_waker);
+        assert!(!waiter.as_mut().wait(armed, &node_waker, || false));
+        list.register_slot(armed, &first_waker);
         // A later poll-based waiter replaces the earlier one (and the same one twice
         // stays once).
-        list.register_slot(&armed, &second_waker);
-        list.register_slot(&armed, &second_waker);
-        list.wake_all(&armed);
+        list.register_slot(armed, &second_waker);
+        list.register_slot(armed, &second_waker);
+        list.wake_all(armed);
         assert!(list.is_empty());
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
         assert_eq!(node.0.load(Ordering::SeqCst), 1);
         // Taken by the wake: the next edge wakes nobody until someone registers again.
-        list.wake_all(&armed);
+        list.wake_all(armed);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
     }
 }
@@ -402,20 +431,24 @@ mod loom_tests {
     use loom::sync::Arc;
     use std::task::{RawWaker, RawWakerVTable};
 
-    /// A list and its `armed` flag.
-    struct List(WaiterList, AtomicBool);
+    /// A list and the word its `armed` flag is a bit of.
+    struct List(WaiterList, AtomicUsize);
 
     impl List {
         fn new() -> List {
-            List(WaiterList::new(), AtomicBool::new(false))
+            List(WaiterList::new(), AtomicUsize::new(0))
+        }
+
+        fn armed(&self) -> Armed<'_> {
+            Armed::new(&self.1, 1)
         }
 
         fn wake_all(&self) {
-            self.0.wake_all(&self.1);
+            self.0.wake_all(self.armed());
         }
 
         fn register_slot(&self, waker: &Waker) {
-            self.0.register_slot(&self.1, waker);
+            self.0.register_slot(self.armed(), waker);
         }
     }
 
@@ -469,7 +502,7 @@ mod loom_tests {
             let (list, ready, woken, dispatcher) = list_and_dispatcher();
             let waker = flag_waker(&woken);
             let mut waiter = Box::pin(Waiter::new(&list.0));
-            let saw_ready = waiter.as_mut().wait(&list.1, &waker, || ready.load(SeqCst) != 0);
+            let saw_ready = waiter.as_mut().wait(list.armed(), &waker, || ready.load(SeqCst) != 0);
             dispatcher.join().unwrap();
             assert!(saw_ready || woken.load(SeqCst) == 1, "the edge was lost");
             drop(waiter);
@@ -485,7 +518,7 @@ mod loom_tests {
             let woken = Arc::new(AtomicUsize::new(0));
             let waker = flag_waker(&woken);
             let mut waiter = Box::pin(Waiter::new(&list.0));
-            assert!(!waiter.as_mut().wait(&list.1, &waker, || false));
+            assert!(!waiter.as_mut().wait(list.armed(), &waker, || false));
             let dispatcher = {
                 let list = list.clone();
                 loom::thread::spawn(move || list.wake_all())
