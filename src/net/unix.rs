@@ -56,7 +56,7 @@ impl UnixStream {
         let path = path.as_ref();
         let connect = async {
             let stream = mio::net::UnixStream::connect(path)?;
-            let peer = Peer::Path(Arc::new(path.to_path_buf()));
+            let peer = Peer::path(Arc::new(path.to_path_buf()));
             let stream = Self::from_mio(stream, crate::runtime::current_or_default(), Some(peer))?;
             stream.sock().connected().await?;
             Ok(stream)
@@ -197,7 +197,7 @@ impl UnixListener {
 
     /// An accepted stream, on the listener's core, its peer named by the listener's path.
     fn stream(&self, stream: mio::net::UnixStream) -> io::Result<UnixStream> {
-        UnixStream::from_mio(stream, self.core.clone(), Some(Peer::Path(self.path.clone())))
+        UnixStream::from_mio(stream, self.core.clone(), Some(Peer::path(self.path.clone())))
     }
 
     /// The local address (the bound path).
