@@ -13,8 +13,11 @@
 //!   interval, [`Driver::waits_bounded`]): the scheduler then lets some pushers skip the
 //!   kick.
 //!
-//! A socket's token is the address of its `ScheduledIo`. The block of a closed socket is
-//! not freed at once: [`Driver::deregister`] parks it on a release list that the poller
+//! A socket's token is the address of its `ScheduledIo`: a block of its own (an
+//! `Arc<ScheduledIo>`, for a `Registration`), or one embedded in the socket's allocation (a
+//! stream's socket core, one allocation instead of two). The block of a closed socket is
+//! not freed at once: [`Driver::deregister`] parks it (or [`Driver::retire`] a weak
+//! reference that keeps the allocation around it) on a release list that the poller
 //! empties at the start of its next turn, so an event fetched before the socket was
 //! deregistered never points to freed memory (events of a turn are all dispatched before
 //! the next turn starts).
@@ -28,7 +31,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 const KICK_TOKEN: Token = Token(0);
@@ -52,9 +55,18 @@ pub(crate) struct Driver {
     /// `BLOCKING_BOUNDED`. (Read by every waker and worker; on a line of its own.)
     blocking: Padded<AtomicU8>,
     /// Blocks of closed sockets, freed at the start of the poller's next turn.
-    released: Mutex<Vec<Arc<ScheduledIo>>>,
+    released: Mutex<Vec<Released>>,
     /// `released` may hold blocks (lets a turn skip the lock when no socket closed).
     any_released: AtomicBool,
+}
+
+/// A closed socket's block, kept until the poller's next turn.
+enum Released {
+    /// A block of its own.
+    Block(#[allow(dead_code)] Arc<ScheduledIo>),
+    /// The allocation a block is embedded in: its value is dropped already (the block in
+    /// it is never dropped, see [`Driver::retire`]), the weak reference keeps its memory.
+    Cell(#[allow(dead_code)] Weak<dyn Send + Sync>),
 }
 
 /// The half of a core's event queue that waits and dispatches; owned by the sched-role.
@@ -102,12 +114,40 @@ impl Driver {
         Ok(io)
     }
 
+    /// Registers `fd`, edge-triggered for read and write, with `io` for its readiness: a
+    /// block embedded in a larger allocation, which must stay at its address (and not be
+    /// dropped) until [`retire`](Self::retire)d.
+    pub(crate) fn register_embedded(&self, fd: RawFd, io: &ScheduledIo) -> io::Result<()> {
+        let token = Token(io as *const ScheduledIo as usize);
+        self.registry.register(&mut mio::unix::SourceFd(&fd), token, Interest::READABLE | Interest::WRITABLE)
+    }
+
     /// Deregisters `fd` (call before closing it), wakes every waiter of `io`, and hands
     /// `io` to the poller for release.
     pub(crate) fn deregister(&self, fd: RawFd, io: &Arc<ScheduledIo>) {
+        self.deregister_fd(fd, io);
+        self.release(Released::Block(io.clone()));
+    }
+
+    /// [`deregister`](Self::deregister) for a block registered with
+    /// [`register_embedded`](Self::register_embedded), from the drop of the value that
+    /// embeds it (before the fd closes): `cell` is a weak reference to that value's
+    /// allocation, which the poller drops at its next turn, freeing the memory. The block
+    /// is never dropped in place: after this it holds nothing to drop (no waiter can be
+    /// linked, since waiters borrow the value, and the wake emptied the poll-based slots),
+    /// and events fetched before the deregistration may still read it until then.
+    pub(crate) fn retire(&self, fd: RawFd, io: &ScheduledIo, cell: Weak<dyn Send + Sync>) {
+        self.deregister_fd(fd, io);
+        self.release(Released::Cell(cell));
+    }
+
+    fn deregister_fd(&self, fd: RawFd, io: &ScheduledIo) {
         let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
         io.wake_all();
-        lock(&self.released).push(io.clone());
+    }
+
+    fn release(&self, block: Released) {
+        lock(&self.released).push(block);
         self.any_released.store(true, SeqCst);
     }
 
@@ -180,9 +220,12 @@ impl Poller {
                     self.armed = Deadline::NEVER;
                 }
                 Token(ptr) => {
-                    // SAFETY: tokens other than the two above are `Arc<ScheduledIo>` pointers
-                    // of registered sockets; a closed socket's block is only freed at the
-                    // start of a later turn (see the module docs), after this loop.
+                    // SAFETY: tokens other than the two above are addresses of the
+                    // `ScheduledIo` blocks of registered sockets (in an `Arc` of their own,
+                    // or embedded and never dropped in place, see `register_embedded`); a
+                    // closed socket's block is only freed at the start of a later turn (see
+                    // the module docs), after this loop, and all its state is atomics and a
+                    // mutex, only ever shared by reference.
                     let io = unsafe { &*(ptr as *const ScheduledIo) };
                     io.dispatch(event);
                 }

@@ -8,11 +8,11 @@
 //! `WouldBlock` clear only the readiness it observed, never a newer edge of its direction;
 //! an edge of the other direction does not keep a spent readiness alive.
 
-use super::waiters::{Waiter, WaiterList};
+use super::waiters::{Armed, Waiter, WaiterList};
+use crate::sync::{AtomicUsize, Ordering::*};
 use mio::event::Event;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::task::{Context, Poll};
 
 const READABLE: usize = 1;
@@ -20,6 +20,10 @@ const WRITABLE: usize = 2;
 const READ_CLOSED: usize = 4;
 const WRITE_CLOSED: usize = 8;
 const ERROR: usize = 16;
+/// The `armed` flags of the two waiter lists (see [`Armed`]): spare bits of the readiness
+/// byte, never part of a direction's mask.
+const READERS_ARMED: usize = 32;
+const WRITERS_ARMED: usize = 64;
 /// The readiness bits (the low byte); each direction's tick starts above them.
 const READ_TICK_SHIFT: u32 = 8;
 /// Where the write tick starts, and each tick's width.
@@ -72,8 +76,8 @@ pub(crate) struct Ready {
 
 /// Readiness state and waiters of one registered socket.
 pub(crate) struct ScheduledIo {
-    /// Readiness bits (low byte), then the read tick and the write tick (the number of
-    /// events that concerned each direction, wrapping).
+    /// Readiness bits and the waiter lists' `armed` flags (low byte), then the read tick
+    /// and the write tick (the number of events that concerned each direction, wrapping).
     readiness: AtomicUsize,
     /// `async` operations waiting to read, and the slot of the poll-based reader
     /// (`poll_read`, `poll_accept`).
@@ -137,7 +141,15 @@ impl ScheduledIo {
 
     /// Wakes every waiter of `dir` (the list's and its slot's).
     fn wake(&self, dir: Direction) {
-        self.waiters(dir).wake_all();
+        self.waiters(dir).wake_all(self.armed(dir));
+    }
+
+    /// The `armed` flag of the direction's waiter list.
+    fn armed(&self, dir: Direction) -> Armed<'_> {
+        match dir {
+            Direction::Read => Armed::new(&self.readiness, READERS_ARMED),
+            Direction::Write => Armed::new(&self.readiness, WRITERS_ARMED),
+        }
     }
 
     /// The direction's waiters: the `async` ones and the poll-based slot.
@@ -168,7 +180,7 @@ impl ScheduledIo {
         match waiter {
             Some(waiter) => {
                 let mut seen = None;
-                if waiter.wait(cx.waker(), || {
+                if waiter.wait(self.armed(dir), cx.waker(), || {
                     seen = self.ready_now(dir);
                     seen.is_some()
                 }) {
@@ -177,7 +189,7 @@ impl ScheduledIo {
                 Poll::Pending
             }
             None => {
-                self.waiters(dir).register_slot(cx.waker());
+                self.waiters(dir).register_slot(self.armed(dir), cx.waker());
                 match self.ready_now(dir) {
                     Some(ready) => Poll::Ready(ready),
                     None => Poll::Pending,

@@ -25,11 +25,23 @@ impl Registration {
         let io = driver.register(fd)?;
         Ok(Registration { io, driver, fd })
     }
+}
 
+impl std::ops::Deref for Registration {
+    type Target = ScheduledIo;
+
+    fn deref(&self) -> &ScheduledIo {
+        &self.io
+    }
+}
+
+// The waiting operations of a registered socket, on its readiness block: a `Registration`
+// reaches them through `Deref`, a socket core that holds its block inline directly.
+impl ScheduledIo {
     /// A waiter for an `async` operation on this socket in `dir`: pin it in the future
     /// and pass it to [`poll_io`](Self::poll_io) and friends.
     pub(crate) fn waiter(&self, dir: Direction) -> Waiter<'_> {
-        Waiter::new(self.io.waiters(dir))
+        Waiter::new(self.waiters(dir))
     }
 
     /// Completes when the socket may be ready in `dir` (`readable()`/`writable()`).
@@ -43,7 +55,7 @@ impl Registration {
         if budget::exhausted(cx) {
             return Poll::Pending;
         }
-        let ready = self.io.poll_ready(cx, dir, Some(waiter));
+        let ready = self.poll_ready(cx, dir, Some(waiter));
         if ready.is_ready() {
             budget::spend();
         }
@@ -65,10 +77,10 @@ impl Registration {
     /// readiness it saw, so the next `readable()`/`writable()` waits for a new edge instead
     /// of completing at once (a `writable()` + `try_send` loop would spin).
     pub(crate) fn try_io<R>(&self, dir: Direction, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        let ready = self.io.snapshot(dir);
+        let ready = self.snapshot(dir);
         let r = op();
         if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.io.clear(ready);
+            self.clear(ready);
         }
         r
     }
@@ -87,12 +99,12 @@ impl Registration {
             return Poll::Pending;
         }
         loop {
-            let ready = match self.io.poll_ready(cx, dir, waiter.as_mut().map(|w| w.as_mut())) {
+            let ready = match self.poll_ready(cx, dir, waiter.as_mut().map(|w| w.as_mut())) {
                 Poll::Ready(r) => r,
                 Poll::Pending => return Poll::Pending,
             };
             match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(ready),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear(ready),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => {
                     budget::spend();
@@ -117,7 +129,7 @@ impl Registration {
     ) -> Poll<io::Result<usize>> {
         let mut seen = None;
         let r = self.poll_io(cx, dir, waiter, || {
-            seen = Some(self.io.snapshot(dir));
+            seen = Some(self.snapshot(dir));
             op()
         });
         if let (Poll::Ready(Ok(n)), Some(ready)) = (&r, seen) {
@@ -126,7 +138,7 @@ impl Registration {
                 Direction::Write => *n < want,
             };
             if short {
-                self.io.clear(ready);
+                self.clear(ready);
             }
         }
         r

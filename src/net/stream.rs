@@ -93,7 +93,7 @@ impl TcpStream {
         core: Handle,
         peer: Option<SocketAddr>,
     ) -> io::Result<TcpStream> {
-        let sock = Socket::new(Conn::Tcp(stream), core, peer.map(Peer::Ip))?;
+        let sock = Socket::new(Conn::Tcp(stream), core, peer.map(Peer::ip))?;
         Ok(TcpStream { owner: Owner::new(sock) })
     }
 

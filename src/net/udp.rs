@@ -17,7 +17,7 @@
 //! naming both sizes (the kernel has already discarded the excess); a 65,536-byte buffer
 //! never truncates.
 
-use crate::io::{Direction, Registration, Waiter};
+use crate::io::{Direction, Registration, ScheduledIo, Waiter};
 use crate::net::addr::{first_that_works, ToSocketAddrs};
 use crate::net::post::{ensure_flusher, Item, Outlet, PostError, PostQueue, PostSender, SocketControl};
 use crate::runtime::Handle;
@@ -522,7 +522,7 @@ impl Outlet for Udp {
         &self.post
     }
 
-    fn registration(&self) -> &Registration {
+    fn io(&self) -> &ScheduledIo {
         &self.reg
     }
 

@@ -16,7 +16,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -56,7 +56,7 @@ impl UnixStream {
         let path = path.as_ref();
         let connect = async {
             let stream = mio::net::UnixStream::connect(path)?;
-            let peer = Peer::Path(Arc::from(path));
+            let peer = Peer::path(Arc::new(path.to_path_buf()));
             let stream = Self::from_mio(stream, crate::runtime::current_or_default(), Some(peer))?;
             stream.sock().connected().await?;
             Ok(stream)
@@ -146,7 +146,7 @@ pub struct UnixListener {
     core: Handle,
     listener: mio::net::UnixListener,
     /// The bound path, naming accepted streams' peer in error messages.
-    path: Arc<Path>,
+    path: Arc<PathBuf>,
 }
 
 impl UnixListener {
@@ -155,10 +155,10 @@ impl UnixListener {
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
         let path = path.as_ref();
         let listener = mio::net::UnixListener::bind(path).map_err(|e| at_path("bind to", path, e))?;
-        Self::from_mio(listener, Arc::from(path))
+        Self::from_mio(listener, Arc::new(path.to_path_buf()))
     }
 
-    fn from_mio(listener: mio::net::UnixListener, path: Arc<Path>) -> io::Result<UnixListener> {
+    fn from_mio(listener: mio::net::UnixListener, path: Arc<PathBuf>) -> io::Result<UnixListener> {
         let core = crate::runtime::current_or_default();
         let reg = Registration::new(core.driver(), listener.as_raw_fd())?;
         Ok(UnixListener { acceptor: Acceptor::new(reg), core, listener, path })
@@ -167,8 +167,8 @@ impl UnixListener {
     /// Wraps a bound standard-library listener (made non-blocking).
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         listener.set_nonblocking(true)?;
-        let path = listener.local_addr().ok().and_then(|a| a.as_pathname().map(Arc::from));
-        let path = path.unwrap_or_else(|| Arc::from(Path::new("(unnamed)")));
+        let path = listener.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf));
+        let path = Arc::new(path.unwrap_or_else(|| PathBuf::from("(unnamed)")));
         Self::from_mio(mio::net::UnixListener::from_std(listener), path)
     }
 
@@ -197,7 +197,7 @@ impl UnixListener {
 
     /// An accepted stream, on the listener's core, its peer named by the listener's path.
     fn stream(&self, stream: mio::net::UnixStream) -> io::Result<UnixStream> {
-        UnixStream::from_mio(stream, self.core.clone(), Some(Peer::Path(self.path.clone())))
+        UnixStream::from_mio(stream, self.core.clone(), Some(Peer::path(self.path.clone())))
     }
 
     /// The local address (the bound path).

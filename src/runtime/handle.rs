@@ -115,6 +115,11 @@ impl Handle {
         self.sched.driver.clone()
     }
 
+    /// [`driver`](Self::driver), borrowed.
+    pub(crate) fn driver_ref(&self) -> &Driver {
+        &self.sched.driver
+    }
+
     /// Registers a slow-path timer on this core (see `task::Schedule::add_timer`).
     pub(crate) fn add_timer(&self, deadline: Deadline, waker: Waker) -> WakerEntry {
         self.sched.add_timer(deadline, waker)

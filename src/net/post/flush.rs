@@ -4,7 +4,7 @@
 //! an [`Outlet`].
 
 use super::{Item, PostQueue, SocketControl, MAX_IOV};
-use crate::io::{Direction, Registration, Waiter};
+use crate::io::{Direction, ScheduledIo, Waiter};
 use crate::runtime::Handle;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -20,7 +20,8 @@ pub(crate) trait Outlet: SocketControl + Sized + 'static {
     /// What its queue holds.
     type Item: Item;
     fn queue(&self) -> &PostQueue<Self::Item>;
-    fn registration(&self) -> &Registration;
+    /// The socket's readiness block.
+    fn io(&self) -> &ScheduledIo;
     /// The core the flusher runs on.
     fn core(&self) -> &Handle;
     /// Whether every owner let go (then the flusher writes what is left and ends).
@@ -80,7 +81,7 @@ async fn flush_loop<S: Outlet>(sock: Arc<S>) {
     // Set once the owner is gone: the deadline (linger) for writing what is left.
     let mut give_up: Option<crate::time::Sleep> = None;
     let mut rounds = 0u32;
-    let mut waiter = pin!(sock.registration().waiter(Direction::Write));
+    let mut waiter = pin!(sock.io().waiter(Direction::Write));
     loop {
         if !wait_scheduled(&*sock).await {
             if q.has_failed() {

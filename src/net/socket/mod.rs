@@ -10,18 +10,20 @@ mod conn;
 
 pub(crate) use conn::{Conn, Peer};
 
-use crate::io::{Direction, Registration, Waiter};
+use crate::io::{Direction, ScheduledIo, Waiter};
 use crate::net::post::{ensure_flusher, IoSlices, Outlet, PostError, PostQueue, PostSender, SocketControl};
 use crate::runtime::Handle;
 use bytes::Bytes;
 use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::marker::PhantomPinned;
+use std::mem::ManuallyDrop;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -51,9 +53,25 @@ impl std::future::Future for Recv<'_> {
 }
 
 /// One connected socket, shared by its owner(s) (stream or halves) and its flusher.
+///
+/// Its readiness block is embedded (one allocation per connection, not two): registered
+/// with the core's driver once the socket is in its `Arc`, deregistered by the drop before
+/// the fd closes, and never dropped in place, since events fetched before the
+/// deregistration may still read it; the driver keeps the allocation (through `me`) until
+/// its next turn.
+///
+/// The sched-role may read the block (through its token) while the socket's drop runs,
+/// which holds a `&mut Socket`: the socket is `!Unpin` (`_shared`), so that reference
+/// claims no exclusive access (no `noalias`, and Miri's borrow models treat it like a raw
+/// pointer: the same rule that lets a pinned future be woken through pointers into it
+/// while it is polled). The drop never writes the block; every part of it is atomics and
+/// a mutex, only ever used by shared reference.
 pub(crate) struct Socket {
-    /// Declared first so it drops first: deregistered before the fd closes.
-    pub(crate) reg: Registration,
+    pub(crate) io: ManuallyDrop<ScheduledIo>,
+    /// Makes the socket `!Unpin`: see above.
+    _shared: PhantomPinned,
+    /// A weak reference to this socket's own allocation, handed to the driver on drop.
+    me: Weak<Socket>,
     pub(crate) stream: Conn,
     pub(crate) post: Arc<PostQueue>,
     /// The core the socket lives on (its flusher runs there).
@@ -71,18 +89,23 @@ impl Socket {
     /// A socket core for `stream`, registered with `core`'s kernel queue. `peer` names
     /// the other end in error messages (a TCP stream's is looked up when not given).
     pub(crate) fn new(stream: Conn, core: Handle, peer: Option<Peer>) -> io::Result<Arc<Socket>> {
-        let reg = Registration::new(core.driver(), stream.as_raw_fd())?;
-        crate::trace::debug_event!(fd = stream.as_raw_fd(), "socket open");
-        let peer = peer.or_else(|| stream.peer_ip().ok().map(Peer::Ip));
-        Ok(Arc::new(Socket {
-            reg,
+        let peer = peer.or_else(|| stream.peer_ip().ok().map(Peer::ip));
+        let sock = Arc::new_cyclic(|me| Socket {
+            io: ManuallyDrop::new(ScheduledIo::new()),
+            _shared: PhantomPinned,
+            me: me.clone(),
             stream,
             post: Arc::new(PostQueue::new(core.sched.post_high_water)),
             core,
             owners: AtomicU32::new(0),
             fin_sent: AtomicBool::new(false),
             peer,
-        }))
+        });
+        // Registered at its final address. On failure the drop deregisters (a no-op) and
+        // closes the fd, as before.
+        sock.core.driver_ref().register_embedded(sock.stream.as_raw_fd(), &sock.io)?;
+        crate::trace::debug_event!(fd = sock.stream.as_raw_fd(), "socket open");
+        Ok(sock)
     }
 
     pub(crate) fn owner_gone(&self) -> bool {
@@ -114,7 +137,7 @@ impl Socket {
         if want == 0 {
             return Poll::Ready(Ok(0));
         }
-        self.reg
+        self.io
             .poll_transfer(cx, Direction::Read, want, waiter, || (&self.stream).read(buf))
             .map_err(|e| self.context_error("recv", e))
     }
@@ -133,7 +156,7 @@ impl Socket {
         }
         let fd = self.stream.as_raw_fd();
         let ptr = buf.as_mut_ptr().cast::<libc::c_void>();
-        self.reg
+        self.io
             .poll_transfer(cx, Direction::Read, want, None, || {
                 // SAFETY: `ptr` is valid for writes of `want` bytes for the whole call, and
                 // `fd` is this socket's open descriptor.
@@ -159,7 +182,7 @@ impl Socket {
         if want == 0 {
             return Poll::Ready(Ok(0));
         }
-        self.reg
+        self.io
             .poll_transfer(cx, Direction::Read, want, waiter, || (&self.stream).read_vectored(bufs))
             .map_err(|e| self.context_error("recv", e))
     }
@@ -191,7 +214,7 @@ impl Socket {
             let bufs = &bufs[..bufs.len().min(IOV_MAX)];
             let want = bufs.iter().map(|b| b.len()).sum();
             let r = self
-                .reg
+                .io
                 .poll_transfer(cx, Direction::Write, want, waiter, || (&self.stream).write_vectored(bufs));
             self.post.unlock_owner();
             return r.map_err(|e| self.context_error("send", e));
@@ -243,10 +266,10 @@ impl Socket {
             }
         }
         let _unlock = Unlock(&self.post);
-        let mut waiter = pin!(self.reg.waiter(Direction::Write));
+        let mut waiter = pin!(self.io.waiter(Direction::Write));
         while !buf.is_empty() {
             let n = poll_fn(|cx| {
-                self.reg.poll_transfer(cx, Direction::Write, buf.len(), Some(waiter.as_mut()), || {
+                self.io.poll_transfer(cx, Direction::Write, buf.len(), Some(waiter.as_mut()), || {
                     (&self.stream).write(buf)
                 })
             })
@@ -287,11 +310,11 @@ impl Socket {
     // The operations the public types delegate to (their docs say what each does).
 
     pub(crate) fn recv<'a>(&'a self, buf: &'a mut [u8]) -> Recv<'a> {
-        Recv { sock: self, buf, waiter: self.reg.waiter(Direction::Read) }
+        Recv { sock: self, buf, waiter: self.io.waiter(Direction::Read) }
     }
 
     pub(crate) async fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let mut waiter = pin!(self.reg.waiter(Direction::Read));
+        let mut waiter = pin!(self.io.waiter(Direction::Read));
         poll_fn(|cx| self.poll_recv_vectored(cx, bufs, Some(waiter.as_mut()))).await
     }
 
@@ -299,11 +322,11 @@ impl Socket {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.reg.try_io(Direction::Read, || (&self.stream).read(buf))
+        self.io.try_io(Direction::Read, || (&self.stream).read(buf))
     }
 
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        self.reg.ready(Direction::Read, |_| Poll::Ready(())).await;
+        self.io.ready(Direction::Read, |_| Poll::Ready(())).await;
         Ok(())
     }
 
@@ -312,7 +335,7 @@ impl Socket {
     }
 
     pub(crate) async fn send_vectored(self: &Arc<Self>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let mut waiter = pin!(self.reg.waiter(Direction::Write));
+        let mut waiter = pin!(self.io.waiter(Direction::Write));
         poll_fn(|cx| self.poll_send_vectored(cx, bufs, Some(waiter.as_mut()))).await
     }
 
@@ -321,13 +344,13 @@ impl Socket {
         if !self.post.try_lock_owner() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let r = self.reg.try_io(Direction::Write, || (&self.stream).write(buf));
+        let r = self.io.try_io(Direction::Write, || (&self.stream).write(buf));
         self.post.unlock_owner();
         r
     }
 
     pub(crate) async fn writable(&self) -> io::Result<()> {
-        self.reg.ready(Direction::Write, |cx| self.post.poll_owner_turn(cx)).await;
+        self.io.ready(Direction::Write, |cx| self.post.poll_owner_turn(cx)).await;
         Ok(())
     }
 
@@ -362,7 +385,7 @@ impl Socket {
     pub(crate) fn kick(&self) {
         self.abort();
         let _ = self.stream.shutdown(Shutdown::Read);
-        self.reg.io.wake_all();
+        self.io.wake_all();
     }
 
     /// The remote IP address (`Unsupported` for a Unix-domain socket).
@@ -391,9 +414,9 @@ impl Socket {
 
     /// Waits until a non-blocking `connect` finished; its error if it failed.
     pub(crate) async fn connected(&self) -> io::Result<()> {
-        let mut waiter = pin!(self.reg.waiter(Direction::Write));
+        let mut waiter = pin!(self.io.waiter(Direction::Write));
         poll_fn(|cx| {
-            self.reg.poll_io(cx, Direction::Write, Some(waiter.as_mut()), || {
+            self.io.poll_io(cx, Direction::Write, Some(waiter.as_mut()), || {
                 if let Some(e) = self.stream.opt().take_error()? {
                     return Err(e);
                 }
@@ -432,8 +455,8 @@ impl Outlet for Socket {
         &self.post
     }
 
-    fn registration(&self) -> &Registration {
-        &self.reg
+    fn io(&self) -> &ScheduledIo {
+        &self.io
     }
 
     fn core(&self) -> &Handle {
@@ -460,7 +483,7 @@ impl Outlet for Socket {
         batch: &std::collections::VecDeque<Bytes>,
     ) -> Poll<io::Result<usize>> {
         let want = batch.iter().map(|b| b.len()).sum();
-        self.reg.poll_transfer(cx, Direction::Write, want, Some(waiter), || {
+        self.io.poll_transfer(cx, Direction::Write, want, Some(waiter), || {
             let slices: IoSlices<'_> = batch.iter().map(|b| IoSlice::new(b)).collect();
             (&self.stream).write_vectored(&slices)
         })
@@ -505,6 +528,9 @@ impl fmt::Debug for Owner {
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        // Before the fields drop: deregistered before the fd closes (with `stream`).
+        let me: Weak<Socket> = std::mem::take(&mut self.me);
+        self.core.driver_ref().retire(self.stream.as_raw_fd(), &self.io, me);
         crate::trace::debug_event!(fd = self.stream.as_raw_fd(), "socket close");
     }
 }
