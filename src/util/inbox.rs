@@ -1,6 +1,6 @@
 //! An inbox: a lock-free, unbounded queue with many producers and one consumer that takes
-//! everything at once. The scheduler's front queue and its queue of yielded tasks are
-//! inboxes of the sched-role.
+//! everything at once. The scheduler's front queue is one; its consumer is the
+//! sched-role.
 //!
 //! Producers push with one CAS onto an intrusive stack (the link lives in the task header,
 //! so pushing never allocates). The sched-role takes the whole stack with one `swap` and
