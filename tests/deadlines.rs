@@ -377,13 +377,17 @@ fn interval_at_and_reset() {
 
 /// The usual server pattern: each message resets an idle timeout around the next wait (a
 /// woken task runs with its deadline entry left behind and parks under it again). The
-/// messages all arrive, and once they stop the timeout still fires.
+/// messages span longer than the timeout, so the first deadline (it sticks until it
+/// passes) comes due while they still flow: that wake must not end the wait. Every message
+/// arrives, and once they stop the timeout still fires.
 #[test]
 fn timeout_reset_per_message_still_fires_when_messages_stop() {
+    const MESSAGES: usize = 300;
     watchdog(HANG, || {
         let core = core(2);
-        let (tx, mut rx) = futures::channel::mpsc::unbounded::<u32>();
-        let idle = Duration::from_millis(300);
+        let (tx, mut rx) = futures::channel::mpsc::unbounded::<usize>();
+        // Far above the 5 ms between messages, so that only a lost reset could fire early.
+        let idle = Duration::from_secs(1);
         let waiter = core.spawn(async move {
             let mut got = 0;
             loop {
@@ -395,13 +399,13 @@ fn timeout_reset_per_message_still_fires_when_messages_stop() {
             }
         });
         core.block_on(async {
-            for i in 0..200 {
+            for i in 0..MESSAGES {
                 tx.unbounded_send(i).unwrap();
-                time::sleep(Duration::from_micros(200)).await;
+                time::sleep(Duration::from_millis(5)).await;
             }
         });
         let (got, timed_out) = support::join(&core, waiter).unwrap();
-        assert_eq!(got, 200, "a message was lost");
+        assert_eq!(got, MESSAGES, "the idle timeout fired while messages still came");
         assert!(timed_out, "the idle timeout did not fire (the sender is still alive)");
         drop(tx);
     });
