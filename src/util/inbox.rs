@@ -47,13 +47,20 @@ impl<T: Linked> Inbox<T> {
         self.head.load(SeqCst).is_null()
     }
 
+    /// [`is_empty`](Self::is_empty) without ordering: for the consumer's quick look (a
+    /// push it misses is seen by its next look or by a later `is_empty`).
+    #[inline]
+    pub(crate) fn is_empty_relaxed(&self) -> bool {
+        self.head.load(Relaxed).is_null()
+    }
+
     /// Takes every queued node, oldest first, into `out`.
     /// (An empty inbox is seen with a plain load, no read-modify-write: the sched-role
     /// looks twice per step, and the front queue is empty most of the time. A push it
     /// misses is taken by its next look; the role re-checks with `is_empty` before it
     /// blocks.)
     pub(crate) fn take_all(&self, out: &mut Vec<*mut T>) {
-        if self.head.load(Relaxed).is_null() {
+        if self.is_empty_relaxed() {
             return;
         }
         let mut node = self.head.swap(ptr::null_mut(), AcqRel);
