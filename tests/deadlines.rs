@@ -470,3 +470,38 @@ fn tasks_finishing_before_their_deadline_are_freed_at_once() {
         assert!(core.wait_idle(HANG));
     });
 }
+
+/// A task woken out of a far deadline (its entry left behind) whose next poll both lowers
+/// its deadline and wakes itself (so it is requeued, not parked), and then waits on that
+/// lowered deadline, is woken at it: the requeue must not leave the entry keyed by the far
+/// deadline for the next park to reuse.
+#[test]
+fn a_deadline_lowered_in_a_poll_that_wakes_itself_is_honoured() {
+    use std::future::Future;
+    use std::pin::Pin;
+    watchdog(HANG, || {
+        let core = core(2);
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let h = core.spawn(async move {
+            let first = time::timeout(Duration::from_secs(3600), rx).await;
+            assert!(matches!(first, Ok(Ok(()))));
+            let start = Instant::now();
+            let mut sleep = time::sleep(Duration::from_millis(20));
+            let mut polls = 0;
+            std::future::poll_fn(|cx| {
+                polls += 1;
+                let ready = Pin::new(&mut sleep).poll(cx);
+                if polls == 1 {
+                    cx.waker().wake_by_ref();
+                }
+                ready
+            })
+            .await;
+            start.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        tx.send(()).unwrap();
+        let slept = support::join(&core, h).unwrap();
+        assert!(slept >= Duration::from_millis(20), "woke early: {slept:?}");
+    });
+}

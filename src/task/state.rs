@@ -175,23 +175,28 @@ impl State {
     }
 
     /// A worker gives up a task whose poll returned `Pending`. `has_deadline`: the task has
-    /// a deadline now; `kept`: the same one as when the poll began (so a heap entry, if the
-    /// task still has one, is due exactly then); `self_woken`: the task woke itself by
+    /// a deadline now; `kept`: the same one as when the poll began (a heap entry, if the
+    /// task still has one, is keyed by the deadline the task had when it left its last
+    /// poll, so then it is due exactly at this one); `self_woken`: the task woke itself by
     /// telling the worker (a `yield_now`), as good as `NOTIFIED`.
     pub(crate) fn after_poll(&self, has_deadline: bool, kept: bool, self_woken: bool) -> AfterPoll {
         self.update(|cur| {
             debug_assert_eq!(cur & PHASE, RUNNING);
             let base = cur & !PHASE;
-            if self_woken || cur & (NOTIFIED | CANCELLED) != 0 {
+            if cur & IN_HEAP != 0 && !kept {
+                // The entry (still there: the role removes it only with this flag, in this
+                // word) is keyed by the old deadline. The role takes it out before anything
+                // else, even for a task that must run again at once: a task that left this
+                // poll with an entry must have the deadline the entry is keyed by, or a
+                // later poll that keeps its deadline would park under the wrong entry. A
+                // self-wake becomes `NOTIFIED`, so that the role readies the task.
+                let woken = if self_woken { NOTIFIED } else { 0 };
+                (Some(base | QUEUED | woken), AfterPoll::ToSched)
+            } else if self_woken || cur & (NOTIFIED | CANCELLED) != 0 {
                 (Some(base | QUEUED), AfterPoll::Requeue)
             } else if cur & IN_HEAP != 0 {
-                // The entry is still there (the role removes it only with this flag, in
-                // this word): keep it if it is right, else let the role move it.
-                if kept {
-                    (Some(base | WAITING), AfterPoll::Parked)
-                } else {
-                    (Some(base | QUEUED), AfterPoll::ToSched)
-                }
+                // Same deadline as the entry: park under it.
+                (Some(base | WAITING), AfterPoll::Parked)
             } else if has_deadline {
                 (Some(base | QUEUED), AfterPoll::ToSched)
             } else {
@@ -432,6 +437,30 @@ mod loom_tests {
             assert_eq!(queued.load(SeqCst) + usize::from(to_sched), 1, "lost or doubled");
             assert!(!s.leave_heap(), "IN_HEAP outlived the popped entry");
         });
+    }
+
+    /// A task with an entry whose poll changed its deadline leaves through the role even
+    /// when it was woken meanwhile (else its entry would stay keyed by the old deadline):
+    /// the role takes the entry out, then readies the task if a wake (or its own yield)
+    /// came, or parks it under a new entry for the waker to move. Exactly one party queues
+    /// it; a yield is never lost.
+    #[test]
+    fn loom_changed_deadline_leaves_through_the_role() {
+        for self_woken in [false, true] {
+            loom::model(move || {
+                let s = running();
+                s.0.fetch_or(IN_HEAP, SeqCst);
+                let queued = Arc::new(AtomicUsize::new(0));
+                let waker = notifier(&s, WOKEN, &queued);
+                assert_eq!(s.after_poll(true, false, self_woken), AfterPoll::ToSched);
+                // The role, owning it from the front queue:
+                assert!(s.leave_heap(), "the entry must be taken out");
+                let parked = s.park(true);
+                assert!(!(self_woken && parked), "a yield was lost");
+                waker.join().unwrap();
+                assert_eq!(queued.load(SeqCst) + usize::from(!parked), 1, "lost or doubled");
+            });
+        }
     }
 
     /// A task finishes while the role pops its entry (touching the task's heap slot, then
