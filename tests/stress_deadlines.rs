@@ -9,6 +9,9 @@
 //! not aborted is received exactly once; every task's output is dropped once the handles
 //! are gone; the core goes idle and shuts down with every remaining task cancelled.
 //!
+//! A second test does the same with `task::park` under deadlines, tasks that start asleep
+//! (`spawn_after`), and `TaskRef` wakeups and signals from plain threads.
+//!
 //! Short by default (about a second); `IOCORE_STRESS=full` runs more tasks and messages.
 
 mod support;
@@ -162,5 +165,76 @@ fn tasks_under_deadlines_with_wakes_aborts_and_shutdown() {
             let r = futures::executor::block_on(h);
             assert!(r.unwrap_err().is_cancelled());
         }
+    });
+}
+
+/// `park` under deadlines from 100 µs to an hour in tasks that start asleep (some for an
+/// hour, so only a wakeup starts them), woken from plain threads; a signal ends each. No
+/// task hangs, and each ends on its signal.
+#[test]
+fn parks_under_deadlines_with_wakeups_and_signals() {
+    use iocore::task::Wake;
+    use std::time::Instant;
+    let tasks = pick(200usize, 2000);
+    let wakeups = pick(20_000u64, 400_000);
+    let base = seed("stress_parks");
+    watchdog(HANG * 3, move || {
+        let core = core(2);
+        let handles: Vec<JoinHandle<(u64, u64)>> = (0..tasks)
+            .map(|i| {
+                let start =
+                    if i % 2 == 0 { Duration::from_secs(3600) } else { Duration::from_micros(i as u64 * 10) };
+                core.spawn_after(start, async move {
+                    let mut rng = Rng::new(base ^ i as u64);
+                    let (mut woken, mut expired) = (0, 0);
+                    loop {
+                        let wait = match rng.below(4) {
+                            0 => Duration::from_micros(100),
+                            1 => Duration::from_millis(1),
+                            2 => Duration::from_millis(50),
+                            _ => Duration::from_secs(3600),
+                        };
+                        match task::park(Some(Instant::now() + wait)).await {
+                            Wake::Signaled => return (woken, expired),
+                            Wake::Woken => woken += 1,
+                            Wake::Expired => expired += 1,
+                        }
+                        if rng.one_in(8) {
+                            task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let refs: Arc<Vec<task::TaskRef>> = Arc::new(handles.iter().map(|h| h.task()).collect());
+        let threads: Vec<_> = (0..2)
+            .map(|s| {
+                let refs = refs.clone();
+                thread::spawn(move || {
+                    let mut rng = Rng::new(base.wrapping_add(77 + s));
+                    for _ in 0..wakeups / 2 {
+                        refs[rng.below(refs.len() as u64) as usize].wakeup();
+                        if rng.one_in(64) {
+                            thread::sleep(Duration::from_micros(rng.below(200)));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("waker thread");
+        }
+        for r in refs.iter() {
+            r.signal();
+        }
+        for (i, h) in handles.into_iter().enumerate() {
+            match core.block_on(time::timeout(HANG, h)) {
+                Ok(r) => {
+                    r.unwrap_or_else(|e| panic!("task {i}: {e}"));
+                }
+                Err(_) => panic!("task {i} hung after its signal; {:?}", core.metrics()),
+            }
+        }
+        assert!(core.wait_idle(HANG), "the core did not go idle");
     });
 }
