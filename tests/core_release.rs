@@ -25,9 +25,7 @@ fn a_core_dropped_with_tasks_under_deadlines_releases_its_kernel_queue() {
             .collect();
         wait_until("100 tasks parked", || core.metrics().parked_tasks == 100);
         drop(core);
-        for h in handles {
-            drop(h);
-        }
+        drop(handles);
         assert!(
             settle(Duration::from_secs(5), || epoll_fds() == before),
             "the dropped core's epoll instance is still open: {:?}",

@@ -411,26 +411,37 @@ fn timeout_reset_per_message_still_fires_when_messages_stop() {
     });
 }
 
-/// A task woken out of a far deadline and then waiting on a nearer one is woken at the
-/// nearer one, not at the far entry it left behind.
-#[test]
-fn a_nearer_deadline_after_a_wake_is_honoured() {
+/// How long the lowered deadline of [`after_a_far_wake`] is.
+const NEAR: Duration = Duration::from_millis(20);
+
+/// A task parks under a one-hour timeout, is woken out of it (its heap entry stays
+/// behind), then awaits `then()`, which must wait for [`NEAR`]: it must wake at that
+/// nearer deadline, not at the far entry (a hang, caught by the watchdog), and not early.
+fn after_a_far_wake<F: std::future::Future<Output = ()> + Send + 'static>(
+    then: impl FnOnce() -> F + Send + 'static,
+) {
     watchdog(HANG, || {
         let core = core(2);
         let (tx, rx) = futures::channel::oneshot::channel::<()>();
         let h = core.spawn(async move {
-            // Parked under a one-hour deadline, woken by the message.
             let first = time::timeout(Duration::from_secs(3600), rx).await;
             assert!(matches!(first, Ok(Ok(()))));
             let start = Instant::now();
-            time::sleep(Duration::from_millis(20)).await;
+            then().await;
             start.elapsed()
         });
         std::thread::sleep(Duration::from_millis(10));
         tx.send(()).unwrap();
         let slept = support::join(&core, h).unwrap();
-        assert!(slept >= Duration::from_millis(20), "woke early: {slept:?}");
+        assert!(slept >= NEAR, "woke early: {slept:?}");
     });
+}
+
+/// A task woken out of a far deadline and then waiting on a nearer one is woken at the
+/// nearer one.
+#[test]
+fn a_nearer_deadline_after_a_wake_is_honoured() {
+    after_a_far_wake(|| time::sleep(NEAR));
 }
 
 /// Tasks woken before their deadline and then finishing are freed at once, not when the
@@ -441,12 +452,6 @@ fn a_nearer_deadline_after_a_wake_is_honoured() {
 fn tasks_finishing_before_their_deadline_are_freed_at_once() {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, SeqCst);
-        }
-    }
     const TASKS: usize = 100;
     watchdog(HANG, || {
         let core = core(2);
@@ -455,7 +460,7 @@ fn tasks_finishing_before_their_deadline_are_freed_at_once() {
         for _ in 0..TASKS {
             let (tx, rx) = futures::channel::oneshot::channel::<()>();
             senders.push(tx);
-            let out = Counted(dropped.clone());
+            let out = support::DropGuard(dropped.clone());
             drop(core.spawn(async move {
                 let _ = time::timeout(Duration::from_secs(3600), rx).await;
                 out
@@ -471,37 +476,24 @@ fn tasks_finishing_before_their_deadline_are_freed_at_once() {
     });
 }
 
-/// A task woken out of a far deadline (its entry left behind) whose next poll both lowers
-/// its deadline and wakes itself (so it is requeued, not parked), and then waits on that
-/// lowered deadline, is woken at it: the requeue must not leave the entry keyed by the far
-/// deadline for the next park to reuse.
+/// A task woken out of a far deadline whose next poll both lowers its deadline and wakes
+/// itself (so it is requeued, not parked), and then waits on that lowered deadline, is
+/// woken at it: the requeue must not leave the entry keyed by the far deadline for the
+/// next park to reuse.
 #[test]
 fn a_deadline_lowered_in_a_poll_that_wakes_itself_is_honoured() {
     use std::future::Future;
     use std::pin::Pin;
-    watchdog(HANG, || {
-        let core = core(2);
-        let (tx, rx) = futures::channel::oneshot::channel::<()>();
-        let h = core.spawn(async move {
-            let first = time::timeout(Duration::from_secs(3600), rx).await;
-            assert!(matches!(first, Ok(Ok(()))));
-            let start = Instant::now();
-            let mut sleep = time::sleep(Duration::from_millis(20));
-            let mut polls = 0;
-            std::future::poll_fn(|cx| {
-                polls += 1;
-                let ready = Pin::new(&mut sleep).poll(cx);
-                if polls == 1 {
-                    cx.waker().wake_by_ref();
-                }
-                ready
-            })
-            .await;
-            start.elapsed()
-        });
-        std::thread::sleep(Duration::from_millis(10));
-        tx.send(()).unwrap();
-        let slept = support::join(&core, h).unwrap();
-        assert!(slept >= Duration::from_millis(20), "woke early: {slept:?}");
+    after_a_far_wake(|| {
+        let mut sleep = time::sleep(NEAR);
+        let mut polls = 0;
+        std::future::poll_fn(move |cx| {
+            polls += 1;
+            let ready = Pin::new(&mut sleep).poll(cx);
+            if polls == 1 {
+                cx.waker().wake_by_ref();
+            }
+            ready
+        })
     });
 }
