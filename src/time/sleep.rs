@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 pub fn sleep(duration: Duration) -> Sleep {
     // Straight from the clock (no `Instant` arithmetic on the way: a `timeout` per message
     // makes this a hot path).
-    let at = Deadline::after(duration);
-    Sleep { deadline: at.to_instant(), at, registered: None }
+    Sleep { given: None, at: Deadline::after(duration), registered: None }
 }
 
 /// Waits until `deadline`. Precision is sub-millisecond (the kernel wait is armed with
@@ -32,13 +31,16 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep { deadline, at: Deadline::at(deadline), registered: None }
+    Sleep { given: Some(deadline), at: Deadline::at(deadline), registered: None }
 }
 
 /// Future returned by [`sleep`] and [`sleep_until`]. It is `Unpin`.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
-    deadline: Instant,
+    /// The deadline as given to `sleep_until` (kept exactly: an instant from before the
+    /// iocore clock started has no exact `Deadline`); `None` for `sleep`, whose instant is
+    /// derived from `at` only if asked for.
+    given: Option<Instant>,
     at: Deadline,
     /// The slow-path timer, when polled under a foreign waker; dropped with the `Sleep`.
     registered: Option<WakerEntry>,
@@ -47,7 +49,7 @@ pub struct Sleep {
 impl Sleep {
     /// When this sleep completes.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        self.given.unwrap_or_else(|| self.at.to_instant())
     }
 
     /// Whether the deadline has passed.
@@ -78,7 +80,7 @@ impl Future for Sleep {
 
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sleep").field("deadline", &self.deadline).finish()
+        f.debug_struct("Sleep").field("deadline", &self.deadline()).finish()
     }
 }
 
