@@ -113,8 +113,6 @@ pub(crate) struct Scheduler {
     ready: Injector<RawTask>,
     /// Each worker's local FIFO batch, taken from `ready`; idle workers steal from them.
     stealers: Vec<Stealer<RawTask>>,
-    /// The core has one worker (see `push_ready`).
-    single_worker: bool,
     /// The local batches, handed to the worker threads as they start.
     locals: Mutex<Vec<Option<Worker<RawTask>>>>,
     /// The sched-role: holding this lock is the exclusive right to run a step.
@@ -200,7 +198,6 @@ impl Scheduler {
             front: Inbox::new(),
             ready: Injector::new(),
             stealers: locals.iter().map(|w| w.stealer()).collect(),
-            single_worker: locals.len() == 1,
             locals: Mutex::new(locals.into_iter().map(Some).collect()),
             role: Mutex::new(RoleState::new(poller)),
             searching: AtomicUsize::new(0),
@@ -325,7 +322,7 @@ impl Scheduler {
         // shared push and a batch steal, and the same order (its batch runs before
         // anything pushed to the global queue later, and nothing older waits there).
         // Nobody needs waking: that worker runs it after its current step or poll.
-        if self.single_worker && self.ready.is_empty() {
+        if self.single_worker() && self.ready.is_empty() {
             let (of, batch) = WORKER_OF.with(|w| w.get());
             if std::ptr::eq(of, self) && !batch.is_null() {
                 // SAFETY: `run_worker` set this pointer on this thread to the batch it owns
@@ -370,6 +367,11 @@ impl Scheduler {
             return;
         }
         self.driver.kick_fenced();
+    }
+
+    /// Whether the core has one worker (see `push_ready`).
+    fn single_worker(&self) -> bool {
+        self.stealers.len() == 1
     }
 
     /// Whether the calling thread is one of this core's workers.
@@ -552,7 +554,7 @@ thread_local! {
 /// The body of worker thread `index` of `sched`.
 pub(crate) fn run_worker(sched: &Scheduler, index: usize) {
     let local = lock(&sched.locals)[index].take().expect("each worker index runs once");
-    let batch: *const Worker<RawTask> = if sched.single_worker { &local } else { std::ptr::null() };
+    let batch: *const Worker<RawTask> = if sched.single_worker() { &local } else { std::ptr::null() };
     let prev = WORKER_OF.with(|w| w.replace((sched, batch)));
     worker::run(sched, index, &local);
     // Before `local` goes: nothing may reach it through the thread-local any more.
