@@ -42,6 +42,11 @@
 //!   After a few intervals with no poll at all it sleeps until the next poll nudges it;
 //! - a worker that starts a task while work is left wakes a sleeper, or, with none
 //!   asleep, kicks the role holder out of epoll;
+//! - when the process may run on one CPU only, a worker wakes nobody for tasks it readies
+//!   or leaves behind (the other workers could only take turns with it on that CPU, and
+//!   would run half of the tasks out of order); a poll that lasts is covered as above, by
+//!   the watcher or a role holder whose wait in epoll is bounded, and a holder in an
+//!   unbounded wait is still kicked;
 //! - a worker sleeps only while another holds the role (re-checked after it publishes
 //!   itself as a sleeper), so the holder either watches epoll or sees it and wakes it;
 //! - a push to the front queue kicks the role holder out of epoll;
@@ -144,9 +149,13 @@ pub(crate) struct Scheduler {
     step_interval: u64,
     /// [`RESCUE_AFTER`] in `clock::stamp` units.
     rescue_after: u64,
-    /// [`SEARCH_SPIN`] in `clock::stamp` units; 0 (no spinning) when the process may run
-    /// on one CPU only (`available_parallelism`, which follows the CPU affinity mask).
+    /// [`SEARCH_SPIN`] in `clock::stamp` units; 0 (no spinning) on one CPU.
     search_spin: u64,
+    /// The process may run on one CPU only (`available_parallelism`, which follows the CPU
+    /// affinity mask and the cgroup quota, when the core was built). Its workers then take
+    /// turns on that CPU: a worker that readies tasks runs them itself rather than waking
+    /// another (see `wake_worker`).
+    one_cpu: bool,
     /// Where the core is in its life (a [`Phase`]); it only moves forward.
     phase: AtomicU8,
     /// Stop the workers when the last live task completes (shutdown from a worker).
@@ -192,6 +201,7 @@ impl Scheduler {
         post_high_water: usize,
     ) -> io::Result<Arc<Scheduler>> {
         let (poller, driver) = crate::io::driver_pair()?;
+        let one_cpu = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
         let locals: Vec<Worker<RawTask>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         Ok(Arc::new(Scheduler {
             post_high_water,
@@ -218,11 +228,8 @@ impl Scheduler {
             step_interval: clock::stamps_in(STEP_INTERVAL),
             rescue_after: clock::stamps_in(RESCUE_AFTER),
             // Spinning cannot see work come from a thread that needs the same (only) CPU.
-            search_spin: if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
-                clock::stamps_in(SEARCH_SPIN)
-            } else {
-                0
-            },
+            search_spin: if one_cpu { 0 } else { clock::stamps_in(SEARCH_SPIN) },
+            one_cpu,
             phase: AtomicU8::new(Phase::Running as u8),
             stop_when_idle: AtomicBool::new(false),
         }))
@@ -348,17 +355,20 @@ impl Scheduler {
 
     /// Someone must run the task just pushed to the ready queue: wake a sleeping worker,
     /// or failing that the role holder blocked in epoll. Not when one of this core's
-    /// workers pushed the only ready task: it runs it as soon as its current poll or step
-    /// ends, and if that poll lasts, someone who looks every interval takes over — the
-    /// watcher (`idle`), or, with nobody asleep, a role holder whose wait in epoll is
-    /// bounded (it blocks that way while another worker polls, see `role`). Waking
-    /// another worker would cost a context switch per message at low load.
+    /// workers pushed the only ready task, or any task on one CPU: it runs them as soon as
+    /// its current poll or step ends, and if that poll lasts, someone who looks every
+    /// interval takes over — the watcher (`idle`), or, with nobody asleep, a role holder
+    /// whose wait in epoll is bounded (it blocks that way while another worker polls, see
+    /// `role`). Waking another worker would cost a context switch per message at low
+    /// load; on one CPU it adds no parallelism at all, only switches between workers that
+    /// take turns on the CPU and run each other's tasks out of order (the woken worker
+    /// takes half the batch and runs it while the other half waits: twice the tail).
     fn wake_worker(&self) {
         fence(SeqCst);
         if self.searching.load(SeqCst) > 0 {
             return;
         }
-        let own_only = || self.on_own_worker() && self.ready_len() <= 1;
+        let own_only = || self.on_own_worker() && (self.one_cpu || self.ready_len() <= 1);
         if self.idle.has_sleepers_fenced() {
             if own_only() || self.idle.notify_one() {
                 return;

@@ -213,12 +213,18 @@ impl WorkerCtx<'_> {
         // that stops re-checks every queue before it sleeps.) Whom to wake is asked
         // before whether work is left: under load nobody sleeps or blocks, and the queues
         // of the other workers (their owners write those lines all the time) are not read.
+        // On one CPU this worker runs the work left itself after this poll, as
+        // `wake_worker` explains, unless the poll lasts: then the watcher (nudged above)
+        // or a role holder in a bounded wait takes it.
         if sched.searching.load(Relaxed) == 0 {
             if sched.idle.has_sleepers_fenced() {
-                if sched.has_ready() {
+                if !sched.one_cpu && sched.has_ready() {
                     sched.idle.notify_one();
                 }
-            } else if sched.driver.is_blocking() && sched.has_ready() {
+            } else if sched.driver.is_blocking()
+                && !(sched.one_cpu && sched.driver.waits_bounded())
+                && sched.has_ready()
+            {
                 // The holder re-checks the queues after announcing the block: one of the
                 // two sees the other.
                 sched.driver.kick_fenced();

@@ -1,0 +1,226 @@
+//! A core whose process may run on one CPU only (an affinity mask or a cgroup quota of one
+//! CPU) with more than one worker: its workers take turns on that CPU, and a worker that
+//! readies tasks runs them itself instead of waking another one (which adds no
+//! parallelism there, only context switches and a second worker that runs half of the
+//! tasks out of order). These tests confine their threads to one CPU before they build
+//! the core (threads inherit the mask), then check what the wakeups used to ensure: a
+//! poll that burns the CPU for long (never sleeping, so the other workers run only when
+//! the kernel preempts it) does not stall timers, sockets or tasks readied by it or
+//! waiting behind it; and a busy core loses no wakeup. The checks are counts and flags
+//! read when the burning poll ends, not timings.
+
+mod support;
+
+use iocore::net::{TcpListener, TcpStream};
+use iocore::IoCore;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+use support::{burn, join_all, watchdog, HANG};
+
+/// How long the burning poll holds its worker (and, unless preempted, the CPU).
+const BURN: Duration = Duration::from_millis(300);
+
+/// Confines the calling thread (and the threads it starts from now on) to the first CPU of
+/// its current mask.
+fn pin_to_one_cpu() {
+    // SAFETY: zeroed `cpu_set_t`s are valid; the calls get valid pointers and sizes.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set), 0);
+        let first = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)).expect("a CPU");
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(first, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one), 0);
+    }
+    assert_eq!(thread::available_parallelism().unwrap().get(), 1, "pinned to one CPU");
+}
+
+/// A core of `workers` workers on one CPU.
+fn one_cpu_core(workers: usize) -> IoCore {
+    pin_to_one_cpu();
+    IoCore::builder().threads(workers).build().expect("build core")
+}
+
+/// Runs `rounds` rounds on a 2-worker core confined to one CPU: after a quiet moment,
+/// `setup` spawns what must happen during the burn and returns a check of it; then a task
+/// runs `first` (what `setup` handed it) and burns the CPU for [`BURN`], and the check
+/// must hold when the burn ends.
+fn during_a_burn<S, F>(rounds: usize, setup: S)
+where
+    S: Fn(&IoCore) -> (F, Box<dyn Fn() -> Result<(), String> + Send>) + Send + 'static,
+    F: FnOnce() + Send + 'static,
+{
+    watchdog(HANG, move || {
+        let core = one_cpu_core(2);
+        for round in 0..rounds {
+            let (first, check) = setup(&core);
+            // Let the waiters park, and the other worker block in epoll or sleep.
+            thread::sleep(Duration::from_millis(20));
+            // The result comes back on a plain channel: waiting for the JoinHandle from
+            // here would register a timer (its timeout), and that kicks the role holder.
+            let (tx, rx) = std::sync::mpsc::channel();
+            drop(core.spawn(async move {
+                first();
+                burn(BURN);
+                let _ = tx.send(check());
+            }));
+            if let Err(what) = rx.recv_timeout(HANG).expect("burner hung") {
+                panic!("round {round}: when a 300 ms burning poll ended (2 workers, one CPU): {what}");
+            }
+            assert!(core.wait_idle(HANG), "round {round}: tasks left");
+        }
+    });
+}
+
+#[test]
+fn tasks_readied_by_a_burning_poll_run_during_it() {
+    // Nothing else is pending (no timer, no socket): the other worker may wait in epoll
+    // with no timeout, and only a kick gets it out.
+    during_a_burn(3, |core| {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let woken = ran.clone();
+        drop(core.spawn(async move {
+            rx.await.expect("sender dropped");
+            woken.fetch_add(1, SeqCst);
+        }));
+        let spawned = ran.clone();
+        let first = move || {
+            tx.send(()).expect("waiter gone");
+            for _ in 0..8 {
+                let ran = spawned.clone();
+                drop(iocore::spawn(async move {
+                    ran.fetch_add(1, SeqCst);
+                }));
+            }
+        };
+        let check = move || match ran.load(SeqCst) {
+            9 => Ok(()),
+            n => Err(format!("{n} of 9 tasks readied by it (1 woken, 8 spawned) had run")),
+        };
+        (first, Box::new(check) as Box<dyn Fn() -> Result<(), String> + Send>)
+    });
+}
+
+#[test]
+fn timers_and_sockets_are_served_during_a_burning_poll() {
+    during_a_burn(3, |core| {
+        let (fired, served) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let timer = fired.clone();
+        drop(core.spawn(async move {
+            iocore::time::sleep(Duration::from_millis(30)).await;
+            timer.store(true, SeqCst);
+        }));
+        let listener = core.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        let done = served.clone();
+        drop(core.spawn(async move {
+            let (conn, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 4];
+            let mut got = 0;
+            while got < 4 {
+                got += conn.recv(&mut buf[got..]).await.expect("recv");
+            }
+            done.store(true, SeqCst);
+        }));
+        // A plain thread connects and writes during the burn.
+        let first = move || {
+            drop(thread::spawn(move || {
+                thread::sleep(Duration::from_millis(20));
+                let mut s = std::net::TcpStream::connect(addr).expect("connect");
+                s.write_all(b"ping").expect("write");
+                thread::sleep(BURN);
+            }));
+        };
+        let check = move || match (fired.load(SeqCst), served.load(SeqCst)) {
+            (true, true) => Ok(()),
+            (f, s) => Err(format!("timer fired: {f}, socket served: {s}")),
+        };
+        (first, Box::new(check) as Box<dyn Fn() -> Result<(), String> + Send>)
+    });
+}
+
+#[test]
+fn tasks_and_connections_all_finish_with_more_workers_than_cpus() {
+    // Ping-pong pairs of tasks over channels, and echo connections to a plain-thread
+    // client: every round trip completes, whatever worker readies whom.
+    const PAIRS: usize = 50;
+    const ROUNDS: usize = 200;
+    const CONNS: usize = 16;
+    const MSGS: usize = 200;
+    watchdog(HANG, || {
+        for workers in [2, 3] {
+            let core = one_cpu_core(workers);
+            let mut handles = Vec::new();
+            for _ in 0..PAIRS {
+                let (a_tx, mut a_rx) = futures::channel::mpsc::channel::<usize>(1);
+                let (mut b_tx, mut b_rx) = futures::channel::mpsc::channel::<usize>(1);
+                let mut a_tx2 = a_tx.clone();
+                handles.push(core.spawn(async move {
+                    use futures::{SinkExt, StreamExt};
+                    for i in 0..ROUNDS {
+                        b_tx.send(i).await.expect("send");
+                        assert_eq!(a_rx.next().await, Some(i));
+                    }
+                    ROUNDS
+                }));
+                handles.push(core.spawn(async move {
+                    use futures::{SinkExt, StreamExt};
+                    let mut n = 0;
+                    while let Some(i) = b_rx.next().await {
+                        a_tx2.send(i).await.expect("reply");
+                        n += 1;
+                    }
+                    n
+                }));
+                drop(a_tx);
+            }
+            let listener = core.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+            let addr = listener.local_addr().expect("local_addr");
+            let acceptor = core.spawn(async move {
+                for _ in 0..CONNS {
+                    let (conn, _) = listener.accept().await.expect("accept");
+                    drop(iocore::spawn(echo(conn)));
+                }
+                0
+            });
+            let clients: Vec<_> = (0..CONNS)
+                .map(|c| {
+                    thread::spawn(move || {
+                        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+                        let mut buf = [0u8; 8];
+                        for m in 0..MSGS {
+                            let v = (c * MSGS + m) as u64;
+                            s.write_all(&v.to_le_bytes()).expect("write");
+                            s.read_exact(&mut buf).expect("read");
+                            assert_eq!(u64::from_le_bytes(buf), v, "echo {c}/{m}");
+                        }
+                        MSGS
+                    })
+                })
+                .collect();
+            let tasks = join_all(&core, handles);
+            assert!(tasks.iter().all(|&n| n == ROUNDS), "{workers} workers: a ping-pong lost rounds");
+            join_all(&core, vec![acceptor]);
+            let echoed: usize = clients.into_iter().map(|c| c.join().expect("client")).sum();
+            assert_eq!(echoed, CONNS * MSGS, "{workers} workers: echoes");
+        }
+    });
+}
+
+async fn echo(conn: TcpStream) {
+    let mut buf = [0u8; 64];
+    loop {
+        match conn.recv(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.send_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
