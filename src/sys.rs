@@ -1,7 +1,13 @@
-//! Linux specifics behind one small interface: a `timerfd` for sub-millisecond kernel waits.
+//! Linux specifics behind one small interface: a `timerfd` for sub-millisecond kernel waits,
+//! and the stream sockets' `recv`/`send`.
 //!
 //! `epoll_wait` only takes milliseconds, so the sched-role arms this timer with the nearest
 //! deadline (nanosecond resolution) and waits in epoll without a timeout.
+//!
+//! `recv` and `send` are issued as plain system calls, not through glibc's wrappers of the
+//! same name: those are POSIX cancellation points, and switch asynchronous thread
+//! cancellation on and off around every call (two calls into libc, ~90 instructions per
+//! message for a request and its reply), which Rust threads never use.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -53,4 +59,47 @@ impl AsRawFd for TimerFd {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// `recv(fd, buf, 0)`: the bytes read (0 at end of stream), or the OS error.
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `recvfrom` writes at most `buf.len()` bytes into `buf`, which is valid and
+    // exclusively borrowed for the call; null address pointers ask for no peer address.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            0,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// `send(fd, buf, MSG_NOSIGNAL)`: the bytes written, or the OS error (`EPIPE`, not a
+/// `SIGPIPE`, when the peer is gone).
+pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `sendto` reads at most `buf.len()` bytes from `buf`, valid for the call; a
+    // null address with length 0 sends on the connected socket.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            buf.as_ptr(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }

@@ -126,7 +126,7 @@ impl RoleState {
 
     /// Readies tasks whose deadline passed and fires due slow-path timers; publishes the
     /// next deadline of a parked task (for the watcher, see `worker::watch`).
-    #[inline]
+    #[inline(always)]
     fn expire(&mut self, sched: &Scheduler) -> usize {
         // Nothing parked with a deadline: no clock to read, no call (a step runs per
         // message at low load).

@@ -171,12 +171,11 @@ impl Conn {
 
 // `Read`/`Write` on a shared reference, as mio and std offer them: the syscalls need no
 // exclusive access, and the socket core is shared.
+// `read`/`write` are `recv`/`send` for both kinds (`sys`: plain system calls, and no
+// `SIGPIPE` from a Unix socket either).
 impl Read for &Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => (&*s).read(buf),
-            Conn::Unix(s) => (&*s).read(buf),
-        }
+        crate::sys::recv(self.as_raw_fd(), buf)
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
@@ -189,10 +188,7 @@ impl Read for &Conn {
 
 impl Write for &Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => (&*s).write(buf),
-            Conn::Unix(s) => (&*s).write(buf),
-        }
+        crate::sys::send(self.as_raw_fd(), buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
