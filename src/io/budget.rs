@@ -29,16 +29,6 @@ pub(crate) fn exhausted(cx: &Context<'_>) -> bool {
     empty
 }
 
-/// Spends what is left of the poll's budget: the task's next socket operation yields
-/// first (an accepted connection does this, see `net::accept`).
-pub(crate) fn spend_all() {
-    BUDGET_LEFT.with(|b| {
-        if b.get() != u32::MAX {
-            b.set(0);
-        }
-    });
-}
-
 /// Whether the current poll spent its whole budget (its turn is over).
 pub(crate) fn turn_ended() -> bool {
     BUDGET_LEFT.with(|b| b.get() == 0)

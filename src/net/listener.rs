@@ -76,10 +76,11 @@ impl ListenOptions {
 /// doubling while the error repeats, up to 320 ms), so such a loop neither spins nor
 /// floods the log.
 ///
-/// Accepting is fair: each accepted connection ends the accepting task's turn (its next
-/// `accept` goes to the back of the ready queue, behind the connection it spawned), so
-/// under a connect flood the connections already accepted are served before more are
-/// taken from the kernel's backlog.
+/// Accepting is fair: an accept is one operation of the task's cooperative budget, so a
+/// turn of the accepting task admits what the kernel's backlog holds, up to 128
+/// connections, and its next turn comes after the connections it spawned have run. Under
+/// a connect flood each round adds at most that many connections; under load new clients
+/// are still admitted by the hundred per round, not one.
 pub struct TcpListener {
     acceptor: Acceptor,
     /// The core accepted streams live on.
@@ -138,8 +139,8 @@ impl TcpListener {
     /// Accepts a connection. The stream lives on the listener's core.
     /// Any number of tasks may accept on one listener at once; each is woken.
     ///
-    /// Fair and quiet by default (see the type's docs): one accept per poll of the
-    /// accepting task, and a back-off after resource errors.
+    /// Fair and quiet by default (see the type's docs): up to a budget's worth of accepts
+    /// per turn of the accepting task, and a back-off after resource errors.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, peer) = self.acceptor.accept(|| self.listener.accept()).await?;
         Ok((TcpStream::from_mio(stream, self.core.clone(), Some(peer))?, peer))

@@ -180,7 +180,7 @@ impl UnixListener {
 
     /// Accepts a connection. The stream lives on the listener's core. Any number of tasks
     /// may accept on one listener at once; each is woken. Fair and quiet like
-    /// [`TcpListener::accept`](crate::net::TcpListener::accept): one accept per poll, a
+    /// [`TcpListener::accept`](crate::net::TcpListener::accept): a budget's worth per turn, a
     /// back-off after resource errors (which are returned as the OS reported them).
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (stream, addr) = self.acceptor.accept(|| self.listener.accept()).await?;

@@ -1,11 +1,10 @@
 //! `IoCore::block_on`: runs a future on the calling thread, as a fair citizen of the core.
 //!
-//! The future is polled with a task's cooperative budget. When a poll spends it (many
-//! socket operations, or an accepted connection, which ends the turn: see `net::accept`),
-//! the caller takes its next turn only after a marker task, queued behind everything the
-//! core has ready, has run. So an accept loop in `block_on` (the usual `main`) gets one turn
-//! per round of the ready queue, like a spawned task, instead of racing the workers from
-//! an extra thread.
+//! The future is polled with a task's cooperative budget. When a poll spends it (128
+//! socket operations, accepts included: see `net::accept`), the caller takes its next
+//! turn only after a marker task, queued behind everything the core has ready, has run.
+//! So an accept loop in `block_on` (the usual `main`) gets one turn per round of the ready
+//! queue, like a spawned task, instead of racing the workers from an extra thread.
 
 use crate::io::{reset_budget, turn_ended, BUDGET};
 use crate::runtime::Handle;
