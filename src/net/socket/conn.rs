@@ -1,7 +1,7 @@
 //! [`Conn`]: the connected stream socket under a socket core, TCP or Unix-domain, and
 //! [`Peer`], what error messages call the other end.
 //!
-//! Both kinds are byte streams with the same syscalls (`read`/`readv`/`write`/`writev`,
+//! Both kinds are byte streams with the same syscalls (`recv`/`readv`/`send`/`writev`,
 //! `shutdown`), so the socket core, its halves, its flusher and `post_send` serve both;
 //! only addresses differ.
 
@@ -170,9 +170,8 @@ impl Conn {
 }
 
 // `Read`/`Write` on a shared reference, as mio and std offer them: the syscalls need no
-// exclusive access, and the socket core is shared.
-// `read`/`write` are `recv`/`send` for both kinds (`sys`: plain system calls, and no
-// `SIGPIPE` from a Unix socket either).
+// exclusive access, and the socket core is shared. `read`/`write` are `recv`/`send` for
+// both kinds (`sys`: plain system calls; no `SIGPIPE` from a Unix socket either).
 impl Read for &Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         crate::sys::recv(self.as_raw_fd(), buf)
