@@ -76,7 +76,35 @@ async fn flooded_listener() -> (TcpListener, Vec<std::net::TcpStream>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     let clients = (0..CONNECTIONS).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+    // A client's `connect` returns before the server's end reaches the accept queue (the
+    // final ACK is processed by the kernel a moment later): wait until all are there, or
+    // an accept loop would find the queue empty and wait for each late one.
+    let deadline = std::time::Instant::now() + LIMIT;
+    while accept_queue_len(&listener) < CONNECTIONS {
+        assert!(std::time::Instant::now() < deadline, "the backlog never held {CONNECTIONS} connections");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     (listener, clients)
+}
+
+/// Connections in a TCP listener's accept queue (`TCP_INFO` of a listening socket reports
+/// it as `tcpi_unacked`).
+fn accept_queue_len(listener: &TcpListener) -> usize {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed `tcp_info` is valid; `getsockopt` writes at most `len` bytes into it.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = libc::getsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        );
+        assert_eq!(rc, 0, "getsockopt(TCP_INFO): {}", std::io::Error::last_os_error());
+        info.tcpi_unacked as usize
+    }
 }
 
 #[test]
@@ -146,17 +174,20 @@ fn accepting_keeps_up_while_the_core_is_busy() {
         while turns.iter().any(|t| t.load(SeqCst) == 0) {
             iocore::task::yield_now().await;
         }
-        let before: Vec<usize> = turns.iter().map(|t| t.load(SeqCst)).collect();
+        // Rounds of the ready queue the accept loop took from its first turn to its last:
+        // the fewest turns any busy task had meanwhile. (Counted inside the task: this
+        // thread may be descheduled for a while before it spawns the loop or after it
+        // ends, while the busy tasks go on.)
+        let counted = turns.clone();
         let accepter = iocore::spawn(async move {
+            let before: Vec<usize> = counted.iter().map(|t| t.load(SeqCst)).collect();
             for _ in 0..CONNECTIONS {
                 let (stream, _) = listener.accept().await.expect("accept");
                 drop(iocore::spawn(async move { drop(stream) }));
             }
+            counted.iter().zip(&before).map(|(t, b)| t.load(SeqCst) - b).min().unwrap()
         });
-        accepter.await.expect("accept loop");
-        // Rounds of the ready queue the accept loop took: the fewest turns any busy task
-        // had meanwhile.
-        let rounds = turns.iter().zip(&before).map(|(t, b)| t.load(SeqCst) - b).min().unwrap();
+        let rounds = accepter.await.expect("accept loop");
         stop.store(true, SeqCst);
         for h in busy {
             h.await.expect("busy task");
