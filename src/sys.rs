@@ -61,25 +61,24 @@ impl AsRawFd for TimerFd {
     }
 }
 
+// `syscall` is variadic and reads every argument as a `long`: integers are passed as
+// `c_long` (an `int` would leave the register's upper half unspecified).
+
 /// `recv(fd, buf, 0)`: the bytes read (0 at end of stream), or the OS error.
 pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `recvfrom` writes at most `buf.len()` bytes into `buf`, which is valid and
     // exclusively borrowed for the call; null address pointers ask for no peer address.
-    let n = unsafe {
+    transferred(unsafe {
         libc::syscall(
             libc::SYS_recvfrom,
-            fd,
+            fd as libc::c_long,
             buf.as_mut_ptr(),
             buf.len(),
-            0,
+            0 as libc::c_long,
             std::ptr::null_mut::<libc::sockaddr>(),
             std::ptr::null_mut::<libc::socklen_t>(),
         )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    })
 }
 
 /// `send(fd, buf, MSG_NOSIGNAL)`: the bytes written, or the OS error (`EPIPE`, not a
@@ -87,17 +86,21 @@ pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `sendto` reads at most `buf.len()` bytes from `buf`, valid for the call; a
     // null address with length 0 sends on the connected socket.
-    let n = unsafe {
+    transferred(unsafe {
         libc::syscall(
             libc::SYS_sendto,
-            fd,
+            fd as libc::c_long,
             buf.as_ptr(),
             buf.len(),
-            libc::MSG_NOSIGNAL,
+            libc::MSG_NOSIGNAL as libc::c_long,
             std::ptr::null::<libc::sockaddr>(),
-            0 as libc::socklen_t,
+            0 as libc::c_long,
         )
-    };
+    })
+}
+
+/// A byte-transfer system call's result: the count, or the OS error (`-1`, `errno`).
+fn transferred(n: libc::c_long) -> io::Result<usize> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }

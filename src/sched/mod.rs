@@ -149,12 +149,13 @@ pub(crate) struct Scheduler {
     step_interval: u64,
     /// [`RESCUE_AFTER`] in `clock::stamp` units.
     rescue_after: u64,
-    /// [`SEARCH_SPIN`] in `clock::stamp` units; 0 (no spinning) on one CPU.
+    /// [`SEARCH_SPIN`] in `clock::stamp` units.
     search_spin: u64,
     /// The process may run on one CPU only (`available_parallelism`, which follows the CPU
     /// affinity mask and the cgroup quota, when the core was built). Its workers then take
     /// turns on that CPU: a worker that readies tasks runs them itself rather than waking
-    /// another (see `wake_worker`).
+    /// another (see `wake_worker`), and one that runs out of work does not spin (it could
+    /// not see work come from a thread that needs the same CPU; `worker::search`).
     one_cpu: bool,
     /// Where the core is in its life (a [`Phase`]); it only moves forward.
     phase: AtomicU8,
@@ -227,8 +228,7 @@ impl Scheduler {
             counters: Counters::new(threads),
             step_interval: clock::stamps_in(STEP_INTERVAL),
             rescue_after: clock::stamps_in(RESCUE_AFTER),
-            // Spinning cannot see work come from a thread that needs the same (only) CPU.
-            search_spin: if one_cpu { 0 } else { clock::stamps_in(SEARCH_SPIN) },
+            search_spin: clock::stamps_in(SEARCH_SPIN),
             one_cpu,
             phase: AtomicU8::new(Phase::Running as u8),
             stop_when_idle: AtomicBool::new(false),

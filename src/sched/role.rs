@@ -59,7 +59,9 @@ impl RoleState {
 
     /// Takes every task from the front queue: readies the ones that must run, parks the
     /// rest. Returns how many it readied. (Inlined for the common empty case: a step looks
-    /// twice, and a call that finds nothing would cost more in the call than the look.)
+    /// twice, and a call that finds nothing would cost more in the call than the look. An
+    /// empty queue is seen with a plain load; a push it misses is taken by the next look,
+    /// and the step re-checks with `is_empty` before it blocks.)
     #[inline]
     pub(super) fn drain_front(&mut self, sched: &Scheduler) -> usize {
         if sched.front.is_empty_relaxed() {
@@ -69,10 +71,8 @@ impl RoleState {
     }
 
     fn drain_front_taking(&mut self, sched: &Scheduler) -> usize {
+        // (Not empty: the role is the only consumer, and it saw a task.)
         sched.front.take_all(&mut self.scratch);
-        if self.scratch.is_empty() {
-            return 0;
-        }
         sched.counters.front_len.fetch_sub(self.scratch.len(), Relaxed);
         let mut produced = 0;
         let mut scratch = std::mem::take(&mut self.scratch);

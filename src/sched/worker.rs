@@ -322,11 +322,12 @@ impl WorkerCtx<'_> {
     /// every other worker idle it does not spin: only the kernel queue or a timer can
     /// bring work then, and the blocking step waits for those. (Spinning through
     /// non-blocking steps instead, as before, cost 10 `epoll_wait`s per message at low
-    /// load.) True if work appeared.
+    /// load.) Nor on one CPU, where the work could only come from a thread that needs the
+    /// CPU this spin holds. True if work appeared.
     fn search(&mut self) -> bool {
         let sched = self.sched;
         // (This worker polls nothing now: anyone polling is another worker.)
-        if sched.search_spin == 0 || !sched.counters.anyone_polls() {
+        if sched.one_cpu || !sched.counters.anyone_polls() {
             return false;
         }
         sched.searching.fetch_add(1, SeqCst);

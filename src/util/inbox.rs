@@ -54,15 +54,10 @@ impl<T: Linked> Inbox<T> {
         self.head.load(Relaxed).is_null()
     }
 
-    /// Takes every queued node, oldest first, into `out`.
-    /// (An empty inbox is seen with a plain load, no read-modify-write: the sched-role
-    /// looks twice per step, and the front queue is empty most of the time. A push it
-    /// misses is taken by its next look; the role re-checks with `is_empty` before it
-    /// blocks.)
+    /// Takes every queued node, oldest first, into `out`. (A consumer that looks often
+    /// checks [`is_empty_relaxed`](Self::is_empty_relaxed) first: a plain load instead of
+    /// this read-modify-write.)
     pub(crate) fn take_all(&self, out: &mut Vec<*mut T>) {
-        if self.is_empty_relaxed() {
-            return;
-        }
         let mut node = self.head.swap(ptr::null_mut(), AcqRel);
         let start = out.len();
         while !node.is_null() {

@@ -81,13 +81,19 @@ impl Peer {
             let ip = std::net::Ipv4Addr::from((bits >> 32) as u32);
             return PeerRef::Ip(SocketAddr::from((ip, (bits >> 16) as u16)));
         }
-        if bits & TAG_BITS == PATH {
-            // SAFETY: the tag says the word is an `Arc<PathBuf>` pointer plus `PATH`, whose
-            // count this peer holds until it drops.
-            return PeerRef::Path(unsafe { &*word.wrapping_sub(PATH).cast::<PathBuf>() });
+        if let Some(path) = self.path_ptr() {
+            // SAFETY: this peer holds a count of the `Arc` until it drops.
+            return PeerRef::Path(unsafe { &*path });
         }
         // SAFETY: the tag says the word is a `Box<SocketAddr>` pointer this peer owns.
         PeerRef::Ip(unsafe { *word.cast::<SocketAddr>() })
+    }
+
+    /// The `Arc<PathBuf>` pointer (from `Arc::into_raw`) when the tag says the word holds
+    /// one.
+    fn path_ptr(&self) -> Option<*const PathBuf> {
+        let word = self.0.as_ptr();
+        (word as usize & TAG_BITS == PATH).then(|| word.wrapping_sub(PATH).cast::<PathBuf>().cast_const())
     }
 }
 
@@ -96,7 +102,7 @@ impl Clone for Peer {
         match self.get() {
             PeerRef::Ip(a) => Peer::ip(a),
             PeerRef::Path(_) => {
-                let ptr = self.0.as_ptr().wrapping_sub(PATH).cast::<PathBuf>().cast_const();
+                let ptr = self.path_ptr().expect("a path peer");
                 // SAFETY: `ptr` came from `Arc::into_raw`, and this peer's count keeps the
                 // `Arc` alive; the new count is the clone's.
                 unsafe { Arc::increment_strong_count(ptr) };
@@ -113,10 +119,10 @@ impl Drop for Peer {
         if bits & INLINE_V4 != 0 {
             return;
         }
-        if bits & TAG_BITS == PATH {
-            // SAFETY: the tag says the word is an `Arc<PathBuf>` pointer (from `into_raw`)
-            // plus `PATH`; this peer's count is given back once, here.
-            drop(unsafe { Arc::from_raw(word.wrapping_sub(PATH).cast::<PathBuf>().cast_const()) });
+        if let Some(path) = self.path_ptr() {
+            // SAFETY: `path` came from `Arc::into_raw`; this peer's count is given back
+            // once, here.
+            drop(unsafe { Arc::from_raw(path) });
         } else {
             // SAFETY: the tag says the word is a pointer from `Box::into_raw` that this
             // peer owns; freed once, here.
