@@ -18,29 +18,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-use support::{burn, join_all, watchdog, HANG};
+use support::{allowed_cpus, burn, join_all, pin_to, watchdog, HANG};
 
 /// How long the burning poll holds its worker (and, unless preempted, the CPU).
 const BURN: Duration = Duration::from_millis(300);
 
-/// Confines the calling thread (and the threads it starts from now on) to the first CPU of
-/// its current mask.
-fn pin_to_one_cpu() {
-    // SAFETY: zeroed `cpu_set_t`s are valid; the calls get valid pointers and sizes.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        assert_eq!(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set), 0);
-        let first = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)).expect("a CPU");
-        let mut one: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(first, &mut one);
-        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one), 0);
-    }
-    assert_eq!(thread::available_parallelism().unwrap().get(), 1, "pinned to one CPU");
-}
-
-/// A core of `workers` workers on one CPU.
+/// A core of `workers` workers on one CPU: the calling thread (and so the workers it
+/// starts) is confined to the first CPU of its mask.
 fn one_cpu_core(workers: usize) -> IoCore {
-    pin_to_one_cpu();
+    let first = *allowed_cpus().first().expect("the CPU mask");
+    assert!(pin_to(first), "sched_setaffinity to CPU {first}");
+    assert_eq!(thread::available_parallelism().unwrap().get(), 1, "pinned to one CPU");
     IoCore::builder().threads(workers).build().expect("build core")
 }
 

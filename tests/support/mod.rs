@@ -6,7 +6,8 @@
 //!   [`settled_in_core`]); cores and joins ([`core`], [`join`], [`in_task`], [`join_all`]);
 //!   probes ([`DropGuard`], [`Polled`], [`CountWaker`], [`PanicOnDrop`],
 //!   [`park_holding_panic_on_drop`]); the process's fds and threads ([`fd_count`],
-//!   [`fd_list`], [`thread_count`]) and the per-binary [`serial`] lock; deterministic
+//!   [`fd_list`], [`thread_count`]), its CPUs ([`allowed_cpus`], [`pin_to`]) and the
+//!   per-binary [`serial`] lock; deterministic
 //!   payloads ([`pattern`], [`tagged`], [`parse_tagged`]);
 //! - [`examples`]: the example binaries as child processes (start, signal, wait);
 //! - [`net`]: a TCP test body on a core of its own, bounded twice ([`net::run`]), loopback
@@ -313,6 +314,29 @@ pub fn fd_list() -> Vec<String> {
 /// Number of threads of this process.
 pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").expect("read /proc/self/task").count()
+}
+
+/// The CPUs the calling thread may run on (empty if the mask cannot be read).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+/// Pins the calling thread (and the threads it starts later) to `cpu`; false if the
+/// kernel refused.
+pub fn pin_to(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
 }
 
 /// Tests of one binary that count fds or load the machine take this lock, so they run
