@@ -44,7 +44,7 @@ fn metrics_read_during_a_front_queue_storm_stay_within_bounds() {
         let cpus = allowed_cpus();
         let cpu = cpus.first().copied();
         if let Some(cpu) = cpu {
-            pin_to(cpu);
+            pin_to(&[cpu]);
         }
         let core = core(2);
         let spawned = Arc::new(AtomicU64::new(0));
@@ -71,7 +71,7 @@ fn metrics_read_during_a_front_queue_storm_stay_within_bounds() {
             let (handle, spawned, bad, reads) = (core.handle(), spawned.clone(), bad.clone(), reads.clone());
             thread::spawn(move || {
                 if let Some(cpu) = cpu {
-                    pin_to(cpu);
+                    pin_to(&[cpu]);
                 }
                 while Instant::now() < end {
                     // Spawn count first: the metrics read after it can only be lower.
@@ -116,7 +116,7 @@ fn metrics_read_during_a_front_queue_storm_stay_within_bounds() {
                 let (handle, spawned, refs) = (core.handle(), spawned.clone(), refs.clone());
                 thread::spawn(move || {
                     if let Some(cpu) = cpu {
-                        pin_to(cpu);
+                        pin_to(&[cpu]);
                     }
                     idle_priority();
                     let mut n = 0u64;

@@ -1,13 +1,15 @@
-//! A core whose process may run on one CPU only (an affinity mask or a cgroup quota of one
-//! CPU) with more than one worker: its workers take turns on that CPU, and a worker that
-//! readies tasks runs them itself instead of waking another one (which adds no
-//! parallelism there, only context switches and a second worker that runs half of the
-//! tasks out of order). These tests confine their threads to one CPU before they build
-//! the core (threads inherit the mask), then check what the wakeups used to ensure: a
-//! poll that burns the CPU for long (never sleeping, so the other workers run only when
-//! the kernel preempts it) does not stall timers, sockets or tasks readied by it or
-//! waiting behind it; and a busy core loses no wakeup. The checks are counts and flags
-//! read when the burning poll ends, not timings.
+//! A core with more workers than the CPUs its process may run on (an affinity mask or a
+//! cgroup quota: one CPU, or two CPUs for three workers): while as many workers run as
+//! there are CPUs, the others could only take turns with them, so a worker that readies
+//! tasks runs them itself instead of waking another one (which adds no parallelism there,
+//! only context switches and a second worker that runs half of the tasks out of order).
+//! These tests confine their threads to one or two CPUs before they build the core
+//! (threads inherit the mask), then check what the wakeups used to ensure: polls that
+//! burn every CPU for long (never sleeping, so the other workers run only when the
+//! kernel preempts them) do not stall timers, sockets or tasks readied by them or waiting
+//! behind them; and a busy core loses no wakeup. The checks are counts and flags read
+//! when the burning polls end, not timings. Tests that need two CPUs say so and pass
+//! when the process has one.
 
 mod support;
 
@@ -18,49 +20,82 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-use support::{allowed_cpus, burn, join_all, pin_to, watchdog, HANG};
+use support::{allowed_cpus, burn, join_all, pin_to, spin_until, watchdog, HANG};
 
-/// How long the burning poll holds its worker (and, unless preempted, the CPU).
+/// How long the burning polls hold their workers (and, unless preempted, the CPUs).
 const BURN: Duration = Duration::from_millis(300);
 
-/// A core of `workers` workers on one CPU: the calling thread (and so the workers it
-/// starts) is confined to the first CPU of its mask.
-fn one_cpu_core(workers: usize) -> IoCore {
-    let first = *allowed_cpus().first().expect("the CPU mask");
-    assert!(pin_to(first), "sched_setaffinity to CPU {first}");
-    assert_eq!(thread::available_parallelism().unwrap().get(), 1, "pinned to one CPU");
-    IoCore::builder().threads(workers).build().expect("build core")
+/// The confinements the burn tests run under: (CPUs, workers). Each has one worker more
+/// than CPUs, so that with every CPU burning the last worker is the role holder, waiting
+/// in epoll (the watcher's seat stays empty: only a kick or a bounded wait gets it out).
+const SHAPES: [(usize, usize); 2] = [(1, 2), (2, 3)];
+
+/// A core of `workers` workers confined to the first `cpus` CPUs of the calling thread's
+/// mask (the thread stays confined, and so do the workers it starts); `None` (with a
+/// note) when the mask has fewer CPUs.
+fn confined_core(cpus: usize, workers: usize) -> Option<IoCore> {
+    let mask = allowed_cpus();
+    if mask.len() < cpus {
+        eprintln!("skipped {workers} workers on {cpus} CPUs: the process may use {} CPUs", mask.len());
+        return None;
+    }
+    assert!(pin_to(&mask[..cpus]), "sched_setaffinity to CPUs {:?}", &mask[..cpus]);
+    assert_eq!(thread::available_parallelism().unwrap().get(), cpus, "confined to {cpus} CPUs");
+    Some(IoCore::builder().threads(workers).build().expect("build core"))
 }
 
-/// Runs `rounds` rounds on a 2-worker core confined to one CPU: after a quiet moment,
-/// `setup` spawns what must happen during the burn and returns a check of it; then a task
-/// runs `first` (what `setup` handed it) and burns the CPU for [`BURN`], and the check
-/// must hold when the burn ends.
+/// For each of [`SHAPES`], runs `rounds` rounds on a core confined that way: after a quiet
+/// moment, `setup` spawns what must happen during the burn and returns a check of it;
+/// then as many tasks as CPUs burn them for [`BURN`] together, the last one to start after
+/// running `first` (what `setup` handed it), and the check must hold when its burn ends.
 fn during_a_burn<S, F>(rounds: usize, setup: S)
 where
-    S: Fn(&IoCore) -> (F, Box<dyn Fn() -> Result<(), String> + Send>) + Send + 'static,
+    S: Fn(&IoCore) -> (F, Box<dyn Fn() -> Result<(), String> + Send>) + Send + Sync + 'static,
     F: FnOnce() + Send + 'static,
 {
-    watchdog(HANG, move || {
-        let core = one_cpu_core(2);
-        for round in 0..rounds {
-            let (first, check) = setup(&core);
-            // Let the waiters park, and the other worker block in epoll or sleep.
-            thread::sleep(Duration::from_millis(20));
-            // The result comes back on a plain channel: waiting for the JoinHandle from
-            // here would register a timer (its timeout), and that kicks the role holder.
-            let (tx, rx) = std::sync::mpsc::channel();
-            drop(core.spawn(async move {
-                first();
-                burn(BURN);
-                let _ = tx.send(check());
-            }));
-            if let Err(what) = rx.recv_timeout(HANG).expect("burner hung") {
-                panic!("round {round}: when a 300 ms burning poll ended (2 workers, one CPU): {what}");
+    let setup = Arc::new(setup);
+    for (cpus, workers) in SHAPES {
+        let setup = setup.clone();
+        watchdog(HANG, move || {
+            let Some(core) = confined_core(cpus, workers) else { return };
+            for round in 0..rounds {
+                let (first, check) = setup(&core);
+                // Let the waiters park, and the other workers block in epoll or sleep.
+                thread::sleep(Duration::from_millis(20));
+                // The other burners start first, so that every CPU is taken when the first
+                // one readies its tasks. (Started from here, one at a time: a worker that
+                // starts a task while another waits in the queue kicks the role holder,
+                // and its wait in epoll would then be bounded.)
+                // They burn until the last one has checked, so that no CPU is left to the
+                // other workers before.
+                let (burning, checked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+                for n in 1..cpus {
+                    let (started, done) = (burning.clone(), checked.clone());
+                    drop(core.spawn(async move {
+                        started.fetch_add(1, SeqCst);
+                        spin_until("the last burner's check", || done.load(SeqCst));
+                    }));
+                    spin_until("the other burners to start", || burning.load(SeqCst) == n);
+                }
+                // The result comes back on a plain channel: waiting for the JoinHandle
+                // from here would register a timer (its timeout), and that kicks the role
+                // holder.
+                let (tx, rx) = std::sync::mpsc::channel();
+                drop(core.spawn(async move {
+                    first();
+                    burn(BURN);
+                    let _ = tx.send(check());
+                    checked.store(true, SeqCst);
+                }));
+                if let Err(what) = rx.recv_timeout(HANG).expect("burner hung") {
+                    panic!(
+                        "round {round}: when 300 ms burning polls ended ({workers} workers, {cpus} CPUs): {what}"
+                    );
+                }
+                assert!(core.wait_idle(HANG), "round {round}: tasks left");
             }
-            assert!(core.wait_idle(HANG), "round {round}: tasks left");
-        }
-    });
+        });
+    }
 }
 
 #[test]
@@ -140,8 +175,8 @@ fn tasks_and_connections_all_finish_with_more_workers_than_cpus() {
     const CONNS: usize = 16;
     const MSGS: usize = 200;
     watchdog(HANG, || {
-        for workers in [2, 3] {
-            let core = one_cpu_core(workers);
+        for (cpus, workers) in [(1, 2), (1, 3), (2, 5)] {
+            let Some(core) = confined_core(cpus, workers) else { continue };
             let mut handles = Vec::new();
             for _ in 0..PAIRS {
                 let (a_tx, mut a_rx) = futures::channel::mpsc::channel::<usize>(1);
@@ -191,10 +226,13 @@ fn tasks_and_connections_all_finish_with_more_workers_than_cpus() {
                 })
                 .collect();
             let tasks = join_all(&core, handles);
-            assert!(tasks.iter().all(|&n| n == ROUNDS), "{workers} workers: a ping-pong lost rounds");
+            assert!(
+                tasks.iter().all(|&n| n == ROUNDS),
+                "{workers} workers on {cpus} CPUs: a ping-pong lost rounds"
+            );
             join_all(&core, vec![acceptor]);
             let echoed: usize = clients.into_iter().map(|c| c.join().expect("client")).sum();
-            assert_eq!(echoed, CONNS * MSGS, "{workers} workers: echoes");
+            assert_eq!(echoed, CONNS * MSGS, "{workers} workers on {cpus} CPUs: echoes");
         }
     });
 }

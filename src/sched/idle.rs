@@ -100,6 +100,12 @@ impl Idle {
         self.sleepers.load(SeqCst) > 0
     }
 
+    /// How many workers sleep and were not handed a wakeup yet. For a caller that has just
+    /// issued a `SeqCst` fence.
+    pub(crate) fn sleepers_fenced(&self) -> usize {
+        self.sleepers.load(SeqCst)
+    }
+
     /// Sleeps until notified, unless `has_work()` (checked after publishing this sleeper).
     /// In the watcher's seat (the first sleeper's, or a later one's once it is vacated),
     /// calls `look()` after each `interval()` (without the lock) and returns when it says

@@ -27,8 +27,8 @@
 //! Wakeup rules (no lost wakeup, no busy wait, few context switches):
 //! - a worker that runs out of work while another polls *searches*: it spins on the ready
 //!   queues for up to [`SEARCH_SPIN`] before it sleeps (work often comes within
-//!   microseconds then; not when the process has one CPU); a push wakes nobody while a
-//!   worker searches;
+//!   microseconds then; not when the running workers already take every CPU); a push
+//!   wakes nobody while a worker searches;
 //! - a push to the ready queue wakes nobody when one of this core's workers pushes the
 //!   only ready task (it runs it next itself) while someone looks every interval (the
 //!   watcher below, or a role holder blocked in epoll for at most an interval, as it does
@@ -42,11 +42,12 @@
 //!   After a few intervals with no poll at all it sleeps until the next poll nudges it;
 //! - a worker that starts a task while work is left wakes a sleeper, or, with none
 //!   asleep, kicks the role holder out of epoll;
-//! - when the process may run on one CPU only, a worker wakes nobody for tasks it readies
-//!   or leaves behind (the other workers could only take turns with it on that CPU, and
-//!   would run half of the tasks out of order); a poll that lasts is covered as above, by
-//!   the watcher or a role holder whose wait in epoll is bounded, and a holder in an
-//!   unbounded wait is still kicked;
+//! - when as many workers run (neither asleep nor blocked in epoll) as the process has
+//!   CPUs (one CPU, say, or four workers on two), a worker wakes nobody for tasks it
+//!   readies or leaves behind (the woken worker could only take turns with a running one
+//!   on its CPU, and would run half of the tasks out of order); a poll that lasts is
+//!   covered as above, by the watcher or a role holder whose wait in epoll is bounded,
+//!   and a holder in an unbounded wait is still kicked;
 //! - a worker sleeps only while another holds the role (re-checked after it publishes
 //!   itself as a sleeper), so the holder either watches epoll or sees it and wakes it;
 //! - a push to the front queue kicks the role holder out of epoll;
@@ -151,12 +152,13 @@ pub(crate) struct Scheduler {
     rescue_after: u64,
     /// [`SEARCH_SPIN`] in `clock::stamp` units.
     search_spin: u64,
-    /// The process may run on one CPU only (`available_parallelism`, which follows the CPU
-    /// affinity mask and the cgroup quota, when the core was built). Its workers then take
-    /// turns on that CPU: a worker that readies tasks runs them itself rather than waking
-    /// another (see `wake_worker`), and one that runs out of work does not spin (it could
-    /// not see work come from a thread that needs the same CPU; `worker::search`).
-    one_cpu: bool,
+    /// The CPUs the process may run on (`available_parallelism`, which follows the CPU
+    /// affinity mask and the cgroup quota, when the core was built). With more workers
+    /// than that, workers beyond it can only take turns on a CPU with the others: while
+    /// as many run as there are CPUs (`cpus_taken`), a worker that readies tasks runs
+    /// them itself rather than waking another (see `wake_worker`), and one that runs out
+    /// of work does not spin (`worker::search`).
+    cpus: usize,
     /// Where the core is in its life (a [`Phase`]); it only moves forward.
     phase: AtomicU8,
     /// Stop the workers when the last live task completes (shutdown from a worker).
@@ -202,7 +204,7 @@ impl Scheduler {
         post_high_water: usize,
     ) -> io::Result<Arc<Scheduler>> {
         let (poller, driver) = crate::io::driver_pair()?;
-        let one_cpu = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let locals: Vec<Worker<RawTask>> = (0..threads).map(|_| Worker::new_fifo()).collect();
         Ok(Arc::new(Scheduler {
             post_high_water,
@@ -229,7 +231,7 @@ impl Scheduler {
             step_interval: clock::stamps_in(STEP_INTERVAL),
             rescue_after: clock::stamps_in(RESCUE_AFTER),
             search_spin: clock::stamps_in(SEARCH_SPIN),
-            one_cpu,
+            cpus,
             phase: AtomicU8::new(Phase::Running as u8),
             stop_when_idle: AtomicBool::new(false),
         }))
@@ -355,20 +357,21 @@ impl Scheduler {
 
     /// Someone must run the task just pushed to the ready queue: wake a sleeping worker,
     /// or failing that the role holder blocked in epoll. Not when one of this core's
-    /// workers pushed the only ready task, or any task on one CPU: it runs them as soon as
-    /// its current poll or step ends, and if that poll lasts, someone who looks every
-    /// interval takes over — the watcher (`idle`), or, with nobody asleep, a role holder
-    /// whose wait in epoll is bounded (it blocks that way while another worker polls, see
-    /// `role`). Waking another worker would cost a context switch per message at low
-    /// load; on one CPU it adds no parallelism at all, only switches between workers that
-    /// take turns on the CPU and run each other's tasks out of order (the woken worker
-    /// takes half the batch and runs it while the other half waits: twice the tail).
+    /// workers pushed the only ready task, or any task while the running workers take
+    /// every CPU (`cpus_taken`): it runs them as soon as its current poll or step ends,
+    /// and if that poll lasts, someone who looks every interval takes over — the watcher
+    /// (`idle`), or, with nobody asleep, a role holder whose wait in epoll is bounded (it
+    /// blocks that way while another worker polls, see `role`). Waking another worker
+    /// would cost a context switch per message at low load; with every CPU taken it adds
+    /// no parallelism at all, only switches between workers that take turns on a CPU and
+    /// run each other's tasks out of order (the woken worker takes half the batch and
+    /// runs it while the other half waits: twice the tail).
     fn wake_worker(&self) {
         fence(SeqCst);
         if self.searching.load(SeqCst) > 0 {
             return;
         }
-        let own_only = || self.on_own_worker() && (self.one_cpu || self.ready_len() <= 1);
+        let own_only = || self.on_own_worker() && (self.cpus_taken() || self.ready_len() <= 1);
         if self.idle.has_sleepers_fenced() {
             if own_only() || self.idle.notify_one() {
                 return;
@@ -377,6 +380,27 @@ impl Scheduler {
             return;
         }
         self.driver.kick_fenced();
+    }
+
+    /// Workers that hold a CPU or are about to: all but the sleepers not yet woken and a
+    /// role holder blocked in epoll. For a caller that has just issued a `SeqCst` fence.
+    fn workers_on_cpu(&self) -> usize {
+        let workers = self.stealers.len();
+        let off = self.idle.sleepers_fenced() + usize::from(self.driver.is_blocking());
+        workers.saturating_sub(off)
+    }
+
+    /// Whether there are more workers than CPUs and as many of them run as there are
+    /// CPUs, so that another one would only take turns with them (see `wake_worker`).
+    /// For a caller that has just issued a `SeqCst` fence.
+    fn cpus_taken(&self) -> bool {
+        self.cpus < self.stealers.len() && self.workers_on_cpu() >= self.cpus
+    }
+
+    /// Whether more workers run than there are CPUs, so that they take turns on some
+    /// (see `worker::search`).
+    fn cpus_oversubscribed(&self) -> bool {
+        self.cpus < self.stealers.len() && self.workers_on_cpu() > self.cpus
     }
 
     /// Whether the core has one worker (see `push_ready`).

@@ -213,16 +213,16 @@ impl WorkerCtx<'_> {
         // that stops re-checks every queue before it sleeps.) Whom to wake is asked
         // before whether work is left: under load nobody sleeps or blocks, and the queues
         // of the other workers (their owners write those lines all the time) are not read.
-        // On one CPU this worker runs the work left itself after this poll, as
+        // With every CPU taken this worker runs the work left itself after this poll, as
         // `wake_worker` explains, unless the poll lasts: then the watcher (nudged above)
         // or a role holder in a bounded wait takes it.
         if sched.searching.load(Relaxed) == 0 {
             if sched.idle.has_sleepers_fenced() {
-                if !sched.one_cpu && sched.has_ready() {
+                if !sched.cpus_taken() && sched.has_ready() {
                     sched.idle.notify_one();
                 }
             } else if sched.driver.is_blocking()
-                && !(sched.one_cpu && sched.driver.waits_bounded())
+                && !(sched.driver.waits_bounded() && sched.cpus_taken())
                 && sched.has_ready()
             {
                 // The holder re-checks the queues after announcing the block: one of the
@@ -322,12 +322,13 @@ impl WorkerCtx<'_> {
     /// every other worker idle it does not spin: only the kernel queue or a timer can
     /// bring work then, and the blocking step waits for those. (Spinning through
     /// non-blocking steps instead, as before, cost 10 `epoll_wait`s per message at low
-    /// load.) Nor on one CPU, where the work could only come from a thread that needs the
-    /// CPU this spin holds. True if work appeared.
+    /// load.) Nor with more workers running than CPUs (two on one CPU, say): the work
+    /// could only come from a thread that needs the CPU this spin holds. True if work
+    /// appeared.
     fn search(&mut self) -> bool {
         let sched = self.sched;
         // (This worker polls nothing now: anyone polling is another worker.)
-        if sched.one_cpu || !sched.counters.anyone_polls() {
+        if !sched.counters.anyone_polls() || sched.cpus_oversubscribed() {
             return false;
         }
         sched.searching.fetch_add(1, SeqCst);

@@ -328,13 +328,16 @@ pub fn allowed_cpus() -> Vec<usize> {
     }
 }
 
-/// Pins the calling thread (and the threads it starts later) to `cpu`; false if the
+/// Confines the calling thread (and the threads it starts later) to `cpus`; false if the
 /// kernel refused.
-pub fn pin_to(cpu: usize) -> bool {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_setaffinity reads it.
+pub fn pin_to(cpus: &[usize]) -> bool {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it (the
+    // indices come from `allowed_cpus`, below CPU_SETSIZE); sched_setaffinity reads it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
 }
