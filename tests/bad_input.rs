@@ -360,6 +360,14 @@ fn builder_and_option_errors_are_clear() {
         for _ in 0..100 {
             iv.tick().await;
         }
+        // A period too long for `Instant`: the first tick at once, the next never.
+        let mut iv = iocore::time::interval(Duration::MAX);
+        iv.tick().await;
+        let r = iocore::time::timeout(Duration::from_millis(10), iv.tick()).await;
+        assert!(r.is_err(), "interval(Duration::MAX) ticked twice");
+        iv.reset();
+        let r = iocore::time::timeout(Duration::from_millis(10), iv.tick()).await;
+        assert!(r.is_err(), "interval(Duration::MAX) ticked after a reset");
         let far = iocore::Handle::current().spawn_after(Duration::MAX, async {});
         far.abort();
         assert!(far.await.expect_err("aborted").is_cancelled());

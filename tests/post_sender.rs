@@ -168,3 +168,94 @@ fn a_half_can_abort_the_connection() {
         assert!(matches!(peer.read(&mut buf), Ok(0) | Err(_)));
     });
 }
+
+/// Bytes `0, 1, 2, …` (mod 251, so that a shifted or repeated run shows) from `start`.
+fn counting(start: usize, len: usize) -> Vec<u8> {
+    (start..start + len).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn abort_from_another_thread_ends_an_owner_blocked_in_send_all() {
+    run(|| async {
+        let (stream, peer) = pair_with_std_peer().await;
+        stream.set_send_buffer_size(16 * 1024).unwrap();
+        let sender = stream.sender();
+        // The peer never reads: the owner blocks in the middle of its send_all.
+        let owner = iocore::spawn(async move { stream.send_all(&vec![7u8; 16 << 20]).await });
+        iocore::time::sleep(Duration::from_millis(100)).await;
+        std::thread::spawn(move || sender.abort()).join().unwrap();
+        let r = iocore::time::timeout(HANG, owner).await.expect("send_all hung after the abort").unwrap();
+        let e = r.expect_err("send_all of 16 MiB to a peer that never reads succeeded");
+        assert_eq!(e.kind(), ErrorKind::ConnectionAborted, "{e}");
+        drop(peer);
+    });
+}
+
+#[test]
+fn send_all_behind_the_flusher_waits_for_room_and_loses_nothing() {
+    run(|| async {
+        let (stream, mut peer) = pair_with_std_peer().await;
+        let high_water = 64 * 1024;
+        stream.set_post_high_water(high_water);
+        let sender = stream.sender();
+        // A post the peer does not read yet keeps the flusher holding the writer role, so
+        // the owner's send_all queues behind it.
+        const POSTED: usize = 4 << 20;
+        const CHUNK: usize = 64 * 1024;
+        const CHUNKS: usize = 200;
+        sender.post_send(counting(0, POSTED)).unwrap();
+        let (sent_tx, sent) = std::sync::mpsc::channel();
+        let owner = iocore::spawn(async move {
+            for c in 0..CHUNKS {
+                stream.send_all(&counting(POSTED + c * CHUNK, CHUNK)).await.unwrap();
+                let _ = sent_tx.send(c + 1);
+            }
+            stream
+        });
+        iocore::time::sleep(Duration::from_millis(200)).await;
+        let done = sent.try_iter().last().unwrap_or(0);
+        let queued = sender.queued_bytes();
+        assert!(done < CHUNKS, "all {CHUNKS} send_alls returned while nothing could be written");
+        // At most: the post, the mark, and the one chunk that passed it.
+        assert!(
+            queued <= POSTED + high_water + CHUNK,
+            "{queued} bytes queued behind a peer that does not read"
+        );
+        // Now the peer reads everything: in order, nothing lost.
+        let total = POSTED + CHUNKS * CHUNK;
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; total];
+            peer.read_exact(&mut got).map(|()| got)
+        });
+        let stream = owner.await.unwrap();
+        let got = iocore::spawn_blocking(move || reader.join().unwrap()).await.unwrap().unwrap();
+        assert!(got == counting(0, total), "the bytes arrived out of order or changed");
+        drop(stream);
+    });
+}
+
+#[test]
+fn shutdown_from_another_thread_waits_for_the_owners_send_all() {
+    run(|| async {
+        let (stream, mut peer) = pair_with_std_peer().await;
+        let sender = stream.sender();
+        const LEN: usize = 8 << 20;
+        let owner = iocore::spawn(async move { stream.send_all(&counting(0, LEN)).await });
+        // The owner is blocked in the middle of its send_all (the peer does not read yet)
+        // when the shutdown comes; the FIN must follow its last byte.
+        iocore::time::sleep(Duration::from_millis(100)).await;
+        let shutdown = std::thread::spawn(move || futures::executor::block_on(sender.shutdown()));
+        iocore::time::sleep(Duration::from_millis(100)).await;
+        let got = iocore::spawn_blocking(move || {
+            let mut v = Vec::new();
+            peer.read_to_end(&mut v).map(|_| v)
+        })
+        .await
+        .unwrap()
+        .expect("the peer's read");
+        owner.await.unwrap().expect("the owner's send_all");
+        shutdown.join().unwrap().expect("shutdown");
+        assert_eq!(got.len(), LEN, "the peer saw the end of the stream in the middle of a send_all");
+        assert!(got == counting(0, LEN), "the bytes changed");
+    });
+}

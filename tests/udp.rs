@@ -1,7 +1,8 @@
 //! UDP: send_to/recv_from, connect, peek, a datagram larger than the buffer, datagrams
 //! posted from threads (boundaries and per-thread order kept, nothing lost), oversized
 //! posts, refused datagrams counted while the queue goes on, order of posts and owner
-//! sends, delivery after drop, abort and shutdown from a sender.
+//! sends, delivery after drop, abort and shutdown from a sender; a connected socket's
+//! receive after an ICMP error.
 
 mod support;
 
@@ -248,5 +249,30 @@ fn bad_addresses_give_errors_that_name_them() {
         let v6: SocketAddr = "[::1]:9".parse().unwrap();
         let e = a.send_to(b"x", v6).await.expect_err("family mismatch");
         assert!(e.to_string().contains("[::1]:9"), "{e}");
+    });
+}
+
+#[test]
+fn a_receive_after_an_icmp_error_waits_again() {
+    run(2, LIMIT, || async {
+        // A port nobody listens on: the datagram draws an ICMP "port unreachable".
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let dead = closed.local_addr().expect("local_addr");
+        drop(closed);
+        let (s, _) = bound().await;
+        s.connect(dead).await.expect("connect");
+        s.send(b"ping").await.expect("send");
+        // Let the kernel queue report the error (EPOLLERR) before anyone receives.
+        iocore::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut buf = [0u8; 64];
+        // The error is reported once (the kernel forgets it as it reports it) ...
+        let e = s.recv(&mut buf).await.expect_err("a datagram from a closed port");
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        // ... then a receive waits for a datagram: a timeout around it fires (it used to
+        // retry forever inside one poll, where no timeout could end it).
+        for _ in 0..3 {
+            let r = iocore::time::timeout(std::time::Duration::from_millis(20), s.recv(&mut buf)).await;
+            assert!(r.is_err(), "a receive after the error finished: {r:?}");
+        }
     });
 }

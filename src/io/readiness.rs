@@ -7,6 +7,12 @@
 //! of each direction (bumped by every event that concerns it) lets an operation that saw
 //! `WouldBlock` clear only the readiness it observed, never a newer edge of its direction;
 //! an edge of the other direction does not keep a spent readiness alive.
+//!
+//! An error (`EPOLLERR`) makes both directions ready, each through its own bit, and an
+//! operation's `WouldBlock` clears its direction's error bit like its readiness bit: the
+//! operation that reports the error consumes it in the kernel (`SO_ERROR`), so a later one
+//! that finds nothing to do waits for a new edge instead of retrying forever. Only the
+//! closed bits (`EPOLLRDHUP`, `EPOLLHUP`) stay: the kernel does not report them twice.
 
 use super::waiters::{Armed, Waiter, WaiterList};
 use crate::sync::{AtomicUsize, Ordering::*};
@@ -19,7 +25,8 @@ const READABLE: usize = 1;
 const WRITABLE: usize = 2;
 const READ_CLOSED: usize = 4;
 const WRITE_CLOSED: usize = 8;
-const ERROR: usize = 16;
+const READ_ERROR: usize = 16;
+const WRITE_ERROR: usize = 128;
 /// The `armed` flags of the two waiter lists (see [`Armed`]): spare bits of the readiness
 /// byte, never part of a direction's mask.
 const READERS_ARMED: usize = 32;
@@ -42,8 +49,16 @@ impl Direction {
     /// The readiness bits that let an operation in this direction proceed.
     fn mask(self) -> usize {
         match self {
-            Direction::Read => READABLE | READ_CLOSED | ERROR,
-            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
+            Direction::Read => READABLE | READ_CLOSED | READ_ERROR,
+            Direction::Write => WRITABLE | WRITE_CLOSED | WRITE_ERROR,
+        }
+    }
+
+    /// The bits a `WouldBlock` in this direction shows to be spent.
+    fn spent(self) -> usize {
+        match self {
+            Direction::Read => READABLE | READ_ERROR,
+            Direction::Write => WRITABLE | WRITE_ERROR,
         }
     }
 
@@ -113,7 +128,7 @@ impl ScheduledIo {
             bits |= WRITE_CLOSED;
         }
         if event.is_error() {
-            bits |= ERROR;
+            bits |= READ_ERROR | WRITE_ERROR;
         }
         self.set(bits);
     }
@@ -204,25 +219,22 @@ impl ScheduledIo {
         Ready { word: self.readiness.load(Acquire), dir }
     }
 
-    /// The operation got `WouldBlock`: forget the readiness it saw, unless an event of its
-    /// direction arrived since (then the next attempt may succeed).
+    /// The operation got `WouldBlock`: forget the readiness (and error) it saw, unless an
+    /// event of its direction arrived since (then the next attempt may succeed).
     #[inline]
     pub(crate) fn clear(&self, ready: Ready) {
         let (dir, seen_tick) = (ready.dir, ready.dir.tick(ready.word));
-        let bit = match dir {
-            Direction::Read => READABLE,
-            Direction::Write => WRITABLE,
-        };
+        let spent = dir.spent();
         let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
-            (dir.tick(cur) == seen_tick && cur & bit != 0).then_some(cur & !bit)
+            (dir.tick(cur) == seen_tick && cur & spent != 0).then_some(cur & !spent)
         });
     }
 
-    /// Wakes every waiter (the socket is being closed).
+    /// Wakes every waiter (the socket is being closed or aborted), as an error would: each
+    /// tries its operation once more, and must see the socket's state there (a
+    /// `WouldBlock` sends it back to waiting).
     pub(crate) fn wake_all(&self) {
-        self.readiness.fetch_or(ERROR, SeqCst);
-        self.wake(Direction::Read);
-        self.wake(Direction::Write);
+        self.set(READ_ERROR | WRITE_ERROR);
     }
 }
 
@@ -270,6 +282,33 @@ mod tests {
         io.clear(seen);
         assert!(io.ready_now(Direction::Write).is_none());
         assert!(readable(&io));
+    }
+
+    #[test]
+    fn an_error_is_spent_by_a_would_block_of_each_direction() {
+        let io = ScheduledIo::new();
+        for dir in [Direction::Read, Direction::Write] {
+            let seen = io.snapshot(dir);
+            io.clear(seen);
+        }
+        io.set(READ_ERROR | WRITE_ERROR);
+        let seen = io.snapshot(Direction::Read);
+        io.clear(seen);
+        assert!(!readable(&io), "a spent error kept the read side ready (a retry loop would spin)");
+        assert!(io.ready_now(Direction::Write).is_some(), "the write side lost an error it has not seen");
+        let seen = io.snapshot(Direction::Write);
+        io.set(READ_ERROR | WRITE_ERROR);
+        io.clear(seen);
+        assert!(io.ready_now(Direction::Write).is_some(), "a newer error was forgotten");
+    }
+
+    #[test]
+    fn closed_bits_stay() {
+        let io = ScheduledIo::new();
+        io.set(READ_CLOSED);
+        let seen = io.snapshot(Direction::Read);
+        io.clear(seen);
+        assert!(readable(&io), "the end of the stream is reported once: it must stay");
     }
 
     #[test]

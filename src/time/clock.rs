@@ -46,6 +46,11 @@ fn raw_nanos(origin: Instant) -> u64 {
 /// The largest finite deadline.
 const LAST: u64 = u64::MAX - 1;
 
+/// `t + d`, saturating (like [`Deadline::after`]) where the sum cannot be represented.
+pub(crate) fn instant_after(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).unwrap_or_else(|| Deadline(LAST).to_instant().max(t))
+}
+
 /// A point on the iocore clock, or [`NEVER`](Deadline::NEVER).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Deadline(u64);

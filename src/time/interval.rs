@@ -1,5 +1,6 @@
 //! [`interval`]: a periodic timer.
 
+use super::clock::instant_after;
 use super::sleep::{sleep_until, Sleep};
 use futures::Stream;
 use std::future::Future;
@@ -45,11 +46,13 @@ impl Interval {
         }
         let scheduled = self.sleep.deadline();
         let now = Instant::now();
-        let mut next = scheduled + self.period;
+        let mut next = instant_after(scheduled, self.period);
         if next <= now {
             let missed = (now - scheduled).as_nanos() / self.period.as_nanos();
             let skip = u32::try_from(missed + 1).unwrap_or(u32::MAX);
-            next = scheduled.checked_add(self.period * skip).unwrap_or(now + self.period);
+            next = scheduled
+                .checked_add(self.period.saturating_mul(skip))
+                .unwrap_or_else(|| instant_after(now, self.period));
         }
         self.sleep.reset(next);
         Poll::Ready(scheduled)
@@ -62,7 +65,7 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is one period from now.
     pub fn reset(&mut self) {
-        self.sleep.reset(Instant::now() + self.period);
+        self.sleep.reset(instant_after(Instant::now(), self.period));
     }
 }
 

@@ -315,7 +315,8 @@ impl<T: Item> PostQueue<T> {
         self.writer.try_lock_owner()
     }
 
-    /// Gives the writer role back, to the flusher if posts arrived meanwhile.
+    /// Gives the writer role back, to the flusher if posts arrived meanwhile; else wakes
+    /// whoever waits for it (a shutdown: see `poll_lock_owner`).
     pub(crate) fn unlock_owner(&self) {
         if self.writer.release() {
             // A post marked the role pending, so the in-use part exists (the poster made
@@ -323,7 +324,15 @@ impl<T: Item> PostQueue<T> {
             if let Some(used) = self.in_use() {
                 used.flusher.wake();
             }
+        } else {
+            self.wake_changed();
         }
+    }
+
+    /// Takes the writer role as the owner does, waiting while the flusher or the owner
+    /// holds it; release it with `unlock_owner`.
+    pub(crate) fn poll_lock_owner(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_changed(cx, || self.try_lock_owner())
     }
 
     /// Whether posted buffers wait in the queue.

@@ -249,12 +249,15 @@ impl Socket {
     }
 
     /// Sends all of `buf` as one contiguous run: posted data cannot interleave with it.
+    /// While the flusher writes, `buf` is queued behind the posts in one piece, once the
+    /// queue is below its high-water mark (so a peer that does not read holds the sender,
+    /// not memory). An abort ends it with the abort's error, however much is left.
     pub(crate) async fn send_all(self: &Arc<Self>, mut buf: &[u8]) -> io::Result<()> {
         self.check_open()?;
         if !self.post.try_lock_owner() {
             ensure_flusher(self);
             let data = Bytes::copy_from_slice(buf);
-            return match self.post.post(data, false) {
+            return match self.post.post_waiting(data).await {
                 Ok(()) => Ok(()),
                 Err(_) => self.check_open(),
             };
@@ -270,7 +273,11 @@ impl Socket {
         while !buf.is_empty() {
             let n = poll_fn(|cx| {
                 self.io.poll_transfer(cx, Direction::Write, buf.len(), Some(waiter.as_mut()), || {
-                    (&self.stream).write(buf)
+                    // Aborted meanwhile (`kick` woke this waiter): stop here.
+                    match self.post.error() {
+                        Some(e) => Err(e),
+                        None => (&self.stream).write(buf),
+                    }
                 })
             })
             .await
@@ -291,7 +298,9 @@ impl Socket {
     }
 
     /// Refuses new posts (accepted ones are still written), waits until everything is
-    /// handed to the kernel, then sends FIN once.
+    /// handed to the kernel — the posts, and an owner's `send_all` under way, which holds
+    /// the writer role between its writes — then sends FIN once, holding the writer role
+    /// itself (so no write can follow it).
     pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.fin_sent.load(Acquire) {
             return Poll::Ready(Ok(()));
@@ -301,10 +310,14 @@ impl Socket {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
-        if self.fin_sent.swap(true, AcqRel) {
-            return Poll::Ready(Ok(()));
-        }
-        Poll::Ready(self.stream.shutdown(Shutdown::Write).map_err(|e| self.context_error("shutdown", e)))
+        std::task::ready!(self.post.poll_lock_owner(cx));
+        let r = match self.post.error() {
+            Some(e) => Err(e),
+            None if self.fin_sent.swap(true, AcqRel) => Ok(()),
+            None => self.stream.shutdown(Shutdown::Write).map_err(|e| self.context_error("shutdown", e)),
+        };
+        self.post.unlock_owner();
+        Poll::Ready(r)
     }
 
     // The operations the public types delegate to (their docs say what each does).
