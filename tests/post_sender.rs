@@ -240,10 +240,17 @@ fn shutdown_from_another_thread_waits_for_the_owners_send_all() {
         let (stream, mut peer) = pair_with_std_peer().await;
         let sender = stream.sender();
         const LEN: usize = 8 << 20;
-        let owner = iocore::spawn(async move { stream.send_all(&counting(0, LEN)).await });
+        let data = counting(0, LEN);
+        let owner = iocore::spawn(async move { stream.send_all(&data).await });
         // The owner is blocked in the middle of its send_all (the peer does not read yet)
         // when the shutdown comes; the FIN must follow its last byte.
-        iocore::time::sleep(Duration::from_millis(100)).await;
+        let mut peer = iocore::spawn_blocking(move || {
+            peer.peek(&mut [0u8; 1]).expect("peek");
+            peer
+        })
+        .await
+        .unwrap();
+        iocore::time::sleep(Duration::from_millis(50)).await;
         let shutdown = std::thread::spawn(move || futures::executor::block_on(sender.shutdown()));
         iocore::time::sleep(Duration::from_millis(100)).await;
         let got = iocore::spawn_blocking(move || {
