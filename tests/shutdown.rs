@@ -1,7 +1,8 @@
 //! Shutdown: parked tasks are cancelled (their futures dropped exactly once), tasks spawned
 //! while shutting down are run or cancelled but never leaked, dropping a core cancels its
-//! tasks, tasks finishing within the grace period count as finished, and spawning through
-//! a handle of a dropped core yields a cancelled task.
+//! tasks, tasks finishing within the grace period count as finished, spawning through
+//! a handle of a dropped core yields a cancelled task, and a task stuck in a poll costs
+//! shutdown one cancel wait (5 s), not two.
 
 mod support;
 
@@ -435,5 +436,33 @@ fn drop_inside_own_task(n: usize) {
             assert!(resolved(h).unwrap_err().is_cancelled());
         }
         assert_eq!(drops.load(SeqCst), n);
+    });
+}
+
+#[test]
+fn a_task_stuck_in_a_poll_costs_one_cancel_wait() {
+    watchdog(HANG, || {
+        let core = core(2);
+        let (release, stuck) = mpsc::channel::<()>();
+        let (started_tx, started) = mpsc::channel();
+        let blocked = Arc::new(AtomicBool::new(true));
+        let still = blocked.clone();
+        drop(core.spawn(async move {
+            started_tx.send(()).unwrap();
+            // Blocks its worker (no await) until the test lets it go.
+            let _ = stuck.recv_timeout(HANG);
+            still.store(false, SeqCst);
+        }));
+        started.recv_timeout(HANG).expect("the task started");
+        let t0 = std::time::Instant::now();
+        let report = core.shutdown(Duration::ZERO);
+        let took = t0.elapsed();
+        assert!(blocked.load(SeqCst), "the stuck task ended before shutdown returned");
+        release.send(()).unwrap();
+        assert_eq!(report.leaked, 1, "{report:?}");
+        assert_eq!(report.unjoined_workers, 1, "{report:?}");
+        // The cancel wait (5 s) covers the cancelled tasks and the workers together; it
+        // used to run twice in a row.
+        assert!(took < Duration::from_millis(9500), "shutdown took {took:?} with one stuck task");
     });
 }

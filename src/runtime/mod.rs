@@ -26,8 +26,11 @@ const MAX_THREADS: usize = 1024;
 const DEFAULT_MAX_BLOCKING: usize = 512;
 /// Default of [`Builder::blocking_keep_alive`].
 const DEFAULT_BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(10);
-/// How long shutdown waits for cancelled tasks to be dropped and workers to exit.
+/// How long shutdown waits for cancelled tasks to be dropped and workers to exit (both in
+/// this one span).
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
+/// How long shutdown waits at least for the workers to exit once told to stop.
+const WORKER_EXIT_WAIT: Duration = Duration::from_millis(250);
 
 /// A multi-threaded runtime: a pool of equal worker threads, a migrating sched-role and one
 /// kernel event queue.
@@ -285,7 +288,14 @@ impl IoCore {
     /// Shuts the core down: spawns from outside the core are cancelled from now on; live
     /// tasks get until `timeout` to finish (and may spawn more); then the rest are
     /// cancelled (their futures dropped, their `JoinHandle`s resolve with `Cancelled`)
-    /// and the workers are joined.
+    /// and the workers are joined. A task stuck in a poll cannot be cancelled: after 5 s
+    /// more it is counted as `leaked` and its worker as unjoined.
+    ///
+    /// Called from one of the core's own tasks (which owns the `IoCore`), shutdown cannot
+    /// wait, since it would block a worker the other tasks may need: the grace is skipped,
+    /// every task (the caller's too) is cancelled as the workers reach it, the workers
+    /// exit by themselves once idle, and the report counts them all as `unjoined_workers`
+    /// and the tasks not yet dropped when it returns as `leaked`.
     pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
         self.shutdown_inner(timeout)
     }
@@ -294,7 +304,9 @@ impl IoCore {
         let on_own_worker = context::is_worker_of(Some(&self.handle.sched));
         let counts = self.handle.sched.shut_down(grace, on_own_worker, CANCEL_WAIT);
         let mut unjoined = 0;
-        let deadline = Instant::now() + CANCEL_WAIT;
+        // Idle workers leave within microseconds of the stop: give them a moment even when
+        // a stuck task used up the cancel wait.
+        let deadline = counts.cancel_deadline.max(Instant::now() + WORKER_EXIT_WAIT);
         let mut exited = vec![false; self.workers.len()];
         let exits = self.exited.get_mut().unwrap_or_else(|e| e.into_inner());
         // On its own worker, shutdown cannot wait for the workers (this task keeps one of

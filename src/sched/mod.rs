@@ -185,6 +185,9 @@ pub(crate) struct ShutdownCounts {
     pub(crate) leaked: usize,
     /// Blocking closures still running (left to finish on their detached threads).
     pub(crate) blocking_running: usize,
+    /// When the wait for cancelled tasks ends (or ended): the caller's wait for the
+    /// workers to exit shares it.
+    pub(crate) cancel_deadline: Instant,
 }
 
 /// How the blocking pool is sized (see `Builder`).
@@ -487,6 +490,7 @@ impl Scheduler {
             self.wait_idle(grace);
         }
         self.advance(Phase::Cancelling);
+        let cancel_deadline = Instant::now() + cancel_wait;
         for task in self.slots.snapshot() {
             task.notify(crate::task::state::CANCELLED);
             task.ref_dec();
@@ -497,7 +501,7 @@ impl Scheduler {
                 self.stop();
             }
         } else {
-            self.wait_idle(cancel_wait);
+            self.wait_idle(cancel_deadline.saturating_duration_since(Instant::now()));
             self.stop();
         }
         self.blocking.shut_down();
@@ -506,6 +510,7 @@ impl Scheduler {
             cancelled: self.counters.cancelled.load(Acquire) - cancelled0,
             leaked: self.live.load(Acquire),
             blocking_running: self.blocking.counts().running,
+            cancel_deadline,
         }
     }
 
