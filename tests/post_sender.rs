@@ -237,7 +237,7 @@ fn send_all_behind_the_flusher_waits_for_room_and_loses_nothing() {
 #[test]
 fn shutdown_from_another_thread_waits_for_the_owners_send_all() {
     run(|| async {
-        let (stream, mut peer) = pair_with_std_peer().await;
+        let (stream, peer) = pair_with_std_peer().await;
         let sender = stream.sender();
         const LEN: usize = 8 << 20;
         let data = counting(0, LEN);
