@@ -1,5 +1,6 @@
 //! iocore futures under foreign wakers and executors: `FuturesUnordered` inside a task,
-//! `futures::executor::block_on` on a plain thread, and a tokio runtime.
+//! `futures::executor::block_on` on a plain thread, and a tokio runtime; and futures that
+//! outlive the core they were made on (timers move to the default core, sockets fail).
 
 mod support;
 
@@ -239,5 +240,61 @@ fn join_handle_moves_between_executors() {
         std::thread::sleep(Duration::from_millis(5));
         t.wakeup();
         assert_eq!(awaiter.join().unwrap().unwrap(), task::Wake::Woken);
+    });
+}
+
+#[test]
+fn timers_outlive_their_core() {
+    watchdog(HANG, || {
+        let core = core(2);
+        let handle = core.handle();
+        // Polled once (registered with this core) before the core goes, and made after.
+        let mut early = Box::pin(time::sleep(Duration::from_millis(30)));
+        let _enter = handle.enter();
+        assert!(futures::executor::block_on(futures::future::poll_immediate(early.as_mut())).is_none());
+        drop(core);
+        let late = time::sleep(Duration::from_millis(5));
+        // Both fire (on the process-wide default core): they used to wait forever.
+        futures::executor::block_on(async {
+            late.await;
+            early.await;
+        });
+    });
+}
+
+#[test]
+fn sockets_fail_once_their_core_is_gone() {
+    use iocore::net::{TcpListener, TcpStream};
+    use std::io::Write;
+    watchdog(HANG, || {
+        let core = core(2);
+        let (listener, stream, mut peer) = core.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("local_addr");
+            let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).expect("connect"));
+            let (stream, _) = listener.accept().await.expect("accept");
+            (listener, stream, peer.join().expect("peer"))
+        });
+        // A receive under another executor waits when the core goes away ...
+        let waiting = std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let r = futures::executor::block_on(stream.recv(&mut buf));
+            (r, stream)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        drop(core);
+        // ... and wakes with an error saying why (even though data arrives now).
+        peer.write_all(b"late").expect("write");
+        let (r, stream) = waiting.join().expect("the waiting thread");
+        let e = r.expect_err("recv on a socket whose core is gone");
+        assert!(e.to_string().contains("shut down"), "{e}");
+        // Later operations fail at once, whatever the socket or the operation.
+        let mut buf = [0u8; 4];
+        assert!(futures::executor::block_on(stream.recv(&mut buf)).is_err());
+        assert!(futures::executor::block_on(stream.send(b"x")).is_err());
+        assert!(stream.try_recv(&mut buf).is_err());
+        assert!(futures::executor::block_on(stream.readable()).is_err());
+        assert!(futures::executor::block_on(listener.accept()).is_err());
+        drop::<TcpStream>(stream);
     });
 }

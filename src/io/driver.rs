@@ -21,6 +21,11 @@
 //! empties at the start of its next turn, so an event fetched before the socket was
 //! deregistered never points to freed memory (events of a turn are all dispatched before
 //! the next turn starts).
+//!
+//! The driver keeps the address of every registered block (`live`), so that when its
+//! core stops ([`Driver::shut_down`]) it can fail them all: no event will come any more,
+//! and a socket used after its core is gone (under another executor, say) must not wait
+//! forever. Registering takes that lock too, and fails once the core has stopped.
 
 use super::readiness::ScheduledIo;
 use crate::sync::lock;
@@ -28,6 +33,7 @@ use crate::sys::TimerFd;
 use crate::time::clock::Deadline;
 use crate::util::Padded;
 use mio::{Events, Interest, Poll, Token};
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering::SeqCst};
@@ -58,6 +64,16 @@ pub(crate) struct Driver {
     released: Mutex<Vec<Released>>,
     /// `released` may hold blocks (lets a turn skip the lock when no socket closed).
     any_released: AtomicBool,
+    /// The addresses of the registered blocks, and whether the driver has shut down (see
+    /// the module docs). A block is in the set from its registration to its
+    /// deregistration, which comes before its memory can go.
+    live: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    blocks: HashSet<usize>,
+    shut_down: bool,
 }
 
 /// A closed socket's block, kept until the poller's next turn.
@@ -97,6 +113,7 @@ pub(crate) fn new() -> io::Result<(Poller, Driver)> {
         blocking: Padded(AtomicU8::new(NOT_BLOCKING)),
         released: Mutex::new(Vec::new()),
         any_released: AtomicBool::new(false),
+        live: Mutex::new(Live::default()),
     };
     Ok((poller, driver))
 }
@@ -105,12 +122,7 @@ impl Driver {
     /// Registers `fd`, edge-triggered for read and write; returns its readiness block.
     pub(crate) fn register(&self, fd: RawFd) -> io::Result<Arc<ScheduledIo>> {
         let io = Arc::new(ScheduledIo::new());
-        let token = Token(Arc::as_ptr(&io) as usize);
-        self.registry.register(
-            &mut mio::unix::SourceFd(&fd),
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        self.register_embedded(fd, &io)?;
         Ok(io)
     }
 
@@ -118,8 +130,35 @@ impl Driver {
     /// block embedded in a larger allocation, which must stay at its address (and not be
     /// dropped) until [`retire`](Self::retire)d.
     pub(crate) fn register_embedded(&self, fd: RawFd, io: &ScheduledIo) -> io::Result<()> {
-        let token = Token(io as *const ScheduledIo as usize);
-        self.registry.register(&mut mio::unix::SourceFd(&fd), token, Interest::READABLE | Interest::WRITABLE)
+        let addr = io as *const ScheduledIo as usize;
+        let mut live = lock(&self.live);
+        if live.shut_down {
+            return Err(io::Error::other("register: the iocore core has shut down"));
+        }
+        let token = Token(addr);
+        self.registry.register(
+            &mut mio::unix::SourceFd(&fd),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        live.blocks.insert(addr);
+        Ok(())
+    }
+
+    /// The core stopped: no event will be fetched any more. Every registered socket fails
+    /// from now on (its waiters wake to see that), and so does every registration.
+    pub(crate) fn shut_down(&self) {
+        let mut live = lock(&self.live);
+        live.shut_down = true;
+        for &addr in &live.blocks {
+            // SAFETY: `addr` is the address of a registered block: it stays in the set
+            // until its deregistration (`deregister_fd`, which takes this lock), and its
+            // memory lives at least until then (the owner deregisters before it lets go,
+            // and the release list keeps it longer). Blocks are only used by shared
+            // reference (atomics and a mutex inside).
+            let io = unsafe { &*(addr as *const ScheduledIo) };
+            io.shut_down();
+        }
     }
 
     /// Deregisters `fd` (call before closing it), wakes every waiter of `io`, and hands
@@ -142,6 +181,7 @@ impl Driver {
     }
 
     fn deregister_fd(&self, fd: RawFd, io: &ScheduledIo) {
+        lock(&self.live).blocks.remove(&(io as *const ScheduledIo as usize));
         let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
         io.wake_all();
     }

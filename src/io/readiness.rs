@@ -27,15 +27,18 @@ const READ_CLOSED: usize = 4;
 const WRITE_CLOSED: usize = 8;
 const READ_ERROR: usize = 16;
 const WRITE_ERROR: usize = 128;
+/// The core's event queue shut down (`Driver::shut_down`): no event will come any more, so
+/// every operation fails at once (and every waiter wakes to see that). Permanent.
+const SHUT_DOWN: usize = 256;
 /// The `armed` flags of the two waiter lists (see [`Armed`]): spare bits of the readiness
 /// byte, never part of a direction's mask.
 const READERS_ARMED: usize = 32;
 const WRITERS_ARMED: usize = 64;
-/// The readiness bits (the low byte); each direction's tick starts above them.
-const READ_TICK_SHIFT: u32 = 8;
+/// The readiness bits (the low 9 bits); each direction's tick starts above them.
+const READ_TICK_SHIFT: u32 = 9;
 /// Where the write tick starts, and each tick's width.
-const WRITE_TICK_SHIFT: u32 = 8 + TICK_BITS;
-const TICK_BITS: u32 = (usize::BITS - 8) / 2;
+const WRITE_TICK_SHIFT: u32 = READ_TICK_SHIFT + TICK_BITS;
+const TICK_BITS: u32 = (usize::BITS - READ_TICK_SHIFT) / 2;
 const TICK_MASK: usize = (1 << TICK_BITS) - 1;
 
 /// Which side of a socket an operation waits for.
@@ -49,8 +52,8 @@ impl Direction {
     /// The readiness bits that let an operation in this direction proceed.
     fn mask(self) -> usize {
         match self {
-            Direction::Read => READABLE | READ_CLOSED | READ_ERROR,
-            Direction::Write => WRITABLE | WRITE_CLOSED | WRITE_ERROR,
+            Direction::Read => READABLE | READ_CLOSED | READ_ERROR | SHUT_DOWN,
+            Direction::Write => WRITABLE | WRITE_CLOSED | WRITE_ERROR | SHUT_DOWN,
         }
     }
 
@@ -89,9 +92,25 @@ pub(crate) struct Ready {
     dir: Direction,
 }
 
+impl Ready {
+    /// `Err` if the socket's core had shut down (see [`ScheduledIo::shut_down`]).
+    #[inline]
+    pub(crate) fn check_core(self) -> std::io::Result<()> {
+        if self.word & SHUT_DOWN == 0 {
+            return Ok(());
+        }
+        Err(core_gone())
+    }
+}
+
+#[cold]
+fn core_gone() -> std::io::Error {
+    std::io::Error::other("the iocore core this socket was made on has shut down")
+}
+
 /// Readiness state and waiters of one registered socket.
 pub(crate) struct ScheduledIo {
-    /// Readiness bits and the waiter lists' `armed` flags (low byte), then the read tick
+    /// Readiness bits and the waiter lists' `armed` flags (low 9 bits), then the read tick
     /// and the write tick (the number of events that concerned each direction, wrapping).
     readiness: AtomicUsize,
     /// `async` operations waiting to read, and the slot of the poll-based reader
@@ -236,6 +255,12 @@ impl ScheduledIo {
     pub(crate) fn wake_all(&self) {
         self.set(READ_ERROR | WRITE_ERROR);
     }
+
+    /// The core's event queue shut down: from now on every operation fails
+    /// ([`Ready::check_core`]); wakes every waiter to see that.
+    pub(crate) fn shut_down(&self) {
+        self.set(SHUT_DOWN);
+    }
 }
 
 impl fmt::Debug for ScheduledIo {
@@ -323,6 +348,6 @@ mod tests {
         let wrapped = Direction::Read.bump_tick(full);
         assert_eq!(Direction::Read.tick(wrapped), 0);
         assert_eq!(Direction::Write.tick(wrapped), 0, "the read tick overflowed into the write tick");
-        assert_eq!(wrapped & 0xff, READABLE);
+        assert_eq!(wrapped & ((1 << READ_TICK_SHIFT) - 1), READABLE);
     }
 }

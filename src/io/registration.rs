@@ -44,27 +44,30 @@ impl ScheduledIo {
         Waiter::new(self.waiters(dir))
     }
 
-    /// Completes when the socket may be ready in `dir` (`readable()`/`writable()`).
-    /// Charges the cooperative budget like any other socket operation.
+    /// Completes when the socket may be ready in `dir` (`readable()`/`writable()`), or
+    /// fails if its core shut down. Charges the cooperative budget like any other socket
+    /// operation.
     pub(crate) fn poll_readiness(
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
         waiter: Pin<&mut Waiter<'_>>,
-    ) -> Poll<()> {
+    ) -> Poll<io::Result<()>> {
         if budget::exhausted(cx) {
             return Poll::Pending;
         }
-        let ready = self.poll_ready(cx, dir, Some(waiter));
-        if ready.is_ready() {
-            budget::spend();
-        }
-        ready.map(|_| ())
+        let ready = std::task::ready!(self.poll_ready(cx, dir, Some(waiter)));
+        budget::spend();
+        Poll::Ready(ready.check_core())
     }
 
     /// Completes once `gate` is ready (e.g. the owner's turn to write; `|_| Poll::Ready(())`
     /// for none) and then the socket may be ready in `dir`: `readable()`/`writable()`.
-    pub(crate) async fn ready(&self, dir: Direction, mut gate: impl FnMut(&mut Context<'_>) -> Poll<()>) {
+    pub(crate) async fn ready(
+        &self,
+        dir: Direction,
+        mut gate: impl FnMut(&mut Context<'_>) -> Poll<()>,
+    ) -> io::Result<()> {
         let mut waiter = std::pin::pin!(self.waiter(dir));
         std::future::poll_fn(|cx| {
             std::task::ready!(gate(cx));
@@ -78,6 +81,7 @@ impl ScheduledIo {
     /// of completing at once (a `writable()` + `try_send` loop would spin).
     pub(crate) fn try_io<R>(&self, dir: Direction, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         let ready = self.snapshot(dir);
+        ready.check_core()?;
         let r = op();
         if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
             self.clear(ready);
@@ -103,6 +107,9 @@ impl ScheduledIo {
                 Poll::Ready(r) => r,
                 Poll::Pending => return Poll::Pending,
             };
+            if let Err(e) = ready.check_core() {
+                return Poll::Ready(Err(e));
+            }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear(ready),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -268,15 +268,13 @@ impl UdpSocket {
     /// Completes when the socket may be readable (then try
     /// [`try_recv_from`](Self::try_recv_from)).
     pub async fn readable(&self) -> io::Result<()> {
-        self.udp.reg.ready(Direction::Read, |_| Poll::Ready(())).await;
-        Ok(())
+        self.udp.reg.ready(Direction::Read, |_| Poll::Ready(())).await
     }
 
     /// Completes when the owner may send: posted datagrams were handed to the kernel and
     /// the socket may be writable.
     pub async fn writable(&self) -> io::Result<()> {
-        self.udp.reg.ready(Direction::Write, |cx| self.udp.post.poll_owner_turn(cx)).await;
-        Ok(())
+        self.udp.reg.ready(Direction::Write, |cx| self.udp.post.poll_owner_turn(cx)).await
     }
 
     /// Queues a datagram to `to` from the owner; see [`DatagramSender::post_send_to`].

@@ -353,9 +353,10 @@ impl fmt::Debug for IoCore {
     }
 }
 
-/// The core of this thread, or the process-wide default core outside any core.
+/// The core of this thread, or the process-wide default core outside any core (or inside
+/// one that has stopped: a timer polled there by another executor must still fire).
 pub(crate) fn current_or_default() -> Handle {
-    Handle { sched: context::current().unwrap_or_else(default_core) }
+    Handle { sched: context::current().filter(|s| !s.stopped()).unwrap_or_else(default_core) }
 }
 
 /// A handle to the process-wide default core (for process-wide services: signals).

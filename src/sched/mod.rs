@@ -534,16 +534,21 @@ impl Scheduler {
         Deadline::from_nanos(self.heap_due.load(Relaxed).min(timer))
     }
 
-    /// Whether the workers must leave their loop.
-    fn stopped(&self) -> bool {
+    /// Whether the workers must leave their loop (the core has stopped: see `stop`).
+    pub(crate) fn stopped(&self) -> bool {
         self.phase() == Phase::Stopped
     }
 
-    /// Tells the workers to leave their loop.
+    /// Tells the workers to leave their loop. Nobody turns the kernel queue or fires the
+    /// slow-path timers after this: sockets made on this core fail from now on (the driver
+    /// wakes their waiters), and timers polled by other executors are woken to register
+    /// again, on the process-wide default core (see `runtime::current_or_default`).
     fn stop(&self) {
         self.advance(Phase::Stopped);
         self.idle.notify_all();
         self.driver.kick_always();
+        self.driver.shut_down();
+        self.timers.wake_up_to(u64::MAX);
     }
 
     /// A snapshot of the counters.

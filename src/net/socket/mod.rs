@@ -339,8 +339,7 @@ impl Socket {
     }
 
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Read, |_| Poll::Ready(())).await;
-        Ok(())
+        self.io.ready(Direction::Read, |_| Poll::Ready(())).await
     }
 
     pub(crate) async fn send(self: &Arc<Self>, buf: &[u8]) -> io::Result<usize> {
@@ -363,8 +362,7 @@ impl Socket {
     }
 
     pub(crate) async fn writable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Write, |cx| self.post.poll_owner_turn(cx)).await;
-        Ok(())
+        self.io.ready(Direction::Write, |cx| self.post.poll_owner_turn(cx)).await
     }
 
     pub(crate) async fn flush(&self) -> io::Result<()> {
