@@ -266,3 +266,53 @@ fn shutdown_from_another_thread_waits_for_the_owners_send_all() {
         assert!(got == counting(0, LEN), "the bytes changed");
     });
 }
+
+#[test]
+fn posts_queued_behind_an_owners_send_all_are_written_before_a_senders_shutdown() {
+    // One worker: a flusher that looped while the owner held the writer role would hold
+    // the only worker, and the owner's send_all would never go on.
+    support::net::run(1, support::net::LIMIT, || async {
+        let (stream, peer) = pair_with_std_peer().await;
+        let sender = stream.sender();
+        const LEN: usize = 4 << 20;
+        let data = counting(0, LEN);
+        let owner = iocore::spawn(async move { stream.send_all(&data).await.map(|()| stream) });
+        let mut peer = iocore::spawn_blocking(move || {
+            peer.peek(&mut [0u8; 1]).expect("peek");
+            peer
+        })
+        .await
+        .unwrap();
+        // The owner's send_all is under way: these posts queue behind it.
+        sender.post_send(counting(LEN, 1000)).unwrap();
+        let shutdown = std::thread::spawn(move || futures::executor::block_on(sender.shutdown()));
+        let got = iocore::spawn_blocking(move || {
+            let mut v = Vec::new();
+            peer.read_to_end(&mut v).map(|_| v)
+        })
+        .await
+        .unwrap()
+        .expect("the peer's read");
+        let stream = owner.await.unwrap().expect("the owner's send_all");
+        shutdown.join().unwrap().expect("shutdown");
+        assert!(got == counting(0, LEN + 1000), "got {} bytes, or changed ones", got.len());
+        drop(stream);
+    });
+}
+
+#[test]
+fn the_owners_shutdown_does_not_wait_for_a_send_all_it_holds_paused() {
+    run(|| async {
+        let (stream, peer) = pair_with_std_peer().await;
+        let big = vec![1u8; 16 << 20];
+        {
+            let mut send = std::pin::pin!(stream.send_all(&big));
+            // The peer does not read: the send_all is paused in the middle, and kept.
+            let r = iocore::time::timeout(Duration::from_millis(50), send.as_mut()).await;
+            assert!(r.is_err(), "16 MiB went to a peer that does not read");
+            let shut = iocore::time::timeout(HANG, stream.shutdown()).await;
+            assert!(shut.is_ok(), "the owner's shutdown waited for its own paused send_all");
+        }
+        drop(peer);
+    });
+}

@@ -143,7 +143,9 @@ impl ScheduledIo {
         if event.is_read_closed() {
             bits |= READ_CLOSED;
         }
-        if event.is_write_closed() {
+        // (mio calls a bare error "write closed" too: an ICMP error on a UDP socket, which
+        // a later send need not see again. Only a hang-up closes the write side for good.)
+        if event.is_write_closed() && (event.is_read_closed() || !event.is_error()) {
             bits |= WRITE_CLOSED;
         }
         if event.is_error() {

@@ -94,9 +94,18 @@ async fn flush_loop<S: Outlet>(sock: Arc<S>) {
             let settled = poll_fn(|cx| {
                 q.register_flusher(cx.waker());
                 if q.posts_in_flight() {
-                    Poll::Pending
+                    return Poll::Pending;
+                }
+                if !q.has_bufs() && !q.flusher_holds_role() {
+                    return Poll::Ready(true);
+                }
+                // Buffers wait: take the role (or mark it pending for the owner, whose
+                // release hands it over and wakes us; until then, wait).
+                q.schedule();
+                if q.flusher_holds_role() {
+                    Poll::Ready(false)
                 } else {
-                    Poll::Ready(!q.has_bufs() && !q.flusher_holds_role())
+                    Poll::Pending
                 }
             })
             .await;
@@ -105,7 +114,6 @@ async fn flush_loop<S: Outlet>(sock: Arc<S>) {
                 std::mem::forget(fail);
                 return;
             }
-            q.schedule();
             continue;
         }
         // Holding FLUSHER: write until the queue is empty.

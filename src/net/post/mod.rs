@@ -123,6 +123,9 @@ pub(crate) struct PostQueue<T = Bytes> {
     closed: AtomicBool,
     /// Closed with an error: queued data was discarded (the error is in [`InUse`]).
     failed: AtomicBool,
+    /// Someone waits to take the writer role as the owner does (a shutdown: see
+    /// `poll_lock_owner`); the owner's release wakes `changed` only then. Never reset.
+    role_wanted: AtomicBool,
     high_water: AtomicUsize,
     /// Allocated by the first post, flusher, waiter or failure; never freed before the
     /// queue. A `close` that finds it absent knows that no post is in flight, nothing is
@@ -181,6 +184,7 @@ impl<T: Item> PostQueue<T> {
             writer: WriterRole::new(),
             closed: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            role_wanted: AtomicBool::new(false),
             high_water: AtomicUsize::new(high_water.max(1)),
             used: OnceBox::new(),
         }
@@ -324,7 +328,9 @@ impl<T: Item> PostQueue<T> {
             if let Some(used) = self.in_use() {
                 used.flusher.wake();
             }
-        } else {
+        } else if self.role_wanted.load(SeqCst) {
+            // (SeqCst after the release's read-modify-write, against the waiter's flag
+            // then re-check: one of the two sees the other.)
             self.wake_changed();
         }
     }
@@ -332,6 +338,10 @@ impl<T: Item> PostQueue<T> {
     /// Takes the writer role as the owner does, waiting while the flusher or the owner
     /// holds it; release it with `unlock_owner`.
     pub(crate) fn poll_lock_owner(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.try_lock_owner() {
+            return Poll::Ready(());
+        }
+        self.role_wanted.store(true, SeqCst);
         self.poll_changed(cx, || self.try_lock_owner())
     }
 

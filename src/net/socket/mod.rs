@@ -213,9 +213,13 @@ impl Socket {
         if self.post.try_lock_owner() {
             let bufs = &bufs[..bufs.len().min(IOV_MAX)];
             let want = bufs.iter().map(|b| b.len()).sum();
-            let r = self
-                .io
-                .poll_transfer(cx, Direction::Write, want, waiter, || (&self.stream).write_vectored(bufs));
+            let r = self.io.poll_transfer(cx, Direction::Write, want, waiter, || {
+                // Aborted meanwhile (`kick` woke this waiter): stop here.
+                match self.post.error() {
+                    Some(e) => Err(e),
+                    None => (&self.stream).write_vectored(bufs),
+                }
+            });
             self.post.unlock_owner();
             return r.map_err(|e| self.context_error("send", e));
         }
@@ -297,11 +301,13 @@ impl Socket {
         self.post.poll_drained(cx).map(|()| self.post.error().map_or(Ok(()), Err))
     }
 
-    /// Refuses new posts (accepted ones are still written), waits until everything is
-    /// handed to the kernel — the posts, and an owner's `send_all` under way, which holds
-    /// the writer role between its writes — then sends FIN once, holding the writer role
-    /// itself (so no write can follow it).
-    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Refuses new posts (accepted ones are still written), waits until everything posted
+    /// is handed to the kernel, then sends FIN once. `after_owner`: also wait for an
+    /// owner's `send_all` under way (it holds the writer role between its writes), and
+    /// send FIN holding the role (so no write can follow it): for a `PostSender`'s
+    /// shutdown from elsewhere. Not for the owner's own, which must not wait for a
+    /// `send_all` it may hold paused (a `timeout` around it, say): that would never end.
+    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>, after_owner: bool) -> Poll<io::Result<()>> {
         if self.fin_sent.load(Acquire) {
             return Poll::Ready(Ok(()));
         }
@@ -310,13 +316,17 @@ impl Socket {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
-        std::task::ready!(self.post.poll_lock_owner(cx));
+        if after_owner {
+            std::task::ready!(self.post.poll_lock_owner(cx));
+        }
         let r = match self.post.error() {
             Some(e) => Err(e),
             None if self.fin_sent.swap(true, AcqRel) => Ok(()),
             None => self.stream.shutdown(Shutdown::Write).map_err(|e| self.context_error("shutdown", e)),
         };
-        self.post.unlock_owner();
+        if after_owner {
+            self.post.unlock_owner();
+        }
         Poll::Ready(r)
     }
 
@@ -370,7 +380,7 @@ impl Socket {
     }
 
     pub(crate) async fn shutdown(&self) -> io::Result<()> {
-        poll_fn(|cx| self.poll_shutdown(cx)).await
+        poll_fn(|cx| self.poll_shutdown(cx, false)).await
     }
 
     pub(crate) fn post_send(self: &Arc<Self>, data: Bytes) -> Result<(), PostError> {
@@ -455,7 +465,7 @@ impl SocketControl for Socket {
     }
 
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Socket::poll_shutdown(self, cx)
+        Socket::poll_shutdown(self, cx, true)
     }
 }
 
