@@ -1,6 +1,6 @@
-//! The small handles users reach for: `TaskRef::abort`, `Handle::enter`, `AsFd`/`AsRawFd`
-//! on sockets, unwind safety of `IoCore`/`Handle`, and what `TaskRef::wakeup` does (and
-//! does not) end.
+//! The small handles users reach for: `TaskRef::abort`, `Handle::enter` (its guards
+//! dropped in any order), `AsFd`/`AsRawFd` on sockets, unwind safety of `IoCore`/`Handle`,
+//! and what `TaskRef::wakeup` does (and does not) end.
 
 use iocore::net::{TcpListener, TcpStream};
 use iocore::{task, time, Handle, IoCore};
@@ -70,6 +70,29 @@ fn enter_makes_a_core_current_on_any_thread() {
     assert_eq!(answer, b"ping");
     // The guard restored the previous (empty) context.
     assert!(Handle::try_current().is_none());
+}
+
+#[test]
+fn enter_guards_may_be_dropped_in_any_order() {
+    let (a, b) =
+        (IoCore::builder().threads(1).build().unwrap(), IoCore::builder().threads(2).build().unwrap());
+    let workers = || Handle::try_current().map(|h| h.metrics().workers);
+    let guard_a = a.handle().enter();
+    let guard_b = b.handle().enter();
+    assert_eq!(workers(), Some(2));
+    // Out of order: b stays current (it used to be a, whose guard is gone) ...
+    drop(guard_a);
+    assert_eq!(workers(), Some(2), "the core of a dropped guard is current");
+    // ... and then none is.
+    drop(guard_b);
+    assert_eq!(workers(), None, "a core stayed current after every guard was dropped");
+    // In order, as before.
+    let guard_a = a.handle().enter();
+    let guard_b = b.handle().enter();
+    drop(guard_b);
+    assert_eq!(workers(), Some(1));
+    drop(guard_a);
+    assert_eq!(workers(), None);
 }
 
 #[test]

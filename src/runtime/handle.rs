@@ -144,7 +144,8 @@ impl Handle {
     /// Makes this core the current one of the calling thread until the guard drops, so
     /// that iocore sockets and timers created there (and `Handle::current`,
     /// `iocore::spawn`) use it — e.g. inside another runtime's task, where they would
-    /// otherwise go to the process-wide default core.
+    /// otherwise go to the process-wide default core. Guards may be dropped in any order:
+    /// the most recently entered core whose guard still lives is the current one.
     ///
     /// ```
     /// let core = iocore::IoCore::builder().threads(1).build()?;
