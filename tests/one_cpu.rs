@@ -40,7 +40,12 @@ fn confined_core(cpus: usize, workers: usize) -> Option<IoCore> {
         return None;
     }
     assert!(pin_to(&mask[..cpus]), "sched_setaffinity to CPUs {:?}", &mask[..cpus]);
-    assert_eq!(thread::available_parallelism().unwrap().get(), cpus, "confined to {cpus} CPUs");
+    // A cgroup quota may allow fewer CPUs than the mask.
+    let allowed = thread::available_parallelism().unwrap().get();
+    if allowed != cpus {
+        eprintln!("skipped {workers} workers on {cpus} CPUs: confined to them, the process may use {allowed}");
+        return None;
+    }
     Some(IoCore::builder().threads(workers).build().expect("build core"))
 }
 

@@ -157,6 +157,9 @@ impl Driver {
             // and the release list keeps it longer). Blocks are only used by shared
             // reference (atomics and a mutex inside).
             let io = unsafe { &*(addr as *const ScheduledIo) };
+            // (The wakers run under the lock: a waker whose `wake` dropped a socket of this
+            // core on the spot would deadlock here. Executors schedule on `wake`; none
+            // drops a task's future there.)
             io.shut_down();
         }
     }
