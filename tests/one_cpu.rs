@@ -43,7 +43,9 @@ fn confined_core(cpus: usize, workers: usize) -> Option<IoCore> {
     // A cgroup quota may allow fewer CPUs than the mask.
     let allowed = thread::available_parallelism().unwrap().get();
     if allowed != cpus {
-        eprintln!("skipped {workers} workers on {cpus} CPUs: confined to them, the process may use {allowed}");
+        eprintln!(
+            "skipped {workers} workers on {cpus} CPUs: confined to them, the process may use {allowed}"
+        );
         return None;
     }
     Some(IoCore::builder().threads(workers).build().expect("build core"))

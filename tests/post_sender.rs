@@ -169,6 +169,28 @@ fn a_half_can_abort_the_connection() {
     });
 }
 
+/// Waits (on the blocking pool) until the peer has received a first byte, so a send is
+/// under way.
+async fn first_byte_arrived(peer: std::net::TcpStream) -> std::net::TcpStream {
+    iocore::spawn_blocking(move || {
+        peer.peek(&mut [0u8; 1]).expect("peek");
+        peer
+    })
+    .await
+    .unwrap()
+}
+
+/// Everything the peer reads until the end of the stream (on the blocking pool).
+async fn read_to_end(mut peer: std::net::TcpStream) -> Vec<u8> {
+    iocore::spawn_blocking(move || {
+        let mut v = Vec::new();
+        peer.read_to_end(&mut v).map(|_| v)
+    })
+    .await
+    .unwrap()
+    .expect("the peer's read")
+}
+
 /// Bytes `0, 1, 2, …` (mod 251, so that a shifted or repeated run shows) from `start`.
 fn counting(start: usize, len: usize) -> Vec<u8> {
     (start..start + len).map(|i| (i % 251) as u8).collect()
@@ -244,22 +266,11 @@ fn shutdown_from_another_thread_waits_for_the_owners_send_all() {
         let owner = iocore::spawn(async move { stream.send_all(&data).await });
         // The owner is blocked in the middle of its send_all (the peer does not read yet)
         // when the shutdown comes; the FIN must follow its last byte.
-        let mut peer = iocore::spawn_blocking(move || {
-            peer.peek(&mut [0u8; 1]).expect("peek");
-            peer
-        })
-        .await
-        .unwrap();
+        let peer = first_byte_arrived(peer).await;
         iocore::time::sleep(Duration::from_millis(50)).await;
         let shutdown = std::thread::spawn(move || futures::executor::block_on(sender.shutdown()));
         iocore::time::sleep(Duration::from_millis(100)).await;
-        let got = iocore::spawn_blocking(move || {
-            let mut v = Vec::new();
-            peer.read_to_end(&mut v).map(|_| v)
-        })
-        .await
-        .unwrap()
-        .expect("the peer's read");
+        let got = read_to_end(peer).await;
         owner.await.unwrap().expect("the owner's send_all");
         shutdown.join().unwrap().expect("shutdown");
         assert_eq!(got.len(), LEN, "the peer saw the end of the stream in the middle of a send_all");
@@ -277,22 +288,11 @@ fn posts_queued_behind_an_owners_send_all_are_written_before_a_senders_shutdown(
         const LEN: usize = 4 << 20;
         let data = counting(0, LEN);
         let owner = iocore::spawn(async move { stream.send_all(&data).await.map(|()| stream) });
-        let mut peer = iocore::spawn_blocking(move || {
-            peer.peek(&mut [0u8; 1]).expect("peek");
-            peer
-        })
-        .await
-        .unwrap();
+        let peer = first_byte_arrived(peer).await;
         // The owner's send_all is under way: these posts queue behind it.
         sender.post_send(counting(LEN, 1000)).unwrap();
         let shutdown = std::thread::spawn(move || futures::executor::block_on(sender.shutdown()));
-        let got = iocore::spawn_blocking(move || {
-            let mut v = Vec::new();
-            peer.read_to_end(&mut v).map(|_| v)
-        })
-        .await
-        .unwrap()
-        .expect("the peer's read");
+        let got = read_to_end(peer).await;
         let stream = owner.await.unwrap().expect("the owner's send_all");
         shutdown.join().unwrap().expect("shutdown");
         assert!(got == counting(0, LEN + 1000), "got {} bytes, or changed ones", got.len());
