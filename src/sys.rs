@@ -100,6 +100,21 @@ pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 }
 
 /// A byte-transfer system call's result: the count, or the OS error (`-1`, `errno`).
+/// `sendmsg(fd, bufs, MSG_NOSIGNAL)`: a gathered write that, like [`send`], raises no
+/// `SIGPIPE` when the peer is gone (`writev` does). The bytes written, or the OS error.
+pub(crate) fn send_vectored(fd: RawFd, bufs: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: a zeroed `msghdr` is valid (no address, no control data). `IoSlice` is
+    // guaranteed ABI-compatible with `iovec` on Unix, and `sendmsg` only reads the
+    // `bufs.len()` buffers it points to, which are valid for the call.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = bufs.len() as _;
+        libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL)
+    };
+    transferred(n as libc::c_long)
+}
+
 fn transferred(n: libc::c_long) -> io::Result<usize> {
     if n < 0 {
         return Err(io::Error::last_os_error());

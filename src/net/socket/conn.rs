@@ -176,8 +176,9 @@ impl Conn {
 }
 
 // `Read`/`Write` on a shared reference, as mio and std offer them: the syscalls need no
-// exclusive access, and the socket core is shared. `read`/`write` are `recv`/`send` for
-// both kinds (`sys`: plain system calls; no `SIGPIPE` from a Unix socket either).
+// exclusive access, and the socket core is shared. `read`/`write`/`write_vectored` are
+// `recv`/`send`/`sendmsg` for both kinds, writes with `MSG_NOSIGNAL` (`sys`: no `SIGPIPE`,
+// from a TCP or a Unix socket, even in a program that does not ignore the signal).
 impl Read for &Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         crate::sys::recv(self.as_raw_fd(), buf)
@@ -197,10 +198,7 @@ impl Write for &Conn {
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => (&*s).write_vectored(bufs),
-            Conn::Unix(s) => (&*s).write_vectored(bufs),
-        }
+        crate::sys::send_vectored(self.as_raw_fd(), bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
