@@ -11,7 +11,7 @@
 
 use crate::io::{Direction, Registration};
 use crate::sync::lock;
-use crate::util::wait_list::WaitList;
+use crate::util::wait_list::{WaitKey, WaitList};
 use futures::Stream;
 use std::fmt;
 use std::future::poll_fn;
@@ -67,13 +67,19 @@ struct Slot {
     registered: AtomicBool,
     /// Deliveries so far (bumped by the handler).
     deliveries: AtomicU64,
-    /// Tasks waiting for the next delivery.
-    waiters: WaitList,
+    /// Tasks waiting for the next delivery (made on first use: a `static` cannot make one).
+    waiters: OnceLock<WaitList>,
+}
+
+impl Slot {
+    fn waiters(&self) -> &WaitList {
+        self.waiters.get_or_init(WaitList::default)
+    }
 }
 
 /// Every signal's slot, by number.
 static SLOTS: [Slot; MAX_SIGNAL as usize + 1] = [const {
-    Slot { registered: AtomicBool::new(false), deliveries: AtomicU64::new(0), waiters: WaitList::new() }
+    Slot { registered: AtomicBool::new(false), deliveries: AtomicU64::new(0), waiters: OnceLock::new() }
 }; MAX_SIGNAL as usize + 1];
 
 /// The self-pipe's write end (the handler writes one byte per delivery), once set up.
@@ -128,7 +134,7 @@ fn start_reader(read: OwnedFd) -> io::Result<()> {
                 // bytes, never deliveries (the counters have them). A slot nobody waits on
                 // costs one load.
                 for slot in &SLOTS {
-                    slot.waiters.wake_all();
+                    slot.waiters().wake_all();
                 }
             }
         }
@@ -180,6 +186,15 @@ pub struct Signal {
     slot: &'static Slot,
     /// Deliveries this stream has reported.
     seen: u64,
+    /// This stream's entry among the signal's waiters (removed when it drops: a listener
+    /// given up must not keep its task alive until the next delivery).
+    key: WaitKey,
+}
+
+impl Drop for Signal {
+    fn drop(&mut self) {
+        self.slot.waiters().forget(&mut self.key);
+    }
 }
 
 /// Starts listening for `kind`: the returned stream yields once per delivery from now on.
@@ -200,7 +215,7 @@ pub struct Signal {
 /// ```
 pub fn signal(kind: SignalKind) -> io::Result<Signal> {
     let slot = register(kind)?;
-    Ok(Signal { kind, slot, seen: slot.deliveries.load(SeqCst) })
+    Ok(Signal { kind, slot, seen: slot.deliveries.load(SeqCst), key: WaitKey::default() })
 }
 
 /// Completes at the next `SIGINT` (Ctrl-C) from now on.
@@ -225,22 +240,24 @@ impl Signal {
     /// Polls for the next delivery.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
         let slot = self.slot;
-        slot.waiters.poll_until(cx.waker(), || self.take_delivery()).map(Some)
-    }
-
-    fn take_delivery(&mut self) -> bool {
-        let now = self.slot.deliveries.load(SeqCst);
-        if now > self.seen {
-            self.seen = now;
-            return true;
-        }
-        false
+        let (key, seen) = (&mut self.key, &mut self.seen);
+        slot.waiters().poll_until(Some(key), cx.waker(), || take_delivery(slot, seen)).map(Some)
     }
 
     /// The signal this stream listens for.
     pub fn kind(&self) -> SignalKind {
         self.kind
     }
+}
+
+/// Whether `slot` had a delivery since `seen` (which then moves up to it).
+fn take_delivery(slot: &Slot, seen: &mut u64) -> bool {
+    let now = slot.deliveries.load(SeqCst);
+    if now > *seen {
+        *seen = now;
+        return true;
+    }
+    false
 }
 
 impl Stream for Signal {

@@ -62,7 +62,7 @@ macro_rules! async_io_impls {
                 self.sock().poll_send_vectored(cx, bufs, None)
             }
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.sock().poll_flush(cx)
+                self.sock().poll_flush(cx, None)
             }
             fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 self.sock().poll_shutdown(cx, false)

@@ -274,7 +274,11 @@ impl UdpSocket {
     /// Completes when the owner may send: posted datagrams were handed to the kernel and
     /// the socket may be writable.
     pub async fn writable(&self) -> io::Result<()> {
-        self.udp.reg.ready(Direction::Write, |cx| self.udp.post.poll_owner_turn(cx)).await
+        let mut wait = self.udp.post.change_wait();
+        self.udp
+            .reg
+            .ready(Direction::Write, |cx| self.udp.post.poll_owner_turn(cx, Some(&mut wait.key)))
+            .await
     }
 
     /// Queues a datagram to `to` from the owner; see [`DatagramSender::post_send_to`].
@@ -298,7 +302,9 @@ impl UdpSocket {
     /// Completes once every datagram posted so far was handed to the kernel (or the
     /// socket failed).
     pub async fn flush(&self) -> io::Result<()> {
-        poll_fn(|cx| self.udp.post.poll_drained(cx)).await;
+        let mut wait = self.udp.post.change_wait();
+        poll_fn(|cx| self.udp.post.poll_drained(cx, Some(&mut wait.key))).await;
+        drop(wait);
         self.udp.post.error().map_or(Ok(()), Err)
     }
 
@@ -508,7 +514,7 @@ impl SocketControl for Udp {
     /// Refuses later posts and waits until what was queued is sent (UDP has no FIN).
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.post.close(None);
-        std::task::ready!(self.post.poll_drained(cx));
+        std::task::ready!(self.post.poll_drained(cx, None));
         Poll::Ready(self.post.error().map_or(Ok(()), Err))
     }
 }

@@ -48,7 +48,7 @@ pub use sender::{PostError, PostSender};
 
 use crate::sync::lock;
 use crate::util::once_box::OnceBox;
-use crate::util::wait_list::WaitList;
+use crate::util::wait_list::{WaitKey, WaitList};
 use bytes::Bytes;
 use crossbeam_deque::{Injector, Steal};
 use futures::task::AtomicWaker;
@@ -234,9 +234,11 @@ impl<T: Item> PostQueue<T> {
         // Room first, so a refused item never has to be rebuilt from the bytes a refusal
         // hands back. Racing posters may each pass the mark by one item, as with
         // `post_send`.
+        let mut wait = self.change_wait();
         while self.queued_bytes() >= self.high_water() && !self.is_closed() {
-            std::future::poll_fn(|cx| self.poll_space(cx)).await;
+            std::future::poll_fn(|cx| self.poll_space(cx, Some(&mut wait.key))).await;
         }
+        drop(wait);
         self.post(item, false)
     }
 
@@ -342,7 +344,7 @@ impl<T: Item> PostQueue<T> {
             return Poll::Ready(());
         }
         self.role_wanted.store(true, SeqCst);
-        self.poll_changed(cx, || self.try_lock_owner())
+        self.poll_changed(cx, None, || self.try_lock_owner())
     }
 
     /// Whether posted buffers wait in the queue.
@@ -442,12 +444,25 @@ impl<T: Item> PostQueue<T> {
     }
 
     /// Ready if `ready` holds; else waits in `changed` (allocating the in-use part: a
-    /// condition that holds costs nothing).
-    fn poll_changed(&self, cx: &mut Context<'_>, mut ready: impl FnMut() -> bool) -> Poll<()> {
+    /// condition that holds costs nothing), under `key` if the caller keeps one (an
+    /// `async` wait: [`change_wait`](Self::change_wait)), else anonymously (see
+    /// `util::wait_list`).
+    fn poll_changed(
+        &self,
+        cx: &mut Context<'_>,
+        key: Option<&mut WaitKey>,
+        mut ready: impl FnMut() -> bool,
+    ) -> Poll<()> {
         if ready() {
             return Poll::Ready(());
         }
-        self.used().changed.poll_until(cx.waker(), ready)
+        self.used().changed.poll_until(key, cx.waker(), ready)
+    }
+
+    /// A place in the queue's waiters for an `async` wait, given back when it drops (a
+    /// wait given up must not keep its task alive until the next change).
+    pub(crate) fn change_wait(&self) -> ChangeWait<'_, T> {
+        ChangeWait { queue: self, key: WaitKey::default() }
     }
 
     /// Whether a post is between its `closed` check and its push.
@@ -457,27 +472,29 @@ impl<T: Item> PostQueue<T> {
 
     /// Ready when the owner may write directly: the flusher does not hold the writer role
     /// (or the queue is closed, and the owner's write fails at once).
-    pub(crate) fn poll_owner_turn(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.poll_changed(cx, || !self.writer.is_flusher() || self.is_closed())
+    pub(crate) fn poll_owner_turn(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<()> {
+        self.poll_changed(cx, key, || !self.writer.is_flusher() || self.is_closed())
     }
 
     pub(crate) fn has_failed(&self) -> bool {
         self.failed.load(SeqCst)
     }
 
-    pub(crate) fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_drained(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<()> {
         // Posts in flight first: once none is, every accepted post is counted in `queued`.
-        self.poll_changed(cx, || (!self.posts_in_flight() && self.queued_bytes() == 0) || self.has_failed())
+        self.poll_changed(cx, key, || {
+            (!self.posts_in_flight() && self.queued_bytes() == 0) || self.has_failed()
+        })
     }
 
-    pub(crate) fn poll_space(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.poll_changed(cx, || self.queued_bytes() < self.high_water() || self.is_closed())
+    pub(crate) fn poll_space(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<()> {
+        self.poll_changed(cx, key, || self.queued_bytes() < self.high_water() || self.is_closed())
     }
 
     /// Ready once the queue is closed and done with: everything accepted was handed to
     /// the kernel, or the socket failed (and discarded the rest).
-    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.poll_changed(cx, || {
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<()> {
+        self.poll_changed(cx, key, || {
             self.is_closed() && ((!self.posts_in_flight() && self.queued_bytes() == 0) || self.has_failed())
         })
     }
@@ -489,6 +506,21 @@ fn steal<T>(q: &Injector<T>) -> Option<T> {
             Steal::Success(b) => return Some(b),
             Steal::Empty => return None,
             Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}
+
+/// An `async` wait's place in a queue's waiters (from [`PostQueue::change_wait`]): pass
+/// `Some(&mut wait.key)` to the `poll_*` waits; the entry goes when this drops.
+pub(crate) struct ChangeWait<'a, T: Item> {
+    queue: &'a PostQueue<T>,
+    pub(crate) key: WaitKey,
+}
+
+impl<T: Item> Drop for ChangeWait<'_, T> {
+    fn drop(&mut self) {
+        if let Some(used) = self.queue.in_use() {
+            used.changed.forget(&mut self.key);
         }
     }
 }

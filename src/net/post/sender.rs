@@ -120,7 +120,8 @@ impl<T: Item> PostSender<T> {
     /// accepted was handed to the kernel — or the socket failed (an error, an abort, the
     /// linger of a dropped stream ran out) and the rest was discarded.
     pub async fn closed(&self) {
-        poll_fn(|cx| self.queue.poll_closed(cx)).await
+        let mut wait = self.queue.change_wait();
+        poll_fn(|cx| self.queue.poll_closed(cx, Some(&mut wait.key))).await
     }
 
     /// Bytes posted and not yet handed to the kernel.
@@ -130,7 +131,8 @@ impl<T: Item> PostSender<T> {
 
     /// Completes once the queue is below the high-water mark (or the socket is closed).
     pub async fn ready(&self) {
-        poll_fn(|cx| self.queue.poll_space(cx)).await
+        let mut wait = self.queue.change_wait();
+        poll_fn(|cx| self.queue.poll_space(cx, Some(&mut wait.key))).await
     }
 
     /// Closes the socket at once, from any thread (to kick a client): queued data is

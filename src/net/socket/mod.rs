@@ -13,6 +13,7 @@ pub(crate) use conn::{Conn, Peer};
 use crate::io::{Direction, ScheduledIo, Waiter};
 use crate::net::post::{ensure_flusher, IoSlices, Outlet, PostError, PostQueue, PostSender, SocketControl};
 use crate::runtime::Handle;
+use crate::util::wait_list::WaitKey;
 use bytes::Bytes;
 use std::fmt;
 use std::future::poll_fn;
@@ -231,7 +232,7 @@ impl Socket {
         ensure_flusher(self);
         match self.post.post(Bytes::from(data), true) {
             Ok(()) => Poll::Ready(Ok(len)),
-            Err(PostError::WouldExceed(_)) => match self.post.poll_space(cx) {
+            Err(PostError::WouldExceed(_)) => match self.post.poll_space(cx, None) {
                 // Space appeared meanwhile: try again on the next poll.
                 Poll::Ready(()) => {
                     cx.waker().wake_by_ref();
@@ -294,11 +295,13 @@ impl Socket {
         Ok(())
     }
 
-    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Waits until everything posted was handed to the kernel. `key`: an `async` caller's
+    /// place among the queue's waiters (`None`: the poll-based traits).
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<io::Result<()>> {
         if let Some(e) = self.post.error() {
             return Poll::Ready(Err(e));
         }
-        self.post.poll_drained(cx).map(|()| self.post.error().map_or(Ok(()), Err))
+        self.post.poll_drained(cx, key).map(|()| self.post.error().map_or(Ok(()), Err))
     }
 
     /// Refuses new posts (accepted ones are still written), waits until everything posted
@@ -312,7 +315,7 @@ impl Socket {
             return Poll::Ready(Ok(()));
         }
         self.post.close(None);
-        match self.poll_flush(cx) {
+        match self.poll_flush(cx, None) {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
@@ -372,11 +375,13 @@ impl Socket {
     }
 
     pub(crate) async fn writable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Write, |cx| self.post.poll_owner_turn(cx)).await
+        let mut wait = self.post.change_wait();
+        self.io.ready(Direction::Write, |cx| self.post.poll_owner_turn(cx, Some(&mut wait.key))).await
     }
 
     pub(crate) async fn flush(&self) -> io::Result<()> {
-        poll_fn(|cx| self.poll_flush(cx)).await
+        let mut wait = self.post.change_wait();
+        poll_fn(|cx| self.poll_flush(cx, Some(&mut wait.key))).await
     }
 
     pub(crate) async fn shutdown(&self) -> io::Result<()> {

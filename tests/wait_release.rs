@@ -1,0 +1,72 @@
+//! Waits that are given up release their waker at once: a post queue's `ready`, `closed`
+//! and `flush` on a socket whose peer does not read, the owner's `writable` while the
+//! flusher writes, and a signal listener. (A `timeout` around a wait, or a `select!`
+//! that took another branch, must not keep its task alive until a change that may never
+//! come: racing `ctrl_c()` in each of 20 000 tasks kept every one of them, 4 KB each.)
+
+mod support;
+
+use iocore::net::{TcpListener, TcpStream};
+use iocore::signal::{signal, SignalKind};
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use support::net::{run, LIMIT};
+use support::CountWaker;
+
+/// Polls `fut` once with a fresh counting waker (it must be pending), drops it, and says
+/// whether anything still holds that waker.
+fn waker_kept_after_drop(fut: impl Future) -> bool {
+    let count = Arc::new(CountWaker::default());
+    let waker = Waker::from(count.clone());
+    let mut fut = Box::pin(fut);
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_pending(), "the wait was not pending");
+    drop(fut);
+    drop(waker);
+    Arc::strong_count(&count) > 1
+}
+
+/// A stream whose peer does not read, with a post queue above its mark and the flusher
+/// holding the writer role; and the peer, to keep open.
+async fn stuck_stream() -> (TcpStream, std::net::TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
+    let (stream, _) = listener.accept().await.unwrap();
+    stream.set_post_high_water(1024);
+    stream.post_send(vec![0u8; 16 << 20]).unwrap();
+    (stream, peer.join().unwrap())
+}
+
+#[test]
+fn given_up_waits_release_their_wakers() {
+    run(2, LIMIT, || async {
+        let (stream, peer) = stuck_stream().await;
+        let sender = stream.sender();
+        for _ in 0..3 {
+            assert!(!waker_kept_after_drop(sender.ready()), "PostSender::ready kept its waker");
+            assert!(!waker_kept_after_drop(sender.closed()), "PostSender::closed kept its waker");
+            assert!(!waker_kept_after_drop(stream.flush()), "TcpStream::flush kept its waker");
+            assert!(!waker_kept_after_drop(stream.writable()), "TcpStream::writable kept its waker");
+            assert!(!waker_kept_after_drop(sender.send(vec![1u8; 10])), "PostSender::send kept its waker");
+        }
+        drop((stream, peer));
+    });
+}
+
+#[test]
+fn dropped_signal_listeners_release_their_wakers() {
+    run(1, LIMIT, || async {
+        for _ in 0..3 {
+            // (A listener keeps its last waker while it lives: it is still listening.)
+            let mut hangups = signal(SignalKind::user_defined2()).unwrap();
+            let count = Arc::new(CountWaker::default());
+            let waker = Waker::from(count.clone());
+            assert!(hangups.poll_recv(&mut Context::from_waker(&waker)).is_pending());
+            drop(hangups);
+            drop(waker);
+            assert_eq!(Arc::strong_count(&count), 1, "a dropped Signal kept its waker");
+            assert!(!waker_kept_after_drop(iocore::signal::ctrl_c()), "a dropped ctrl_c() kept its waker");
+        }
+    });
+}
