@@ -1,7 +1,7 @@
 //! Unix-domain sockets: the TCP stream API over `UnixListener`/`UnixStream` — echo,
 //! `post_send` from threads in order, `PostSender` (send, abort), halves and `reunite`,
-//! futures-io traits, `pair`, std conversion, and bad input (missing path, path in use,
-//! halves of the wrong type).
+//! futures-io traits, `pair`, std conversion, bad input (missing path, path in use,
+//! halves of the wrong type), and a connect that waits while the backlog is full.
 
 mod support;
 
@@ -267,5 +267,63 @@ fn tokio_io_traits_on_a_unix_stream() {
         let mut back = Vec::new();
         tokio::io::AsyncReadExt::read_to_end(&mut b, &mut back).await.expect("read");
         assert_eq!(back, b"tokio");
+    });
+}
+
+/// A plain listener at `path` with a backlog of one (`listen(fd, 1)`), never accepting
+/// by itself.
+fn listener_with_backlog_1(path: &std::path::Path) -> std::os::unix::net::UnixListener {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: plain socket calls on a fresh fd with a zeroed, filled-in sockaddr_un (the
+    // path is short: it comes from the temp dir); the fd is handed to the std listener,
+    // which owns it from then on.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket");
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let bytes = path.as_os_str().as_bytes();
+        assert!(bytes.len() < addr.sun_path.len(), "path too long");
+        for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len), 0, "bind");
+        assert_eq!(libc::listen(fd, 1), 0, "listen");
+        std::os::unix::net::UnixListener::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn connect_waits_while_the_listeners_backlog_is_full() {
+    let dir = TempDir::new("backlog");
+    let path = dir.sock();
+    let listener = listener_with_backlog_1(&path);
+    run(2, LIMIT, move || async move {
+        // Fill the backlog: connects that succeed without an accept.
+        let mut held = Vec::new();
+        loop {
+            match iocore::time::timeout(std::time::Duration::from_millis(100), UnixStream::connect(&path))
+                .await
+            {
+                Ok(r) => held.push(r.expect("a connect with room in the backlog")),
+                // Waiting: the backlog is full (it used to fail at once with `WouldBlock`).
+                Err(_) => break,
+            }
+            assert!(held.len() < 100, "a backlog of 1 took 100 connections");
+        }
+        // Accepting one makes room: a waiting connect then completes.
+        let waiting = iocore::spawn({
+            let path = path.clone();
+            async move { UnixStream::connect(&path).await }
+        });
+        iocore::time::sleep(std::time::Duration::from_millis(20)).await;
+        let accepted = iocore::spawn_blocking(move || listener.accept().map(|(s, _)| (s, listener)))
+            .await
+            .unwrap()
+            .expect("accept");
+        waiting.await.unwrap().expect("the connect that waited for room");
+        drop((held, accepted));
     });
 }

@@ -51,11 +51,23 @@ impl UnixStream {
         Ok(UnixStream { owner: Owner::new(sock) })
     }
 
-    /// Connects to the socket at `path`. Errors name the path.
+    /// Connects to the socket at `path`. Errors name the path. While the listener's
+    /// backlog is full the connect waits for room, as a blocking `connect` does (the
+    /// kernel reports no readiness for that, so it tries again after 1 ms, then after
+    /// longer pauses up to 50 ms): put a `timeout` around it to bound the wait.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let path = path.as_ref();
         let connect = async {
-            let stream = mio::net::UnixStream::connect(path)?;
+            let mut pause = std::time::Duration::from_millis(1);
+            let stream = loop {
+                match mio::net::UnixStream::connect(path) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        crate::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                    }
+                    r => break r?,
+                }
+            };
             let peer = Peer::path(Arc::new(path.to_path_buf()));
             let stream = Self::from_mio(stream, crate::runtime::current_or_default(), Some(peer))?;
             stream.sock().connected().await?;
