@@ -134,7 +134,9 @@ fn start_reader(read: OwnedFd) -> io::Result<()> {
                 // bytes, never deliveries (the counters have them). A slot nobody waits on
                 // costs one load.
                 for slot in &SLOTS {
-                    slot.waiters().wake_all();
+                    if let Some(waiters) = slot.waiters.get() {
+                        waiters.wake_all();
+                    }
                 }
             }
         }

@@ -99,7 +99,6 @@ pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     })
 }
 
-/// A byte-transfer system call's result: the count, or the OS error (`-1`, `errno`).
 /// `sendmsg(fd, bufs, MSG_NOSIGNAL)`: a gathered write that, like [`send`], raises no
 /// `SIGPIPE` when the peer is gone (`writev` does). The bytes written, or the OS error.
 pub(crate) fn send_vectored(fd: RawFd, bufs: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
@@ -115,6 +114,7 @@ pub(crate) fn send_vectored(fd: RawFd, bufs: &[std::io::IoSlice<'_>]) -> io::Res
     transferred(n as libc::c_long)
 }
 
+/// A byte-transfer system call's result: the count, or the OS error (`-1`, `errno`).
 fn transferred(n: libc::c_long) -> io::Result<usize> {
     if n < 0 {
         return Err(io::Error::last_os_error());

@@ -1,6 +1,6 @@
-//! Waits that are given up release their waker at once: a post queue's `ready`, `closed`
-//! and `flush` on a socket whose peer does not read, the owner's `writable` while the
-//! flusher writes, and a signal listener. (A `timeout` around a wait, or a `select!`
+//! Waits that are given up release their waker at once: a post queue's `ready`, `closed`,
+//! `send`, `flush` and `shutdown` on a socket whose peer does not read, the owner's
+//! `writable` while the flusher writes, and a signal listener. (A `timeout` around a wait, or a `select!`
 //! that took another branch, must not keep its task alive until a change that may never
 //! come: racing `ctrl_c()` in each of 20 000 tasks kept every one of them, 4 KB each.)
 
@@ -33,6 +33,8 @@ async fn stuck_stream() -> (TcpStream, std::net::TcpStream) {
     let addr = listener.local_addr().unwrap();
     let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
     let (stream, _) = listener.accept().await.unwrap();
+    // A small kernel buffer, so that 16 MiB cannot all go in.
+    stream.set_send_buffer_size(16 * 1024).unwrap();
     stream.set_post_high_water(1024);
     stream.post_send(vec![0u8; 16 << 20]).unwrap();
     (stream, peer.join().unwrap())
@@ -49,6 +51,11 @@ fn given_up_waits_release_their_wakers() {
             assert!(!waker_kept_after_drop(stream.flush()), "TcpStream::flush kept its waker");
             assert!(!waker_kept_after_drop(stream.writable()), "TcpStream::writable kept its waker");
             assert!(!waker_kept_after_drop(sender.send(vec![1u8; 10])), "PostSender::send kept its waker");
+        }
+        // Last: a shutdown closes the queue (the flush it waits for never ends here).
+        for _ in 0..3 {
+            assert!(!waker_kept_after_drop(stream.shutdown()), "TcpStream::shutdown kept its waker");
+            assert!(!waker_kept_after_drop(sender.shutdown()), "PostSender::shutdown kept its waker");
         }
         drop((stream, peer));
     });

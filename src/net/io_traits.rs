@@ -65,7 +65,7 @@ macro_rules! async_io_impls {
                 self.sock().poll_flush(cx, None)
             }
             fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.sock().poll_shutdown(cx, false)
+                self.sock().poll_shutdown(cx, false, None)
             }
         }
 

@@ -22,6 +22,7 @@ use crate::net::addr::{first_that_works, ToSocketAddrs};
 use crate::net::post::{ensure_flusher, Item, Outlet, PostError, PostQueue, PostSender, SocketControl};
 use crate::runtime::Handle;
 use crate::sync::lock;
+use crate::util::wait_list::WaitKey;
 use bytes::Bytes;
 use socket2::SockRef;
 use std::collections::VecDeque;
@@ -512,9 +513,9 @@ impl SocketControl for Udp {
     }
 
     /// Refuses later posts and waits until what was queued is sent (UDP has no FIN).
-    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<io::Result<()>> {
         self.post.close(None);
-        std::task::ready!(self.post.poll_drained(cx, None));
+        std::task::ready!(self.post.poll_drained(cx, key));
         Poll::Ready(self.post.error().map_or(Ok(()), Err))
     }
 }

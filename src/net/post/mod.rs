@@ -108,8 +108,9 @@ pub(crate) trait SocketControl: Send + Sync {
     fn abort(&self);
     /// The remote address.
     fn peer_addr(&self) -> io::Result<SocketAddr>;
-    /// Graceful close of the sending side (flush, then FIN).
-    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Graceful close of the sending side (flush, then FIN). `key`: the caller's place
+    /// among the post queue's waiters (see [`PostQueue::change_wait`]).
+    fn poll_shutdown(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<io::Result<()>>;
 }
 
 /// The shared half of a socket's send side: the queue and the writer hand-off.
@@ -339,12 +340,12 @@ impl<T: Item> PostQueue<T> {
 
     /// Takes the writer role as the owner does, waiting while the flusher or the owner
     /// holds it; release it with `unlock_owner`.
-    pub(crate) fn poll_lock_owner(&self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_lock_owner(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<()> {
         if self.try_lock_owner() {
             return Poll::Ready(());
         }
         self.role_wanted.store(true, SeqCst);
-        self.poll_changed(cx, None, || self.try_lock_owner())
+        self.poll_changed(cx, key, || self.try_lock_owner())
     }
 
     /// Whether posted buffers wait in the queue.

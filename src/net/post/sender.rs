@@ -148,7 +148,10 @@ impl<T: Item> PostSender<T> {
     /// was queued is delivered, then FIN. Harmless if already done (or the socket closed).
     pub async fn shutdown(&self) -> io::Result<()> {
         match self.queue.socket() {
-            Some(socket) => poll_fn(|cx| socket.poll_shutdown(cx)).await,
+            Some(socket) => {
+                let mut wait = self.queue.change_wait();
+                poll_fn(|cx| socket.poll_shutdown(cx, Some(&mut wait.key))).await
+            }
             None => Ok(()),
         }
     }

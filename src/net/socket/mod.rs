@@ -310,17 +310,23 @@ impl Socket {
     /// send FIN holding the role (so no write can follow it): for a `PostSender`'s
     /// shutdown from elsewhere. Not for the owner's own, which must not wait for a
     /// `send_all` it may hold paused (a `timeout` around it, say): that would never end.
-    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>, after_owner: bool) -> Poll<io::Result<()>> {
+    /// `key`: an `async` caller's place among the queue's waiters.
+    pub(crate) fn poll_shutdown(
+        &self,
+        cx: &mut Context<'_>,
+        after_owner: bool,
+        mut key: Option<&mut WaitKey>,
+    ) -> Poll<io::Result<()>> {
         if self.fin_sent.load(Acquire) {
             return Poll::Ready(Ok(()));
         }
         self.post.close(None);
-        match self.poll_flush(cx, None) {
+        match self.poll_flush(cx, key.as_deref_mut()) {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
         if after_owner {
-            std::task::ready!(self.post.poll_lock_owner(cx));
+            std::task::ready!(self.post.poll_lock_owner(cx, key));
         }
         let r = match self.post.error() {
             Some(e) => Err(e),
@@ -385,7 +391,8 @@ impl Socket {
     }
 
     pub(crate) async fn shutdown(&self) -> io::Result<()> {
-        poll_fn(|cx| self.poll_shutdown(cx, false)).await
+        let mut wait = self.post.change_wait();
+        poll_fn(|cx| self.poll_shutdown(cx, false, Some(&mut wait.key))).await
     }
 
     pub(crate) fn post_send(self: &Arc<Self>, data: Bytes) -> Result<(), PostError> {
@@ -469,8 +476,8 @@ impl SocketControl for Socket {
         Socket::peer_addr(self)
     }
 
-    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Socket::poll_shutdown(self, cx, true)
+    fn poll_shutdown(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<io::Result<()>> {
+        Socket::poll_shutdown(self, cx, true, key)
     }
 }
 
