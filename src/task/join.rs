@@ -67,6 +67,8 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
+        // SAFETY: this is the task's JoinHandle, dropping once.
+        unsafe { self.raw.drop_join_waker() };
         self.raw.ref_dec();
     }
 }

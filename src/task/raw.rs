@@ -328,6 +328,22 @@ impl RawTask {
         state.set_join_waker()
     }
 
+    /// The `JoinHandle` goes away: drop the waker it registered now, unless the task is
+    /// done (then the block keeps it until it is freed). A join given up (a `timeout`
+    /// around it) must not keep the waiting task alive while this one runs on.
+    ///
+    /// # Safety
+    /// Only the task's `JoinHandle` calls this, once, as it drops.
+    pub(crate) unsafe fn drop_join_waker(self) {
+        let state = &self.header().state;
+        if state.has_join_waker() && state.unset_join_waker() {
+            // SAFETY: we just cleared JOIN_WAKER and the task is not DONE: only this
+            // handle uses the slot (as in `register_join_waker`).
+            let waker = unsafe { (*self.header().join_waker.get()).take() };
+            drop_waker_flat(waker);
+        }
+    }
+
     /// A waker for this task that does not own a reference (for polling it).
     fn borrowed_waker(self) -> Waker {
         // SAFETY: the vtable's functions implement the RawWaker contract on a task pointer.
@@ -449,4 +465,51 @@ unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
     // (often a worker finishing the task). Then free the block.
     let stage = std::mem::replace(cell.stage.get_mut(), Stage::Consumed);
     crate::contain::contain("dropping a task's output", || drop(stage));
+    // The joiner's waker may hold the last reference to the joining task, whose block
+    // holds its own joiner's waker, and so on: a chain of tasks each awaiting the next
+    // (100 000 deep overflowed a worker's stack). Dropped flat.
+    drop_waker_flat(cell.header.join_waker.get_mut().take());
+}
+
+thread_local! {
+    /// Wakers whose drop was deferred by [`drop_waker_flat`] on this thread (`None`: no
+    /// such drop is under way).
+    static DEFERRED_WAKERS: std::cell::RefCell<Option<Vec<Waker>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Drops `waker`; while another such drop is under way on this thread (this one came from
+/// inside it), only queues it, for that outermost call's loop: a chain of drops, each
+/// freeing a task whose block holds the next waker, costs no stack however long. A waker
+/// whose drop panics is contained.
+fn drop_waker_flat(waker: Option<Waker>) {
+    let Some(waker) = waker else { return };
+    let mut slot = Some(waker);
+    // (At thread exit, with the thread-local gone, it is dropped in place.)
+    let outermost = DEFERRED_WAKERS
+        .try_with(|d| {
+            let mut d = d.borrow_mut();
+            match d.as_mut() {
+                Some(queued) => {
+                    queued.extend(slot.take());
+                    false
+                }
+                None => {
+                    *d = Some(Vec::new());
+                    true
+                }
+            }
+        })
+        .unwrap_or(false);
+    let Some(mut next) = slot else { return };
+    loop {
+        crate::contain::contain("dropping a JoinHandle's waker", || drop(next));
+        if !outermost {
+            return;
+        }
+        match DEFERRED_WAKERS.with(|d| d.borrow_mut().as_mut().and_then(|q| q.pop())) {
+            Some(w) => next = w,
+            None => break,
+        }
+    }
+    DEFERRED_WAKERS.with(|d| *d.borrow_mut() = None);
 }

@@ -1,0 +1,85 @@
+//! What a `JoinHandle` holds on to: a dropped handle releases the waker it registered at
+//! once (a join given up by a `timeout` must not keep the waiting task alive while the
+//! awaited one runs on), and a chain of tasks each joined by its parent is freed without
+//! recursion however long it is (100 000 deep overflowed a worker's stack and aborted
+//! the process: each freed task dropped its joiner's waker, which freed the joiner, …).
+
+mod support;
+
+use iocore::time;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::Duration;
+use support::{core, wait_until, watchdog, CountWaker, HANG};
+
+/// Deep enough to overflow a 2 MiB worker stack at a few dozen bytes per level.
+const DEPTH: usize = 100_000;
+
+#[test]
+fn a_dropped_join_handle_releases_its_waker() {
+    watchdog(HANG, || {
+        let core = core(1);
+        for _ in 0..100 {
+            let mut handle = core.spawn(time::sleep(Duration::from_secs(3600)));
+            let count = Arc::new(CountWaker::default());
+            let waker = Waker::from(count.clone());
+            assert!(Pin::new(&mut handle).poll(&mut Context::from_waker(&waker)).is_pending());
+            drop(waker);
+            drop(handle);
+            assert_eq!(Arc::strong_count(&count), 1, "a dropped JoinHandle kept its waker");
+        }
+    });
+}
+
+/// Task `n` spawns task `n - 1`, waits for it at most 1 µs (a join given up), and ends;
+/// the last one sleeps a little first, then ends too.
+fn generation(n: usize, ended: Arc<AtomicUsize>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        if n == 0 {
+            time::sleep(Duration::from_millis(50)).await;
+        } else {
+            let child = iocore::spawn(generation(n - 1, ended.clone()));
+            let _ = time::timeout(Duration::from_micros(1), child).await;
+        }
+        ended.fetch_add(1, SeqCst);
+    })
+}
+
+#[test]
+fn a_long_chain_of_given_up_joins_ends_cleanly() {
+    watchdog(HANG * 2, || {
+        let core = core(2);
+        let ended = Arc::new(AtomicUsize::new(0));
+        drop(core.spawn(generation(DEPTH, ended.clone())));
+        wait_until("every generation to end", || ended.load(SeqCst) > DEPTH);
+        assert!(core.wait_idle(HANG), "tasks left");
+    });
+}
+
+/// Task `n` spawns task `n - 1` and awaits it; the last one waits for an hour.
+fn chain(n: usize) -> Pin<Box<dyn Future<Output = usize> + Send>> {
+    Box::pin(async move {
+        if n == 0 {
+            time::sleep(Duration::from_secs(3600)).await;
+            return 0;
+        }
+        iocore::spawn(chain(n - 1)).await.map_or(0, |v| v + 1)
+    })
+}
+
+#[test]
+fn shutdown_frees_a_long_chain_of_joined_tasks() {
+    watchdog(HANG * 2, || {
+        let core = core(2);
+        drop(core.spawn(chain(DEPTH)));
+        wait_until("the whole chain to be spawned", || core.metrics().live_tasks > DEPTH);
+        let report = core.shutdown(Duration::ZERO);
+        assert_eq!(report.leaked, 0, "{report:?}");
+        // (A task whose child was cancelled may finish with that error before its own
+        // cancellation reaches it.)
+        assert_eq!((report.cancelled + report.finished) as usize, DEPTH + 1, "{report:?}");
+    });
+}
