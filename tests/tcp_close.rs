@@ -1,5 +1,6 @@
 //! Closing: the peer dropping during a large send, orderly EOF, reset by the peer,
-//! operations after `shutdown()`, and dropping a stream with posted data still queued.
+//! operations after `shutdown()`, dropping a stream with posted data still queued, and
+//! dropping one with a long linger (the close never waits).
 
 mod support;
 
@@ -397,5 +398,34 @@ fn abort_closes_at_once_even_while_the_flusher_waits_for_room() {
             matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
             "unexpected error kind: {e:?}"
         );
+    });
+}
+
+#[test]
+fn dropping_a_stream_with_a_long_linger_does_not_hold_its_worker() {
+    // The close runs where the stream is dropped: here on the `block_on` thread, in a
+    // task on a worker, which a close that waited for the linger would hold for 5 s.
+    run(1, LIMIT, || async {
+        let (client, peer) = pair().await;
+        client.set_linger(Some(Duration::from_secs(5))).expect("set_linger");
+        client.set_send_buffer_size(4096).expect("set_send_buffer_size");
+        peer.set_recv_buffer_size(4096).expect("set_recv_buffer_size");
+        // Fill the kernel buffers: unsent data is what makes a lingering close wait.
+        let chunk = vec![7u8; 4096];
+        let mut sent = 0;
+        loop {
+            match client.try_send(&chunk) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("try_send: {e}"),
+            }
+        }
+        let start = std::time::Instant::now();
+        drop(client);
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(2), "the drop held the worker for {took:?} (linger 5 s)");
+        // Nothing is lost: the kernel sends what it held, then the end of the stream.
+        let got = recv_to_end(&peer, 64 << 20).await.expect("the peer reads to the end");
+        assert_eq!(got.len(), sent, "bytes accepted before the drop");
     });
 }

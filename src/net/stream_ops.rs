@@ -129,9 +129,15 @@ macro_rules! stream_ops {
 
             /// Sets `SO_LINGER`; it also bounds how long a dropped stream keeps flushing posts.
             /// The kernel counts linger in whole seconds: sub-second values round down (to 0 =
-            /// close with a reset, discarding unsent data).
+            /// close with a reset, discarding unsent data). A longer linger never makes the
+            /// close wait (it would hold a worker): the stream's drop turns it off just before
+            /// closing, and the kernel sends what it still holds in the background.
             pub fn set_linger(&self, linger: Option<::std::time::Duration>) -> ::std::io::Result<()> {
-                self.option("set_linger", self.opt().set_linger(linger))
+                let r = self.opt().set_linger(linger);
+                if r.is_ok() {
+                    self.sock().note_linger(linger);
+                }
+                self.option("set_linger", r)
             }
 
             /// The `SO_LINGER` setting.

@@ -81,6 +81,8 @@ pub(crate) struct Socket {
     owners: AtomicU32,
     /// `shutdown` sent FIN.
     fin_sent: AtomicBool,
+    /// `SO_LINGER` was set to a second or more through iocore (see `Drop`).
+    lingers: AtomicBool,
     /// The peer, for error messages (given, or looked up when the socket is made: a
     /// connecting stream is given its target).
     peer: Option<Peer>,
@@ -100,6 +102,7 @@ impl Socket {
             core,
             owners: AtomicU32::new(0),
             fin_sent: AtomicBool::new(false),
+            lingers: AtomicBool::new(false),
             peer,
         });
         // Registered at its final address. On failure the drop deregisters (a no-op) and
@@ -408,6 +411,7 @@ impl Socket {
     /// Closes at once with a reset (RST) when the fd closes, discarding queued data; later
     /// sends and posts fail.
     pub(crate) fn abort(&self) {
+        self.lingers.store(false, Relaxed);
         let _ = self.stream.opt().set_linger(Some(Duration::ZERO));
         self.post.close(Some(io::Error::new(io::ErrorKind::ConnectionAborted, "socket was aborted")));
     }
@@ -427,7 +431,17 @@ impl Socket {
     }
 
     pub(crate) fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.stream.opt().set_linger(linger).map_err(|e| io::Error::new(e.kind(), format!("set_linger: {e}")))
+        self.stream
+            .opt()
+            .set_linger(linger)
+            .map_err(|e| io::Error::new(e.kind(), format!("set_linger: {e}")))?;
+        self.note_linger(linger);
+        Ok(())
+    }
+
+    /// Records a linger just set (the drop turns a long one off: see `Drop`).
+    pub(crate) fn note_linger(&self, linger: Option<Duration>) {
+        self.lingers.store(linger.is_some_and(|d| d.as_secs() > 0), Relaxed);
     }
 
     /// A standard-library socket (in blocking mode) on a duplicate of the fd, for an
@@ -561,6 +575,14 @@ impl fmt::Debug for Owner {
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        // A linger of a second or more makes close(2) wait, even on a non-blocking socket,
+        // until the kernel has sent everything or the linger passed: on a worker, that
+        // would freeze the core for up to the linger. The flusher has already used it to
+        // bound its writing of posted data; what the kernel still holds goes out after
+        // the close, as without a linger.
+        if self.lingers.load(Relaxed) {
+            let _ = self.stream.opt().set_linger(None);
+        }
         // Before the fields drop: deregistered before the fd closes (with `stream`).
         let me: Weak<Socket> = std::mem::take(&mut self.me);
         self.core.driver_ref().retire(self.stream.as_raw_fd(), &self.io, me);
