@@ -151,4 +151,24 @@ fn streams_and_listeners_convert_into_std() {
     let _sender = shared.sender();
     let e = shared.into_std().unwrap_err();
     assert!(e.to_string().contains("into_std"), "{e}");
+    drop(std_listener.accept().unwrap());
+    // One that posted, flushed and dropped its senders does (its flusher task is still
+    // there; it used to count as sharing the stream), and the connection goes on.
+    let posted = core.block_on(async {
+        let s = TcpStream::connect(addr).await.unwrap();
+        let sender = s.sender();
+        sender.post_send(&b"posted "[..]).unwrap();
+        s.flush().await.unwrap();
+        drop(sender);
+        s
+    });
+    let (mut server, _) = std_listener.accept().unwrap();
+    let mut posted = posted.into_std().expect("into_std after flush with no sender left");
+    // Give the flusher time to end (it closes iocore's descriptor, not the connection).
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    posted.write_all(b"then std").unwrap();
+    drop(posted);
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"posted then std");
 }

@@ -200,7 +200,14 @@ impl UdpSocket {
     /// Turns the socket into a standard-library one (in blocking mode), leaving the core.
     /// Fails while a [`DatagramSender`] exists or posted datagrams are still queued.
     pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
-        if Arc::strong_count(&self.udp) > 1 || self.udp.post.queued_bytes() > 0 {
+        // (A flusher task holds the socket too: see `Socket::detach`.)
+        let post = &self.udp.post;
+        let flusher = usize::from(post.flusher_alive());
+        if Arc::strong_count(&self.udp) > 1 + flusher
+            || PostQueue::has_senders(post)
+            || post.queued_bytes() > 0
+            || post.posts_in_flight()
+        {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "into_std: the socket is still shared (a DatagramSender, or posted datagrams not yet sent)",

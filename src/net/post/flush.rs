@@ -50,7 +50,18 @@ pub(crate) fn ensure_flusher<S: Outlet>(sock: &Arc<S>) {
     let q = sock.queue();
     let link = || -> Weak<dyn SocketControl> { Arc::downgrade(sock) as Weak<S> };
     if q.claim_flusher_start(link) {
-        let flusher = sock.core().spawn(flush_loop(sock.clone()));
+        /// Marks the flusher gone when its future drops (run to its end, or never polled).
+        struct Gone<S: Outlet>(Arc<S>);
+        impl<S: Outlet> Drop for Gone<S> {
+            fn drop(&mut self) {
+                self.0.queue().flusher_gone();
+            }
+        }
+        let gone = Gone(sock.clone());
+        let flusher = sock.core().spawn(async move {
+            let gone = gone;
+            flush_loop(&*gone.0).await
+        });
         // Cancelled already: the core is shutting down and refused the task, and nothing
         // would ever send. (Merely finished is fine: another worker may have run the
         // flusher to its end already.)
@@ -66,7 +77,7 @@ pub(crate) fn ensure_flusher<S: Outlet>(sock: &Arc<S>) {
 /// then releases the role. It exits (dropping its reference to the socket, which closes
 /// it if the owner is gone) once the owner is gone and everything is written, when the
 /// queue is closed, or on a write error.
-async fn flush_loop<S: Outlet>(sock: Arc<S>) {
+async fn flush_loop<S: Outlet>(sock: &S) {
     /// However the flusher ends (even cancelled by a shutdown), the socket has failed for
     /// posting: later posts get their data back instead of queueing for nobody.
     struct FailOnExit<'a, T: Item>(&'a PostQueue<T>);
@@ -83,7 +94,7 @@ async fn flush_loop<S: Outlet>(sock: Arc<S>) {
     let mut rounds = 0u32;
     let mut waiter = pin!(sock.io().waiter(Direction::Write));
     loop {
-        if !wait_scheduled(&*sock).await {
+        if !wait_scheduled(sock).await {
             if q.has_failed() {
                 return;
             }

@@ -153,6 +153,9 @@ struct InUse<T> {
     error: Mutex<Option<(io::ErrorKind, String)>>,
     flusher: AtomicWaker,
     flusher_started: AtomicBool,
+    /// The flusher task is gone (it ended, or was dropped unpolled): it no longer holds
+    /// its reference to the socket.
+    flusher_gone: AtomicBool,
     /// Everyone waiting for the queue's state to change (each re-checks its condition):
     /// room below the high-water mark (`ready`), the queue drained (`flush`, `closed`), the
     /// writer role given back to the owner (`writable`). One list, not one per condition:
@@ -172,6 +175,7 @@ impl<T> InUse<T> {
             error: Mutex::new(None),
             flusher: AtomicWaker::new(),
             flusher_started: AtomicBool::new(false),
+            flusher_gone: AtomicBool::new(false),
             changed: WaitList::default(),
             dropped: AtomicUsize::new(0),
         }
@@ -298,6 +302,22 @@ impl<T: Item> PostQueue<T> {
         let used = self.used();
         used.socket.get_or_init(socket);
         !used.flusher_started.load(Acquire) && !used.flusher_started.swap(true, AcqRel)
+    }
+
+    /// Whether a flusher task exists (started and not gone), holding a reference to the
+    /// socket.
+    pub(crate) fn flusher_alive(&self) -> bool {
+        self.in_use().is_some_and(|u| u.flusher_started.load(SeqCst) && !u.flusher_gone.load(SeqCst))
+    }
+
+    /// The flusher task is gone (its future dropped).
+    pub(crate) fn flusher_gone(&self) {
+        self.used().flusher_gone.store(true, SeqCst);
+    }
+
+    /// Whether `PostSender`s of this queue exist (`queue`: the socket's own reference).
+    pub(crate) fn has_senders(queue: &Arc<Self>) -> bool {
+        Arc::strong_count(queue) > 1
     }
 
     /// Whether the flusher holds the writer role.

@@ -449,8 +449,15 @@ impl Socket {
     /// Fails while the socket is shared (a `PostSender`, the other half, posted data not
     /// yet sent), handing nothing over.
     pub(crate) fn detach<T: FromRawFd>(self: &Arc<Self>) -> io::Result<T> {
-        // Shared: the flusher (started by a post or `sender()`) holds the socket too.
-        if Arc::strong_count(self) > 1 || self.post.queued_bytes() > 0 {
+        // Shared: the other half, a `PostSender`, posted data not yet handed to the kernel.
+        // (A flusher task holds the socket too; it ends by itself once the owner is gone
+        // and nothing is queued, closing iocore's descriptor, not the connection.)
+        let flusher = usize::from(self.post.flusher_alive());
+        if Arc::strong_count(self) > 1 + flusher
+            || PostQueue::has_senders(&self.post)
+            || self.post.queued_bytes() > 0
+            || self.post.posts_in_flight()
+        {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "into_std: the stream is still shared (a PostSender, or posted data not yet sent)",
