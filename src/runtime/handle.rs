@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 ///
 /// A `Handle` keeps the core's shared state alive but not its threads: once the `IoCore`
 /// is shut down (or dropped), spawning through a handle yields tasks that are cancelled at
-/// once.
+/// once. That state includes the core's kernel event queue (four file descriptors), so a
+/// handle kept after its core is gone holds them until it drops; so do a `JoinHandle`
+/// and a `TaskRef` of one of its tasks, and a socket made on it.
 #[derive(Clone)]
 pub struct Handle {
     pub(crate) sched: Arc<Scheduler>,

@@ -12,7 +12,8 @@ use std::task::{Context, Poll};
 
 /// Owns the right to await a task's output. Awaiting it yields `Ok(output)`, or a
 /// [`JoinError`] if the task panicked or was cancelled. Dropping it detaches the task,
-/// which keeps running.
+/// which keeps running. Like a [`Handle`](crate::Handle), it keeps its core's shared
+/// state (and its event queue's file descriptors) alive after the core is gone.
 pub struct JoinHandle<T> {
     raw: RawTask,
     _output: PhantomData<T>,

@@ -59,7 +59,8 @@ pub(crate) trait Schedule: Send + Sync + 'static {
 
 /// A thread-safe reference to a task, to wake or signal it from anywhere.
 ///
-/// Holding one keeps the task's memory (not the task) alive; it is cheap to clone.
+/// Holding one keeps the task's memory (not the task) alive, and with it the core's shared
+/// state (as a [`Handle`](crate::Handle) does); it is cheap to clone.
 pub struct TaskRef {
     raw: RawTask,
 }
