@@ -1,6 +1,6 @@
 //! `spawn_blocking`: closures run on the blocking pool, never on a worker; FIFO; the pool
 //! grows up to its limit and shrinks after the keep-alive; panics become `JoinError`s;
-//! shutdown reports closures it could not wait for.
+//! shutdown reports closures it could not wait for; the core is current inside them.
 
 use iocore::IoCore;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -171,4 +171,22 @@ fn a_closure_aborted_before_it_starts_never_runs() {
     // The pool's only thread ran `first`, then skipped `second`; a third one shows it is done.
     core.block_on(core.spawn_blocking(|| ())).unwrap();
     assert!(!ran.load(SeqCst), "an aborted closure ran");
+}
+
+#[test]
+fn the_core_is_current_inside_a_blocking_closure() {
+    let core = IoCore::builder().threads(3).thread_name("mine").build().unwrap();
+    let h = core.spawn_blocking(|| {
+        let current = iocore::Handle::try_current().map(|h| h.metrics().workers);
+        // Spawning from here goes to this core, and so does a nested blocking closure.
+        let spawned = iocore::spawn(async { 7 });
+        let nested = iocore::spawn_blocking(|| std::thread::current().name().unwrap_or_default().to_string());
+        let (seven, name) =
+            futures::executor::block_on(async { (spawned.await.unwrap(), nested.await.unwrap()) });
+        (current, seven, name)
+    });
+    let (current, seven, name) = core.block_on(h).unwrap();
+    assert_eq!(current, Some(3), "no core, or another one, was current in the closure");
+    assert_eq!(seven, 7);
+    assert!(name.starts_with("mine-blocking-"), "the nested closure ran on {name:?}");
 }

@@ -86,7 +86,9 @@ impl Handle {
     /// workers, grown on demand up to [`Builder::max_blocking_threads`](crate::Builder::max_blocking_threads),
     /// shrunk after an idle keep-alive), in FIFO order. The handle resolves with `f`'s
     /// result, or with [`JoinError`](crate::JoinError) `is_panic()` if it panicked.
-    /// Aborting the handle does not interrupt a closure that already runs.
+    /// Aborting the handle does not interrupt a closure that already runs. Inside `f` the
+    /// core is the current one (`Handle::current`, `iocore::spawn`, sockets and timers
+    /// made there use it), as in its tasks.
     ///
     /// ```
     /// let core = iocore::IoCore::builder().threads(1).build()?;
@@ -99,7 +101,13 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.sched.spawn_blocking(f, context::is_worker_of(Some(&self.sched)))
+        // Weak: a queued closure must not keep a dropped core alive.
+        let core = Arc::downgrade(&self.sched);
+        let in_core = move || {
+            let _current = core.upgrade().map(|sched| context::enter(sched, false));
+            f()
+        };
+        self.sched.spawn_blocking(in_core, context::is_worker_of(Some(&self.sched)))
     }
 
     /// Waits until no live task remains (true), or `timeout` passes (false).
