@@ -378,6 +378,11 @@ fn builder_and_option_errors_are_clear() {
         )
         .await;
         assert!(r.is_err(), "connect with an endless delay finished");
+        // A datagram socket given to connect with is an error, not a "stream".
+        let udp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        let e = TcpStream::connect_with(a, ConnectOptions::new().socket(udp)).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("SOCK_STREAM"), "{e}");
         drop(l);
     });
 }

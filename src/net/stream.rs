@@ -53,7 +53,8 @@ impl ConnectOptions {
     }
 
     /// Connect with this pre-configured socket (used for the first address tried; it is
-    /// switched to non-blocking mode).
+    /// switched to non-blocking mode). A socket that is not a stream socket is an
+    /// `InvalidInput` error.
     pub fn socket(mut self, socket: socket2::Socket) -> Self {
         self.socket = Some(socket);
         self
@@ -201,7 +202,16 @@ impl TcpStream {
 
 async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<TcpStream> {
     let socket = match opts.socket.take() {
-        Some(s) => s,
+        Some(s) => {
+            // A datagram (or any other) socket would "connect" and then fail strangely.
+            if s.r#type()? != Type::STREAM {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "ConnectOptions::socket: not a stream (SOCK_STREAM) socket",
+                ));
+            }
+            s
+        }
         None => socket2::Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?,
     };
     socket.set_nonblocking(true)?;
