@@ -133,11 +133,7 @@ macro_rules! stream_ops {
             /// close wait (it would hold a worker): the stream's drop turns it off just before
             /// closing, and the kernel sends what it still holds in the background.
             pub fn set_linger(&self, linger: Option<::std::time::Duration>) -> ::std::io::Result<()> {
-                let r = self.opt().set_linger(linger);
-                if r.is_ok() {
-                    self.sock().note_linger(linger);
-                }
-                self.option("set_linger", r)
+                self.sock().set_linger(linger)
             }
 
             /// The `SO_LINGER` setting.

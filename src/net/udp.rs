@@ -201,13 +201,7 @@ impl UdpSocket {
     /// Fails while a [`DatagramSender`] exists or posted datagrams are still queued.
     pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
         // (A flusher task holds the socket too: see `Socket::detach`.)
-        let post = &self.udp.post;
-        let flusher = usize::from(post.flusher_alive());
-        if Arc::strong_count(&self.udp) > 1 + flusher
-            || PostQueue::has_senders(post)
-            || post.queued_bytes() > 0
-            || post.posts_in_flight()
-        {
+        if PostQueue::shares_socket(&self.udp.post, Arc::strong_count(&self.udp)) {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "into_std: the socket is still shared (a DatagramSender, or posted datagrams not yet sent)",
@@ -263,7 +257,7 @@ impl UdpSocket {
     /// posted datagrams are being sent (this one would overtake them).
     pub fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         let udp = &self.udp;
-        udp.check_open()?;
+        udp.post.check_failed()?;
         if !udp.post.try_lock_owner() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -313,7 +307,7 @@ impl UdpSocket {
         let mut wait = self.udp.post.change_wait();
         poll_fn(|cx| self.udp.post.poll_drained(cx, Some(&mut wait.key))).await;
         drop(wait);
-        self.udp.post.error().map_or(Ok(()), Err)
+        self.udp.post.check_failed()
     }
 
     /// The local address.
@@ -405,13 +399,6 @@ impl Udp {
         }
     }
 
-    fn check_open(&self) -> io::Result<()> {
-        if let Some(e) = self.post.error() {
-            return Err(e);
-        }
-        Ok(())
-    }
-
     fn send_one(&self, buf: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
         match to {
             Some(a) => self.sock.send_to(buf, a),
@@ -421,7 +408,7 @@ impl Udp {
 
     /// The owner's send: direct when it may write, else queued behind the posts.
     async fn send(self: &Arc<Self>, buf: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
-        self.check_open()?;
+        self.post.check_failed()?;
         if self.post.try_lock_owner() {
             let mut waiter = pin!(self.reg.waiter(Direction::Write));
             let r = poll_fn(|cx| {
@@ -523,7 +510,7 @@ impl SocketControl for Udp {
     fn poll_shutdown(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<io::Result<()>> {
         self.post.close(None);
         std::task::ready!(self.post.poll_drained(cx, key));
-        Poll::Ready(self.post.error().map_or(Ok(()), Err))
+        Poll::Ready(self.post.check_failed())
     }
 }
 

@@ -315,9 +315,15 @@ impl<T: Item> PostQueue<T> {
         self.used().flusher_gone.store(true, SeqCst);
     }
 
-    /// Whether `PostSender`s of this queue exist (`queue`: the socket's own reference).
-    pub(crate) fn has_senders(queue: &Arc<Self>) -> bool {
-        Arc::strong_count(queue) > 1
+    /// Whether a socket whose queue this is (`queue`: the socket's own reference to it)
+    /// is shared, for `into_std`: another holder of the socket than its owner
+    /// (`socket_refs`: its reference count) and a flusher task, a `PostSender`, posted
+    /// data not yet handed to the kernel, or a post in flight.
+    pub(crate) fn shares_socket(queue: &Arc<Self>, socket_refs: usize) -> bool {
+        socket_refs > 1 + usize::from(queue.flusher_alive())
+            || Arc::strong_count(queue) > 1
+            || queue.queued_bytes() > 0
+            || queue.posts_in_flight()
     }
 
     /// Whether the flusher holds the writer role.
@@ -414,6 +420,12 @@ impl<T: Item> PostQueue<T> {
             return None;
         }
         self.stored_error()
+    }
+
+    /// `Err` with the error that closed the socket, if it failed (see [`error`](Self::error)).
+    #[inline]
+    pub(crate) fn check_failed(&self) -> io::Result<()> {
+        self.error().map_or(Ok(()), Err)
     }
 
     #[cold]

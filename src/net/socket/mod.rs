@@ -192,9 +192,7 @@ impl Socket {
     }
 
     pub(crate) fn check_open(&self) -> io::Result<()> {
-        if let Some(e) = self.post.error() {
-            return Err(e);
-        }
+        self.post.check_failed()?;
         if self.post.is_closed() {
             return Err(self
                 .context_error("send", io::Error::new(io::ErrorKind::NotConnected, "socket is shut down")));
@@ -217,12 +215,9 @@ impl Socket {
         if self.post.try_lock_owner() {
             let bufs = &bufs[..bufs.len().min(IOV_MAX)];
             let want = bufs.iter().map(|b| b.len()).sum();
+            // Aborted meanwhile (`kick` woke this waiter): stop here.
             let r = self.io.poll_transfer(cx, Direction::Write, want, waiter, || {
-                // Aborted meanwhile (`kick` woke this waiter): stop here.
-                match self.post.error() {
-                    Some(e) => Err(e),
-                    None => (&self.stream).write_vectored(bufs),
-                }
+                self.post.check_failed().and_then(|()| (&self.stream).write_vectored(bufs))
             });
             self.post.unlock_owner();
             return r.map_err(|e| self.context_error("send", e));
@@ -282,10 +277,7 @@ impl Socket {
             let n = poll_fn(|cx| {
                 self.io.poll_transfer(cx, Direction::Write, buf.len(), Some(waiter.as_mut()), || {
                     // Aborted meanwhile (`kick` woke this waiter): stop here.
-                    match self.post.error() {
-                        Some(e) => Err(e),
-                        None => (&self.stream).write(buf),
-                    }
+                    self.post.check_failed().and_then(|()| (&self.stream).write(buf))
                 })
             })
             .await
@@ -301,10 +293,8 @@ impl Socket {
     /// Waits until everything posted was handed to the kernel. `key`: an `async` caller's
     /// place among the queue's waiters (`None`: the poll-based traits).
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.post.error() {
-            return Poll::Ready(Err(e));
-        }
-        self.post.poll_drained(cx, key).map(|()| self.post.error().map_or(Ok(()), Err))
+        self.post.check_failed()?;
+        self.post.poll_drained(cx, key).map(|()| self.post.check_failed())
     }
 
     /// Refuses new posts (accepted ones are still written), waits until everything posted
@@ -331,11 +321,12 @@ impl Socket {
         if after_owner {
             std::task::ready!(self.post.poll_lock_owner(cx, key));
         }
-        let r = match self.post.error() {
-            Some(e) => Err(e),
-            None if self.fin_sent.swap(true, AcqRel) => Ok(()),
-            None => self.stream.shutdown(Shutdown::Write).map_err(|e| self.context_error("shutdown", e)),
-        };
+        let r = self.post.check_failed().and_then(|()| {
+            if self.fin_sent.swap(true, AcqRel) {
+                return Ok(());
+            }
+            self.stream.shutdown(Shutdown::Write).map_err(|e| self.context_error("shutdown", e))
+        });
         if after_owner {
             self.post.unlock_owner();
         }
@@ -435,13 +426,9 @@ impl Socket {
             .opt()
             .set_linger(linger)
             .map_err(|e| io::Error::new(e.kind(), format!("set_linger: {e}")))?;
-        self.note_linger(linger);
-        Ok(())
-    }
-
-    /// Records a linger just set (the drop turns a long one off: see `Drop`).
-    pub(crate) fn note_linger(&self, linger: Option<Duration>) {
+        // The drop turns a long linger off (see `Drop`).
         self.lingers.store(linger.is_some_and(|d| d.as_secs() > 0), Relaxed);
+        Ok(())
     }
 
     /// A standard-library socket (in blocking mode) on a duplicate of the fd, for an
@@ -452,12 +439,7 @@ impl Socket {
         // Shared: the other half, a `PostSender`, posted data not yet handed to the kernel.
         // (A flusher task holds the socket too; it ends by itself once the owner is gone
         // and nothing is queued, closing iocore's descriptor, not the connection.)
-        let flusher = usize::from(self.post.flusher_alive());
-        if Arc::strong_count(self) > 1 + flusher
-            || PostQueue::has_senders(&self.post)
-            || self.post.queued_bytes() > 0
-            || self.post.posts_in_flight()
-        {
+        if PostQueue::shares_socket(&self.post, Arc::strong_count(self)) {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "into_std: the stream is still shared (a PostSender, or posted data not yet sent)",
