@@ -483,33 +483,21 @@ thread_local! {
 /// whose drop panics is contained.
 fn drop_waker_flat(waker: Option<Waker>) {
     let Some(waker) = waker else { return };
-    let mut slot = Some(waker);
-    // (At thread exit, with the thread-local gone, it is dropped in place.)
-    let outermost = DEFERRED_WAKERS
-        .try_with(|d| {
-            let mut d = d.borrow_mut();
-            match d.as_mut() {
-                Some(queued) => {
-                    queued.extend(slot.take());
-                    false
-                }
-                None => {
-                    *d = Some(Vec::new());
-                    true
-                }
-            }
-        })
-        .unwrap_or(false);
-    let Some(mut next) = slot else { return };
-    loop {
-        crate::contain::contain("dropping a JoinHandle's waker", || drop(next));
-        if !outermost {
-            return;
-        }
-        match DEFERRED_WAKERS.with(|d| d.borrow_mut().as_mut().and_then(|q| q.pop())) {
-            Some(w) => next = w,
-            None => break,
-        }
+    let drop_contained = |w: Waker| crate::contain::contain("dropping a JoinHandle's waker", || drop(w));
+    let Ok(nested) = DEFERRED_WAKERS.try_with(|d| d.borrow().is_some()) else {
+        // The thread is exiting (its thread-locals are gone): in place.
+        drop_contained(waker);
+        return;
+    };
+    if nested {
+        DEFERRED_WAKERS.with(|d| d.borrow_mut().as_mut().expect("a drop under way").push(waker));
+        return;
+    }
+    DEFERRED_WAKERS.with(|d| *d.borrow_mut() = Some(Vec::new()));
+    let mut next = Some(waker);
+    while let Some(w) = next {
+        drop_contained(w);
+        next = DEFERRED_WAKERS.with(|d| d.borrow_mut().as_mut().and_then(|q| q.pop()));
     }
     DEFERRED_WAKERS.with(|d| *d.borrow_mut() = None);
 }
