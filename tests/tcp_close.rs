@@ -13,6 +13,15 @@ use support::pattern;
 
 const TEN_MIB: usize = 10 << 20;
 
+/// A connected pair with 4 KiB kernel buffers (the client's send side, the peer's
+/// receive side), so that little data fills them.
+async fn small_buffered_pair() -> (TcpStream, TcpStream) {
+    let (client, peer) = pair().await;
+    client.set_send_buffer_size(4096).expect("set_send_buffer_size");
+    peer.set_recv_buffer_size(4096).expect("set_recv_buffer_size");
+    (client, peer)
+}
+
 #[test]
 fn peer_drops_during_send_all_gives_an_error() {
     run(2, LIMIT, || async {
@@ -286,11 +295,9 @@ fn dropping_a_stream_with_posts_from_another_thread_delivers_them() {
 #[test]
 fn dropped_stream_gives_up_after_its_linger_when_the_peer_never_reads() {
     run(2, LIMIT, || async {
-        let (client, peer) = pair().await;
-        client.set_linger(Some(Duration::from_secs(1))).expect("set_linger");
         // Small kernel buffers, so that the posted data cannot all be handed over.
-        client.set_send_buffer_size(4096).expect("set_send_buffer_size");
-        peer.set_recv_buffer_size(4096).expect("set_recv_buffer_size");
+        let (client, peer) = small_buffered_pair().await;
+        client.set_linger(Some(Duration::from_secs(1))).expect("set_linger");
         let sender = client.sender();
         // Far more than the kernel buffers hold; the peer never reads.
         sender.post_send(vec![3u8; 16 << 20]).expect("post_send");
@@ -315,10 +322,8 @@ fn dropped_stream_gives_up_after_its_linger_when_the_peer_never_reads() {
 #[test]
 fn dropped_stream_gives_up_after_its_linger_when_dropped_before_the_flusher_ran() {
     run(1, LIMIT, || async {
-        let (client, peer) = pair().await;
+        let (client, peer) = small_buffered_pair().await;
         client.set_linger(Some(Duration::from_secs(1))).expect("set_linger");
-        client.set_send_buffer_size(4096).expect("set_send_buffer_size");
-        peer.set_recv_buffer_size(4096).expect("set_recv_buffer_size");
         // Post and drop in one poll of a task on the only worker: the flusher cannot run
         // in between.
         let start = std::time::Instant::now();
@@ -344,9 +349,7 @@ fn dropped_stream_gives_up_after_its_linger_when_dropped_before_the_flusher_ran(
 fn abort_discards_posted_data_even_while_the_flusher_waits_for_room() {
     run(2, LIMIT, || async {
         const POSTED: usize = 16 << 20;
-        let (client, peer) = pair().await;
-        client.set_send_buffer_size(4096).expect("set_send_buffer_size");
-        peer.set_recv_buffer_size(4096).expect("set_recv_buffer_size");
+        let (client, peer) = small_buffered_pair().await;
         let sender = client.sender();
         sender.post_send(vec![4u8; POSTED]).expect("post_send");
         // The peer does not read yet: the flusher is now waiting for writability.
@@ -375,9 +378,7 @@ fn abort_discards_posted_data_even_while_the_flusher_waits_for_room() {
 #[test]
 fn abort_closes_at_once_even_while_the_flusher_waits_for_room() {
     run(2, LIMIT, || async {
-        let (client, peer) = pair().await;
-        client.set_send_buffer_size(4096).expect("set_send_buffer_size");
-        peer.set_recv_buffer_size(4096).expect("set_recv_buffer_size");
+        let (client, peer) = small_buffered_pair().await;
         let sender = client.sender();
         sender.post_send(vec![4u8; 16 << 20]).expect("post_send");
         iocore::time::sleep(Duration::from_millis(50)).await;
@@ -406,10 +407,8 @@ fn dropping_a_stream_with_a_long_linger_does_not_hold_its_worker() {
     // The close runs where the stream is dropped: here on the `block_on` thread, in a
     // task on a worker, which a close that waited for the linger would hold for 5 s.
     run(1, LIMIT, || async {
-        let (client, peer) = pair().await;
+        let (client, peer) = small_buffered_pair().await;
         client.set_linger(Some(Duration::from_secs(5))).expect("set_linger");
-        client.set_send_buffer_size(4096).expect("set_send_buffer_size");
-        peer.set_recv_buffer_size(4096).expect("set_recv_buffer_size");
         // Fill the kernel buffers: unsent data is what makes a lingering close wait.
         let chunk = vec![7u8; 4096];
         let mut sent = 0;
