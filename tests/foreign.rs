@@ -298,3 +298,50 @@ fn sockets_fail_once_their_core_is_gone() {
         drop::<TcpStream>(stream);
     });
 }
+
+#[test]
+fn a_waker_may_drop_a_socket_of_the_stopping_core() {
+    use futures::task::ArcWake;
+    use iocore::net::{TcpListener, TcpStream};
+    use std::future::Future;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    /// A foreign waker whose `wake` drops another socket of the same core on the spot.
+    struct DropOnWake(Mutex<Option<TcpStream>>);
+    impl ArcWake for DropOnWake {
+        fn wake_by_ref(me: &Arc<Self>) {
+            drop(me.0.lock().unwrap().take());
+        }
+    }
+
+    watchdog(HANG, || {
+        let core = core(2);
+        let (watched, other, _peers) = core.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("local_addr");
+            let peers = std::thread::spawn(move || {
+                let a = std::net::TcpStream::connect(addr).expect("connect");
+                let b = std::net::TcpStream::connect(addr).expect("connect");
+                (a, b)
+            });
+            let (watched, _) = listener.accept().await.expect("accept");
+            let (other, _) = listener.accept().await.expect("accept");
+            (watched, other, peers.join().expect("peers"))
+        });
+        let on_wake = Arc::new(DropOnWake(Mutex::new(Some(other))));
+        let waker = futures::task::waker(on_wake.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 16];
+        let mut recv = std::pin::pin!(watched.recv(&mut buf));
+        assert!(recv.as_mut().poll(&mut cx).is_pending());
+        // The stopping core wakes the receive; its waker drops `other`, whose
+        // deregistration must not wait for the core's own walk over its sockets.
+        drop(core);
+        assert!(on_wake.0.lock().unwrap().is_none(), "the waker ran");
+        match recv.as_mut().poll(&mut cx) {
+            Poll::Ready(Err(e)) => assert!(e.to_string().contains("shut down"), "{e}"),
+            other => panic!("recv after its core stopped: {other:?}"),
+        }
+    });
+}

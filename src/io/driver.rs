@@ -148,19 +148,24 @@ impl Driver {
     /// The core stopped: no event will be fetched any more. Every registered socket fails
     /// from now on (its waiters wake to see that), and so does every registration.
     pub(crate) fn shut_down(&self) {
-        let mut live = lock(&self.live);
-        live.shut_down = true;
-        for &addr in &live.blocks {
-            // SAFETY: `addr` is the address of a registered block: it stays in the set
-            // until its deregistration (`deregister_fd`, which takes this lock), and its
-            // memory lives at least until then (the owner deregisters before it lets go,
-            // and the release list keeps it longer). Blocks are only used by shared
-            // reference (atomics and a mutex inside).
-            let io = unsafe { &*(addr as *const ScheduledIo) };
-            // (The wakers run under the lock: a waker whose `wake` dropped a socket of this
-            // core on the spot would deadlock here. Executors schedule on `wake`; none
-            // drops a task's future there.)
-            io.shut_down();
+        let mut wake = Vec::new();
+        {
+            let mut live = lock(&self.live);
+            live.shut_down = true;
+            for &addr in &live.blocks {
+                // SAFETY: `addr` is the address of a registered block: it stays in the set
+                // until its deregistration (`deregister_fd`, which takes this lock), and its
+                // memory lives at least until then (the owner deregisters before it lets
+                // go, and the release list keeps it longer). Blocks are only used by shared
+                // reference (atomics and a mutex inside).
+                let io = unsafe { &*(addr as *const ScheduledIo) };
+                io.shut_down(&mut wake);
+            }
+        }
+        // Outside the lock: a waker may drop a socket of this core on the spot, and its
+        // deregistration takes the lock.
+        for waker in wake {
+            crate::contain::contain("waking a socket waiter", || waker.wake());
         }
     }
 

@@ -19,7 +19,7 @@ use crate::sync::{AtomicUsize, Ordering::*};
 use mio::event::Event;
 use std::fmt;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 const READABLE: usize = 1;
 const WRITABLE: usize = 2;
@@ -157,6 +157,16 @@ impl ScheduledIo {
     /// Adds `bits` to the readiness, advancing the tick of each direction they concern,
     /// and wakes that direction's waiters.
     fn set(&self, bits: usize) {
+        self.publish(bits);
+        for dir in [Direction::Read, Direction::Write] {
+            if bits & dir.mask() != 0 {
+                self.wake(dir);
+            }
+        }
+    }
+
+    /// Sets `bits` (and bumps the tick of each direction they touch) without waking.
+    fn publish(&self, bits: usize) {
         // SeqCst: the waiter lists' handshake (see `waiters.rs`) needs this publication
         // ordered before their `armed` loads.
         let _ = self.readiness.fetch_update(SeqCst, SeqCst, |cur| {
@@ -168,11 +178,6 @@ impl ScheduledIo {
             }
             Some(word)
         });
-        for dir in [Direction::Read, Direction::Write] {
-            if bits & dir.mask() != 0 {
-                self.wake(dir);
-            }
-        }
     }
 
     /// Wakes every waiter of `dir` (the list's and its slot's).
@@ -259,9 +264,13 @@ impl ScheduledIo {
     }
 
     /// The core's event queue shut down: from now on every operation fails
-    /// ([`Ready::check_core`]); wakes every waiter to see that.
-    pub(crate) fn shut_down(&self) {
-        self.set(SHUT_DOWN);
+    /// ([`Ready::check_core`]). The wakers of every waiter go to `wake`, for the caller to
+    /// wake once it has let go of its own lock (a waker may drop a socket of the core).
+    pub(crate) fn shut_down(&self, wake: &mut Vec<Waker>) {
+        self.publish(SHUT_DOWN);
+        for dir in [Direction::Read, Direction::Write] {
+            self.waiters(dir).take_all(self.armed(dir), wake);
+        }
     }
 }
 

@@ -134,37 +134,15 @@ impl WaiterList {
             return;
         }
         loop {
-            // Uninitialised: most edges wake one waiter, and initialising and dropping 32
+            // Uninitialised: most edges wake one waiter, and initialising and dropping 33
             // `Option<Waker>`s cost more than waking it.
-            let mut batch: [MaybeUninit<Waker>; WAKE_BATCH] = [const { MaybeUninit::uninit() }; WAKE_BATCH];
+            let mut batch: [MaybeUninit<Waker>; WAKE_BATCH + 1] =
+                [const { MaybeUninit::uninit() }; WAKE_BATCH + 1];
             let mut n = 0;
-            let slot;
-            let more = {
-                let mut links = lock(&self.links);
-                slot = links.slot.take();
-                while n < WAKE_BATCH && !links.head.is_null() {
-                    let node = links.head;
-                    // SAFETY: `node` is linked, so its `Waiter` is pinned and alive (it
-                    // unlinks itself under this lock before it goes away). The waker
-                    // first: the unlink is the last touch of the node.
-                    unsafe {
-                        if let Some(waker) = (*node).waker.take() {
-                            batch[n].write(waker);
-                            n += 1;
-                        }
-                        links.unlink(node);
-                    }
-                }
-                let more = !links.head.is_null();
-                if !more {
-                    // Under the lock: a waiter sets it again (under the lock) when it links.
-                    armed.clear();
-                }
-                more
-            };
-            if let Some(waker) = slot {
-                crate::contain::contain("waking a socket waiter", || waker.wake());
-            }
+            let more = self.unlink_some(armed, WAKE_BATCH, |waker| {
+                batch[n].write(waker);
+                n += 1;
+            });
             for waker in &mut batch[..n] {
                 // SAFETY: the first `n` entries were written above, and each is read once.
                 let waker = unsafe { waker.assume_init_read() };
@@ -174,6 +152,44 @@ impl WaiterList {
                 return;
             }
         }
+    }
+
+    /// [`wake_all`](Self::wake_all) without the waking: the wakers go to `out`, for a
+    /// caller that must let go of a lock of its own before it wakes them.
+    pub(crate) fn take_all(&self, armed: Armed<'_>, out: &mut Vec<Waker>) {
+        fence(SeqCst);
+        if armed.get() {
+            self.unlink_some(armed, usize::MAX, |waker| out.push(waker));
+        }
+    }
+
+    /// Under the lock: gives the slot's waker and those of up to `limit` linked waiters to
+    /// `take`, unlinking them. True if more are linked.
+    fn unlink_some(&self, armed: Armed<'_>, limit: usize, mut take: impl FnMut(Waker)) -> bool {
+        let mut links = lock(&self.links);
+        if let Some(waker) = links.slot.take() {
+            take(waker);
+        }
+        let mut n = 0;
+        while n < limit && !links.head.is_null() {
+            let node = links.head;
+            // SAFETY: `node` is linked, so its `Waiter` is pinned and alive (it unlinks
+            // itself under this lock before it goes away). The waker first: the unlink is
+            // the last touch of the node.
+            unsafe {
+                if let Some(waker) = (*node).waker.take() {
+                    take(waker);
+                    n += 1;
+                }
+                links.unlink(node);
+            }
+        }
+        let more = !links.head.is_null();
+        if !more {
+            // Under the lock: a waiter sets it again (under the lock) when it links.
+            armed.clear();
+        }
+        more
     }
 
     /// Puts `waker` in the slot (replacing the one there, unless it would wake the same
