@@ -316,3 +316,25 @@ fn the_owners_shutdown_does_not_wait_for_a_send_all_it_holds_paused() {
         drop(peer);
     });
 }
+
+#[test]
+fn a_send_all_given_up_midway_hands_the_writer_role_back() {
+    run(|| async {
+        let (stream, peer) = pair_with_std_peer().await;
+        const BIG: usize = 16 << 20;
+        let big = counting(0, BIG);
+        // The peer does not read: the send_all stops in the middle, and is dropped there.
+        let r = iocore::time::timeout(Duration::from_millis(50), stream.send_all(&big)).await;
+        assert!(r.is_err(), "16 MiB went to a peer that does not read");
+        // The posts and sends after it go out (nothing holds the writer role any more).
+        let reader = iocore::spawn(read_to_end(peer));
+        stream.post_send(&b"posted"[..]).expect("post_send");
+        stream.send_all(b"sent").await.expect("a send_all after the dropped one");
+        iocore::time::timeout(HANG, stream.shutdown()).await.expect("shutdown hung").expect("shutdown");
+        let got = reader.await.unwrap();
+        let prefix = got.len() - b"postedsent".len();
+        assert!(prefix < BIG, "all of the dropped send_all went out");
+        assert_eq!(&got[..prefix], &big[..prefix], "the dropped send_all's prefix");
+        assert_eq!(&got[prefix..], b"postedsent");
+    });
+}

@@ -77,8 +77,8 @@ impl SendHalf<'_> {
     }
 
     /// Sends all of `buf` as one run. See [`TcpStream::send_all`].
-    pub async fn send_all(&self, buf: &[u8]) -> io::Result<()> {
-        self.hold.sock().send_all(buf).await
+    pub fn send_all<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + Send + 'a {
+        self.hold.sock().send_all(buf)
     }
 
     /// Waits until everything queued so far reached the kernel. See [`TcpStream::flush`].

@@ -32,8 +32,11 @@ macro_rules! stream_ops {
             }
 
             /// Sends all of `buf` as one contiguous run (posted data does not interleave).
-            pub async fn send_all(&self, buf: &[u8]) -> ::std::io::Result<()> {
-                self.sock().send_all(buf).await
+            pub fn send_all<'a>(
+                &'a self,
+                buf: &'a [u8],
+            ) -> impl ::std::future::Future<Output = ::std::io::Result<()>> + Send + 'a {
+                self.sock().send_all(buf)
             }
 
             /// Completes when every byte queued so far (posted or sent) has been handed to the

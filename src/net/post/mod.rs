@@ -240,11 +240,20 @@ impl<T: Item> PostQueue<T> {
         // hands back. Racing posters may each pass the mark by one item, as with
         // `post_send`.
         let mut wait = self.change_wait();
-        while self.queued_bytes() >= self.high_water() && !self.is_closed() {
-            std::future::poll_fn(|cx| self.poll_space(cx, Some(&mut wait.key))).await;
-        }
-        drop(wait);
-        self.post(item, false)
+        let mut item = Some(item);
+        std::future::poll_fn(|cx| self.poll_post_waiting(cx, &mut wait.key, &mut item)).await
+    }
+
+    /// [`post_waiting`](Self::post_waiting) as a poll: posts `item` (taking it) once the
+    /// queue is below its mark. Keep `item` and `key` across polls.
+    pub(crate) fn poll_post_waiting(
+        &self,
+        cx: &mut Context<'_>,
+        key: &mut WaitKey,
+        item: &mut Option<T>,
+    ) -> Poll<Result<(), PostError>> {
+        std::task::ready!(self.poll_space(cx, Some(key)));
+        Poll::Ready(self.post(item.take().expect("a post polled after it completed"), false))
     }
 
     fn post_registered(&self, used: &InUse<T>, data: T, enforce_high_water: bool) -> Result<(), PostError> {
