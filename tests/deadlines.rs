@@ -309,6 +309,29 @@ fn interval_skips_missed_ticks() {
     });
 }
 
+/// Missed ticks are skipped however many there were: more than `u32::MAX` periods (1 ns
+/// periods, a start a minute ago) were delivered back to back.
+#[test]
+fn interval_skips_more_than_u32_max_missed_ticks() {
+    watchdog(HANG * 2, || {
+        let core = core(1);
+        let start = Instant::now() - Duration::from_secs(60);
+        let stale = in_task(&core, async move {
+            let mut iv = time::interval_at(start, Duration::from_nanos(1));
+            assert_eq!(iv.tick().await, start, "the first tick is at the start");
+            let mut stale = 0;
+            for _ in 0..100 {
+                // A tick scheduled most of a minute ago is a missed one, delivered late.
+                if iv.tick().await.elapsed() > Duration::from_secs(30) {
+                    stale += 1;
+                }
+            }
+            stale
+        });
+        assert_eq!(stale, 0, "{stale} missed ticks delivered back to back");
+    });
+}
+
 /// `park` under `timeout`: the timeout fires when nothing wakes the task, and a wakeup
 /// wins when it comes first.
 #[test]

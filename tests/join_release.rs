@@ -83,3 +83,41 @@ fn shutdown_frees_a_long_chain_of_joined_tasks() {
         assert_eq!((report.cancelled + report.finished) as usize, DEPTH + 1, "{report:?}");
     });
 }
+
+/// A chain of futures whose `Drop` spawns the next link (an "async drop"), refused by a
+/// core that has shut down: each refused future is dropped by `spawn` itself, and 100 000
+/// of them nested overflowed the stack and aborted the process.
+#[test]
+fn a_long_chain_of_spawns_refused_after_shutdown_is_dropped_flat() {
+    struct Link {
+        left: usize,
+        handle: iocore::Handle,
+        dropped: Arc<AtomicUsize>,
+    }
+    impl Drop for Link {
+        fn drop(&mut self) {
+            self.dropped.fetch_add(1, SeqCst);
+            if self.left > 0 {
+                let next =
+                    Link { left: self.left - 1, handle: self.handle.clone(), dropped: self.dropped.clone() };
+                drop(self.handle.spawn(async move { drop(next) }));
+            }
+        }
+    }
+
+    const LINKS: usize = 100_000;
+    watchdog(HANG * 2, || {
+        let core = core(1);
+        let handle = core.handle();
+        core.shutdown(Duration::ZERO);
+        let dropped = Arc::new(AtomicUsize::new(0));
+        // On a thread with the default 2 MiB stack, like any worker or spawned thread.
+        std::thread::spawn({
+            let dropped = dropped.clone();
+            move || drop(Link { left: LINKS, handle, dropped })
+        })
+        .join()
+        .expect("the dropping thread");
+        assert_eq!(dropped.load(SeqCst), LINKS + 1);
+    });
+}

@@ -239,3 +239,75 @@ fn tasks_whose_futures_panic_in_drop_are_cancelled_by_shutdown_and_counted_once(
         assert_contained(m, "cancelled futures' drop at shutdown");
     });
 }
+
+/// Closures still queued on the blocking pool when the core shuts down are dropped one by
+/// one: two whose captures panic in `Drop` aborted the process (the second panic came
+/// during the first one's unwind).
+#[test]
+fn queued_blocking_closures_whose_captures_panic_in_drop_are_dropped_one_by_one() {
+    watchdog(HANG, || {
+        let core = IoCore::builder().threads(1).max_blocking_threads(1).build().expect("core");
+        let handle = core.handle();
+        // The only blocking thread is busy: the next closures stay queued.
+        let (release, busy) = std::sync::mpsc::channel::<()>();
+        let running = core.spawn_blocking(move || {
+            let _ = busy.recv_timeout(HANG);
+        });
+        let queued: Vec<_> = (0..3)
+            .map(|_| {
+                let capture = PanicOnDrop;
+                core.spawn_blocking(move || drop(capture))
+            })
+            .collect();
+        let report = core.shutdown(Duration::from_millis(10));
+        drop(release);
+        assert_eq!(report.unjoined_workers, 0, "{report:?}");
+        for h in queued {
+            assert!(output(h).is_err(), "a queued closure ran after shutdown");
+        }
+        drop(running);
+        assert!(handle.metrics().contained_panics >= 3, "{:?}", handle.metrics());
+    });
+}
+
+/// A panic contained on a thread that works for no core (a `JoinHandle` dropped there
+/// drops its task's output; a `TaskRef::wakeup` there wakes a foreign `park` waker) counts
+/// in the task's core.
+#[test]
+fn panics_contained_on_plain_threads_count_in_the_tasks_core() {
+    watchdog(HANG, || {
+        let core = core(1);
+        let h = core.spawn(async { PanicOnDrop });
+        assert!(finishes(&h, ALIVE));
+        drop(h);
+        assert_eq!(core.metrics().contained_panics, 1, "an output dropped on a plain thread");
+
+        let woken = Arc::new(AtomicUsize::new(0));
+        let h = core.spawn({
+            let woken = woken.clone();
+            async move {
+                let mut park = std::pin::pin!(task::park(None));
+                std::future::poll_fn(move |cx: &mut Context<'_>| {
+                    /// Wakes the task, then panics.
+                    struct WakeThenPanic(Waker, Arc<AtomicUsize>);
+                    impl Wake for WakeThenPanic {
+                        fn wake(self: Arc<Self>) {
+                            self.1.fetch_add(1, SeqCst);
+                            self.0.wake_by_ref();
+                            panic!("foreign park waker panics in wake (expected by the test)");
+                        }
+                    }
+                    let w = Waker::from(Arc::new(WakeThenPanic(cx.waker().clone(), woken.clone())));
+                    park.as_mut().poll(&mut Context::from_waker(&w))
+                })
+                .await
+            }
+        });
+        wait_until("task parked", || core.metrics().parked_tasks == 1);
+        h.task().wakeup();
+        assert_eq!(woken.load(SeqCst), 1);
+        assert!(finishes(&h, ALIVE));
+        assert_eq!(output(h).expect("park"), task::Wake::Woken);
+        assert_eq!(core.metrics().contained_panics, 2, "a park waker woken from a plain thread");
+    });
+}

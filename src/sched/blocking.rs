@@ -131,7 +131,11 @@ impl BlockingPool {
             std::mem::take(&mut st.queue)
         };
         self.work.notify_all();
-        crate::contain::contain("dropping queued blocking closures", || drop(dropped));
+        // One at a time: a closure whose drop panicked would otherwise leave the rest to
+        // the unwind, and a second panic there aborts the process.
+        for job in dropped {
+            crate::contain::contain("dropping a queued blocking closure", || drop(job));
+        }
     }
 
     pub(crate) fn counts(&self) -> PoolCounts {

@@ -302,12 +302,22 @@ impl Scheduler {
         });
         if !admitted {
             // Shutdown has begun: resolve the JoinHandle with `Cancelled`, never run it.
-            task.claim();
-            // SAFETY: the claim just made us the task's owner; it never ran.
-            unsafe { task.cancel() };
-            self.counters.finished(true);
-            Self::mark_done(task);
-            task.ref_dec();
+            // Flat: the future's drop may spawn again (on a stopped core: refused, dropped
+            // here again), and a chain of those must not nest on the stack.
+            let sched: *const Scheduler = self;
+            crate::util::flat::run(move || {
+                // SAFETY: `task` holds a reference to its scheduler (this one: `spawn`
+                // made it with `self`) until the `ref_dec` below.
+                let sched = unsafe { &*sched };
+                crate::contain::counting_in(&sched.counters.contained_panics, || {
+                    task.claim();
+                    // SAFETY: the claim just made us the task's owner; it never ran.
+                    unsafe { task.cancel() };
+                    sched.counters.finished(true);
+                    Self::mark_done(task);
+                    task.ref_dec();
+                });
+            });
             return;
         }
         // SAFETY: the spawner owns the task until this push.
@@ -483,6 +493,19 @@ impl Scheduler {
         from_own_worker: bool,
         cancel_wait: Duration,
     ) -> ShutdownCounts {
+        // User code dropped or woken here on the caller's thread (queued blocking closures,
+        // foreign wakers) counts its contained panics in this core.
+        crate::contain::counting_in(&self.counters.contained_panics, || {
+            self.shut_down_counting(grace, from_own_worker, cancel_wait)
+        })
+    }
+
+    fn shut_down_counting(
+        &self,
+        grace: Duration,
+        from_own_worker: bool,
+        cancel_wait: Duration,
+    ) -> ShutdownCounts {
         let (finished0, cancelled0) =
             (self.counters.completed.load(Acquire), self.counters.cancelled.load(Acquire));
         self.advance(Phase::Closing);
@@ -581,7 +604,13 @@ impl Schedule for Scheduler {
     }
 
     fn wake_parked(&self, task: RawTask) {
-        self.park_wakers.wake_group(task.as_ptr() as u64);
+        crate::contain::counting_in(&self.counters.contained_panics, || {
+            self.park_wakers.wake_group(task.as_ptr() as u64);
+        });
+    }
+
+    fn contained_panics(&self) -> &Arc<AtomicU64> {
+        &self.counters.contained_panics
     }
 }
 

@@ -41,6 +41,8 @@ use crate::time::clock::Deadline;
 use crate::util::waker_map::WakerEntry;
 use raw::RawTask;
 use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::task::Waker;
 
 /// What a task needs from the scheduler it belongs to. A task block stores an `Arc<S>`
@@ -55,6 +57,9 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     fn add_park_waker(&self, task: RawTask, waker: Waker) -> WakerEntry;
     /// Wakes the foreign `park` wakers of `task`.
     fn wake_parked(&self, task: RawTask);
+    /// Where panics contained on behalf of the core's tasks are counted
+    /// (`Metrics::contained_panics`), whichever thread contains them.
+    fn contained_panics(&self) -> &Arc<AtomicU64>;
 }
 
 /// A thread-safe reference to a task, to wake or signal it from anywhere.

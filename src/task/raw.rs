@@ -457,47 +457,30 @@ unsafe fn scheduler_of<F: Future, S: Schedule>(ptr: NonNull<Header>) -> *const d
     Arc::as_ptr(&cell.scheduler) as *const dyn Schedule
 }
 
-unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
+unsafe fn dealloc<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     // SAFETY: the last reference is gone; the block came from `Box<Cell<F, S>>`.
     let mut cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) };
     // The output (or a future never polled to the end) is user code: drop it contained,
     // so that a panicking `Drop` cannot unwind out of whoever dropped the last reference
     // (often a worker finishing the task). Then free the block.
     let stage = std::mem::replace(cell.stage.get_mut(), Stage::Consumed);
-    crate::contain::contain("dropping a task's output", || drop(stage));
-    // The joiner's waker may hold the last reference to the joining task, whose block
-    // holds its own joiner's waker, and so on: a chain of tasks each awaiting the next
-    // (100 000 deep overflowed a worker's stack). Dropped flat.
-    drop_waker_flat(cell.header.join_waker.get_mut().take());
+    let join_waker = cell.header.join_waker.get_mut().take();
+    crate::contain::counting_in(cell.scheduler.contained_panics(), || {
+        crate::contain::contain("dropping a task's output", || drop(stage));
+        // The joiner's waker may hold the last reference to the joining task, whose block
+        // holds its own joiner's waker, and so on: a chain of tasks each awaiting the next
+        // (100 000 deep overflowed a worker's stack). Dropped flat.
+        drop_waker_flat(join_waker);
+    });
 }
 
-thread_local! {
-    /// Wakers whose drop was deferred by [`drop_waker_flat`] on this thread (`None`: no
-    /// such drop is under way).
-    static DEFERRED_WAKERS: std::cell::RefCell<Option<Vec<Waker>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Drops `waker`; while another such drop is under way on this thread (this one came from
-/// inside it), only queues it, for that outermost call's loop: a chain of drops, each
-/// freeing a task whose block holds the next waker, costs no stack however long. A waker
-/// whose drop panics is contained.
+/// Drops `waker` flat (`util::flat`): a chain of drops, each freeing a task whose block
+/// holds the next waker, costs no stack however long. A waker whose drop panics is
+/// contained.
 fn drop_waker_flat(waker: Option<Waker>) {
-    let Some(waker) = waker else { return };
-    let drop_contained = |w: Waker| crate::contain::contain("dropping a JoinHandle's waker", || drop(w));
-    let Ok(nested) = DEFERRED_WAKERS.try_with(|d| d.borrow().is_some()) else {
-        // The thread is exiting (its thread-locals are gone): in place.
-        drop_contained(waker);
-        return;
-    };
-    if nested {
-        DEFERRED_WAKERS.with(|d| d.borrow_mut().as_mut().expect("a drop under way").push(waker));
-        return;
+    if let Some(waker) = waker {
+        crate::util::flat::run(move || {
+            crate::contain::contain("dropping a JoinHandle's waker", || drop(waker));
+        });
     }
-    DEFERRED_WAKERS.with(|d| *d.borrow_mut() = Some(Vec::new()));
-    let mut next = Some(waker);
-    while let Some(w) = next {
-        drop_contained(w);
-        next = DEFERRED_WAKERS.with(|d| d.borrow_mut().as_mut().and_then(|q| q.pop()));
-    }
-    DEFERRED_WAKERS.with(|d| *d.borrow_mut() = None);
 }

@@ -48,10 +48,13 @@ impl Interval {
         let now = Instant::now();
         let mut next = instant_after(scheduled, self.period);
         if next <= now {
-            let missed = (now - scheduled).as_nanos() / self.period.as_nanos();
-            let skip = u32::try_from(missed + 1).unwrap_or(u32::MAX);
-            next = scheduled
-                .checked_add(self.period.saturating_mul(skip))
+            // The first multiple of the period after now (in nanoseconds: a count of
+            // periods can pass `u32::MAX`, with a 1 ns period after a 5 s stall).
+            let period = self.period.as_nanos();
+            let skip = ((now - scheduled).as_nanos() / period + 1) * period;
+            next = u64::try_from(skip)
+                .ok()
+                .and_then(|skip| scheduled.checked_add(Duration::from_nanos(skip)))
                 .unwrap_or_else(|| instant_after(now, self.period));
         }
         self.sleep.reset(next);

@@ -8,10 +8,13 @@
 //! - `waker_map`: keyed wakers with owned registrations (slow-path timers, `park` under a
 //!   foreign waker);
 //! - `wait_list`: wakers waiting for a condition, woken all at once (post queues, signals);
+//! - `flat`: work that may set off more of the same, run in a loop instead of nested
+//!   on the stack (chains of drops);
 //! - `once_box`: a value boxed on first use behind one atomic pointer (a post queue's
 //!   parts that only a queue in use needs);
 //! - [`Padded`]: a value on a cache line of its own.
 
+pub(crate) mod flat;
 pub(crate) mod heap;
 pub(crate) mod inbox;
 pub(crate) mod once_box;
