@@ -12,7 +12,7 @@
 //! - Tasks can be woken or signalled from any thread through a [`TaskRef`], and wait for
 //!   that with [`task::park`].
 //! - TCP ([`net`]) with async send/recv, and [`net::PostSender`]: any thread queues bytes
-//!   on a socket without awaiting; the core writes them in order with `writev`.
+//!   on a socket without awaiting; the core writes them in order, in gathered writes.
 //! - Everything works with the `futures` ecosystem, and iocore futures work under other
 //!   executors. Cargo features: `tokio` (tokio's IO traits on streams, for tokio-util and
 //!   hyper) and `tracing` (events for spawn, poll, wake, park, socket open/close).
