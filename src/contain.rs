@@ -6,11 +6,10 @@
 //! waker), and drops a finished task's output or a cancelled task's future. A panic there
 //! must not unwind through a worker loop (the thread would die), through the sched-role
 //! (its lock would be poisoned and the rest of a batch of edge-triggered events lost), or
-//! through a lock holder. [`contain`] catches it, counts it in the current core's
-//! `Metrics::contained_panics` (the counter the thread's runtime context installed with
-//! [`set_counter`], or, on a thread that works for no core, the one [`counting_in`] names:
-//! the core the dropped or woken thing belongs to), and emits a `tracing` event under
-//! that feature.
+//! through a lock holder. [`contain`] catches it, counts it in a core's
+//! `Metrics::contained_panics` (the core whose task or socket is being dropped or woken,
+//! as [`counting_in`] names it; else the core the thread works for, as its runtime
+//! context set with [`set_counter`]), and emits a `tracing` event under that feature.
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,36 +17,44 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 thread_local! {
-    /// Where this thread counts contained panics: its core's counter, if it works for one.
-    static COUNTER: RefCell<Option<Arc<AtomicU64>>> = const { RefCell::new(None) };
+    /// The core this thread works for (its worker, or a `block_on`/`enter` on it), set by
+    /// the runtime context.
+    static CORE: RefCell<Option<Arc<AtomicU64>>> = const { RefCell::new(None) };
+    /// The core whose task or socket the runtime is dropping or waking right now
+    /// ([`counting_in`]): it takes precedence over [`CORE`].
+    static ON_BEHALF: RefCell<Option<Arc<AtomicU64>>> = const { RefCell::new(None) };
 }
 
-/// Makes this thread count contained panics in `counter`; returns the previous counter.
-pub(crate) fn set_counter(counter: Option<Arc<AtomicU64>>) -> Option<Arc<AtomicU64>> {
-    COUNTER.with(|c| c.replace(counter))
+/// Makes this thread count contained panics in `counter` (the core it now works for).
+pub(crate) fn set_counter(counter: Option<Arc<AtomicU64>>) {
+    let _ = CORE.try_with(|c| c.replace(counter));
 }
 
-/// Runs `f` with the panics it contains counted in `counter` (a core's), unless this
-/// thread already counts for a core: for runtime code that runs on behalf of a core on any
-/// thread (a `JoinHandle` dropped on a plain thread drops its task's output there).
+/// Runs `f` with the panics it contains counted in `counter`: the counter of the core on
+/// whose behalf the runtime runs user code, whatever the thread (a `JoinHandle` dropped on
+/// a plain thread drops its task's output there). Nested calls count in the innermost.
 pub(crate) fn counting_in<R>(counter: &Arc<AtomicU64>, f: impl FnOnce() -> R) -> R {
-    /// Uninstalls the counter `counting_in` installed, even on unwind.
-    struct Restore(bool);
+    counting_in_opt(Some(counter.clone()), f)
+}
+
+/// [`counting_in`] with an optional counter (`None`: as if no call were under way).
+pub(crate) fn counting_in_opt<R>(counter: Option<Arc<AtomicU64>>, f: impl FnOnce() -> R) -> R {
+    /// Puts the previous counter back, even on unwind.
+    struct Restore(Option<Option<Arc<AtomicU64>>>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            if self.0 {
-                let _ = COUNTER.try_with(|c| c.replace(None));
+            if let Some(previous) = self.0.take() {
+                let _ = ON_BEHALF.try_with(|c| c.replace(previous));
             }
         }
     }
-    let installed = COUNTER
-        .try_with(|c| {
-            let mut c = c.borrow_mut();
-            c.is_none() && c.replace(counter.clone()).is_none()
-        })
-        .unwrap_or(false);
-    let _restore = Restore(installed);
+    let _restore = Restore(ON_BEHALF.try_with(|c| c.replace(counter)).ok());
     f()
+}
+
+/// The counter a [`counting_in`] under way on this thread set (for work it defers).
+pub(crate) fn on_behalf_of() -> Option<Arc<AtomicU64>> {
+    ON_BEHALF.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
 /// Runs `f`; a panic inside is caught and counted. `what` names the call, for the
@@ -58,11 +65,12 @@ pub(crate) fn contain(what: &'static str, f: impl FnOnce()) -> bool {
     if catch_unwind(AssertUnwindSafe(f)).is_ok() {
         return true;
     }
-    let _ = COUNTER.try_with(|c| {
-        if let Some(counter) = &*c.borrow() {
-            counter.fetch_add(1, Relaxed);
-        }
-    });
+    let count = |c: &RefCell<Option<Arc<AtomicU64>>>| {
+        c.borrow().as_ref().map(|counter| counter.fetch_add(1, Relaxed)).is_some()
+    };
+    if !ON_BEHALF.try_with(count).unwrap_or(false) {
+        let _ = CORE.try_with(count);
+    }
     #[cfg(feature = "tracing")]
     tracing::error!(what, "iocore contained a panic in user code");
     #[cfg(not(feature = "tracing"))]

@@ -134,10 +134,17 @@ where
 
 /// Runs a blocking closure on the current core's blocking pool (see
 /// [`Handle::spawn_blocking`]); outside any core, on the process-wide default core's.
+///
+/// # Panics
+/// Outside any core, when the default core cannot start (the process is out of file
+/// descriptors). [`Handle::spawn_blocking`] on a core of your own never needs it.
 pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    runtime::current_or_default().spawn_blocking(f)
+    match runtime::current_or_default() {
+        Ok(core) => core.spawn_blocking(f),
+        Err(e) => panic!("iocore::spawn_blocking outside any core: {e}"),
+    }
 }

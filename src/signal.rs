@@ -10,7 +10,7 @@
 //! may wait for the same signal and each sees it.
 
 use crate::io::{Direction, Registration};
-use crate::sync::lock;
+use crate::sync::{lock, TryOnce};
 use crate::util::wait_list::{WaitKey, WaitList};
 use futures::Stream;
 use std::fmt;
@@ -83,9 +83,11 @@ static SLOTS: [Slot; MAX_SIGNAL as usize + 1] = [const {
 }; MAX_SIGNAL as usize + 1];
 
 /// The self-pipe's write end (the handler writes one byte per delivery), once set up.
+/// A set-up that failed (the process out of file descriptors, say) is tried again by the
+/// next call.
 fn pipe_write() -> io::Result<RawFd> {
-    static PIPE: OnceLock<io::Result<RawFd>> = OnceLock::new();
-    PIPE.get_or_init(|| {
+    static PIPE: TryOnce<RawFd> = TryOnce::new();
+    PIPE.get_or_try_init(|| {
         let (read, write) = pipe()?;
         start_reader(read)?;
         // The write end lives as long as the process (a handler may run at any time).
@@ -93,9 +95,8 @@ fn pipe_write() -> io::Result<RawFd> {
         std::mem::forget(write);
         Ok(fd)
     })
-    .as_ref()
-    .map(|fd| *fd)
-    .map_err(|e| io::Error::new(e.kind(), format!("signal: setting up the signal pipe: {e}")))
+    .copied()
+    .map_err(|e: io::Error| io::Error::new(e.kind(), format!("signal: setting up the signal pipe: {e}")))
 }
 
 /// A non-blocking, close-on-exec pipe.
@@ -111,7 +112,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Spawns the task that drains the pipe and wakes the waiters, on the default core.
 fn start_reader(read: OwnedFd) -> io::Result<()> {
-    let core = crate::runtime::default_handle();
+    let core = crate::runtime::default_handle()?;
     let reg = Registration::new(core.driver(), read.as_raw_fd())?;
     core.spawn(async move {
         let mut waiter = pin!(reg.waiter(Direction::Read));

@@ -29,3 +29,30 @@ pub(crate) fn lock_modelled<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 #[cfg(not(iocore_loom))]
 pub(crate) use lock as lock_modelled;
+
+/// A value set up once, by a set-up that may fail: a failure is not kept, the next call
+/// tries again (a process out of file descriptors for a moment must not lose a service
+/// for good). `OnceLock::get_or_try_init` without the unstable feature.
+pub(crate) struct TryOnce<T> {
+    value: std::sync::OnceLock<T>,
+    setting_up: std::sync::Mutex<()>,
+}
+
+impl<T> TryOnce<T> {
+    pub(crate) const fn new() -> TryOnce<T> {
+        TryOnce { value: std::sync::OnceLock::new(), setting_up: std::sync::Mutex::new(()) }
+    }
+
+    /// The value, set up by `set_up` if no call did yet (one at a time).
+    pub(crate) fn get_or_try_init<E>(&self, set_up: impl FnOnce() -> Result<T, E>) -> Result<&T, E> {
+        if let Some(v) = self.value.get() {
+            return Ok(v);
+        }
+        let _one_at_a_time = lock(&self.setting_up);
+        if let Some(v) = self.value.get() {
+            return Ok(v);
+        }
+        let v = set_up()?;
+        Ok(self.value.get_or_init(|| v))
+    }
+}

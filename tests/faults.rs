@@ -531,3 +531,44 @@ fn shutdown_with_many_live_connections_and_parked_tasks_closes_every_fd() {
         assert_eq!(fd_count(), fds0);
     });
 }
+
+/// Set by the parent of [`out_of_fds_without_a_core_errors_then_recovers`] in its child.
+const NO_CORE_CHILD: &str = "IOCORE_TEST_NO_CORE_EMFILE_CHILD";
+
+/// In a process with no core yet and only two free fds, whatever needs the process-wide
+/// default core (which needs more) fails with an error, not a panic: `UnixStream::pair`
+/// (whose `socketpair` succeeds), `signal`; a `sleep` under another executor still
+/// completes (a plain thread fires it). Once fds are free again the same calls work: a
+/// failed start is not kept (a failed signal set-up used to be, for the life of the
+/// process).
+#[test]
+fn out_of_fds_without_a_core_errors_then_recovers() {
+    if std::env::var_os(NO_CORE_CHILD).is_some() {
+        no_core_child();
+        println!("{EMFILE_OK}");
+        return;
+    }
+    let _g = serial();
+    let (ok, out, err) =
+        run_child("out_of_fds_without_a_core_errors_then_recovers", NO_CORE_CHILD, Duration::from_secs(60));
+    assert!(ok, "child failed\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains(EMFILE_OK), "child did not run the test\nstdout:\n{out}\nstderr:\n{err}");
+}
+
+fn no_core_child() {
+    use iocore::signal::{signal, SignalKind};
+    let original = nofile_soft();
+    set_nofile_soft(fd_count() as u64 + 2);
+    let pair = iocore::net::UnixStream::pair();
+    let e = pair.expect_err("a pair on a default core that cannot start");
+    assert!(e.to_string().contains("default core"), "{e}");
+    let e = signal(SignalKind::user_defined1()).expect_err("a signal with no fds");
+    assert!(e.to_string().contains("signal"), "{e}");
+    let start = Instant::now();
+    futures::executor::block_on(iocore::time::sleep(Duration::from_millis(20)));
+    assert!(start.elapsed() >= Duration::from_millis(20), "the sleep ended early");
+    set_nofile_soft(original);
+    iocore::net::UnixStream::pair().expect("a pair once fds are free");
+    signal(SignalKind::user_defined1()).expect("a signal once fds are free");
+    futures::executor::block_on(iocore::time::sleep(Duration::from_millis(1)));
+}

@@ -121,3 +121,36 @@ fn a_long_chain_of_spawns_refused_after_shutdown_is_dropped_flat() {
         assert_eq!(dropped.load(SeqCst), LINKS + 1);
     });
 }
+
+/// A spawn refused inside the drop of another refused future (an async-drop chain) is
+/// resolved when `spawn` returns, like any refused spawn: a `Drop` that waits for the
+/// cleanup task it spawned gets `Cancelled` at once (review: a refusal queued behind the
+/// drop that waited for it deadlocked).
+#[test]
+fn a_spawn_refused_inside_a_refused_futures_drop_is_resolved_at_once() {
+    struct CleanupOnDrop {
+        handle: iocore::Handle,
+        resolved: Arc<AtomicUsize>,
+    }
+    impl Drop for CleanupOnDrop {
+        fn drop(&mut self) {
+            let cleanup = self.handle.spawn(async {});
+            if cleanup.is_finished() {
+                self.resolved.fetch_add(1, SeqCst);
+            }
+            let r = futures::executor::block_on(cleanup);
+            assert!(r.expect_err("a refused spawn").is_cancelled());
+        }
+    }
+    watchdog(HANG, || {
+        let core = core(1);
+        let handle = core.handle();
+        core.shutdown(Duration::ZERO);
+        assert!(handle.spawn(async {}).is_finished(), "a refused spawn is resolved when spawn returns");
+        let resolved = Arc::new(AtomicUsize::new(0));
+        let guard = CleanupOnDrop { handle: handle.clone(), resolved: resolved.clone() };
+        let outer = handle.spawn(async move { drop(guard) });
+        assert!(outer.is_finished());
+        assert_eq!(resolved.load(SeqCst), 1, "inside the drop, the refused cleanup was still pending");
+    });
+}

@@ -304,10 +304,88 @@ fn panics_contained_on_plain_threads_count_in_the_tasks_core() {
             }
         });
         wait_until("task parked", || core.metrics().parked_tasks == 1);
+        // The only worker is held, so the wakeup cannot reach the task through the worker
+        // first: this thread wakes the park's foreign waker itself.
+        let (held, release) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let holder = core.spawn({
+            let (held, release) = (held.clone(), release.clone());
+            async move {
+                held.store(1, SeqCst);
+                while release.load(SeqCst) == 0 {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        wait_until("the worker held", || held.load(SeqCst) == 1);
         h.task().wakeup();
+        release.store(1, SeqCst);
         assert_eq!(woken.load(SeqCst), 1);
-        assert!(finishes(&h, ALIVE));
+        assert!(finishes(&h, ALIVE) && finishes(&holder, ALIVE));
         assert_eq!(output(h).expect("park"), task::Wake::Woken);
         assert_eq!(core.metrics().contained_panics, 2, "a park waker woken from a plain thread");
+    });
+}
+
+/// A foreign waker whose drop panics.
+struct PanicOnDropWake;
+
+impl Wake for PanicOnDropWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl Drop for PanicOnDropWake {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            panic!("a join waker panics in drop (expected by the test)");
+        }
+    }
+}
+
+/// A finished task of `core` whose block keeps a `PanicOnDropWake` as its join waker.
+fn finished_with_a_panicking_join_waker(core: &IoCore) -> JoinHandle<()> {
+    let (tx, rx) = oneshot::channel::<()>();
+    let mut h = core.spawn(async move {
+        let _ = rx.await;
+    });
+    let w = Waker::from(Arc::new(PanicOnDropWake));
+    assert!(Pin::new(&mut h).poll(&mut Context::from_waker(&w)).is_pending());
+    drop(w);
+    tx.send(()).unwrap();
+    assert!(finishes(&h, ALIVE));
+    h
+}
+
+/// Panics contained while a plain thread drops things of several cores count in the core
+/// each thing belongs to (review): a join waker dropped by a refused future's drop (it ran
+/// after the refusal's own count ended), core B's task output dropped inside core A's
+/// refusal, and an output whose drop entered another core before it panicked.
+#[test]
+fn panics_contained_in_nested_drops_count_in_the_right_core() {
+    struct EnterThenPanic(iocore::Handle);
+    impl Drop for EnterThenPanic {
+        fn drop(&mut self) {
+            drop(self.0.enter());
+            panic!("an output panics in drop after entering a core (expected by the test)");
+        }
+    }
+    watchdog(HANG, || {
+        let a = core(1);
+        let b = core(1);
+        let (ha, hb) = (a.handle(), b.handle());
+        let waker_kept = finished_with_a_panicking_join_waker(&a);
+        let b_output = b.spawn(async { PanicOnDrop });
+        let entering = a.spawn({
+            let hb = hb.clone();
+            async move { EnterThenPanic(hb) }
+        });
+        assert!(finishes(&b_output, ALIVE) && finishes(&entering, ALIVE));
+        a.shutdown(Duration::ZERO);
+        b.shutdown(Duration::ZERO);
+        drop(ha.spawn(async move { drop(waker_kept) }));
+        assert_eq!((ha.metrics().contained_panics, hb.metrics().contained_panics), (1, 0), "a join waker");
+        drop(ha.spawn(async move { drop(b_output) }));
+        assert_eq!((ha.metrics().contained_panics, hb.metrics().contained_panics), (1, 1), "B's output");
+        drop(entering);
+        assert_eq!((ha.metrics().contained_panics, hb.metrics().contained_panics), (2, 1), "entered B");
     });
 }

@@ -1,5 +1,6 @@
 //! Waits that are given up release their waker at once: a post queue's `ready`, `closed`,
-//! `send`, `flush` and `shutdown` on a socket whose peer does not read, the owner's
+//! `send`, `flush` and `shutdown`, and a stream's `send`, `send_vectored` and `send_all`
+//! behind the flusher, on a socket whose peer does not read, the owner's
 //! `writable` while the flusher writes, and a signal listener. (A `timeout` around a wait, or a `select!`
 //! that took another branch, must not keep its task alive until a change that may never
 //! come: racing `ctrl_c()` in each of 20 000 tasks kept every one of them, 4 KB each.)
@@ -51,6 +52,13 @@ fn given_up_waits_release_their_wakers() {
             assert!(!waker_kept_after_drop(stream.flush()), "TcpStream::flush kept its waker");
             assert!(!waker_kept_after_drop(stream.writable()), "TcpStream::writable kept its waker");
             assert!(!waker_kept_after_drop(sender.send(vec![1u8; 10])), "PostSender::send kept its waker");
+            assert!(!waker_kept_after_drop(stream.send(b"abc")), "TcpStream::send kept its waker");
+            let bufs = [std::io::IoSlice::new(b"abc")];
+            assert!(
+                !waker_kept_after_drop(stream.send_vectored(&bufs)),
+                "TcpStream::send_vectored kept its waker"
+            );
+            assert!(!waker_kept_after_drop(stream.send_all(b"abc")), "TcpStream::send_all kept its waker");
         }
         // Last: a shutdown closes the queue (the flush it waits for never ends here).
         for _ in 0..3 {

@@ -105,7 +105,7 @@ pub(crate) async fn resolve(target: &Target) -> io::Result<Vec<SocketAddr>> {
         Target::HostPort(s) => s.clone(),
     };
     let name = lookup.clone();
-    let lookup_on_pool = crate::runtime::current_or_default().spawn_blocking(move || {
+    let lookup_on_pool = crate::runtime::current_or_default()?.spawn_blocking(move || {
         std::net::ToSocketAddrs::to_socket_addrs(&name).map(|it| it.collect::<Vec<_>>())
     });
     let addrs = lookup_on_pool

@@ -146,7 +146,7 @@ impl TcpStream {
     /// (or the default core outside any core).
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
-        Self::from_mio(mio::net::TcpStream::from_std(stream), crate::runtime::current_or_default(), None)
+        Self::from_mio(mio::net::TcpStream::from_std(stream), crate::runtime::current_or_default()?, None)
     }
 
     /// Turns the stream into a standard-library one (in blocking mode) for the same
@@ -230,7 +230,7 @@ async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<
     // The target names the peer in error messages (not connected yet: nothing to look up).
     let stream = TcpStream::from_mio(
         mio::net::TcpStream::from_std(std),
-        crate::runtime::current_or_default(),
+        crate::runtime::current_or_default()?,
         Some(addr),
     )?;
     stream.sock().connected().await?;

@@ -176,7 +176,7 @@ impl UdpSocket {
     }
 
     fn from_mio(sock: mio::net::UdpSocket) -> io::Result<UdpSocket> {
-        let core = crate::runtime::current_or_default();
+        let core = crate::runtime::current_or_default()?;
         let reg = Registration::new(core.driver(), sock.as_raw_fd())?;
         let peer = Mutex::new(sock.peer_addr().ok());
         let udp = Arc::new(Udp {

@@ -69,7 +69,7 @@ impl UnixStream {
                 }
             };
             let peer = Peer::path(Arc::new(path.to_path_buf()));
-            let stream = Self::from_mio(stream, crate::runtime::current_or_default(), Some(peer))?;
+            let stream = Self::from_mio(stream, crate::runtime::current_or_default()?, Some(peer))?;
             stream.sock().connected().await?;
             Ok(stream)
         };
@@ -81,7 +81,7 @@ impl UnixStream {
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) =
             mio::net::UnixStream::pair().map_err(|e| io::Error::new(e.kind(), format!("socketpair: {e}")))?;
-        let core = crate::runtime::current_or_default();
+        let core = crate::runtime::current_or_default()?;
         Ok((Self::from_mio(a, core.clone(), None)?, Self::from_mio(b, core, None)?))
     }
 
@@ -89,7 +89,7 @@ impl UnixStream {
     /// (or the default core outside any core).
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         stream.set_nonblocking(true)?;
-        Self::from_mio(mio::net::UnixStream::from_std(stream), crate::runtime::current_or_default(), None)
+        Self::from_mio(mio::net::UnixStream::from_std(stream), crate::runtime::current_or_default()?, None)
     }
 
     /// Turns the stream into a standard-library one (in blocking mode) for the same
@@ -171,7 +171,7 @@ impl UnixListener {
     }
 
     fn from_mio(listener: mio::net::UnixListener, path: Arc<PathBuf>) -> io::Result<UnixListener> {
-        let core = crate::runtime::current_or_default();
+        let core = crate::runtime::current_or_default()?;
         let reg = Registration::new(core.driver(), listener.as_raw_fd())?;
         Ok(UnixListener { acceptor: Acceptor::new(reg), core, listener, path })
     }

@@ -12,11 +12,12 @@ mod handle;
 pub use handle::{EnterGuard, Handle};
 
 use crate::sched::{self, BlockingConfig, Scheduler};
+use crate::sync::TryOnce;
 use crate::task::JoinHandle;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -354,32 +355,31 @@ impl fmt::Debug for IoCore {
 }
 
 /// The core of this thread, or the process-wide default core outside any core (or inside
-/// one that has stopped: a timer polled there by another executor must still fire).
-pub(crate) fn current_or_default() -> Handle {
-    Handle { sched: context::current().filter(|s| !s.stopped()).unwrap_or_else(default_core) }
+/// one that has stopped: a timer polled there by another executor must still fire). Fails
+/// only when the default core is needed and cannot start (the process is out of file
+/// descriptors, say); a later call tries again.
+pub(crate) fn current_or_default() -> io::Result<Handle> {
+    match context::current().filter(|s| !s.stopped()) {
+        Some(sched) => Ok(Handle { sched }),
+        None => default_handle(),
+    }
 }
 
-/// A handle to the process-wide default core (for process-wide services: signals).
-pub(crate) fn default_handle() -> Handle {
-    Handle { sched: default_core() }
-}
-
-/// The process-wide default core, started on first use, for iocore futures polled outside
-/// any core (e.g. by `futures::executor::block_on` on a plain thread).
-fn default_core() -> Arc<Scheduler> {
-    static DEFAULT: OnceLock<Handle> = OnceLock::new();
+/// A handle to the process-wide default core (for process-wide services: signals),
+/// started on first use, for iocore futures polled outside any core (e.g. by
+/// `futures::executor::block_on` on a plain thread). A start that failed is tried again
+/// by the next call.
+pub(crate) fn default_handle() -> io::Result<Handle> {
+    static DEFAULT: TryOnce<Handle> = TryOnce::new();
     DEFAULT
-        .get_or_init(|| {
-            let core = IoCore::builder()
-                .threads(1)
-                .thread_name("iocore-default")
-                .build()
-                .expect("iocore: cannot start the process-wide default core");
+        .get_or_try_init(|| {
+            let core = IoCore::builder().threads(1).thread_name("iocore-default").build().map_err(|e| {
+                io::Error::new(e.kind(), format!("iocore: cannot start the process-wide default core: {e}"))
+            })?;
             let handle = core.handle();
             // The default core lives as long as the process.
             std::mem::forget(core);
-            handle
+            Ok(handle)
         })
-        .sched
-        .clone()
+        .cloned()
 }

@@ -301,21 +301,19 @@ impl Scheduler {
             !rejected
         });
         if !admitted {
-            // Shutdown has begun: resolve the JoinHandle with `Cancelled`, never run it.
-            // Flat: the future's drop may spawn again (on a stopped core: refused, dropped
-            // here again), and a chain of those must not nest on the stack.
-            let sched: *const Scheduler = self;
+            // Shutdown has begun: resolve the JoinHandle with `Cancelled` now, never run it.
+            task.claim();
+            // SAFETY: the claim just made us the task's owner; it never ran.
+            let future = unsafe { task.refuse() };
+            self.counters.finished(true);
+            Self::mark_done(task);
+            task.ref_dec();
+            // The future is dropped flat: its drop may spawn again (refused again, here),
+            // and a chain of those must not nest on the stack.
+            let counter = self.counters.contained_panics.clone();
             crate::util::flat::run(move || {
-                // SAFETY: `task` holds a reference to its scheduler (this one: `spawn`
-                // made it with `self`) until the `ref_dec` below.
-                let sched = unsafe { &*sched };
-                crate::contain::counting_in(&sched.counters.contained_panics, || {
-                    task.claim();
-                    // SAFETY: the claim just made us the task's owner; it never ran.
-                    unsafe { task.cancel() };
-                    sched.counters.finished(true);
-                    Self::mark_done(task);
-                    task.ref_dec();
+                crate::contain::counting_in(&counter, || {
+                    crate::contain::contain("dropping a refused task's future", future);
                 });
             });
             return;

@@ -51,6 +51,7 @@ pub(crate) struct Header {
 struct Vtable {
     poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> bool,
     cancel: unsafe fn(NonNull<Header>),
+    refuse: unsafe fn(NonNull<Header>) -> Box<dyn FnOnce()>,
     read_output: unsafe fn(NonNull<Header>, *mut ()),
     scheduler: unsafe fn(NonNull<Header>) -> *const dyn Schedule,
     dealloc: unsafe fn(NonNull<Header>),
@@ -153,6 +154,7 @@ impl RawTask {
                 vtable: &Vtable {
                     poll: poll::<F, S>,
                     cancel: cancel::<F, S>,
+                    refuse: refuse::<F, S>,
                     read_output: read_output::<F, S>,
                     scheduler: scheduler_of::<F, S>,
                     dealloc: dealloc::<F, S>,
@@ -276,6 +278,16 @@ impl RawTask {
     pub(crate) unsafe fn cancel(self) {
         // SAFETY: the caller owns the task (phase RUNNING after a `Claim::Cancel`).
         unsafe { (self.header().vtable.cancel)(self.0) }
+    }
+
+    /// Stores the `Cancelled` output of a task refused before it ever ran, and hands its
+    /// future back (boxed, ready to drop) for the caller to drop where it suits.
+    ///
+    /// # Safety
+    /// The caller owns the task (it claimed it), which never ran.
+    pub(crate) unsafe fn refuse(self) -> Box<dyn FnOnce()> {
+        // SAFETY: forwarded from the caller.
+        unsafe { (self.header().vtable.refuse)(self.0) }
     }
 
     pub(crate) fn claim(self) -> Claim {
@@ -435,6 +447,17 @@ unsafe fn cancel<F: Future, S>(ptr: NonNull<Header>) {
     let id = cell.header.id;
     // SAFETY: as above.
     unsafe { finish::<F>(cell.stage.get(), Err(JoinError::cancelled(id))) };
+}
+
+unsafe fn refuse<F: Future + 'static, S>(ptr: NonNull<Header>) -> Box<dyn FnOnce()> {
+    // SAFETY: the caller owns the task.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    let cancelled = Stage::Finished(Err(JoinError::cancelled(cell.header.id)));
+    // SAFETY: as above: nobody else touches the stage.
+    match std::mem::replace(unsafe { &mut *cell.stage.get() }, cancelled) {
+        Stage::Running(future) => Box::new(move || drop(future)),
+        _ => unreachable!("a refused task never ran"),
+    }
 }
 
 unsafe fn read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut ()) {

@@ -12,13 +12,15 @@
 //! When a time future is polled under a *foreign* waker (inside `FuturesUnordered`, or by
 //! another executor entirely), lowering the task's deadline would not re-poll it, so it
 //! registers `(deadline, waker)` with the core's slow-path timers instead; outside any
-//! core that is a lazily started process-wide default core. Either way it completes. The
+//! core that is a lazily started process-wide default core (or, when that core cannot
+//! start, a plain thread of last resort: `fallback`). Either way it completes. The
 //! registration belongs to the future: dropping it releases the waker at once.
 //!
 //! Files: `clock` (the `Deadline` type), `sleep` ([`sleep`],
-//! [`timeout`]), `interval` ([`interval`]).
+//! [`timeout`]), `interval` ([`interval`]), `fallback`.
 
 pub(crate) mod clock;
+mod fallback;
 mod interval;
 mod sleep;
 

@@ -71,9 +71,15 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let this = &mut *self;
-        wake_at(cx, this.at, &mut this.registered, |deadline, waker| {
-            crate::runtime::current_or_default().add_timer(deadline, waker)
-        });
+        wake_at(
+            cx,
+            this.at,
+            &mut this.registered,
+            |deadline, waker| match crate::runtime::current_or_default() {
+                Ok(core) => core.add_timer(deadline, waker),
+                Err(_) => super::fallback::add_timer(deadline, waker),
+            },
+        );
         Poll::Pending
     }
 }

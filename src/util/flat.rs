@@ -27,6 +27,9 @@ pub(crate) fn run(work: impl FnOnce() + 'static) {
         return;
     };
     if nested {
+        // It runs later, outside the caller's scope: it keeps the core its panics count in.
+        let counter = crate::contain::on_behalf_of();
+        let work = move || crate::contain::counting_in_opt(counter, work);
         QUEUED.with(|q| q.borrow_mut().as_mut().expect("a run under way").push(Box::new(work)));
         return;
     }

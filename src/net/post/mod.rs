@@ -512,10 +512,18 @@ impl<T: Item> PostQueue<T> {
         self.in_use().is_some_and(|u| u.inflight.load(SeqCst) != 0)
     }
 
-    /// Ready when the owner may write directly: the flusher does not hold the writer role
-    /// (or the queue is closed, and the owner's write fails at once).
+    /// Ready when the owner may write directly: nobody holds the writer role (neither the
+    /// flusher nor an owner's `send_all` paused between its writes), or the queue is
+    /// closed (the owner's write fails at once). A `writable()` + `try_send` loop waits
+    /// here instead of spinning on a readiness that its `WouldBlock` never clears.
     pub(crate) fn poll_owner_turn(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<()> {
-        self.poll_changed(cx, key, || !self.writer.is_flusher() || self.is_closed())
+        let turn = || !self.writer.is_held() || self.is_closed();
+        if turn() {
+            return Poll::Ready(());
+        }
+        // An owner gives the role back without waking anyone unless this is set.
+        self.role_wanted.store(true, SeqCst);
+        self.poll_changed(cx, key, turn)
     }
 
     pub(crate) fn has_failed(&self) -> bool {

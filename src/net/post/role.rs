@@ -52,6 +52,11 @@ impl WriterRole {
         prev & PENDING != 0
     }
 
+    /// Someone (the flusher or an owner) holds the role.
+    pub(crate) fn is_held(&self) -> bool {
+        self.0.load(SeqCst) & ROLE != IDLE
+    }
+
     pub(crate) fn is_flusher(&self) -> bool {
         self.0.load(SeqCst) & ROLE == FLUSHER
     }

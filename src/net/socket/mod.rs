@@ -300,12 +300,14 @@ impl Socket {
     }
 
     /// One send: a direct write if nothing is queued, else the bytes queue behind the
-    /// posted ones (and count as sent).
+    /// posted ones (and count as sent). `waiter` and `key`: an `async` caller's places in
+    /// the write waiters and in the queue's waiters (`None`: the poll-based traits).
     pub(crate) fn poll_send_vectored(
         self: &Arc<Self>,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
         waiter: Option<Pin<&mut Waiter<'_>>>,
+        key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<usize>> {
         self.check_open()?;
         if bufs.iter().all(|b| b.is_empty()) {
@@ -329,7 +331,7 @@ impl Socket {
         ensure_flusher(self);
         match self.post.post(Bytes::from(data), true) {
             Ok(()) => Poll::Ready(Ok(len)),
-            Err(PostError::WouldExceed(_)) => match self.post.poll_space(cx, None) {
+            Err(PostError::WouldExceed(_)) => match self.post.poll_space(cx, key) {
                 // Space appeared meanwhile: try again on the next poll.
                 Poll::Ready(()) => {
                     cx.waker().wake_by_ref();
@@ -341,13 +343,9 @@ impl Socket {
         }
     }
 
-    pub(crate) fn poll_send(
-        self: &Arc<Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        waiter: Option<Pin<&mut Waiter<'_>>>,
-    ) -> Poll<io::Result<usize>> {
-        self.poll_send_vectored(cx, &[IoSlice::new(buf)], waiter)
+    /// One send, for the poll-based traits.
+    pub(crate) fn poll_send(self: &Arc<Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_send_vectored(cx, &[IoSlice::new(buf)], None, None)
     }
 
     /// Sends all of `buf` as one contiguous run: posted data cannot interleave with it.
@@ -429,7 +427,8 @@ impl Socket {
 
     pub(crate) async fn send_vectored(self: &Arc<Self>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let mut waiter = pin!(self.io.waiter(Direction::Write));
-        poll_fn(|cx| self.poll_send_vectored(cx, bufs, Some(waiter.as_mut()))).await
+        let mut wait = self.post.change_wait();
+        poll_fn(|cx| self.poll_send_vectored(cx, bufs, Some(waiter.as_mut()), Some(&mut wait.key))).await
     }
 
     pub(crate) fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
@@ -472,7 +471,11 @@ impl Socket {
     pub(crate) fn abort(&self) {
         self.lingers.store(false, Relaxed);
         let _ = self.stream.opt().set_linger(Some(Duration::ZERO));
-        self.post.close(Some(io::Error::new(io::ErrorKind::ConnectionAborted, "socket was aborted")));
+        let what = match &self.peer {
+            Some(p) => format!("the connection with {p} was aborted (`abort`)"),
+            None => "the socket was aborted (`abort`)".to_string(),
+        };
+        self.post.close(Some(io::Error::new(io::ErrorKind::ConnectionAborted, what)));
     }
 
     /// [`abort`](Self::abort) while the owner still holds the socket (from a `PostSender`
