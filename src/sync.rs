@@ -56,3 +56,17 @@ impl<T> TryOnce<T> {
         Ok(self.value.get_or_init(|| v))
     }
 }
+
+#[cfg(all(test, not(iocore_loom)))]
+mod tests {
+    use super::TryOnce;
+
+    /// A failed set-up is not kept: the next call tries again; a successful one is final.
+    #[test]
+    fn a_failed_set_up_is_tried_again() {
+        let once: TryOnce<u32> = TryOnce::new();
+        assert_eq!(once.get_or_try_init(|| Err::<u32, _>("no fds")), Err("no fds"));
+        assert_eq!(once.get_or_try_init(|| Ok::<_, &str>(7)), Ok(&7));
+        assert_eq!(once.get_or_try_init(|| Ok::<_, &str>(8)), Ok(&7), "set up twice");
+    }
+}
