@@ -151,25 +151,34 @@ const EMFILE_OK: &str = "FAULTS-EMFILE-CHILD-OK";
 /// to tell it apart); connect and bind errors name the address and the cause; the errors
 /// repeat while nothing is freed; the listener stays usable, and serves every pending
 /// connection once fds are free again.
-#[test]
-fn emfile_at_accept_and_connect_gives_clear_errors_then_recovers() {
-    if std::env::var_os(EMFILE_CHILD).is_some() {
-        emfile_child();
+/// Runs `body` in a child process (this test binary again, running only `test`, with
+/// `env_var` set), for process-wide changes such as `RLIMIT_NOFILE`: in the child, runs
+/// it; in the parent, checks that the child ran it and passed, and returns its stdout
+/// (in the child, an empty string).
+fn in_a_child_process(test: &str, env_var: &str, body: fn()) -> String {
+    if std::env::var_os(env_var).is_some() {
+        body();
         println!("{EMFILE_OK}");
-        return;
+        return String::new();
     }
     let _g = serial();
-    let (ok, out, err) = run_child(
+    let (ok, out, err) = run_child(test, env_var, Duration::from_secs(90));
+    assert!(ok, "child failed\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains(EMFILE_OK), "child did not run the test\nstdout:\n{out}\nstderr:\n{err}");
+    out
+}
+
+#[test]
+fn emfile_at_accept_and_connect_gives_clear_errors_then_recovers() {
+    let out = in_a_child_process(
         "emfile_at_accept_and_connect_gives_clear_errors_then_recovers",
         EMFILE_CHILD,
-        Duration::from_secs(90),
+        emfile_child,
     );
     // (libtest prints "test NAME ... " in front of the child's first line.)
     for line in out.lines().filter_map(|l| l.find("[emfile]").map(|i| &l[i..])) {
         eprintln!("{line}");
     }
-    assert!(ok, "child failed\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains(EMFILE_OK), "child did not run the test\nstdout:\n{out}\nstderr:\n{err}");
 }
 
 fn emfile_child() {
@@ -543,16 +552,7 @@ const NO_CORE_CHILD: &str = "IOCORE_TEST_NO_CORE_EMFILE_CHILD";
 /// process).
 #[test]
 fn out_of_fds_without_a_core_errors_then_recovers() {
-    if std::env::var_os(NO_CORE_CHILD).is_some() {
-        no_core_child();
-        println!("{EMFILE_OK}");
-        return;
-    }
-    let _g = serial();
-    let (ok, out, err) =
-        run_child("out_of_fds_without_a_core_errors_then_recovers", NO_CORE_CHILD, Duration::from_secs(60));
-    assert!(ok, "child failed\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains(EMFILE_OK), "child did not run the test\nstdout:\n{out}\nstderr:\n{err}");
+    in_a_child_process("out_of_fds_without_a_core_errors_then_recovers", NO_CORE_CHILD, no_core_child);
 }
 
 fn no_core_child() {

@@ -35,6 +35,26 @@ fn std_peer_pair(core: &IoCore) -> (TcpStream, std::net::TcpStream) {
     (s, peer)
 }
 
+/// The documented loop: `writable()`, then `try_send(b"tail")`, again on `WouldBlock`.
+/// Returns what the send took (`None`: gave up after `SPIN_CAP` tries) and how many
+/// `WouldBlock`s it met.
+async fn write_tail_when_writable(s: &TcpStream) -> (Option<usize>, u64) {
+    let mut would_block = 0u64;
+    loop {
+        s.writable().await.expect("writable");
+        match s.try_send(b"tail") {
+            Ok(n) => return (Some(n), would_block),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                would_block += 1;
+                if would_block >= SPIN_CAP {
+                    return (None, would_block);
+                }
+            }
+            Err(e) => panic!("try_send: {e}"),
+        }
+    }
+}
+
 #[test]
 fn writable_try_send_loop_does_not_spin_while_the_flusher_holds_the_writer_role() {
     const POSTED: usize = 3 << 20;
@@ -63,23 +83,7 @@ fn writable_try_send_loop_does_not_spin_while_the_flusher_holds_the_writer_role(
                 }
             }
         });
-        let looper = core.spawn(async move {
-            let mut would_block = 0u64;
-            let sent = loop {
-                s.writable().await.expect("writable");
-                match s.try_send(b"tail") {
-                    Ok(n) => break Some(n),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        would_block += 1;
-                        if would_block >= SPIN_CAP {
-                            break None;
-                        }
-                    }
-                    Err(e) => panic!("try_send: {e}"),
-                }
-            };
-            (sent, would_block)
-        });
+        let looper = core.spawn(async move { write_tail_when_writable(&s).await });
         let (sent, would_block) = core.block_on(looper).expect("looping task");
         assert!(
             sent.is_some() && would_block < 10_000,
@@ -126,23 +130,7 @@ fn writable_try_send_loop_does_not_spin_while_a_paused_send_all_holds_the_writer
         wait_until("the send_all to pause", || paused.load(SeqCst));
         let looper = core.spawn({
             let s = s.clone();
-            async move {
-                let mut would_block = 0u64;
-                let sent = loop {
-                    s.writable().await.expect("writable");
-                    match s.try_send(b"tail") {
-                        Ok(n) => break Some(n),
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            would_block += 1;
-                            if would_block >= SPIN_CAP {
-                                break None;
-                            }
-                        }
-                        Err(e) => panic!("try_send: {e}"),
-                    }
-                };
-                (sent, would_block)
-            }
+            async move { write_tail_when_writable(&s).await }
         });
         let (sent, would_block) = core.block_on(looper).expect("looping task");
         core.block_on(holder).expect("holding task");
