@@ -409,22 +409,52 @@ fn dropping_a_stream_with_a_long_linger_does_not_hold_its_worker() {
     run(1, LIMIT, || async {
         let (client, peer) = small_buffered_pair().await;
         client.set_linger(Some(Duration::from_secs(5))).expect("set_linger");
-        // Fill the kernel buffers: unsent data is what makes a lingering close wait.
-        let chunk = vec![7u8; 4096];
-        let mut sent = 0;
-        loop {
-            match client.try_send(&chunk) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => panic!("try_send: {e}"),
-            }
-        }
-        let start = std::time::Instant::now();
-        drop(client);
-        let took = start.elapsed();
-        assert!(took < Duration::from_secs(2), "the drop held the worker for {took:?} (linger 5 s)");
-        // Nothing is lost: the kernel sends what it held, then the end of the stream.
-        let got = recv_to_end(&peer, 64 << 20).await.expect("the peer reads to the end");
-        assert_eq!(got.len(), sent, "bytes accepted before the drop");
+        drop_full_and_check(client, peer).await;
     });
+}
+
+/// The same with the linger set before iocore saw the socket: on a standard stream
+/// adopted with `from_std`, and inherited from a listener adopted with `from_std`.
+#[test]
+fn dropping_an_adopted_stream_with_a_long_linger_does_not_hold_its_worker() {
+    run(1, LIMIT, || async {
+        let linger =
+            |s: socket2::SockRef<'_>| s.set_linger(Some(Duration::from_secs(5))).expect("set_linger");
+        // Adopted with a linger.
+        let (other, peer) = small_buffered_pair().await;
+        let std = other.into_std().expect("into_std");
+        linger(socket2::SockRef::from(&std));
+        let client = TcpStream::from_std(std).expect("from_std");
+        drop_full_and_check(client, peer).await;
+        // Accepted from a listener adopted with a linger.
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        linger(socket2::SockRef::from(&std_listener));
+        let listener = iocore::net::TcpListener::from_std(std_listener).expect("from_std");
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).await.expect("connect");
+        let (client, _) = listener.accept().await.expect("accept");
+        client.set_send_buffer_size(4096).expect("set_send_buffer_size");
+        peer.set_recv_buffer_size(4096).expect("set_recv_buffer_size");
+        drop_full_and_check(client, peer).await;
+    });
+}
+
+/// Fills `client`'s kernel buffers (unsent data is what makes a lingering close wait),
+/// drops it, and checks that the drop did not wait and that `peer` gets every byte.
+async fn drop_full_and_check(client: TcpStream, peer: TcpStream) {
+    let chunk = vec![7u8; 4096];
+    let mut sent = 0;
+    loop {
+        match client.try_send(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("try_send: {e}"),
+        }
+    }
+    let start = std::time::Instant::now();
+    drop(client);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "the drop held the worker for {took:?} (linger 5 s)");
+    // Nothing is lost: the kernel sends what it held, then the end of the stream.
+    let got = recv_to_end(&peer, 64 << 20).await.expect("the peer reads to the end");
+    assert_eq!(got.len(), sent, "bytes accepted before the drop");
 }

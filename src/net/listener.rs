@@ -87,6 +87,9 @@ pub struct TcpListener {
     core: Handle,
     listener: mio::net::TcpListener,
     local: SocketAddr,
+    /// Adopted with a long `SO_LINGER`, which accepted streams inherit (see
+    /// `Socket::adopt_linger`).
+    lingering: bool,
 }
 
 impl TcpListener {
@@ -121,13 +124,26 @@ impl TcpListener {
         let local = listener.local_addr()?;
         let core = crate::runtime::current_or_default()?;
         let reg = Registration::new(core.driver(), listener.as_raw_fd())?;
-        Ok(TcpListener { acceptor: Acceptor::new(reg), core, listener, local })
+        Ok(TcpListener { acceptor: Acceptor::new(reg), core, listener, local, lingering: false })
     }
 
     /// Wraps a bound standard-library listener (made non-blocking).
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
-        Self::from_mio(mio::net::TcpListener::from_std(listener))
+        let lingering =
+            socket2::SockRef::from(&listener).linger().ok().flatten().is_some_and(|d| d.as_secs() > 0);
+        let mut listener = Self::from_mio(mio::net::TcpListener::from_std(listener))?;
+        listener.lingering = lingering;
+        Ok(listener)
+    }
+
+    /// An accepted connection as a stream on the listener's core.
+    fn adopt(&self, stream: mio::net::TcpStream, peer: SocketAddr) -> io::Result<TcpStream> {
+        let stream = TcpStream::from_mio(stream, self.core.clone(), Some(peer))?;
+        if self.lingering {
+            stream.sock().adopt_linger();
+        }
+        Ok(stream)
     }
 
     /// Turns the listener into a standard-library one (in blocking mode) on the same
@@ -143,7 +159,7 @@ impl TcpListener {
     /// per turn of the accepting task, and a back-off after resource errors.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, peer) = self.acceptor.accept(|| self.listener.accept()).await?;
-        Ok((TcpStream::from_mio(stream, self.core.clone(), Some(peer))?, peer))
+        Ok((self.adopt(stream, peer)?, peer))
     }
 
     /// Polls for a connection. Only the last task to poll is woken when a connection
@@ -151,7 +167,7 @@ impl TcpListener {
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (stream, peer) =
             std::task::ready!(self.acceptor.poll_accept(cx, None, || self.listener.accept()))?;
-        Poll::Ready(TcpStream::from_mio(stream, self.core.clone(), Some(peer)).map(|s| (s, peer)))
+        Poll::Ready(self.adopt(stream, peer).map(|s| (s, peer)))
     }
 
     /// The local address (with the actual port when bound to port 0).

@@ -146,7 +146,13 @@ impl TcpStream {
     /// (or the default core outside any core).
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
-        Self::from_mio(mio::net::TcpStream::from_std(stream), crate::runtime::current_or_default()?, None)
+        let stream = Self::from_mio(
+            mio::net::TcpStream::from_std(stream),
+            crate::runtime::current_or_default()?,
+            None,
+        )?;
+        stream.sock().adopt_linger();
+        Ok(stream)
     }
 
     /// Turns the stream into a standard-library one (in blocking mode) for the same
@@ -201,6 +207,7 @@ impl TcpStream {
 }
 
 async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<TcpStream> {
+    let given = opts.socket.is_some();
     let socket = match opts.socket.take() {
         Some(s) => {
             // A datagram (or any other) socket would "connect" and then fail strangely.
@@ -233,6 +240,9 @@ async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<
         crate::runtime::current_or_default()?,
         Some(addr),
     )?;
+    if given {
+        stream.sock().adopt_linger();
+    }
     stream.sock().connected().await?;
     Ok(stream)
 }

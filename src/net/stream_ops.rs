@@ -134,7 +134,9 @@ macro_rules! stream_ops {
             /// The kernel counts linger in whole seconds: sub-second values round down (to 0 =
             /// close with a reset, discarding unsent data). A longer linger never makes the
             /// close wait (it would hold a worker): the stream's drop turns it off just before
-            /// closing, and the kernel sends what it still holds in the background.
+            /// closing, and the kernel sends what it still holds in the background. (So does
+            /// a linger set before iocore saw the socket, e.g. before `from_std`; one set
+            /// behind iocore's back afterwards, through the raw fd, is not seen.)
             pub fn set_linger(&self, linger: Option<::std::time::Duration>) -> ::std::io::Result<()> {
                 self.sock().set_linger(linger)
             }

@@ -219,6 +219,15 @@ impl Socket {
         self.stream.opt().linger().ok().flatten()
     }
 
+    /// For a socket iocore did not make (adopted with `from_std`, given to `connect_with`,
+    /// accepted from an adopted listener): notes a long `SO_LINGER` set before, so that
+    /// the drop turns it off (see `Drop`).
+    pub(crate) fn adopt_linger(&self) {
+        if self.linger().is_some_and(|d| d.as_secs() > 0) {
+            self.lingers.store(true, Relaxed);
+        }
+    }
+
     /// `op to/from PEER: error`, keeping the error kind.
     pub(crate) fn context_error(&self, op: &str, e: io::Error) -> io::Error {
         let dir = if op == "recv" { "from" } else { "to" };
