@@ -572,3 +572,43 @@ fn no_core_child() {
     signal(SignalKind::user_defined1()).expect("a signal once fds are free");
     futures::executor::block_on(iocore::time::sleep(Duration::from_millis(1)));
 }
+
+/// Set by the parent of [`a_sleep_outside_any_core_completes_when_no_thread_can_start`].
+const NO_THREADS_CHILD: &str = "IOCORE_TEST_NO_THREADS_CHILD";
+
+/// In a process that can start no thread (and so no core, not even the timer thread of
+/// last resort), a `sleep` under another executor still completes: it is polled again
+/// until its deadline (review: it was never woken again).
+#[test]
+fn a_sleep_outside_any_core_completes_when_no_thread_can_start() {
+    in_a_child_process(
+        "a_sleep_outside_any_core_completes_when_no_thread_can_start",
+        NO_THREADS_CHILD,
+        no_threads_child,
+    );
+}
+
+fn no_threads_child() {
+    // A watchdog, started while threads still can be.
+    thread::spawn(|| {
+        thread::sleep(Duration::from_secs(20));
+        eprintln!("the sleep never completed");
+        std::process::exit(3);
+    });
+    // No thread can start from here on: a process limit of zero, which binds only a
+    // process that is not root (so a root one gives that up, in this child only).
+    // SAFETY: plain libc calls with valid arguments.
+    unsafe {
+        let lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NPROC, &lim), 0, "setrlimit");
+        if libc::getuid() == 0 {
+            assert_eq!(libc::setgid(65534), 0, "setgid");
+            assert_eq!(libc::setuid(65534), 0, "setuid");
+        }
+    }
+    assert!(thread::Builder::new().spawn(|| {}).is_err(), "threads can still start");
+    iocore::net::UnixStream::pair().expect_err("a default core started without threads");
+    let start = Instant::now();
+    futures::executor::block_on(iocore::time::sleep(Duration::from_millis(20)));
+    assert!(start.elapsed() >= Duration::from_millis(20), "the sleep ended early");
+}

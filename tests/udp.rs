@@ -276,3 +276,35 @@ fn a_receive_after_an_icmp_error_waits_again() {
         }
     });
 }
+
+/// A `send_to` dropped while it waits (here: the cooperative budget ran out) gives the
+/// writer role back: a later `writable()` completes and `try_send_to` goes out (review:
+/// the role stayed taken for good, and `writable()` then waited forever).
+#[test]
+fn a_send_dropped_while_it_waits_gives_the_writer_role_back() {
+    use futures::FutureExt;
+    run(2, LIMIT, || async {
+        let a = UdpSocket::bind("127.0.0.1:0").await.expect("bind a");
+        let b = UdpSocket::bind("127.0.0.1:0").await.expect("bind b");
+        let to = b.local_addr().unwrap();
+        let mut dropped_while_waiting = false;
+        for _ in 0..10_000 {
+            match a.send_to(b"x", to).now_or_never() {
+                Some(r) => {
+                    r.expect("send_to");
+                }
+                None => {
+                    dropped_while_waiting = true;
+                    break;
+                }
+            }
+        }
+        assert!(dropped_while_waiting, "no send_to ever waited");
+        iocore::task::yield_now().await;
+        iocore::time::timeout(support::HANG, a.writable())
+            .await
+            .expect("writable() waited forever")
+            .expect("writable");
+        a.try_send_to(b"y", to).expect("try_send_to after the dropped send");
+    });
+}

@@ -97,8 +97,12 @@ macro_rules! stream_ops {
             }
 
             /// Completes when the owner may write: posted data has been handed to the kernel (so
-            /// a [`try_send`](Self::try_send) would not overtake it) and the socket may be
-            /// writable. Any number of tasks may wait at once; each is woken.
+            /// a [`try_send`](Self::try_send) would not overtake it), no
+            /// [`send_all`](Self::send_all) is under way (it holds the writer role from its
+            /// first write to its last), and the socket may be writable. Any number of tasks
+            /// may wait at once; each is woken. (A task that keeps a `send_all` of its own
+            /// paused, unpolled, and awaits this would wait forever: poll both, as `join!`
+            /// or `select!` in a loop do, or drop the `send_all` first.)
             pub async fn writable(&self) -> ::std::io::Result<()> {
                 self.sock().writable().await
             }

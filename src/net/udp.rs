@@ -409,13 +409,14 @@ impl Udp {
     /// The owner's send: direct when it may write, else queued behind the posts.
     async fn send(self: &Arc<Self>, buf: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
         self.post.check_failed()?;
-        if self.post.try_lock_owner() {
+        if let Some(turn) = self.post.try_owner_turn() {
+            // (Held across the wait: a send dropped while it waits gives the role back.)
             let mut waiter = pin!(self.reg.waiter(Direction::Write));
             let r = poll_fn(|cx| {
                 self.reg.poll_io(cx, Direction::Write, Some(waiter.as_mut()), || self.send_one(buf, to))
             })
             .await;
-            self.post.unlock_owner();
+            drop(turn);
             return r.map_err(|e| self.context_error_to("send_to", to, e));
         }
         ensure_flusher(self);

@@ -18,7 +18,8 @@ struct Fallback {
 }
 
 /// Registers `waker` to be woken at `deadline` by the fallback thread. If even that thread
-/// cannot start, the waker is woken at once (its future polls again, and tries again).
+/// cannot start, the waker is woken at once (its future polls again, and tries again: a
+/// busy retry, for as long as the process can start no thread).
 pub(crate) fn add_timer(deadline: Deadline, waker: Waker) -> WakerEntry {
     static FALLBACK: TryOnce<Arc<Fallback>> = TryOnce::new();
     let started = FALLBACK.get_or_try_init(|| {
@@ -40,9 +41,11 @@ pub(crate) fn add_timer(deadline: Deadline, waker: Waker) -> WakerEntry {
             entry
         }
         Err(_) => {
-            // Nothing can fire a timer: an entry that never fires, and a poll again now.
-            let entry = Arc::new(WakerMap::new()).insert(deadline.as_nanos(), waker.clone());
-            waker.wake();
+            // Nothing can fire a timer (no thread can start): a poll again now, which tries
+            // again. (The entry is woken at once, so it is not kept as registered.)
+            let map = Arc::new(WakerMap::new());
+            let entry = map.insert(deadline.as_nanos(), waker);
+            map.wake_up_to(u64::MAX);
             entry
         }
     }

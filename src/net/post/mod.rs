@@ -357,6 +357,12 @@ impl<T: Item> PostQueue<T> {
         self.writer.try_lock_owner()
     }
 
+    /// [`try_lock_owner`](Self::try_lock_owner) as a guard that gives the role back when it
+    /// drops: for an `async` owner operation, which may be dropped between its polls.
+    pub(crate) fn try_owner_turn(&self) -> Option<OwnerTurn<'_, T>> {
+        self.try_lock_owner().then_some(OwnerTurn(self))
+    }
+
     /// Gives the writer role back, to the flusher if posts arrived meanwhile; else wakes
     /// whoever waits for it (a shutdown: see `poll_lock_owner`).
     pub(crate) fn unlock_owner(&self) {
@@ -366,9 +372,10 @@ impl<T: Item> PostQueue<T> {
             if let Some(used) = self.in_use() {
                 used.flusher.wake();
             }
-        } else if self.role_wanted.load(SeqCst) {
+        } else if self.role_wanted.load(SeqCst) && self.role_wanted.swap(false, SeqCst) {
             // (SeqCst after the release's read-modify-write, against the waiter's flag
-            // then re-check: one of the two sees the other.)
+            // then re-check: one of the two sees the other.) Cleared as every waiter is
+            // woken: one that still finds the role taken sets it again before it waits.
             self.wake_changed();
         }
     }
@@ -557,6 +564,16 @@ fn steal<T>(q: &Injector<T>) -> Option<T> {
             Steal::Empty => return None,
             Steal::Retry => std::hint::spin_loop(),
         }
+    }
+}
+
+/// The owner's hold on the writer role (from [`PostQueue::try_owner_turn`]), given back
+/// when it drops.
+pub(crate) struct OwnerTurn<'a, T: Item>(&'a PostQueue<T>);
+
+impl<T: Item> Drop for OwnerTurn<'_, T> {
+    fn drop(&mut self) {
+        self.0.unlock_owner();
     }
 }
 
