@@ -152,3 +152,52 @@ fn a_timer_fires_within_a_couple_of_polls_of_yielding_hogs() {
         );
     });
 }
+
+/// A task that yields is not held back behind a task that blocks its worker while other
+/// workers are free: the light task yields 2000 times while the hogs (two tasks that block
+/// their thread for 30 ms a poll, then yield) poll only a few times. Before, the yielded
+/// task waited in its worker's own list, out of everyone else's sight, for the whole of
+/// the next poll there: it ran once per hog poll (trial programs).
+#[test]
+fn a_yielding_task_is_not_held_behind_a_task_that_blocks_its_worker() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    const LIGHT_YIELDS: u64 = 2000;
+    let _serial = serial();
+    watchdog(HANG * 4, || {
+        let core = core(4);
+        let stop = Arc::new(AtomicBool::new(false));
+        let hog_polls = Arc::new(AtomicU64::new(0));
+        let hogs: Vec<_> = (0..2)
+            .map(|_| {
+                let (stop, hog_polls) = (stop.clone(), hog_polls.clone());
+                core.spawn(async move {
+                    while !stop.load(Relaxed) {
+                        hog_polls.fetch_add(1, SeqCst);
+                        std::thread::sleep(Duration::from_millis(30));
+                        task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        let light = core.spawn({
+            let hog_polls = hog_polls.clone();
+            async move {
+                let before = hog_polls.load(SeqCst);
+                for _ in 0..LIGHT_YIELDS {
+                    task::yield_now().await;
+                }
+                hog_polls.load(SeqCst) - before
+            }
+        });
+        let hog_polls_meanwhile = core.block_on(light).expect("light task");
+        stop.store(true, Relaxed);
+        for h in hogs {
+            core.block_on(h).expect("hog");
+        }
+        assert!(
+            hog_polls_meanwhile < 100,
+            "the yielding task waited for the hogs: {hog_polls_meanwhile} hog polls (30 ms each) \
+             during its {LIGHT_YIELDS} yields"
+        );
+    });
+}

@@ -5,7 +5,8 @@
 //! released to the ready queue only after a schedule step has run — by this worker, or by
 //! a role holder that is blocked in epoll (and so is watching the kernel queue and the
 //! next deadline) — so they go behind whatever that step readied. The list is the
-//! worker's own: a yield costs no atomic operation.
+//! worker's own (a yield costs no atomic operation), so nobody else sees it: once they
+//! may go, they go before the worker starts another poll, which may last.
 
 use super::counters::in_poll;
 use super::idle::Seen;
@@ -69,14 +70,12 @@ impl WorkerCtx<'_> {
             // poll, then the blocking step below (which takes what a non-blocking one
             // would).
             if !self.local.is_empty() || !self.deferred.is_empty() || sched.has_ready() {
-                if !std::mem::take(&mut just_stepped) && !self.try_step(false) && !self.deferred.is_empty() {
-                    // A step that started after the first of them yielded has looked at
-                    // the kernel queue and the deadlines; so does a role holder blocked
-                    // in epoll.
-                    let stepped_since = sched.counters.steps.load(Relaxed) > self.deferred_mark;
-                    if stepped_since || sched.driver.is_blocking() {
-                        self.release_deferred();
-                    }
+                if !std::mem::take(&mut just_stepped)
+                    && !self.try_step(false)
+                    && !self.deferred.is_empty()
+                    && self.deferred_may_go()
+                {
+                    self.release_deferred();
                 }
                 self.rescue();
                 if self.run_batch() > 0 || !self.deferred.is_empty() {
@@ -175,12 +174,29 @@ impl WorkerCtx<'_> {
         }
     }
 
-    /// Yielded tasks go to the ready queue, behind what the last step readied: to the
-    /// global queue's tail, or, when that is empty, to this worker's own batch (a plain
-    /// store instead of a contended push and a later steal; idle workers steal from it).
+    /// Whether the tasks that yielded may run again: a step that started after the first
+    /// of them yielded has looked at the kernel queue and the deadlines, or a role holder
+    /// blocked in epoll watches them.
+    fn deferred_may_go(&self) -> bool {
+        self.sched.counters.steps.load(Relaxed) > self.deferred_mark || self.sched.driver.is_blocking()
+    }
+
+    /// Yielded tasks go to the ready queue, behind what the last step readied (see
+    /// `place_deferred`), and someone is woken for them if need be.
     fn release_deferred(&mut self) {
+        if self.place_deferred() {
+            // One wake decision for the whole batch (`push_ready` would fence per task).
+            self.sched.wake_worker();
+        }
+    }
+
+    /// Moves the yielded tasks to the global queue's tail, or, when that is empty, to this
+    /// worker's own batch (a plain store instead of a contended push and a later steal;
+    /// idle workers steal from it, and so does a busy one once this worker's poll lasts).
+    /// False if there were none.
+    fn place_deferred(&mut self) -> bool {
         if self.deferred.is_empty() {
-            return;
+            return false;
         }
         let own_batch = self.sched.ready.is_empty();
         for task in self.deferred.drain(..) {
@@ -190,15 +206,21 @@ impl WorkerCtx<'_> {
                 self.sched.ready.push(task);
             }
         }
-        // One wake decision for the whole batch (`push_ready` would fence per task).
-        self.sched.wake_worker();
+        true
     }
 
     /// The next task: this worker's batch first, then a new batch from the global queue
     /// (about half of it, so the other workers get the rest), then another worker's batch.
-    fn pop_ready(&self) -> Option<RawTask> {
+    fn pop_ready(&mut self) -> Option<RawTask> {
         let sched = self.sched;
         let task = self.local.pop().or_else(|| self.steal())?;
+        // Tasks that yielded wait in this worker's own list, where nobody else sees them:
+        // once they may run again, they go where others can take them before this poll
+        // starts (it may last: a task that blocks its thread would hold them for as long;
+        // the wake decision below covers them).
+        if !self.deferred.is_empty() && self.deferred_may_go() {
+            self.place_deferred();
+        }
         sched.counters.begin_poll(self.index);
         // While this worker runs `task` (which may take long, or block), the kernel queue,
         // the deadlines and the rest of the ready queue must stay watched: the sleeping
