@@ -338,3 +338,61 @@ fn a_send_all_given_up_midway_hands_the_writer_role_back() {
         assert_eq!(&got[prefix..], b"postedsent");
     });
 }
+
+/// `flush` waits for the bytes queued when it was called, not for an empty queue: while
+/// two threads keep the queue at its mark, the flush (and the `AsyncWrite` one) completes
+/// (trial programs: neither completed in 5 s while the socket moved 200 MB).
+#[test]
+fn flush_completes_while_other_threads_keep_posting() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+    run(|| async {
+        let (mut stream, mut peer) = pair_with_std_peer().await;
+        stream.set_post_high_water(64 * 1024);
+        stream.set_send_buffer_size(16 * 1024).expect("set_send_buffer_size");
+        socket2::SockRef::from(&peer).set_recv_buffer_size(16 * 1024).expect("set_recv_buffer_size");
+        let stop = Arc::new(AtomicBool::new(false));
+        // The peer reads steadily, 4 KiB a millisecond, until the end of the stream.
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4 * 1024];
+            let mut total = 0usize;
+            loop {
+                match peer.read(&mut buf) {
+                    Ok(0) => return total,
+                    Ok(n) => total += n,
+                    Err(e) => panic!("the peer's read: {e}"),
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let posters: Vec<_> = (0..2)
+            .map(|_| {
+                let (sender, stop) = (stream.sender(), stop.clone());
+                std::thread::spawn(move || {
+                    let chunk = bytes::Bytes::from(vec![b'p'; 1024]);
+                    while !stop.load(SeqCst) {
+                        match sender.post_send(chunk.clone()) {
+                            Ok(()) => {}
+                            // (Back soon, so the queue never drains.)
+                            Err(PostError::WouldExceed(_)) => std::thread::yield_now(),
+                            Err(e) => panic!("post_send: {e:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        while stream.sender().queued_bytes() < 32 * 1024 {
+            iocore::time::sleep(Duration::from_millis(1)).await;
+        }
+        let flushed = iocore::time::timeout(HANG, stream.flush()).await;
+        let trait_flushed = iocore::time::timeout(HANG, futures::AsyncWriteExt::flush(&mut stream)).await;
+        stop.store(true, SeqCst);
+        for p in posters {
+            iocore::spawn_blocking(move || p.join()).await.unwrap().expect("poster");
+        }
+        stream.shutdown().await.expect("shutdown");
+        iocore::spawn_blocking(move || reader.join()).await.unwrap().expect("reader");
+        flushed.expect("flush waited for an empty queue while others kept posting").expect("flush");
+        trait_flushed.expect("AsyncWrite::flush waited for an empty queue").expect("flush");
+    });
+}

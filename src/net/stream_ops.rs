@@ -40,7 +40,7 @@ macro_rules! stream_ops {
             }
 
             /// Completes when every byte queued so far (posted or sent) has been handed to the
-            /// kernel.
+            /// kernel. Posts that other threads make meanwhile do not hold it back.
             pub async fn flush(&self) -> ::std::io::Result<()> {
                 self.sock().flush().await
             }
@@ -102,7 +102,9 @@ macro_rules! stream_ops {
             /// first write to its last), and the socket may be writable. Any number of tasks
             /// may wait at once; each is woken. (A task that keeps a `send_all` of its own
             /// paused, unpolled, and awaits this would wait forever: poll both, as `join!`
-            /// or `select!` in a loop do, or drop the `send_all` first.)
+            /// or `select!` in a loop do, or drop the `send_all` first. While other threads
+            /// keep posting, the flusher keeps the role and this waits as long: use
+            /// [`send`](Self::send), which queues behind the posts.)
             pub async fn writable(&self) -> ::std::io::Result<()> {
                 self.sock().writable().await
             }

@@ -304,8 +304,9 @@ impl UdpSocket {
     /// Completes once every datagram posted so far was handed to the kernel (or the
     /// socket failed).
     pub async fn flush(&self) -> io::Result<()> {
+        let target = self.udp.post.flush_target();
         let mut wait = self.udp.post.change_wait();
-        poll_fn(|cx| self.udp.post.poll_drained(cx, Some(&mut wait.key))).await;
+        poll_fn(|cx| self.udp.post.poll_flushed(cx, target, Some(&mut wait.key))).await;
         drop(wait);
         self.udp.post.check_failed()
     }

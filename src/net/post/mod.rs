@@ -55,7 +55,7 @@ use futures::task::AtomicWaker;
 use role::WriterRole;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -148,6 +148,12 @@ struct InUse<T> {
     bufs: OnceLock<Box<Injector<T>>>,
     /// Bytes posted and not yet handed to the kernel (queue + flusher's batch).
     queued: AtomicUsize,
+    /// Bytes that left the queue (handed to the kernel, or refused) since it was made: a
+    /// flush waits for this to reach what was queued when it was called.
+    consumed_total: AtomicU64,
+    /// The target of the poll-based flush under way (plus one; 0: none), which has no
+    /// future to keep it in.
+    poll_flush_target: AtomicU64,
     inflight: AtomicUsize,
     /// Why the socket closed, for later owner operations.
     error: Mutex<Option<(io::ErrorKind, String)>>,
@@ -171,6 +177,8 @@ impl<T> InUse<T> {
             socket: OnceLock::new(),
             bufs: OnceLock::new(),
             queued: AtomicUsize::new(0),
+            consumed_total: AtomicU64::new(0),
+            poll_flush_target: AtomicU64::new(0),
             inflight: AtomicUsize::new(0),
             error: Mutex::new(None),
             flusher: AtomicWaker::new(),
@@ -292,11 +300,56 @@ impl<T: Item> PostQueue<T> {
             return;
         };
         // Saturating: `settle` zeroes the count while a flusher may still report a write.
-        let before = used.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
-        let after = before.saturating_sub(n);
-        // Below the mark (the mark is at least 1, so this includes "drained").
-        if after < self.high_water.load(Relaxed) {
-            used.changed.wake_all();
+        used.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
+        used.consumed_total.fetch_add(n as u64, SeqCst);
+        // Room below the mark, the queue drained, a flush's bytes written: whoever waits
+        // re-checks (`wake_all` costs one load when nobody does).
+        used.changed.wake_all();
+    }
+
+    /// What a flush called now waits for: `consumed_total` reaching the bytes queued so
+    /// far. (Read in this order, a write that lands in between can only lower the target
+    /// by bytes that were just written.)
+    pub(crate) fn flush_target(&self) -> u64 {
+        self.in_use().map_or(0, |u| u.consumed_total.load(SeqCst) + u.queued.load(SeqCst) as u64)
+    }
+
+    /// Ready once the bytes queued before `target` was taken have left the queue (or the
+    /// socket failed and discarded them): posts that keep coming after it do not hold the
+    /// flush back, as waiting for an empty queue would.
+    pub(crate) fn poll_flushed(
+        &self,
+        cx: &mut Context<'_>,
+        target: u64,
+        key: Option<&mut WaitKey>,
+    ) -> Poll<()> {
+        self.poll_changed(cx, key, || {
+            self.in_use().is_none_or(|u| u.consumed_total.load(SeqCst) >= target) || self.has_failed()
+        })
+    }
+
+    /// [`poll_flushed`](Self::poll_flushed) for the poll-based traits: the target is
+    /// taken at the first poll and kept in the queue until the flush completes; a write
+    /// by the owner forgets it ([`forget_poll_flush`](Self::forget_poll_flush)), so a
+    /// flush given up and called again later covers what was written since.
+    pub(crate) fn poll_flushed_by_owner(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(used) = self.in_use() else { return Poll::Ready(()) };
+        let mut target = used.poll_flush_target.load(Relaxed);
+        if target == 0 {
+            target = self.flush_target() + 1;
+            used.poll_flush_target.store(target, Relaxed);
+        }
+        std::task::ready!(self.poll_flushed(cx, target - 1, None));
+        used.poll_flush_target.store(0, Relaxed);
+        Poll::Ready(())
+    }
+
+    /// The owner wrote: a poll-based flush given up before must take a new target.
+    pub(crate) fn forget_poll_flush(&self) {
+        if let Some(used) = self.in_use() {
+            if used.poll_flush_target.load(Relaxed) != 0 {
+                used.poll_flush_target.store(0, Relaxed);
+            }
         }
     }
 

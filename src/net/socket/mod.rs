@@ -365,11 +365,19 @@ impl Socket {
         SendAll { sock: self, buf, state: SendAllState::Start, waiter: self.io.waiter(Direction::Write) }
     }
 
-    /// Waits until everything posted was handed to the kernel. `key`: an `async` caller's
-    /// place among the queue's waiters (`None`: the poll-based traits).
-    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<io::Result<()>> {
+    /// Waits until everything posted, and every post still in flight, was handed to the
+    /// kernel (a shutdown: no post can come after it). `key`: an `async` caller's place
+    /// among the queue's waiters (`None`: the poll-based traits).
+    fn poll_drained(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<io::Result<()>> {
         self.post.check_failed()?;
         self.post.poll_drained(cx, key).map(|()| self.post.check_failed())
+    }
+
+    /// The poll-based traits' flush: waits until what was queued at its first poll was
+    /// handed to the kernel (see `PostQueue::poll_flushed_by_owner`).
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.post.check_failed()?;
+        self.post.poll_flushed_by_owner(cx).map(|()| self.post.check_failed())
     }
 
     /// Refuses new posts (accepted ones are still written), waits until everything posted
@@ -389,7 +397,7 @@ impl Socket {
             return Poll::Ready(Ok(()));
         }
         self.post.close(None);
-        match self.poll_flush(cx, key.as_deref_mut()) {
+        match self.poll_drained(cx, key.as_deref_mut()) {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
@@ -455,9 +463,14 @@ impl Socket {
         self.io.ready(Direction::Write, |cx| self.post.poll_owner_turn(cx, Some(&mut wait.key))).await
     }
 
+    /// Waits until every byte queued when it was called was handed to the kernel (posts
+    /// that keep coming from other threads do not hold it back).
     pub(crate) async fn flush(&self) -> io::Result<()> {
+        let target = self.post.flush_target();
         let mut wait = self.post.change_wait();
-        poll_fn(|cx| self.poll_flush(cx, Some(&mut wait.key))).await
+        self.post.check_failed()?;
+        poll_fn(|cx| self.post.poll_flushed(cx, target, Some(&mut wait.key))).await;
+        self.post.check_failed()
     }
 
     pub(crate) async fn shutdown(&self) -> io::Result<()> {
