@@ -81,6 +81,75 @@ pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     })
 }
 
+/// `recvmsg(fd, bufs, 0)` for a Unix stream, reading on past messages that carried file
+/// descriptors: Linux ends a read after such a message even with more data queued behind
+/// it (iocore takes no descriptors, so the kernel closes them and flags `MSG_CTRUNC`), and
+/// a read that stopped there would look like a drained buffer. The bytes read (0 at end
+/// of stream), or the OS error.
+pub(crate) fn recv_unix(fd: RawFd, bufs: &mut [std::io::IoSliceMut<'_>]) -> io::Result<usize> {
+    // SAFETY: `IoSliceMut` is guaranteed ABI-compatible with `iovec` on Unix; the buffers
+    // are valid for writes and exclusively borrowed for the call.
+    unsafe { recv_unix_iovecs(fd, std::slice::from_raw_parts_mut(bufs.as_mut_ptr().cast(), bufs.len())) }
+}
+
+/// [`recv_unix`] into `len` bytes at `ptr`, which may be uninitialised (tokio's `ReadBuf`).
+#[cfg(feature = "tokio")]
+///
+/// # Safety
+/// `ptr` is valid for writes of `len` bytes for the whole call.
+pub(crate) unsafe fn recv_unix_raw(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
+    let mut iov = [libc::iovec { iov_base: ptr.cast(), iov_len: len }];
+    // SAFETY: forwarded from the caller.
+    unsafe { recv_unix_iovecs(fd, &mut iov) }
+}
+
+/// The loop of [`recv_unix`]; advances `iov` over what each read took.
+///
+/// # Safety
+/// Each of `iov`'s buffers is valid for writes for the whole call.
+unsafe fn recv_unix_iovecs(fd: RawFd, iov: &mut [libc::iovec]) -> io::Result<usize> {
+    let (mut first, mut total) = (0, 0);
+    loop {
+        let rest = &mut iov[first..];
+        // SAFETY: a zeroed `msghdr` is valid (no address, no control buffer); `recvmsg`
+        // writes only into `rest`'s buffers (the caller's promise).
+        let (n, flags) = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = rest.as_mut_ptr();
+            msg.msg_iovlen = rest.len() as _;
+            let n = libc::syscall(
+                libc::SYS_recvmsg,
+                fd as libc::c_long,
+                &mut msg as *mut libc::msghdr,
+                0 as libc::c_long,
+            );
+            (n, msg.msg_flags)
+        };
+        let n = match transferred(n) {
+            Ok(n) => n,
+            // What the first reads took is reported; the error comes again next time.
+            Err(_) if total > 0 => return Ok(total),
+            Err(e) => return Err(e),
+        };
+        total += n;
+        if n == 0 || flags & libc::MSG_CTRUNC == 0 {
+            return Ok(total);
+        }
+        // A message with descriptors ended the read: on into the space left, if any.
+        let mut left = n;
+        while first < iov.len() && left >= iov[first].iov_len {
+            left -= iov[first].iov_len;
+            first += 1;
+        }
+        if first == iov.len() {
+            return Ok(total);
+        }
+        // SAFETY: `left` is less than this buffer's length: the pointer stays inside it.
+        iov[first].iov_base = unsafe { iov[first].iov_base.cast::<u8>().add(left) }.cast();
+        iov[first].iov_len -= left;
+    }
+}
+
 /// `send(fd, buf, MSG_NOSIGNAL)`: the bytes written, or the OS error (`EPIPE`, not a
 /// `SIGPIPE`, when the peer is gone).
 pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {

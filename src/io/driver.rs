@@ -139,7 +139,8 @@ impl Driver {
         self.registry.register(
             &mut mio::unix::SourceFd(&fd),
             token,
-            Interest::READABLE | Interest::WRITABLE,
+            // (Priority: urgent data makes reads stop short; see `ScheduledIo::dispatch`.)
+            Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
         )?;
         live.blocks.insert(addr);
         Ok(())

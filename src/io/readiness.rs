@@ -30,12 +30,16 @@ const WRITE_ERROR: usize = 128;
 /// The core's event queue shut down (`Driver::shut_down`): no event will come any more, so
 /// every operation fails at once (and every waiter wakes to see that). Permanent.
 const SHUT_DOWN: usize = 256;
+/// Urgent data arrived (`EPOLLPRI`: TCP's urgent byte, a Unix `MSG_OOB` byte): a read stops
+/// short at its mark with more data queued behind it, so until a `WouldBlock` spends this
+/// bit, a short read does not mean the buffer was drained (see `poll_transfer`).
+const READ_URGENT: usize = 512;
 /// The `armed` flags of the two waiter lists (see [`Armed`]): spare bits of the readiness
 /// byte, never part of a direction's mask.
 const READERS_ARMED: usize = 32;
 const WRITERS_ARMED: usize = 64;
-/// The readiness bits (the low 9 bits); each direction's tick starts above them.
-const READ_TICK_SHIFT: u32 = 9;
+/// The readiness bits (the low 10 bits); each direction's tick starts above them.
+const READ_TICK_SHIFT: u32 = 10;
 /// Where the write tick starts, and each tick's width.
 const WRITE_TICK_SHIFT: u32 = READ_TICK_SHIFT + TICK_BITS;
 const TICK_BITS: u32 = (usize::BITS - READ_TICK_SHIFT) / 2;
@@ -52,7 +56,7 @@ impl Direction {
     /// The readiness bits that let an operation in this direction proceed.
     fn mask(self) -> usize {
         match self {
-            Direction::Read => READABLE | READ_CLOSED | READ_ERROR | SHUT_DOWN,
+            Direction::Read => READABLE | READ_CLOSED | READ_ERROR | READ_URGENT | SHUT_DOWN,
             Direction::Write => WRITABLE | WRITE_CLOSED | WRITE_ERROR | SHUT_DOWN,
         }
     }
@@ -60,7 +64,7 @@ impl Direction {
     /// The bits a `WouldBlock` in this direction shows to be spent.
     fn spent(self) -> usize {
         match self {
-            Direction::Read => READABLE | READ_ERROR,
+            Direction::Read => READABLE | READ_ERROR | READ_URGENT,
             Direction::Write => WRITABLE | WRITE_ERROR,
         }
     }
@@ -93,6 +97,12 @@ pub(crate) struct Ready {
 }
 
 impl Ready {
+    /// Whether urgent data arrived since the last `WouldBlock` (see [`READ_URGENT`]).
+    #[inline]
+    pub(crate) fn urgent(self) -> bool {
+        self.word & READ_URGENT != 0
+    }
+
     /// `Err` if the socket's core had shut down (see [`ScheduledIo::shut_down`]).
     #[inline]
     pub(crate) fn check_core(self) -> std::io::Result<()> {
@@ -110,7 +120,7 @@ fn core_gone() -> std::io::Error {
 
 /// Readiness state and waiters of one registered socket.
 pub(crate) struct ScheduledIo {
-    /// Readiness bits and the waiter lists' `armed` flags (low 9 bits), then the read tick
+    /// Readiness bits and the waiter lists' `armed` flags (low 10 bits), then the read tick
     /// and the write tick (the number of events that concerned each direction, wrapping).
     readiness: AtomicUsize,
     /// `async` operations waiting to read, and the slot of the poll-based reader
@@ -136,6 +146,9 @@ impl ScheduledIo {
         let mut bits = 0;
         if event.is_readable() {
             bits |= READABLE;
+        }
+        if event.is_priority() {
+            bits |= READABLE | READ_URGENT;
         }
         if event.is_writable() {
             bits |= WRITABLE;

@@ -125,7 +125,9 @@ impl ScheduledIo {
     /// (`0 < n < want` for reads, `n < want` for writes) means the kernel buffer was
     /// drained (or filled), so the readiness it used is cleared now: the next operation
     /// waits for a new edge instead of spending a syscall on `WouldBlock`. An edge that
-    /// arrived meanwhile bumped the tick, and is kept.
+    /// arrived meanwhile bumped the tick, and is kept. Not after urgent data, where a read
+    /// stops short at the urgent mark (nor does a Unix stream's read after a message that
+    /// carried file descriptors: `sys::recv_unix` reads on past it).
     pub(crate) fn poll_transfer(
         &self,
         cx: &mut Context<'_>,
@@ -141,7 +143,8 @@ impl ScheduledIo {
         });
         if let (Poll::Ready(Ok(n)), Some(ready)) = (&r, seen) {
             let short = match dir {
-                Direction::Read => *n > 0 && *n < want,
+                // (After urgent data a read stops short at its mark, data queued behind.)
+                Direction::Read => *n > 0 && *n < want && !ready.urgent(),
                 Direction::Write => *n < want,
             };
             if short {

@@ -177,17 +177,20 @@ impl Conn {
 
 // `Read`/`Write` on a shared reference, as mio and std offer them: the syscalls need no
 // exclusive access, and the socket core is shared. `read`/`write`/`write_vectored` are
-// `recv`/`send`/`sendmsg` for both kinds, writes with `MSG_NOSIGNAL` (`sys`: no `SIGPIPE`,
+// `recv` (`recvmsg` for a Unix stream: see `sys::recv_unix`)/`send`/`sendmsg` for both kinds, writes with `MSG_NOSIGNAL` (`sys`: no `SIGPIPE`,
 // from a TCP or a Unix socket, even in a program that does not ignore the signal).
 impl Read for &Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        crate::sys::recv(self.as_raw_fd(), buf)
+        match self {
+            Conn::Tcp(s) => crate::sys::recv(s.as_raw_fd(), buf),
+            Conn::Unix(s) => crate::sys::recv_unix(s.as_raw_fd(), &mut [IoSliceMut::new(buf)]),
+        }
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         match self {
             Conn::Tcp(s) => (&*s).read_vectored(bufs),
-            Conn::Unix(s) => (&*s).read_vectored(bufs),
+            Conn::Unix(s) => crate::sys::recv_unix(s.as_raw_fd(), bufs),
         }
     }
 }

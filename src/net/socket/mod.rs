@@ -267,12 +267,17 @@ impl Socket {
             return Poll::Ready(Ok(0));
         }
         let fd = self.stream.as_raw_fd();
-        let ptr = buf.as_mut_ptr().cast::<libc::c_void>();
+        let ptr = buf.as_mut_ptr().cast::<u8>();
+        let unix = matches!(self.stream, Conn::Unix(_));
         self.io
             .poll_transfer(cx, Direction::Read, want, None, || {
+                if unix {
+                    // SAFETY: `ptr` is valid for writes of `want` bytes for the whole call.
+                    return unsafe { crate::sys::recv_unix_raw(fd, ptr, want) };
+                }
                 // SAFETY: `ptr` is valid for writes of `want` bytes for the whole call, and
                 // `fd` is this socket's open descriptor.
-                let n = unsafe { libc::read(fd, ptr, want) };
+                let n = unsafe { libc::read(fd, ptr.cast(), want) };
                 if n < 0 {
                     Err(io::Error::last_os_error())
                 } else {
