@@ -245,6 +245,7 @@ impl Poller {
     /// `max_wait` (rounded up to whole milliseconds by `epoll_wait`; the deadline stays
     /// armed on the timerfd) — and dispatches them. A blocking wait must follow
     /// [`Driver::announce_block`].
+    #[inline]
     pub(crate) fn turn(&mut self, driver: &Driver, wait: Option<Deadline>, max_wait: Option<Duration>) {
         // Sockets closed before this point are deregistered: no event fetched from now on
         // can name them, and events fetched earlier were dispatched in earlier turns.

@@ -184,7 +184,7 @@ impl WorkerCtx<'_> {
     /// Yielded tasks go to the ready queue, behind what the last step readied (see
     /// `place_deferred`), and someone is woken for them if need be.
     fn release_deferred(&mut self) {
-        if self.place_deferred() {
+        if !self.deferred.is_empty() && self.place_deferred() {
             // One wake decision for the whole batch (`push_ready` would fence per task).
             self.sched.wake_worker();
         }
