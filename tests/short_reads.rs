@@ -58,6 +58,29 @@ fn data_after_tcp_urgent_data_is_delivered() {
     });
 }
 
+/// Sends `data` on `to` with `fd` attached (`SCM_RIGHTS`).
+fn send_with_descriptor(to: &std::os::unix::net::UnixStream, data: &[u8], fd: &impl AsRawFd) {
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    // SAFETY: a control buffer of the size `CMSG_SPACE` asks for, holding one `SCM_RIGHTS`
+    // header and one descriptor; `sendmsg` reads the buffers for the call only.
+    unsafe {
+        let space = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        let mut control = vec![0u8; space];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let cm = libc::CMSG_FIRSTHDR(&msg);
+        (*cm).cmsg_level = libc::SOL_SOCKET;
+        (*cm).cmsg_type = libc::SCM_RIGHTS;
+        (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        *(libc::CMSG_DATA(cm) as *mut libc::c_int) = fd.as_raw_fd();
+        let sent = libc::sendmsg(to.as_raw_fd(), &msg, 0);
+        assert_eq!(sent, data.len() as isize, "sendmsg: {}", std::io::Error::last_os_error());
+    }
+}
+
 #[test]
 fn data_after_a_unix_message_with_descriptors_is_delivered() {
     run(2, LIMIT, || async {
@@ -65,45 +88,12 @@ fn data_after_a_unix_message_with_descriptors_is_delivered() {
         let stream = UnixStream::from_std(b).expect("from_std");
         // "ab" with a descriptor attached, then "cd".
         let passed = std::fs::File::open("/dev/null").expect("open");
-        let data = *b"ab";
-        let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
-        // SAFETY: a control buffer of the size `CMSG_SPACE` asks for, holding one
-        // `SCM_RIGHTS` header and one descriptor; `sendmsg` reads the buffers for the call.
-        unsafe {
-            let space = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize;
-            let mut control = vec![0u8; space];
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = space as _;
-            let cm = libc::CMSG_FIRSTHDR(&msg);
-            (*cm).cmsg_level = libc::SOL_SOCKET;
-            (*cm).cmsg_type = libc::SCM_RIGHTS;
-            (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
-            *(libc::CMSG_DATA(cm) as *mut libc::c_int) = passed.as_raw_fd();
-            assert_eq!(libc::sendmsg(a.as_raw_fd(), &msg, 0), 2, "{}", std::io::Error::last_os_error());
-        }
+        send_with_descriptor(&a, b"ab", &passed);
         (&a).write_all(b"cd").expect("write");
         let got = receive!(stream, 4);
         assert_eq!(got, b"abcd");
         // The same through the vectored read, with the message split over two buffers.
-        // SAFETY: as above.
-        unsafe {
-            let space = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize;
-            let mut control = vec![0u8; space];
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = space as _;
-            let cm = libc::CMSG_FIRSTHDR(&msg);
-            (*cm).cmsg_level = libc::SOL_SOCKET;
-            (*cm).cmsg_type = libc::SCM_RIGHTS;
-            (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
-            *(libc::CMSG_DATA(cm) as *mut libc::c_int) = passed.as_raw_fd();
-            assert_eq!(libc::sendmsg(a.as_raw_fd(), &msg, 0), 2, "{}", std::io::Error::last_os_error());
-        }
+        send_with_descriptor(&a, b"ab", &passed);
         (&a).write_all(b"cd").expect("write");
         let mut first = [0u8; 3];
         let mut second = [0u8; 8];
