@@ -103,51 +103,66 @@ pub(crate) unsafe fn recv_unix_raw(fd: RawFd, ptr: *mut u8, len: usize) -> io::R
     unsafe { recv_unix_iovecs(fd, &mut iov) }
 }
 
-/// The loop of [`recv_unix`]; advances `iov` over what each read took.
+/// The loop of [`recv_unix`]. `iov` is left as it is: a read on past a message with
+/// descriptors advances a copy of it.
 ///
 /// # Safety
 /// Each of `iov`'s buffers is valid for writes for the whole call.
 unsafe fn recv_unix_iovecs(fd: RawFd, iov: &mut [libc::iovec]) -> io::Result<usize> {
+    // SAFETY: forwarded from the caller.
+    let (n, truncated) = unsafe { recvmsg_iovecs(fd, iov) }?;
+    if !truncated || n == 0 {
+        return Ok(n);
+    }
+    // Rare: a copy of the buffers, past what the first read took.
+    let mut rest: Vec<libc::iovec> = iov.to_vec();
     let (mut first, mut total) = (0, 0);
+    let mut n = n;
     loop {
-        let rest = &mut iov[first..];
-        // SAFETY: a zeroed `msghdr` is valid (no address, no control buffer); `recvmsg`
-        // writes only into `rest`'s buffers (the caller's promise).
-        let (n, flags) = unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = rest.as_mut_ptr();
-            msg.msg_iovlen = rest.len() as _;
-            let n = libc::syscall(
-                libc::SYS_recvmsg,
-                fd as libc::c_long,
-                &mut msg as *mut libc::msghdr,
-                0 as libc::c_long,
-            );
-            (n, msg.msg_flags)
-        };
-        let n = match transferred(n) {
-            Ok(n) => n,
-            // What the first reads took is reported; the error comes again next time.
-            Err(_) if total > 0 => return Ok(total),
-            Err(e) => return Err(e),
-        };
         total += n;
-        if n == 0 || flags & libc::MSG_CTRUNC == 0 {
-            return Ok(total);
-        }
-        // A message with descriptors ended the read: on into the space left, if any.
         let mut left = n;
-        while first < iov.len() && left >= iov[first].iov_len {
-            left -= iov[first].iov_len;
+        while first < rest.len() && left >= rest[first].iov_len {
+            left -= rest[first].iov_len;
             first += 1;
         }
-        if first == iov.len() {
+        if first == rest.len() {
             return Ok(total);
         }
         // SAFETY: `left` is less than this buffer's length: the pointer stays inside it.
-        iov[first].iov_base = unsafe { iov[first].iov_base.cast::<u8>().add(left) }.cast();
-        iov[first].iov_len -= left;
+        rest[first].iov_base = unsafe { rest[first].iov_base.cast::<u8>().add(left) }.cast();
+        rest[first].iov_len -= left;
+        // SAFETY: `rest` points into the caller's buffers (the caller's promise).
+        match unsafe { recvmsg_iovecs(fd, &mut rest[first..]) } {
+            Ok((more, truncated)) if more > 0 && truncated => n = more,
+            Ok((more, _)) => return Ok(total + more),
+            // What the first reads took is reported; a `WouldBlock` comes again next time
+            // (as would most errors; a reset reported once would read as an end of stream).
+            Err(_) => return Ok(total),
+        }
     }
+}
+
+/// One `recvmsg` into `iov` without a control buffer: the bytes read, and whether a
+/// message with descriptors ended the read (`MSG_CTRUNC`).
+///
+/// # Safety
+/// Each of `iov`'s buffers is valid for writes for the whole call.
+unsafe fn recvmsg_iovecs(fd: RawFd, iov: &mut [libc::iovec]) -> io::Result<(usize, bool)> {
+    // SAFETY: a zeroed `msghdr` is valid (no address, no control buffer); `recvmsg` writes
+    // only into `iov`'s buffers (the caller's promise).
+    let (n, flags) = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len() as _;
+        let n = libc::syscall(
+            libc::SYS_recvmsg,
+            fd as libc::c_long,
+            &mut msg as *mut libc::msghdr,
+            0 as libc::c_long,
+        );
+        (n, msg.msg_flags)
+    };
+    transferred(n).map(|n| (n, flags & libc::MSG_CTRUNC != 0))
 }
 
 /// `send(fd, buf, MSG_NOSIGNAL)`: the bytes written, or the OS error (`EPIPE`, not a

@@ -396,3 +396,77 @@ fn flush_completes_while_other_threads_keep_posting() {
         trait_flushed.expect("AsyncWrite::flush waited for an empty queue").expect("flush");
     });
 }
+
+/// A poll-based flush given up while it waited (a `timeout`, a `select!`) leaves no stale
+/// target behind for the owner's next one: bytes the owner sent in between are covered
+/// (review: the next flush reused the old target and returned with them unsent).
+#[test]
+fn a_given_up_poll_flush_does_not_shorten_the_next_one() {
+    use futures::AsyncWriteExt;
+    run(|| async {
+        let (mut stream, peer) = pair_with_std_peer().await;
+        stream.set_post_high_water(64 << 20);
+        let sender = stream.sender();
+        // More than the kernel holds while nobody reads: the flusher keeps the role.
+        sender.post_send(vec![b'a'; 4 << 20]).expect("post_send");
+        while sender.queued_bytes() == 0 {
+            iocore::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(futures::FutureExt::now_or_never(stream.flush()).is_none(), "flushed with nobody reading");
+        assert!(futures::FutureExt::now_or_never(AsyncWriteExt::flush(&mut stream)).is_none(), "flushed");
+        // The owner's own bytes, queued behind the posts.
+        assert_eq!(stream.send(&[b'b'; 1 << 20]).await.expect("send"), 1 << 20);
+        let reader = iocore::spawn(read_to_end(peer));
+        iocore::time::timeout(HANG, AsyncWriteExt::flush(&mut stream))
+            .await
+            .expect("flush hung")
+            .expect("flush");
+        assert_eq!(sender.queued_bytes(), 0, "the flush returned with bytes sent before it unsent");
+        drop(sender);
+        stream.shutdown().await.expect("shutdown");
+        assert_eq!(reader.await.unwrap().len(), 5 << 20);
+    });
+}
+
+/// A task waiting for room below the mark is not woken by every write of the flusher
+/// while the queue stays far above the mark (review: 37 wakes above 1 MiB, once flushes
+/// were counted).
+#[test]
+fn a_sender_waiting_for_room_is_woken_once_there_is_room() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    run(|| async {
+        let (stream, mut peer) = pair_with_std_peer().await;
+        stream.set_post_high_water(64 * 1024);
+        let sender = stream.sender();
+        sender.post_send(vec![b'a'; 8 << 20]).expect("post_send");
+        let above_mark_polls = Arc::new(AtomicUsize::new(0));
+        let waiting = {
+            let (sender, above) = (stream.sender(), above_mark_polls.clone());
+            iocore::spawn(async move {
+                let mut send = std::pin::pin!(sender.send(vec![b'x'; 16]));
+                std::future::poll_fn(|cx| {
+                    if sender.queued_bytes() > 1 << 20 {
+                        above.fetch_add(1, SeqCst);
+                    }
+                    std::future::Future::poll(send.as_mut(), cx)
+                })
+                .await
+            })
+        };
+        // The peer reads steadily, 64 KiB a millisecond, until the end of the stream.
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while !matches!(peer.read(&mut buf), Ok(0) | Err(_)) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        iocore::time::timeout(HANG, waiting).await.expect("send hung").unwrap().expect("send");
+        drop(sender);
+        stream.shutdown().await.expect("shutdown");
+        drop(stream);
+        iocore::spawn_blocking(move || reader.join()).await.unwrap().unwrap();
+        let above = above_mark_polls.load(SeqCst);
+        assert!(above <= 2, "woken {above} times while the queue was more than 1 MiB above its 64 KiB mark");
+    });
+}

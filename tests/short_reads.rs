@@ -103,6 +103,8 @@ fn data_after_a_unix_message_with_descriptors_is_delivered() {
             .expect("waited forever")
             .expect("recv_vectored");
         assert_eq!(n, 4);
+        // The caller's slices are left as they were (a read loop reuses them).
+        assert_eq!((bufs[0].len(), bufs[1].len()), (3, 8), "recv_vectored changed the caller's slices");
         assert_eq!((&first[..], &second[..1]), (&b"abc"[..], &b"d"[..]));
         drop(a);
     });

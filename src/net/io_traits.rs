@@ -52,7 +52,6 @@ macro_rules! async_io_impls {
     (write $t:ty) => {
         impl AsyncWrite for $t {
             fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                self.sock().post.forget_poll_flush();
                 self.sock().poll_send(cx, buf)
             }
             fn poll_write_vectored(
@@ -60,7 +59,6 @@ macro_rules! async_io_impls {
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                self.sock().post.forget_poll_flush();
                 self.sock().poll_send_vectored(cx, bufs, None, None)
             }
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

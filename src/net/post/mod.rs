@@ -148,9 +148,14 @@ struct InUse<T> {
     bufs: OnceLock<Box<Injector<T>>>,
     /// Bytes posted and not yet handed to the kernel (queue + flusher's batch).
     queued: AtomicUsize,
-    /// Bytes that left the queue (handed to the kernel, or refused) since it was made: a
-    /// flush waits for this to reach what was queued when it was called.
+    /// Bytes ever queued, and bytes that left the queue (handed to the kernel, or
+    /// refused), since it was made: a flush waits for the second to reach what the first
+    /// was when it was called.
+    posted_total: AtomicU64,
     consumed_total: AtomicU64,
+    /// The lowest `posted_total` a flush waits for (`u64::MAX`: none), so that a write
+    /// wakes the waiters only when it gets there (or below the mark), not at every write.
+    flush_due: AtomicU64,
     /// The target of the poll-based flush under way (plus one; 0: none), which has no
     /// future to keep it in.
     poll_flush_target: AtomicU64,
@@ -177,7 +182,9 @@ impl<T> InUse<T> {
             socket: OnceLock::new(),
             bufs: OnceLock::new(),
             queued: AtomicUsize::new(0),
+            posted_total: AtomicU64::new(0),
             consumed_total: AtomicU64::new(0),
+            flush_due: AtomicU64::new(u64::MAX),
             poll_flush_target: AtomicU64::new(0),
             inflight: AtomicUsize::new(0),
             error: Mutex::new(None),
@@ -278,6 +285,7 @@ impl<T: Item> PostQueue<T> {
             return Err(PostError::WouldExceed(data.into_bytes()));
         }
         used.queued.fetch_add(data.len(), SeqCst);
+        used.posted_total.fetch_add(data.len() as u64, SeqCst);
         used.bufs.get_or_init(Box::default).push(data);
         self.schedule();
         Ok(())
@@ -300,18 +308,26 @@ impl<T: Item> PostQueue<T> {
             return;
         };
         // Saturating: `settle` zeroes the count while a flusher may still report a write.
-        used.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
-        used.consumed_total.fetch_add(n as u64, SeqCst);
-        // Room below the mark, the queue drained, a flush's bytes written: whoever waits
-        // re-checks (`wake_all` costs one load when nobody does).
-        used.changed.wake_all();
+        let before = used.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
+        let below_mark = before.saturating_sub(n) < self.high_water.load(Relaxed);
+        let consumed = used.consumed_total.fetch_add(n as u64, SeqCst) + n as u64;
+        // A flush's bytes are out: let the flushes re-check (one of them sets the mark
+        // again if it must wait on). A flush that lowers it meanwhile keeps its value.
+        let due = used.flush_due.load(SeqCst);
+        let flushed = consumed >= due;
+        if flushed {
+            let _ = used.flush_due.compare_exchange(due, u64::MAX, SeqCst, SeqCst);
+        }
+        // Below the mark (the mark is at least 1, so this includes "drained").
+        if below_mark || flushed {
+            used.changed.wake_all();
+        }
     }
 
-    /// What a flush called now waits for: `consumed_total` reaching the bytes queued so
-    /// far. (Read in this order, a write that lands in between can only lower the target
-    /// by bytes that were just written.)
+    /// What a flush called now waits for: the bytes queued so far (posts under way
+    /// counted or not: they are not before the call).
     pub(crate) fn flush_target(&self) -> u64 {
-        self.in_use().map_or(0, |u| u.consumed_total.load(SeqCst) + u.queued.load(SeqCst) as u64)
+        self.in_use().map_or(0, |u| u.posted_total.load(SeqCst))
     }
 
     /// Ready once the bytes queued before `target` was taken have left the queue (or the
@@ -323,15 +339,21 @@ impl<T: Item> PostQueue<T> {
         target: u64,
         key: Option<&mut WaitKey>,
     ) -> Poll<()> {
-        self.poll_changed(cx, key, || {
-            self.in_use().is_none_or(|u| u.consumed_total.load(SeqCst) >= target) || self.has_failed()
-        })
+        let Some(used) = self.in_use() else { return Poll::Ready(()) };
+        let done = || used.consumed_total.load(SeqCst) >= target || self.has_failed();
+        if done() {
+            return Poll::Ready(());
+        }
+        // (Before the re-check that registering does: a write after it sees the mark.)
+        used.flush_due.fetch_min(target, SeqCst);
+        self.poll_changed(cx, key, done)
     }
 
     /// [`poll_flushed`](Self::poll_flushed) for the poll-based traits: the target is
-    /// taken at the first poll and kept in the queue until the flush completes; a write
-    /// by the owner forgets it ([`forget_poll_flush`](Self::forget_poll_flush)), so a
-    /// flush given up and called again later covers what was written since.
+    /// taken at the first poll and kept in the queue until the flush completes; every
+    /// write of the owner forgets it ([`forget_poll_flush`](Self::forget_poll_flush)), so
+    /// a flush given up and called again later covers what the owner wrote since (not
+    /// what other threads posted meanwhile: a poll cannot tell a new flush from the old).
     pub(crate) fn poll_flushed_by_owner(&self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(used) = self.in_use() else { return Poll::Ready(()) };
         let mut target = used.poll_flush_target.load(Relaxed);
@@ -344,7 +366,8 @@ impl<T: Item> PostQueue<T> {
         Poll::Ready(())
     }
 
-    /// The owner wrote: a poll-based flush given up before must take a new target.
+    /// The owner writes: a poll-based flush given up before must take a new target.
+    #[inline]
     pub(crate) fn forget_poll_flush(&self) {
         if let Some(used) = self.in_use() {
             if used.poll_flush_target.load(Relaxed) != 0 {

@@ -228,6 +228,7 @@ impl Socket {
         key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<usize>> {
         self.check_open()?;
+        self.post.forget_poll_flush();
         if bufs.iter().all(|b| b.is_empty()) {
             return Poll::Ready(Ok(0));
         }
@@ -271,6 +272,7 @@ impl Socket {
     /// queue is below its high-water mark (so a peer that does not read holds the sender,
     /// not memory). An abort ends it with the abort's error, however much is left.
     pub(crate) fn send_all<'a>(self: &'a Arc<Self>, buf: &'a [u8]) -> SendAll<'a> {
+        self.post.forget_poll_flush();
         SendAll { sock: self, buf, state: SendAllState::Start, waiter: self.io.waiter(Direction::Write) }
     }
 
@@ -359,6 +361,7 @@ impl Socket {
 
     pub(crate) fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
         self.check_open()?;
+        self.post.forget_poll_flush();
         if !self.post.try_lock_owner() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -388,6 +391,7 @@ impl Socket {
     }
 
     pub(crate) fn post_send(self: &Arc<Self>, data: Bytes) -> Result<(), PostError> {
+        self.post.forget_poll_flush();
         ensure_flusher(self);
         self.post.post(data, true)
     }
