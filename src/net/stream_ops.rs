@@ -32,6 +32,7 @@ macro_rules! stream_ops {
             }
 
             /// Sends all of `buf` as one contiguous run (posted data does not interleave).
+            #[inline]
             pub fn send_all<'a>(
                 &'a self,
                 buf: &'a [u8],

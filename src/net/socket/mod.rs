@@ -271,6 +271,7 @@ impl Socket {
     /// While the flusher writes, `buf` is queued behind the posts in one piece, once the
     /// queue is below its high-water mark (so a peer that does not read holds the sender,
     /// not memory). An abort ends it with the abort's error, however much is left.
+    #[inline]
     pub(crate) fn send_all<'a>(self: &'a Arc<Self>, buf: &'a [u8]) -> SendAll<'a> {
         self.post.forget_poll_flush();
         SendAll { sock: self, buf, state: SendAllState::Start, waiter: self.io.waiter(Direction::Write) }
