@@ -436,7 +436,7 @@ impl<T: Item> PostQueue<T> {
     /// [`try_lock_owner`](Self::try_lock_owner) as a guard that gives the role back when it
     /// drops: for an `async` owner operation, which may be dropped between its polls.
     pub(crate) fn try_owner_turn(&self) -> Option<OwnerTurn<'_, T>> {
-        self.try_lock_owner().then_some(OwnerTurn(self))
+        self.try_lock_owner().then(|| OwnerTurn(self))
     }
 
     /// Gives the writer role back, to the flusher if posts arrived meanwhile; else wakes
