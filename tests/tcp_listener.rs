@@ -183,3 +183,36 @@ fn five_hundred_concurrent_clients_are_all_accepted() {
         assert_eq!(connected.load(Ordering::SeqCst), CLIENTS);
     });
 }
+
+/// Several tasks, each with an `incoming()` stream of its own on one listener, are each
+/// woken: two connections are accepted by the two tasks (trial programs: one task was
+/// left waiting with a connection in the backlog, 10 of 10 rounds; the stream used the
+/// listener's one waker slot).
+#[test]
+fn incoming_streams_of_several_tasks_are_each_woken() {
+    run(2, LIMIT, || async {
+        for round in 0..10 {
+            let (l, addr) = listener().await;
+            let l = Arc::new(l);
+            let tasks: Vec<_> = (0..2)
+                .map(|_| {
+                    let l = l.clone();
+                    iocore::spawn(
+                        async move { l.incoming().next().await.expect("a stream never ends").map(drop) },
+                    )
+                })
+                .collect();
+            // Both wait before the connections come.
+            iocore::time::sleep(std::time::Duration::from_millis(20)).await;
+            let _a = TcpStream::connect(addr).await.expect("connect");
+            let _b = TcpStream::connect(addr).await.expect("connect");
+            for t in tasks {
+                iocore::time::timeout(support::HANG, t)
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: an incoming() stream was never woken"))
+                    .unwrap()
+                    .expect("accept");
+            }
+        }
+    });
+}

@@ -56,6 +56,12 @@ impl Acceptor {
     }
 
     /// Accepts with `op` (the listener's `accept` syscall); any number of tasks may wait.
+    /// A place among the listener's waiters, for an `incoming()` stream to keep (boxed, so
+    /// the stream stays `Unpin`): each such stream is woken, like each `accept`.
+    pub(crate) fn boxed_waiter(&self) -> Pin<Box<Waiter<'_>>> {
+        Box::pin(self.reg.waiter(Direction::Read))
+    }
+
     pub(crate) async fn accept<T>(&self, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
         let mut waiter = pin!(self.reg.waiter(Direction::Read));
         poll_fn(|cx| self.poll_accept(cx, Some(waiter.as_mut()), &mut op)).await

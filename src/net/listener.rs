@@ -1,6 +1,6 @@
 //! `TcpListener`: bind, accept, incoming.
 
-use crate::io::Registration;
+use crate::io::{Registration, Waiter};
 use crate::net::accept::Acceptor;
 use crate::net::addr::{first_that_works, ToSocketAddrs};
 use crate::net::TcpStream;
@@ -165,8 +165,17 @@ impl TcpListener {
     /// Polls for a connection. Only the last task to poll is woken when a connection
     /// arrives (one waker slot): for several accepting tasks, use [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        self.poll_accept_as(cx, None)
+    }
+
+    /// `poll_accept` as a waiter of its own (`None`: the one waker slot).
+    fn poll_accept_as(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (stream, peer) =
-            std::task::ready!(self.acceptor.poll_accept(cx, None, || self.listener.accept()))?;
+            std::task::ready!(self.acceptor.poll_accept(cx, waiter, || self.listener.accept()))?;
         Poll::Ready(self.adopt(stream, peer).map(|s| (s, peer)))
     }
 
@@ -175,9 +184,11 @@ impl TcpListener {
         Ok(self.local)
     }
 
-    /// A `Stream` of accepted connections (errors included; it never ends).
+    /// A `Stream` of accepted connections (errors included; it never ends). Any number of
+    /// tasks may each poll a stream of their own (or `accept`) on one listener; each is
+    /// woken.
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
+        Incoming { listener: self, waiter: self.acceptor.boxed_waiter() }
     }
 }
 
@@ -201,15 +212,25 @@ impl fmt::Debug for TcpListener {
 }
 
 /// The stream of [`TcpListener::incoming`].
-#[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
+    /// Its place among the listener's waiters: any number of streams (and `accept`s) may
+    /// wait at once; each is woken.
+    waiter: Pin<Box<Waiter<'a>>>,
+}
+
+impl fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming").field("listener", self.listener).finish_non_exhaustive()
+    }
 }
 
 impl Stream for Incoming<'_> {
     type Item = io::Result<TcpStream>;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.listener.poll_accept(cx).map(|r| Some(r.map(|(s, _)| s)))
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let listener = this.listener;
+        listener.poll_accept_as(cx, Some(this.waiter.as_mut())).map(|r| Some(r.map(|(s, _)| s)))
     }
 }

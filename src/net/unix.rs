@@ -7,7 +7,7 @@
 //!
 //! [`PostSender`]: crate::net::PostSender
 
-use crate::io::Registration;
+use crate::io::{Registration, Waiter};
 use crate::net::accept::Acceptor;
 use crate::net::socket::{Conn, Owner, Peer, Socket};
 use crate::runtime::Handle;
@@ -202,8 +202,17 @@ impl UnixListener {
     /// Polls for a connection. Only the last task to poll is woken when a connection
     /// arrives (one waker slot): for several accepting tasks, use [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
+        self.poll_accept_as(cx, None)
+    }
+
+    /// `poll_accept` as a waiter of its own (`None`: the one waker slot).
+    fn poll_accept_as(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
         let (stream, addr) =
-            std::task::ready!(self.acceptor.poll_accept(cx, None, || self.listener.accept()))?;
+            std::task::ready!(self.acceptor.poll_accept(cx, waiter, || self.listener.accept()))?;
         Poll::Ready(self.stream(stream).map(|s| (s, addr)))
     }
 
@@ -217,9 +226,11 @@ impl UnixListener {
         self.listener.local_addr().map_err(|e| at_path("local_addr of", &self.path, e))
     }
 
-    /// A `Stream` of accepted connections (errors included; it never ends).
+    /// A `Stream` of accepted connections (errors included; it never ends). Any number of
+    /// tasks may each poll a stream of their own (or `accept`) on one listener; each is
+    /// woken.
     pub fn incoming(&self) -> UnixIncoming<'_> {
-        UnixIncoming { listener: self }
+        UnixIncoming { listener: self, waiter: self.acceptor.boxed_waiter() }
     }
 }
 
@@ -242,15 +253,25 @@ impl fmt::Debug for UnixListener {
 }
 
 /// The stream of [`UnixListener::incoming`].
-#[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
 pub struct UnixIncoming<'a> {
     listener: &'a UnixListener,
+    /// Its place among the listener's waiters: any number of streams (and `accept`s) may
+    /// wait at once; each is woken.
+    waiter: Pin<Box<Waiter<'a>>>,
+}
+
+impl fmt::Debug for UnixIncoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixIncoming").field("listener", self.listener).finish_non_exhaustive()
+    }
 }
 
 impl Stream for UnixIncoming<'_> {
     type Item = io::Result<UnixStream>;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.listener.poll_accept(cx).map(|r| Some(r.map(|(s, _)| s)))
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let listener = this.listener;
+        listener.poll_accept_as(cx, Some(this.waiter.as_mut())).map(|r| Some(r.map(|(s, _)| s)))
     }
 }
