@@ -1,7 +1,8 @@
 //! A line-based chat server: every line a client sends goes to every other client through
-//! their `PostSender`s (fan-out without a writer task per client, backpressure by
-//! `PostSender::send`); `/kick NAME` disconnects a client from another client's task
-//! (`PostSender::abort`); SIGINT/SIGTERM stop it gracefully.
+//! their `PostSender`s (fan-out without a writer task per client; a client that falls
+//! behind by more than its queue's high-water mark is disconnected, so one reader that
+//! stops never holds up the room); `/kick NAME` disconnects a client from another
+//! client's task (`PostSender::abort`); SIGINT/SIGTERM stop it gracefully.
 //!
 //! Run: `cargo run --release --example chat -- --port 7100`, then `nc 127.0.0.1 7100` in a
 //! few terminals (the first line you type is your name). `--demo` runs the server with
@@ -9,7 +10,7 @@
 
 use clap::Parser;
 use futures::{select, FutureExt};
-use iocore::net::{PostSender, TcpListener, TcpStream};
+use iocore::net::{PostError, PostSender, TcpListener, TcpStream};
 use iocore::signal::{signal, SignalKind};
 use iocore::IoCore;
 use std::collections::HashMap;
@@ -88,11 +89,26 @@ async fn serve(listener: TcpListener, room: Room) -> std::io::Result<()> {
 
 /// One client: its first line is its name; then each line is broadcast or a command.
 async fn client(stream: TcpStream, room: Room) {
+    // Room for bursts: a reader further behind than this is disconnected (`broadcast`).
+    stream.set_post_high_water(4 << 20);
     let me = stream.sender();
     let mut lines = Lines::default();
     let Some(name) = lines.next(&stream).await else { return };
-    room.lock().unwrap().insert(name.clone(), me.clone());
-    broadcast(&room, &name, &format!("* {name} joined\n")).await;
+    let taken = {
+        let mut room = room.lock().unwrap();
+        let taken = room.contains_key(&name);
+        if !taken {
+            room.insert(name.clone(), me.clone());
+        }
+        taken
+    };
+    if taken {
+        // (Names are the room's keys: a second "sam" would take the first one's place.)
+        let _ = me.post_send(format!("* the name {name} is taken\n"));
+        let _ = me.shutdown().await;
+        return;
+    }
+    broadcast(&room, &name, &format!("* {name} joined\n"));
     while let Some(line) = lines.next(&stream).await {
         if let Some(victim) = line.strip_prefix("/kick ") {
             let target = room.lock().unwrap().get(victim).cloned();
@@ -105,19 +121,23 @@ async fn client(stream: TcpStream, room: Room) {
             }
             continue;
         }
-        broadcast(&room, &name, &format!("{name}: {line}\n")).await;
+        broadcast(&room, &name, &format!("{name}: {line}\n"));
     }
     room.lock().unwrap().remove(&name);
-    broadcast(&room, &name, &format!("* {name} left\n")).await;
+    broadcast(&room, &name, &format!("* {name} left\n"));
 }
 
-/// Posts `text` to everyone but `from`, waiting for room where a reader is slow.
-async fn broadcast(room: &Room, from: &str, text: &str) {
+/// Posts `text` to everyone but `from`, without waiting: a reader whose queue is full (it
+/// stopped reading, or reads far slower than the room talks) is disconnected instead of
+/// holding everyone up.
+fn broadcast(room: &Room, from: &str, text: &str) {
     let others: Vec<PostSender> =
         room.lock().unwrap().iter().filter(|(n, _)| n.as_str() != from).map(|(_, s)| s.clone()).collect();
     for sender in others {
         // A closed receiver is simply skipped; it leaves the room when its task ends.
-        let _ = sender.send(text.to_owned()).await;
+        if let Err(PostError::WouldExceed(_)) = sender.post_send(text.to_owned()) {
+            sender.abort();
+        }
     }
 }
 

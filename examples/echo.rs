@@ -8,6 +8,10 @@
 
 use iocore::net::{TcpListener, TcpStream};
 use iocore::IoCore;
+
+#[path = "shared/log_limit.rs"]
+mod log_limit;
+use log_limit::LogLimit;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,8 +32,15 @@ fn percentile(v: &mut [u32], p: f64) -> u32 {
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let connections: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
+    let mut number = |what: &str, default: u64| match args.next() {
+        None => default,
+        Some(a) => a.parse::<u64>().unwrap_or_else(|_| {
+            eprintln!("echo: {what}: expected a number, got {a:?}\nusage: echo [SECONDS [CONNECTIONS]]");
+            std::process::exit(2)
+        }),
+    };
+    let seconds = number("SECONDS", 5);
+    let connections = number("CONNECTIONS", 100) as usize;
     let core = IoCore::new()?;
     println!("iocore echo demo: {} workers, {connections} connections, {seconds} s", core.metrics().workers);
 
@@ -37,7 +48,17 @@ fn main() -> std::io::Result<()> {
     let listener = core.block_on(TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     core.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        // An accept error (out of fds, ...) is transient: the listener backs off by itself;
+        // log at most once a second and keep serving.
+        let mut accept_errors = LogLimit::default();
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_errors.log("echo server: accept", e);
+                    continue;
+                }
+            };
             iocore::spawn(async move {
                 let mut buf = [0u8; 4096];
                 while let Ok(n @ 1..) = stream.recv(&mut buf).await {
