@@ -203,6 +203,10 @@ impl Drop for Signal {
 /// Starts listening for `kind`: the returned stream yields once per delivery from now on.
 /// Safe to call any number of times, from any task or thread.
 ///
+/// The registration is for the life of the process: from the first call on, the signal's
+/// default action no longer happens, even after every stream was dropped (a `SIGINT`, say,
+/// no longer ends the process; the program decides what it does).
+///
 /// Errors (naming the signal): `InvalidInput` for a number that is not a signal, and for
 /// signals that cannot be handled (`SIGKILL`, `SIGSTOP`, `SIGILL`, `SIGFPE`, `SIGSEGV`);
 /// the OS error if registering fails.

@@ -383,6 +383,12 @@ fn builder_and_option_errors_are_clear() {
         let e = TcpStream::connect_with(a, ConnectOptions::new().socket(udp)).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
         assert!(e.to_string().contains("SOCK_STREAM"), "{e}");
+        // A keepalive time Linux refuses names the option, not just the connect.
+        for idle in [Duration::ZERO, Duration::from_secs(40_000)] {
+            let e = TcpStream::connect_with(a, ConnectOptions::new().keepalive(idle)).await.unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+            assert!(e.to_string().contains("ConnectOptions::keepalive"), "{e}");
+        }
         drop(l);
     });
 }

@@ -46,7 +46,8 @@ impl ConnectOptions {
         self
     }
 
-    /// Enable TCP keepalive with this idle time.
+    /// Enable TCP keepalive with this idle time: whole seconds from 1 to 32767 (Linux's
+    /// range; outside it the connect fails with `InvalidInput` naming this option).
     pub fn keepalive(mut self, idle: Duration) -> Self {
         self.keepalive = Some(idle);
         self
@@ -226,7 +227,9 @@ async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<
         socket.set_nodelay(true)?;
     }
     if let Some(idle) = opts.keepalive {
-        socket.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle))?;
+        socket.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle)).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("ConnectOptions::keepalive({idle:?}): {e}"))
+        })?;
     }
     match socket.connect(&addr.into()) {
         Ok(()) => {}

@@ -261,7 +261,9 @@ impl IoCore {
         block_on::block_on(&self.handle, future)
     }
 
-    /// Waits until no live task remains (true), or `timeout` passes (false).
+    /// Waits until no live task remains (true), or `timeout` passes (false). Blocks the
+    /// calling thread: called from one of the core's own tasks it holds that worker for
+    /// the whole `timeout` and cannot return true (the calling task is live).
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         self.handle.wait_idle(timeout)
     }

@@ -14,6 +14,9 @@ use std::task::{Context, Poll};
 /// [`JoinError`] if the task panicked or was cancelled. Dropping it detaches the task,
 /// which keeps running. Like a [`Handle`](crate::Handle), it keeps its core's shared
 /// state (and its event queue's file descriptors) alive after the core is gone.
+///
+/// Polling it again after it returned `Ready` panics (the output was moved out): use
+/// `futures::FutureExt::fuse` where a finished handle may be polled again.
 pub struct JoinHandle<T> {
     raw: RawTask,
     _output: PhantomData<T>,

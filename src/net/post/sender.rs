@@ -59,7 +59,7 @@ impl std::error::Error for PostError {}
 /// `UnixStream`'s, or a half's); for a UDP socket it is a
 /// [`DatagramSender`](crate::net::DatagramSender), whose items are datagrams. Posting never
 /// blocks and never awaits; the core writes the data in posting order (per thread) with
-/// `writev`, behind anything posted before. Data posted after the socket closed, or above
+/// gathered writes (`sendmsg`), behind anything posted before. Data posted after the socket closed, or above
 /// the high-water mark, is handed back inside the [`PostError`].
 ///
 /// ```no_run
@@ -136,8 +136,10 @@ impl<T: Item> PostSender<T> {
     }
 
     /// Closes the socket at once, from any thread (to kick a client): queued data is
-    /// discarded, later posts and the owner's sends fail, the owner's receives see the
-    /// end, and the close sends a reset. Does nothing if the socket is already closed.
+    /// discarded, later posts and the owner's sends fail, and for a stream the owner's
+    /// receives see the end and the close sends a reset. (A UDP socket has no connection
+    /// to reset: its receives go on; its owner's sends and every post fail.) Does
+    /// nothing if the socket is already closed.
     pub fn abort(&self) {
         if let Some(socket) = self.queue.socket() {
             socket.abort();
