@@ -11,7 +11,7 @@
 //! as [`counting_in`] names it; else the core the thread works for, as its runtime
 //! context set with [`set_counter`]), and emits a `tracing` event under that feature.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -21,8 +21,10 @@ thread_local! {
     /// the runtime context.
     static CORE: RefCell<Option<Arc<AtomicU64>>> = const { RefCell::new(None) };
     /// The core whose task or socket the runtime is dropping or waking right now
-    /// ([`counting_in`]): it takes precedence over [`CORE`].
-    static ON_BEHALF: RefCell<Option<Arc<AtomicU64>>> = const { RefCell::new(None) };
+    /// ([`counting_in`]): it takes precedence over [`CORE`]. A pointer to the caller's
+    /// counter, set only for the length of that call (no reference count is touched: a
+    /// task's completion passes here).
+    static ON_BEHALF: Cell<*const Arc<AtomicU64>> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Makes this thread count contained panics in `counter` (the core it now works for).
@@ -34,27 +36,40 @@ pub(crate) fn set_counter(counter: Option<Arc<AtomicU64>>) {
 /// whose behalf the runtime runs user code, whatever the thread (a `JoinHandle` dropped on
 /// a plain thread drops its task's output there). Nested calls count in the innermost.
 pub(crate) fn counting_in<R>(counter: &Arc<AtomicU64>, f: impl FnOnce() -> R) -> R {
-    counting_in_opt(Some(counter.clone()), f)
-}
-
-/// [`counting_in`] with an optional counter (`None`: as if no call were under way).
-pub(crate) fn counting_in_opt<R>(counter: Option<Arc<AtomicU64>>, f: impl FnOnce() -> R) -> R {
     /// Puts the previous counter back, even on unwind.
-    struct Restore(Option<Option<Arc<AtomicU64>>>);
+    struct Restore(Option<*const Arc<AtomicU64>>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            if let Some(previous) = self.0.take() {
-                let _ = ON_BEHALF.try_with(|c| c.replace(previous));
+            if let Some(previous) = self.0 {
+                let _ = ON_BEHALF.try_with(|c| c.set(previous));
             }
         }
     }
+    // The pointer is valid while it is set: `counter` is borrowed for this whole call, and
+    // `Restore` puts the previous one back before the call returns (or unwinds).
     let _restore = Restore(ON_BEHALF.try_with(|c| c.replace(counter)).ok());
     f()
 }
 
-/// The counter a [`counting_in`] under way on this thread set (for work it defers).
+/// [`counting_in`] with an optional counter (`None`: as if no call were under way).
+pub(crate) fn counting_in_opt<R>(counter: Option<Arc<AtomicU64>>, f: impl FnOnce() -> R) -> R {
+    match &counter {
+        Some(counter) => counting_in(counter, f),
+        None => {
+            let previous = ON_BEHALF.try_with(|c| c.replace(std::ptr::null())).ok();
+            let r = f();
+            if let Some(previous) = previous {
+                let _ = ON_BEHALF.try_with(|c| c.set(previous));
+            }
+            r
+        }
+    }
+}
+
+/// The counter of the [`counting_in`] under way on this thread (for work it defers).
 pub(crate) fn on_behalf_of() -> Option<Arc<AtomicU64>> {
-    ON_BEHALF.try_with(|c| c.borrow().clone()).ok().flatten()
+    // SAFETY: a non-null pointer points to the `Arc` a `counting_in` under way borrows.
+    ON_BEHALF.try_with(|c| unsafe { c.get().as_ref() }.cloned()).ok().flatten()
 }
 
 /// Runs `f`; a panic inside is caught and counted. `what` names the call, for the
@@ -65,11 +80,10 @@ pub(crate) fn contain(what: &'static str, f: impl FnOnce()) -> bool {
     if catch_unwind(AssertUnwindSafe(f)).is_ok() {
         return true;
     }
-    let count = |c: &RefCell<Option<Arc<AtomicU64>>>| {
-        c.borrow().as_ref().map(|counter| counter.fetch_add(1, Relaxed)).is_some()
-    };
-    if !ON_BEHALF.try_with(count).unwrap_or(false) {
-        let _ = CORE.try_with(count);
+    // SAFETY: as in `on_behalf_of`.
+    let on_behalf = ON_BEHALF.try_with(|c| unsafe { c.get().as_ref() }.map(|n| n.fetch_add(1, Relaxed)));
+    if !matches!(on_behalf, Ok(Some(_))) {
+        let _ = CORE.try_with(|c| c.borrow().as_ref().map(|n| n.fetch_add(1, Relaxed)));
     }
     #[cfg(feature = "tracing")]
     tracing::error!(what, "iocore contained a panic in user code");
