@@ -146,10 +146,9 @@ struct InUse<T> {
     /// block of a kilobyte) would only cost memory and cache misses in a socket that only
     /// has a `PostSender` or a waiter.
     bufs: OnceLock<Box<Injector<T>>>,
-    /// Bytes posted and not yet handed to the kernel (queue + flusher's batch).
-    queued: AtomicUsize,
-    /// Bytes ever queued, and bytes that left the queue (handed to the kernel, or
-    /// refused), since it was made: a flush waits for the second to reach what the first
+    /// Bytes ever queued, and bytes that left the queue (handed to the kernel, refused, or
+    /// discarded by a failure), since it was made: their difference is what is queued now
+    /// (queue + flusher's batch), and a flush waits for the second to reach what the first
     /// was when it was called.
     posted_total: AtomicU64,
     consumed_total: AtomicU64,
@@ -177,11 +176,18 @@ struct InUse<T> {
 }
 
 impl<T> InUse<T> {
+    /// Bytes queued now. (`consumed_total` read first: `posted_total` only grows, so the
+    /// difference is never below what it was at the first load; saturating, as a write
+    /// the flusher reports after a failure discarded everything counts twice.)
+    fn queued(&self) -> usize {
+        let consumed = self.consumed_total.load(SeqCst);
+        self.posted_total.load(SeqCst).saturating_sub(consumed) as usize
+    }
+
     fn new() -> InUse<T> {
         InUse {
             socket: OnceLock::new(),
             bufs: OnceLock::new(),
-            queued: AtomicUsize::new(0),
             posted_total: AtomicU64::new(0),
             consumed_total: AtomicU64::new(0),
             flush_due: AtomicU64::new(u64::MAX),
@@ -281,10 +287,9 @@ impl<T: Item> PostQueue<T> {
         // Refused only once the queue has reached the mark: a post that `ready()` let
         // through is accepted, and the queue holds at most the mark plus one buffer per
         // posting thread. (Checked before counting, so a refusal never inflates the count.)
-        if enforce_high_water && used.queued.load(SeqCst) >= self.high_water.load(Relaxed) {
+        if enforce_high_water && used.queued() >= self.high_water.load(Relaxed) {
             return Err(PostError::WouldExceed(data.into_bytes()));
         }
-        used.queued.fetch_add(data.len(), SeqCst);
         used.posted_total.fetch_add(data.len() as u64, SeqCst);
         used.bufs.get_or_init(Box::default).push(data);
         self.schedule();
@@ -307,10 +312,8 @@ impl<T: Item> PostQueue<T> {
             debug_assert!(false, "consumed from a queue nobody posted to");
             return;
         };
-        // Saturating: `settle` zeroes the count while a flusher may still report a write.
-        let before = used.queued.fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(n))).unwrap_or(0);
-        let below_mark = before.saturating_sub(n) < self.high_water.load(Relaxed);
         let consumed = used.consumed_total.fetch_add(n as u64, SeqCst) + n as u64;
+        let below_mark = used.queued() < self.high_water.load(Relaxed);
         // A flush's bytes are out: let the flushes re-check (one of them sets the mark
         // again if it must wait on). A flush that lowers it meanwhile keeps its value.
         let due = used.flush_due.load(SeqCst);
@@ -478,7 +481,7 @@ impl<T: Item> PostQueue<T> {
 
     /// Bytes posted and not yet handed to the kernel.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.in_use().map_or(0, |u| u.queued.load(SeqCst))
+        self.in_use().map_or(0, InUse::queued)
     }
 
     /// The flusher dropped an item the kernel refused.
@@ -554,8 +557,9 @@ impl<T: Item> PostQueue<T> {
     fn settle(&self, used: &InUse<T>) {
         if self.has_failed() {
             while self.pop().is_some() {}
-            // Everything still queued (here or in a flusher's batch) is discarded.
-            used.queued.store(0, SeqCst);
+            // Everything still queued (here or in a flusher's batch) is discarded. (No post
+            // is in flight, and none comes after the close: `posted_total` is final.)
+            used.consumed_total.fetch_max(used.posted_total.load(SeqCst), SeqCst);
             used.changed.wake_all();
         }
     }
@@ -614,7 +618,7 @@ impl<T: Item> PostQueue<T> {
     }
 
     pub(crate) fn poll_drained(&self, cx: &mut Context<'_>, key: Option<&mut WaitKey>) -> Poll<()> {
-        // Posts in flight first: once none is, every accepted post is counted in `queued`.
+        // Posts in flight first: once none is, every accepted post is counted in `posted_total`.
         self.poll_changed(cx, key, || {
             (!self.posts_in_flight() && self.queued_bytes() == 0) || self.has_failed()
         })
