@@ -131,7 +131,7 @@ impl TcpListener {
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
         let lingering =
-            socket2::SockRef::from(&listener).linger().ok().flatten().is_some_and(|d| d.as_secs() > 0);
+            crate::net::socket::long_linger(socket2::SockRef::from(&listener).linger().ok().flatten());
         let mut listener = Self::from_mio(mio::net::TcpListener::from_std(listener))?;
         listener.lingering = lingering;
         Ok(listener)

@@ -56,6 +56,12 @@ impl std::future::Future for Recv<'_> {
     }
 }
 
+/// Whether a `SO_LINGER` setting would make a close wait (a second or more: the kernel
+/// counts whole seconds), which the socket's drop turns off (see `Drop`).
+pub(crate) fn long_linger(linger: Option<Duration>) -> bool {
+    linger.is_some_and(|d| d.as_secs() > 0)
+}
+
 /// One connected socket, shared by its owner(s) (stream or halves) and its flusher.
 ///
 /// Its readiness block is embedded (one allocation per connection, not two): registered
@@ -127,7 +133,7 @@ impl Socket {
     /// accepted from an adopted listener): notes a long `SO_LINGER` set before, so that
     /// the drop turns it off (see `Drop`).
     pub(crate) fn adopt_linger(&self) {
-        if self.linger().is_some_and(|d| d.as_secs() > 0) {
+        if long_linger(self.linger()) {
             self.lingers.store(true, Relaxed);
         }
     }
@@ -434,7 +440,7 @@ impl Socket {
             .set_linger(linger)
             .map_err(|e| io::Error::new(e.kind(), format!("set_linger: {e}")))?;
         // The drop turns a long linger off (see `Drop`).
-        self.lingers.store(linger.is_some_and(|d| d.as_secs() > 0), Relaxed);
+        self.lingers.store(long_linger(linger), Relaxed);
         Ok(())
     }
 
