@@ -21,7 +21,7 @@ use support::net::{listener, pair, recv_exact, recv_to_end, run, LIMIT};
 use support::stress::{
     fds_back_to, nofile_soft, pick, raise_nofile, rss_kib, run_child, set_nofile_soft, variant,
 };
-use support::{core, fd_count, fd_list, pattern, serial, settle, watchdog, DropGuard};
+use support::{core, fd_count, fd_list, pattern, report_if_slow, serial, settle, watchdog, DropGuard};
 
 const LARGE: usize = 32 << 20;
 
@@ -517,7 +517,12 @@ fn shutdown_with_many_live_connections_and_parked_tasks_closes_every_fd() {
         let fds_live = fd_count();
         let rss_live = rss_kib();
         let t = Instant::now();
+        let handle = core.handle();
+        let watch = report_if_slow("shutdown_many", Duration::from_secs(2), move || {
+            format!("{:?}", handle.metrics())
+        });
         let report = core.shutdown(Duration::from_millis(100));
+        drop(watch);
         let took = t.elapsed();
         let closed = settle(Duration::from_secs(20), || fd_count() <= fds0);
         eprintln!(

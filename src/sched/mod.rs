@@ -72,6 +72,7 @@ pub use counters::Metrics;
 use crate::io::Driver;
 use crate::sync::lock;
 use crate::task::raw::RawTask;
+use crate::task::state::Notify;
 use crate::task::{Header, JoinHandle, Schedule};
 use crate::time::clock::{self, Deadline};
 use crate::util::inbox::Inbox;
@@ -512,10 +513,20 @@ impl Scheduler {
         }
         self.advance(Phase::Cancelling);
         let cancel_deadline = Instant::now() + cancel_wait;
+        // Every task is marked first and queued without a wake decision each; then every
+        // worker is woken once. (A wake per task made this loop a context switch per task
+        // on a loaded CPU: each push woke a worker that took the CPU from this thread, ran
+        // the one task and slept again, so the loop crawled and the cancel wait ran out
+        // with most tasks never marked.)
         for task in self.slots.snapshot() {
-            task.notify(crate::task::state::CANCELLED);
+            if task.header().state.notify(crate::task::state::CANCELLED) == Notify::Schedule {
+                self.counters.unparked();
+                self.ready.push(task);
+            }
             task.ref_dec();
         }
+        self.idle.notify_all();
+        self.driver.kick();
         if from_own_worker {
             self.stop_when_idle.store(true, SeqCst);
             if self.live.load(SeqCst) == 0 {

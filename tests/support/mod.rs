@@ -6,7 +6,7 @@
 //!   [`settled_in_core`]); cores and joins ([`core`], [`join`], [`in_task`], [`join_all`]);
 //!   probes ([`DropGuard`], [`Polled`], [`CountWaker`], [`PanicOnDrop`],
 //!   [`park_holding_panic_on_drop`]); the process's fds and threads ([`fd_count`],
-//!   [`fd_list`], [`thread_count`]), its CPUs ([`allowed_cpus`], [`pin_to`]) and the
+//!   [`fd_list`], [`thread_count`], [`thread_states`], [`report_if_slow`]), its CPUs ([`allowed_cpus`], [`pin_to`]) and the
 //!   per-binary [`serial`] lock; deterministic
 //!   payloads ([`pattern`], [`tagged`], [`parse_tagged`]);
 //! - [`examples`]: the example binaries as child processes (start, signal, wait);
@@ -340,6 +340,62 @@ pub fn pin_to(cpus: &[usize]) -> bool {
         }
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
+}
+
+/// Each thread of this process: name, scheduler state and the syscall it is in (number
+/// and first argument, from `/proc/self/task/*/syscall`), for reports on a stall.
+pub fn thread_states() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let p = e.path();
+            let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+            let comm = read("comm");
+            let stat = read("stat");
+            // The state is the field after the parenthesised name.
+            let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next().unwrap_or('?')).unwrap_or('?');
+            let sys: Vec<String> = read("syscall").split_whitespace().take(2).map(str::to_string).collect();
+            format!("{}:{}:{}:{}", e.file_name().to_string_lossy(), comm.trim(), state, sys.join(" "))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// While the returned guard lives, a thread prints `sample()` and every thread's state
+/// (see [`thread_states`]) once a second, starting after `after`: evidence for a stall
+/// that only shows under load (the guard stops it, so a fast run prints nothing).
+pub fn report_if_slow(
+    what: &'static str,
+    after: Duration,
+    sample: impl Fn() -> String + Send + 'static,
+) -> impl Drop {
+    struct Stop(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    thread::spawn(move || {
+        let t = Instant::now();
+        let mut next = after;
+        loop {
+            while t.elapsed() < next {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            eprintln!("[{what}] still running after {:?}: {}", t.elapsed(), sample());
+            eprintln!("[{what}] threads: {}", thread_states().join(" | "));
+            next += Duration::from_secs(1);
+        }
+    });
+    Stop(stop)
 }
 
 /// Tests of one binary that count fds or load the machine take this lock, so they run
