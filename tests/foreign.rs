@@ -262,6 +262,60 @@ fn timers_outlive_their_core() {
     });
 }
 
+/// Sleeps that register with a core (from threads that entered it, as another executor's
+/// would) while the core stops are all woken: an insert that landed just after the stop's
+/// last wake of the core's timers used to stay there, never fired (trial programs: one
+/// sleep in a few rounds, still asleep seconds after its deadline).
+#[test]
+fn timers_registered_while_their_core_stops_are_woken() {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::task::{Context, Wake};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+    watchdog(HANG * 2, || {
+        for round in 0..30 {
+            let core = core(1);
+            let stop = Arc::new(AtomicBool::new(false));
+            let pollers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (handle, stop) = (core.handle(), stop.clone());
+                    std::thread::spawn(move || {
+                        let _enter = handle.enter();
+                        let mut sleeps = Vec::new();
+                        while !stop.load(SeqCst) {
+                            let flag = Arc::new(Flag(AtomicBool::new(false)));
+                            let mut sleep = Box::pin(time::sleep(Duration::from_millis(20)));
+                            let waker = flag.clone().into();
+                            assert!(sleep.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+                            sleeps.push((sleep, flag));
+                        }
+                        // Each was woken by now or will be (by its core, the stop, or the
+                        // default core it registered with again); a lost one never is.
+                        let all_woken =
+                            support::settle(HANG, || sleeps.iter().all(|(_, f)| f.0.load(SeqCst)));
+                        let never = sleeps.iter().filter(|(_, f)| !f.0.load(SeqCst)).count();
+                        (all_woken, never, sleeps.len())
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_micros(300));
+            core.shutdown(Duration::ZERO);
+            stop.store(true, SeqCst);
+            for p in pollers {
+                let (all_woken, never, made) = p.join().expect("poller thread");
+                assert!(all_woken, "round {round}: {never} of {made} sleeps never woken");
+            }
+        }
+    });
+}
+
 #[test]
 fn sockets_fail_once_their_core_is_gone() {
     use iocore::net::{TcpListener, TcpStream};

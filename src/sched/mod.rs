@@ -604,7 +604,16 @@ impl Schedule for Scheduler {
 
     fn add_timer(&self, deadline: Deadline, waker: Waker) -> WakerEntry {
         let entry = self.timers.insert(deadline.as_nanos(), waker);
-        self.driver.kick();
+        if self.stopped() {
+            // The core stopped after the caller chose it, and its last wake of the map
+            // (`stop`) may have run before this insert: nobody fires a stopped core's
+            // timers, so wake it now, to register again on the default core. (`stop` marks
+            // the phase before it takes the map's lock, and this insert took that lock
+            // before it looks: one of the two sees the other.)
+            self.timers.wake_up_to(u64::MAX);
+        } else {
+            self.driver.kick();
+        }
         entry
     }
 
