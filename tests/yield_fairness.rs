@@ -201,3 +201,47 @@ fn a_yielding_task_is_not_held_behind_a_task_that_blocks_its_worker() {
         );
     });
 }
+
+/// A task that yields is seen by every worker at once: the next task of the same batch
+/// may block its worker until the yielded one has run, and the core's other worker runs
+/// it. Before, a yielded task waited in its worker's own list for a step to start, and the
+/// worker started the blocking poll first: with the other worker free and stepping, the
+/// yielded task stayed hidden for the whole poll — forever, when that poll waited for it
+/// (review: 57 of 60 rounds stuck).
+#[test]
+fn a_yielded_task_is_not_hidden_behind_a_poll_that_waits_for_it() {
+    use std::sync::atomic::AtomicBool;
+    /// Far beyond any scheduling delay on a loaded machine; only a hidden task reaches it.
+    const GIVE_UP: Duration = Duration::from_secs(2);
+    let _serial = serial();
+    watchdog(HANG * 4, || {
+        let core = core(2);
+        for round in 0..60 {
+            let ran = Arc::new(AtomicBool::new(false));
+            let (set, seen) = (ran.clone(), ran.clone());
+            let waited_out = core.block_on(async move {
+                let yielder = iocore::spawn(async move {
+                    task::yield_now().await;
+                    set.store(true, SeqCst);
+                });
+                // Blocks its worker until the yielder has run again (given up after GIVE_UP).
+                let blocker = iocore::spawn(async move {
+                    let start = Instant::now();
+                    while !seen.load(SeqCst) {
+                        if start.elapsed() > GIVE_UP {
+                            return true;
+                        }
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                    false
+                });
+                yielder.await.expect("yielder");
+                blocker.await.expect("blocker")
+            });
+            assert!(
+                !waited_out,
+                "round {round}: the yielded task did not run while another task blocked its worker"
+            );
+        }
+    });
+}

@@ -120,8 +120,12 @@ pub(crate) struct Scheduler {
     ready: Injector<RawTask>,
     /// Each worker's local FIFO batch, taken from `ready`; idle workers steal from them.
     stealers: Vec<Stealer<RawTask>>,
-    /// The local batches, handed to the worker threads as they start.
-    locals: Mutex<Vec<Option<Worker<RawTask>>>>,
+    /// Each worker's tasks that yielded, taken after every batch and the global queue
+    /// (see `worker`); idle workers steal from them too.
+    yielded: Vec<Stealer<RawTask>>,
+    /// Each worker's local batch and yielded tasks, handed to the worker threads as they
+    /// start.
+    locals: Mutex<Vec<Option<WorkerQueues>>>,
     /// The sched-role: holding this lock is the exclusive right to run a step.
     role: Mutex<RoleState>,
     /// Workers spinning on the ready queues before they sleep (see `worker::search`).
@@ -209,12 +213,15 @@ impl Scheduler {
     ) -> io::Result<Arc<Scheduler>> {
         let (poller, driver) = crate::io::driver_pair()?;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let locals: Vec<Worker<RawTask>> = (0..threads).map(|_| Worker::new_fifo()).collect();
+        let locals: Vec<WorkerQueues> = (0..threads)
+            .map(|_| WorkerQueues { batch: Worker::new_fifo(), yielded: Worker::new_fifo() })
+            .collect();
         Ok(Arc::new(Scheduler {
             post_high_water,
             front: Inbox::new(),
             ready: Injector::new(),
-            stealers: locals.iter().map(|w| w.stealer()).collect(),
+            stealers: locals.iter().map(|w| w.batch.stealer()).collect(),
+            yielded: locals.iter().map(|w| w.yielded.stealer()).collect(),
             locals: Mutex::new(locals.into_iter().map(Some).collect()),
             role: Mutex::new(RoleState::new(poller)),
             searching: AtomicUsize::new(0),
@@ -327,14 +334,18 @@ impl Scheduler {
         }
     }
 
-    /// Tasks in the ready queue (global and batched).
+    /// Tasks in the ready queue (global, batched, and yielded).
     fn ready_len(&self) -> usize {
-        self.ready.len() + self.stealers.iter().map(|s| s.len()).sum::<usize>()
+        self.ready.len()
+            + self.stealers.iter().map(|s| s.len()).sum::<usize>()
+            + self.yielded.iter().map(|s| s.len()).sum::<usize>()
     }
 
-    /// Whether any task is ready (globally or in a worker's batch).
+    /// Whether any task is ready (globally, in a worker's batch, or yielded).
     fn has_ready(&self) -> bool {
-        !self.ready.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+        !self.ready.is_empty()
+            || self.stealers.iter().any(|s| !s.is_empty())
+            || self.yielded.iter().any(|s| !s.is_empty())
     }
 
     fn push_ready(&self, task: RawTask) {
@@ -642,12 +653,19 @@ thread_local! {
         const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
 }
 
+/// A worker thread's own queues (see [`Scheduler::stealers`] and [`Scheduler::yielded`]).
+struct WorkerQueues {
+    batch: Worker<RawTask>,
+    yielded: Worker<RawTask>,
+}
+
 /// The body of worker thread `index` of `sched`.
 pub(crate) fn run_worker(sched: &Scheduler, index: usize) {
-    let local = lock(&sched.locals)[index].take().expect("each worker index runs once");
-    let batch: *const Worker<RawTask> = if sched.single_worker() { &local } else { std::ptr::null() };
+    let queues = lock(&sched.locals)[index].take().expect("each worker index runs once");
+    let local = &queues.batch;
+    let batch: *const Worker<RawTask> = if sched.single_worker() { local } else { std::ptr::null() };
     let prev = WORKER_OF.with(|w| w.replace((sched, batch)));
-    worker::run(sched, index, &local);
+    worker::run(sched, index, local, &queues.yielded);
     // Before `local` goes: nothing may reach it through the thread-local any more.
     WORKER_OF.with(|w| w.set(prev));
 }

@@ -1,12 +1,15 @@
 //! The worker loop: take the sched-role when it is free, run ready tasks, search, sleep.
 //!
 //! A worker runs up to [`EXEC_BATCH`] tasks, or for up to [`STEP_INTERVAL`](super::STEP_INTERVAL), between two
-//! attempts at the role. Tasks that yield are kept in the worker's `deferred` list and
-//! released to the ready queue only after a schedule step has run — by this worker, or by
-//! a role holder that is blocked in epoll (and so is watching the kernel queue and the
-//! next deadline) — so they go behind whatever that step readied. The list is the
-//! worker's own (a yield costs no atomic operation), so nobody else sees it: once they
-//! may go, they go before the worker starts another poll, which may last.
+//! attempts at the role. A task that yields goes to the worker's `yielded` queue, taken
+//! from only when the worker's batch and the global queue are empty (so a round of the
+//! other ready tasks runs first), and seen by every worker (idle ones steal from it: a
+//! task that blocks its thread next must not hide it). It is marked with the core's step
+//! count (in its state word, written by the same read-modify-write that requeues it), and
+//! whoever takes it runs it again only after a schedule step has started since — its
+//! own, taken then if need be, or one by a role holder blocked in epoll (which watches
+//! the kernel queue and the next deadline); a step taken for it puts the task behind
+//! whatever that step readied.
 
 use super::counters::in_poll;
 use super::idle::Seen;
@@ -28,11 +31,8 @@ struct WorkerCtx<'a> {
     index: usize,
     /// This worker's FIFO batch (others may steal from it; owned by `run_worker`).
     local: &'a Worker<RawTask>,
-    /// Tasks that yielded, waiting for the next schedule step (see the module docs).
-    deferred: Vec<RawTask>,
-    /// `Counters::steps` when the first of `deferred` yielded: a step counted above it
-    /// started after that yield.
-    deferred_mark: u64,
+    /// This worker's tasks that yielded (others may steal from it; see the module docs).
+    yielded: &'a Worker<RawTask>,
     /// Each worker's poll sequence at this worker's last look as the watcher.
     seen: Vec<u64>,
     /// Each worker's poll sequence at this worker's last look for stuck batches
@@ -43,19 +43,10 @@ struct WorkerCtx<'a> {
 }
 
 /// The body of worker thread `index`.
-pub(super) fn run(sched: &Scheduler, index: usize, local: &Worker<RawTask>) {
+pub(super) fn run(sched: &Scheduler, index: usize, local: &Worker<RawTask>, yielded: &Worker<RawTask>) {
     let seen = vec![0; sched.counters.workers()];
     let polls_seen = vec![(0, 0); sched.counters.workers()];
-    let mut w = WorkerCtx {
-        sched,
-        index,
-        local,
-        deferred: Vec::new(),
-        deferred_mark: 0,
-        seen,
-        polls_seen,
-        last_rescue_look: 0,
-    };
+    let mut w = WorkerCtx { sched, index, local, yielded, seen, polls_seen, last_rescue_look: 0 };
     w.run();
 }
 
@@ -69,16 +60,12 @@ impl WorkerCtx<'_> {
             // before them), then a batch. With none, a short search while other workers
             // poll, then the blocking step below (which takes what a non-blocking one
             // would).
-            if !self.local.is_empty() || !self.deferred.is_empty() || sched.has_ready() {
-                if !std::mem::take(&mut just_stepped)
-                    && !self.try_step(false)
-                    && !self.deferred.is_empty()
-                    && self.deferred_may_go()
-                {
-                    self.release_deferred();
+            if !self.local.is_empty() || sched.has_ready() {
+                if !std::mem::take(&mut just_stepped) {
+                    self.try_step(false);
                 }
                 self.rescue();
-                if self.run_batch() > 0 || !self.deferred.is_empty() {
+                if self.run_batch() > 0 {
                     continue;
                 }
             }
@@ -100,10 +87,7 @@ impl WorkerCtx<'_> {
             }
         }
         // Leaving (shutdown): hand back anything still held here.
-        while let Some(t) = self.local.pop() {
-            sched.ready.push(t);
-        }
-        for t in self.deferred.drain(..) {
+        while let Some(t) = self.local.pop().or_else(|| self.yielded.pop()) {
             sched.ready.push(t);
         }
         // Tasks that finished with a heap entry are handed to the role before the live
@@ -140,12 +124,11 @@ impl WorkerCtx<'_> {
         ran
     }
 
-    /// Takes the role if it is free and runs a step; then releases the deferred tasks.
+    /// Takes the role if it is free and runs a step.
     fn try_step(&mut self, block: bool) -> bool {
         let Some(mut role) = try_role(self.sched) else { return false };
         role.step(self.sched, block);
         drop(role);
-        self.release_deferred();
         true
     }
 
@@ -174,52 +157,39 @@ impl WorkerCtx<'_> {
         }
     }
 
-    /// Whether the tasks that yielded may run again: a step that started after the first
-    /// of them yielded has looked at the kernel queue and the deadlines, or a role holder
-    /// blocked in epoll watches them.
-    fn deferred_may_go(&self) -> bool {
-        self.sched.counters.steps.load(Relaxed) > self.deferred_mark || self.sched.driver.is_blocking()
-    }
-
-    /// Yielded tasks go to the ready queue, behind what the last step readied (see
-    /// `place_deferred`), and someone is woken for them if need be.
-    fn release_deferred(&mut self) {
-        if !self.deferred.is_empty() && self.place_deferred() {
-            // One wake decision for the whole batch (`push_ready` would fence per task).
-            self.sched.wake_worker();
+    /// Puts a task that waited for a step (see `pop_ready`) at the tail: the global
+    /// queue's, or, when that is empty, this worker's own batch. Nobody is woken here:
+    /// the wake decision before this worker's next poll covers it.
+    fn requeue_at_tail(&self, task: RawTask) {
+        if self.sched.ready.is_empty() {
+            self.local.push(task);
+        } else {
+            self.sched.ready.push(task);
         }
     }
 
-    /// Moves the yielded tasks to the global queue's tail, or, when that is empty, to this
-    /// worker's own batch (a plain store instead of a contended push and a later steal;
-    /// idle workers steal from it, and so does a busy one once this worker's poll lasts).
-    /// False if there were none.
-    fn place_deferred(&mut self) -> bool {
-        if self.deferred.is_empty() {
-            return false;
-        }
-        let own_batch = self.sched.ready.is_empty();
-        for task in self.deferred.drain(..) {
-            if own_batch {
-                self.local.push(task);
-            } else {
-                self.sched.ready.push(task);
-            }
-        }
-        true
+    /// Whether a task that yielded when the step count was `mark` may run again: a step
+    /// has started since (it looked at the kernel queue and the deadlines), or a role
+    /// holder blocked in epoll watches them.
+    fn may_run_again(&self, mark: u16) -> bool {
+        self.sched.counters.steps.load(Relaxed) as u16 != mark || self.sched.driver.is_blocking()
     }
 
     /// The next task: this worker's batch first, then a new batch from the global queue
-    /// (about half of it, so the other workers get the rest), then another worker's batch.
+    /// (about half of it, so the other workers get the rest), then this worker's tasks
+    /// that yielded, then another worker's batch, then another worker's yielded tasks.
     fn pop_ready(&mut self) -> Option<RawTask> {
         let sched = self.sched;
-        let task = self.local.pop().or_else(|| self.steal())?;
-        // Tasks that yielded wait in this worker's own list, where nobody else sees them:
-        // once they may run again, they go where others can take them before this poll
-        // starts (it may last: a task that blocks its thread would hold them for as long;
-        // the wake decision below covers them).
-        if !self.deferred.is_empty() && self.deferred_may_go() {
-            self.place_deferred();
+        let mut task = self.local.pop().or_else(|| self.steal())?;
+        // A task that yielded runs again only after a step that started since (see the
+        // module docs). If none has, this worker takes one now, and the task goes behind
+        // what it readied. (If the role is busy in another worker's step, that step is
+        // looking at the kernel queue right now: the task goes.)
+        if let Some(mark) = task.header().state.yield_mark() {
+            if !self.may_run_again(mark) && self.try_step(false) {
+                self.requeue_at_tail(task);
+                task = self.local.pop().or_else(|| self.steal())?;
+            }
         }
         sched.counters.begin_poll(self.index);
         // While this worker runs `task` (which may take long, or block), the kernel queue,
@@ -267,11 +237,26 @@ impl WorkerCtx<'_> {
                     Steal::Empty => {}
                 }
             }
+            // Then this worker's tasks that yielded, then another worker's batch.
+            if let Some(t) = self.yielded.pop() {
+                return Some(t);
+            }
             for (i, other) in sched.stealers.iter().enumerate() {
                 if i == self.index {
                     continue;
                 }
                 match other.steal_batch_and_pop(self.local) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            // Last, another worker's tasks that yielded.
+            for (i, other) in sched.yielded.iter().enumerate() {
+                if i == self.index {
+                    continue;
+                }
+                match other.steal() {
                     Steal::Success(t) => return Some(t),
                     Steal::Retry => retry = true,
                     Steal::Empty => {}
@@ -319,17 +304,14 @@ impl WorkerCtx<'_> {
         let after = unsafe { task.deadline() };
         // An unchanged deadline parks under the heap entry the task may still have.
         let kept = !spent && after == deadline;
-        let next = task.header().state.after_poll(!after.is_never(), kept, self_woken);
+        // A yield records the step count, for `pop_ready` (one load, only on a yield).
+        let yield_mark = yielded.then(|| sched.counters.steps.load(Relaxed) as u16);
+        let next = task.header().state.after_poll(!after.is_never(), kept, self_woken, yield_mark);
         if next != AfterPoll::Parked {
             sched.counters.unpark_own(self.index, token);
         }
         match next {
-            AfterPoll::Requeue if yielded => {
-                if self.deferred.is_empty() {
-                    self.deferred_mark = sched.counters.steps.load(Relaxed);
-                }
-                self.deferred.push(task);
-            }
+            AfterPoll::Requeue if yielded => self.yielded.push(task),
             AfterPoll::Requeue => sched.push_ready(task),
             AfterPoll::ToSched => sched.push_front(task),
             AfterPoll::Parked => {

@@ -20,6 +20,7 @@
 //! | `JOIN_WAKER` | `JoinHandle` after storing its waker | `JoinHandle` before replacing it |
 //! | `PARK_WAKERS`| a `park` under a foreign waker, after registering it | the wakeup/signal that wakes those wakers |
 //! | `START` (2 bits) | the first claim of a `DELAYED` task: what started it (deadline, wakeup, signal) | never |
+//! | `YIELDED` + mark (16 bits) | [`State::after_poll`] of a task that yielded: the low bits of the core's step count then | [`State::claim`] |
 //!
 //! The central invariant: **only the party whose CAS moves a task out of `WAITING` may queue
 //! it** ([`State::notify`] returns [`Notify::Schedule`] to exactly one caller). Every other
@@ -61,6 +62,11 @@ const START: u32 = 0b11 << 10;
 const START_DEADLINE: u32 = 1 << 10;
 const START_WOKEN: u32 = 2 << 10;
 const START_SIGNALED: u32 = 3 << 10;
+/// The task yielded and was requeued; the step count's low 16 bits at that moment are in
+/// the high half of the word (see [`State::yield_mark`]).
+const YIELDED: u32 = 1 << 12;
+const YIELD_MARK_SHIFT: u32 = 16;
+const YIELD_MARK: u32 = 0xffff << YIELD_MARK_SHIFT;
 
 /// What a waker must do after [`State::notify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +156,7 @@ impl State {
     pub(crate) fn claim(&self) -> Claim {
         self.update(|cur| {
             debug_assert_eq!(cur & PHASE, QUEUED, "claimed a task that is not queued");
-            let mut next = (cur & !(PHASE | NOTIFIED)) | RUNNING;
+            let mut next = (cur & !(PHASE | NOTIFIED | YIELDED | YIELD_MARK)) | RUNNING;
             if cur & DELAYED != 0 {
                 // The wakeup that started a `spawn_at` task early is consumed by the start
                 // (a signal stays sticky); the start records what it was.
@@ -178,8 +184,17 @@ impl State {
     /// a deadline now; `kept`: the same one as when the poll began (a heap entry, if the
     /// task still has one, is keyed by the deadline the task had when it left its last
     /// poll, so then it is due exactly at this one); `self_woken`: the task woke itself by
-    /// telling the worker (a `yield_now`), as good as `NOTIFIED`.
-    pub(crate) fn after_poll(&self, has_deadline: bool, kept: bool, self_woken: bool) -> AfterPoll {
+    /// telling the worker (a `yield_now`), as good as `NOTIFIED`; `yield_mark`: the task
+    /// yielded, and this was the core's step count (low bits) then: a requeue records it
+    /// (see [`yield_mark`](Self::yield_mark)).
+    pub(crate) fn after_poll(
+        &self,
+        has_deadline: bool,
+        kept: bool,
+        self_woken: bool,
+        yield_mark: Option<u16>,
+    ) -> AfterPoll {
+        let yielded = yield_mark.map_or(0, |m| YIELDED | (u32::from(m) << YIELD_MARK_SHIFT));
         self.update(|cur| {
             debug_assert_eq!(cur & PHASE, RUNNING);
             let base = cur & !PHASE;
@@ -193,7 +208,7 @@ impl State {
                 let woken = if self_woken { NOTIFIED } else { 0 };
                 (Some(base | QUEUED | woken), AfterPoll::ToSched)
             } else if self_woken || cur & (NOTIFIED | CANCELLED) != 0 {
-                (Some(base | QUEUED), AfterPoll::Requeue)
+                (Some(base | QUEUED | yielded), AfterPoll::Requeue)
             } else if cur & IN_HEAP != 0 {
                 // Same deadline as the entry: park under it.
                 (Some(base | WAITING), AfterPoll::Parked)
@@ -224,6 +239,13 @@ impl State {
     /// Returns whether it was set, i.e. whether the task may still sit in the heap.
     pub(crate) fn leave_heap(&self) -> bool {
         self.0.fetch_and(!IN_HEAP, AcqRel) & IN_HEAP != 0
+    }
+
+    /// For a task just taken from the ready queue: the step count (low 16 bits) recorded
+    /// when it yielded, if it was requeued after a yield (see `sched::worker`).
+    pub(crate) fn yield_mark(&self) -> Option<u16> {
+        let cur = self.0.load(Acquire);
+        (cur & YIELDED != 0).then_some((cur >> YIELD_MARK_SHIFT) as u16)
     }
 
     /// Whether the task must run rather than wait (a wake or an abort is pending).
@@ -317,6 +339,28 @@ impl State {
     }
 }
 
+#[cfg(all(test, not(iocore_loom)))]
+mod tests {
+    use super::*;
+
+    /// A requeue after a yield records the step mark; the next claim clears it, and a
+    /// requeue without a yield records none.
+    #[test]
+    fn a_yield_mark_lives_from_the_requeue_to_the_next_claim() {
+        let s = State::new(false);
+        assert_eq!(s.claim(), Claim::Run);
+        assert_eq!(s.after_poll(false, false, true, Some(0xbeef)), AfterPoll::Requeue);
+        assert_eq!(s.yield_mark(), Some(0xbeef));
+        s.notify(WOKEN); // flags set while queued keep the mark
+        assert_eq!(s.yield_mark(), Some(0xbeef));
+        assert_eq!(s.claim(), Claim::Run);
+        assert_eq!(s.yield_mark(), None);
+        assert_eq!(s.after_poll(false, false, true, None), AfterPoll::Requeue);
+        assert_eq!(s.yield_mark(), None);
+        assert_eq!(s.take_park_flags(), Some(ParkFlag::Woken));
+    }
+}
+
 #[cfg(all(test, iocore_loom))]
 mod loom_tests {
     //! Models of the races the state word must win: every wake that arrives after a claim
@@ -350,7 +394,7 @@ mod loom_tests {
                 let s = running();
                 let queued = Arc::new(AtomicUsize::new(0));
                 let waker = notifier(&s, extra, &queued);
-                if s.after_poll(false, false, false) == AfterPoll::Requeue {
+                if s.after_poll(false, false, false, None) == AfterPoll::Requeue {
                     queued.fetch_add(1, SeqCst);
                 }
                 waker.join().unwrap();
@@ -372,7 +416,7 @@ mod loom_tests {
             let queued = Arc::new(AtomicUsize::new(0));
             let threads: Vec<_> =
                 [WOKEN, SIGNALED].into_iter().map(|flag| notifier(&s, flag, &queued)).collect();
-            if s.after_poll(false, false, false) == AfterPoll::Requeue {
+            if s.after_poll(false, false, false, None) == AfterPoll::Requeue {
                 queued.fetch_add(1, SeqCst);
             }
             for t in threads {
@@ -391,7 +435,7 @@ mod loom_tests {
     fn loom_deadline_park_and_expire_vs_wake() {
         loom::model(|| {
             let s = running();
-            assert_eq!(s.after_poll(true, false, false), AfterPoll::ToSched);
+            assert_eq!(s.after_poll(true, false, false, None), AfterPoll::ToSched);
             let queued = Arc::new(AtomicUsize::new(0));
             let waker = notifier(&s, WOKEN, &queued);
             // The sched-role: pops it from the front queue, parks it, later expires it.
@@ -424,7 +468,7 @@ mod loom_tests {
                     q2.fetch_add(1, SeqCst);
                 }
             });
-            let to_sched = match s.after_poll(true, true, false) {
+            let to_sched = match s.after_poll(true, true, false, None) {
                 AfterPoll::Requeue => {
                     queued.fetch_add(1, SeqCst);
                     false
@@ -452,7 +496,7 @@ mod loom_tests {
                 s.0.fetch_or(IN_HEAP, SeqCst);
                 let queued = Arc::new(AtomicUsize::new(0));
                 let waker = notifier(&s, WOKEN, &queued);
-                assert_eq!(s.after_poll(true, false, self_woken), AfterPoll::ToSched);
+                assert_eq!(s.after_poll(true, false, self_woken, None), AfterPoll::ToSched);
                 // The role, owning it from the front queue:
                 assert!(s.leave_heap(), "the entry must be taken out");
                 let parked = s.park(true);
@@ -533,7 +577,7 @@ mod loom_tests {
     fn loom_abort_parked_vs_wake() {
         loom::model(|| {
             let s = running();
-            assert_eq!(s.after_poll(false, false, false), AfterPoll::Parked);
+            assert_eq!(s.after_poll(false, false, false, None), AfterPoll::Parked);
             let queued = Arc::new(AtomicUsize::new(0));
             let aborter = notifier(&s, CANCELLED, &queued);
             if let Notify::Schedule { .. } = s.notify(0) {
