@@ -158,6 +158,27 @@ fn peer_abort_surfaces_as_connection_reset() {
     });
 }
 
+/// The peer's address stays known after the peer reset the connection (the kernel's
+/// `getpeername` fails then): a server logging whom it lost could not name it (trial
+/// programs: a bare `ENOTCONN` from `peer_addr` on the stream and on its `PostSender`).
+#[test]
+fn peer_addr_is_still_known_after_the_peer_resets() {
+    run(2, LIMIT, || async {
+        let (client, server) = pair().await;
+        let expected = client.local_addr().expect("local_addr");
+        let sender = server.sender();
+        client.abort();
+        // Wait until the server's side has seen the reset.
+        let mut buf = [0u8; 8];
+        let e = server.recv(&mut buf).await.expect_err("recv after the peer's reset");
+        assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e:?}");
+        assert_eq!(server.peer_addr().expect("stream peer_addr after a reset"), expected);
+        assert_eq!(sender.peer_addr().expect("sender peer_addr after a reset"), expected);
+        let (recv_half, _send_half) = server.into_split();
+        assert_eq!(recv_half.peer_addr().expect("half peer_addr after a reset"), expected);
+    });
+}
+
 #[test]
 fn peer_abort_without_data_surfaces_as_connection_reset() {
     run(2, LIMIT, || async {

@@ -73,6 +73,14 @@ impl Peer {
         Peer(NonNull::new(ptr.wrapping_add(PATH)).expect("an arc is not null"))
     }
 
+    /// The IP address and port of a TCP peer (`None` for a Unix-domain one).
+    pub(crate) fn ip_addr(&self) -> Option<SocketAddr> {
+        match self.get() {
+            PeerRef::Ip(a) => Some(a),
+            PeerRef::Path(_) => None,
+        }
+    }
+
     fn get(&self) -> PeerRef<'_> {
         let word = self.0.as_ptr();
         let bits = word as usize;

@@ -429,9 +429,14 @@ impl Socket {
         self.io.wake_all();
     }
 
-    /// The remote IP address (`Unsupported` for a Unix-domain socket).
+    /// The remote IP address (`Unsupported` for a Unix-domain socket): the one recorded
+    /// when the connection was made, so it stays known after a reset (when the kernel's
+    /// `getpeername` fails with `ENOTCONN`).
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_ip()
+        match self.peer.as_ref().and_then(Peer::ip_addr) {
+            Some(addr) => Ok(addr),
+            None => self.stream.peer_ip().map_err(|e| io::Error::new(e.kind(), format!("peer_addr: {e}"))),
+        }
     }
 
     pub(crate) fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
