@@ -174,3 +174,56 @@ fn tasks_waiting_behind_a_long_poll_are_taken_by_a_busy_worker() {
         }
     });
 }
+
+/// The output of a detached task that finished while it still had a deadline entry (it
+/// awaited a `timeout` and was woken before it) is dropped outside the sched-role: while
+/// that drop blocks its thread, a timer still fires (the watcher takes the role). Before,
+/// the role holder dropped it inside its step, and no timer fired and no kernel event was
+/// turned for the whole drop (review: 0 ticks of a 1 ms sleep loop during a 200 ms drop).
+#[test]
+fn a_slow_output_drop_does_not_hold_the_sched_role() {
+    use std::sync::mpsc;
+    /// Far beyond any scheduling delay; only a stuck timer reaches it.
+    const GIVE_UP: Duration = Duration::from_secs(5);
+    struct WaitsForATimer {
+        fired: Arc<AtomicBool>,
+        saw: mpsc::Sender<bool>,
+    }
+    impl Drop for WaitsForATimer {
+        fn drop(&mut self) {
+            // Blocks this thread until the other task's timer fired (or gives up).
+            let start = std::time::Instant::now();
+            while !self.fired.load(SeqCst) && start.elapsed() < GIVE_UP {
+                thread::sleep(Duration::from_millis(1));
+            }
+            let _ = self.saw.send(self.fired.load(SeqCst));
+        }
+    }
+    watchdog(HANG, || {
+        let core = core(2);
+        for round in 0..3 {
+            let (tx, rx) = futures::channel::oneshot::channel::<()>();
+            let (saw_tx, saw) = mpsc::channel();
+            let fired = Arc::new(AtomicBool::new(false));
+            let output = WaitsForATimer { fired: fired.clone(), saw: saw_tx };
+            // Detached: the scheduler's last reference drops the output.
+            drop(core.spawn(async move {
+                let _ = iocore::time::timeout(Duration::from_secs(60), rx).await;
+                output
+            }));
+            thread::sleep(Duration::from_millis(20));
+            // The timer: armed only once the drop has begun (it is in the channel's way).
+            let f = fired.clone();
+            core.spawn(async move {
+                iocore::time::sleep(Duration::from_millis(5)).await;
+                f.store(true, SeqCst);
+            });
+            tx.send(()).expect("the task waits");
+            assert!(
+                saw.recv_timeout(HANG).expect("the output was dropped"),
+                "round {round}: no timer fired while a finished task's output was being dropped"
+            );
+        }
+        core.shutdown(Duration::from_secs(1));
+    });
+}

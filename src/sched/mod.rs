@@ -445,7 +445,9 @@ impl Scheduler {
         let in_heap = Self::mark_done(task);
         if in_heap {
             // The task still has an entry in the deadline heap (it was woken there and the
-            // entry is not due yet): the sched-role drops the entry, then this reference.
+            // entry is not due yet): the sched-role drops the entry, then the worker that
+            // ran that step drops this reference (outside the role: it may drop the
+            // output of a detached task, after the live count fell).
             // Pushed before the live count drops, so that workers leaving at shutdown find
             // it (see `worker::run`).
             self.push_front(task);

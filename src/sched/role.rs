@@ -23,14 +23,24 @@ pub(super) struct RoleState {
     heap: TimerWheel<RawTask>,
     /// Tasks taken from the front queue, between two lines of `drain_front`.
     scratch: Vec<*mut Header>,
+    /// Finished tasks whose heap entries are gone, with the scheduler's reference, whose
+    /// drop may be the last and drop the output (user code): the worker drops them after
+    /// it released the role (see `take_finished`).
+    finished: Vec<RawTask>,
 }
 
-// SAFETY: `scratch` only holds task pointers within one `drain_front` call; the rest is Send.
+// SAFETY: `scratch` only holds task pointers within one `drain_front` call; `finished`
+// holds references to tasks, which are Send; the rest is Send.
 unsafe impl Send for RoleState {}
 
 impl RoleState {
     pub(super) fn new(poller: Poller) -> RoleState {
-        RoleState { poller, heap: TimerWheel::new(Deadline::now().as_nanos()), scratch: Vec::new() }
+        RoleState {
+            poller,
+            heap: TimerWheel::new(Deadline::now().as_nanos()),
+            scratch: Vec::new(),
+            finished: Vec::new(),
+        }
     }
 
     /// One schedule step. `block`: wait in the kernel queue if nothing is ready.
@@ -38,7 +48,9 @@ impl RoleState {
         sched.counters.steps.fetch_add(1, Relaxed);
         let produced = self.drain_front(sched) + self.expire(sched);
         let (mut wait, mut max_wait) = (None, None);
-        if block && produced == 0 {
+        // (Finished tasks let go of here are dropped by the caller after the step: a wait
+        // in epoll would hold them.)
+        if block && produced == 0 && self.finished.is_empty() {
             // While another worker polls, this wait ends after an interval whatever comes
             // (then the worker loop looks at the ready queue): a worker that readies the
             // only ready task during its poll runs it itself afterwards, and need not kick
@@ -98,8 +110,9 @@ impl RoleState {
             unsafe { self.heap.remove(task) };
         }
         if state.is_done() {
-            // `Scheduler::complete` handed it over for its heap entry, now gone.
-            task.ref_dec();
+            // `Scheduler::complete` handed it over for its heap entry, now gone. Its
+            // reference is dropped outside the role (see `finished`).
+            self.finished.push(task);
             return false;
         }
         if state.is_notified() {
@@ -122,6 +135,15 @@ impl RoleState {
             unsafe { self.heap.insert(deadline.as_nanos(), task) };
         }
         false
+    }
+
+    /// Moves the finished tasks this role let go of into `into`, for the caller to drop
+    /// their references once it released the role: a slow or panicking output drop must
+    /// not hold the role (nobody could turn the kernel queue or fire a timer meanwhile).
+    pub(super) fn take_finished(&mut self, into: &mut Vec<RawTask>) {
+        if !self.finished.is_empty() {
+            into.append(&mut self.finished);
+        }
     }
 
     /// Readies tasks whose deadline passed and fires due slow-path timers; publishes the

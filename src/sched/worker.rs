@@ -33,6 +33,8 @@ struct WorkerCtx<'a> {
     local: &'a Worker<RawTask>,
     /// This worker's tasks that yielded (others may steal from it; see the module docs).
     yielded: &'a Worker<RawTask>,
+    /// Finished tasks the role let go of during this worker's step (see `release_finished`).
+    finished: Vec<RawTask>,
     /// Each worker's poll sequence at this worker's last look as the watcher.
     seen: Vec<u64>,
     /// Each worker's poll sequence at this worker's last look for stuck batches
@@ -46,7 +48,16 @@ struct WorkerCtx<'a> {
 pub(super) fn run(sched: &Scheduler, index: usize, local: &Worker<RawTask>, yielded: &Worker<RawTask>) {
     let seen = vec![0; sched.counters.workers()];
     let polls_seen = vec![(0, 0); sched.counters.workers()];
-    let mut w = WorkerCtx { sched, index, local, yielded, seen, polls_seen, last_rescue_look: 0 };
+    let mut w = WorkerCtx {
+        sched,
+        index,
+        local,
+        yielded,
+        finished: Vec::new(),
+        seen,
+        polls_seen,
+        last_rescue_look: 0,
+    };
     w.run();
 }
 
@@ -93,7 +104,11 @@ impl WorkerCtx<'_> {
         // Tasks that finished with a heap entry are handed to the role before the live
         // count drops (`Scheduler::complete`), so they are in the front queue by now:
         // release them.
-        lock(&sched.role).drain_front(sched);
+        let mut role = lock(&sched.role);
+        role.drain_front(sched);
+        role.take_finished(&mut self.finished);
+        drop(role);
+        self.release_finished();
     }
 
     /// Runs ready tasks until the batch or the time bound is spent, or none is left.
@@ -128,8 +143,24 @@ impl WorkerCtx<'_> {
     fn try_step(&mut self, block: bool) -> bool {
         let Some(mut role) = try_role(self.sched) else { return false };
         role.step(self.sched, block);
+        role.take_finished(&mut self.finished);
         drop(role);
+        self.release_finished();
         true
+    }
+
+    /// Drops the scheduler's references to finished tasks the role let go of, after the
+    /// role is released. The last one drops the task's output, which is user code and may
+    /// take long: it counts as a poll, so that the watcher covers it like one.
+    fn release_finished(&mut self) {
+        if self.finished.is_empty() {
+            return;
+        }
+        self.begin_poll();
+        for task in self.finished.drain(..) {
+            task.ref_dec();
+        }
+        self.sched.counters.end_poll(self.index);
     }
 
     /// Takes the batch of a worker that has been in one poll for longer than
@@ -179,7 +210,6 @@ impl WorkerCtx<'_> {
     /// (about half of it, so the other workers get the rest), then this worker's tasks
     /// that yielded, then another worker's batch, then another worker's yielded tasks.
     fn pop_ready(&mut self) -> Option<RawTask> {
-        let sched = self.sched;
         let mut task = self.local.pop().or_else(|| self.steal())?;
         // A task that yielded runs again only after a step that started since (see the
         // module docs). If none has, this worker takes one now, and the task goes behind
@@ -191,8 +221,17 @@ impl WorkerCtx<'_> {
                 task = self.local.pop().or_else(|| self.steal())?;
             }
         }
+        self.begin_poll();
+        Some(task)
+    }
+
+    /// Publishes that this worker starts running user code (a task's poll, or the drop of
+    /// finished tasks' outputs), and sees to it that the rest stays watched meanwhile.
+    #[inline]
+    fn begin_poll(&self) {
+        let sched = self.sched;
         sched.counters.begin_poll(self.index);
-        // While this worker runs `task` (which may take long, or block), the kernel queue,
+        // While this worker runs user code (which may take long, or block), the kernel queue,
         // the deadlines and the rest of the ready queue must stay watched: the sleeping
         // watcher looks at this poll every interval (nudged here if it sleeps until a poll
         // starts); and if work is left, a sleeper is woken for it, or, with none asleep,
@@ -222,7 +261,6 @@ impl WorkerCtx<'_> {
                 sched.driver.kick_fenced();
             }
         }
-        Some(task)
     }
 
     fn steal(&self) -> Option<RawTask> {
