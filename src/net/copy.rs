@@ -13,6 +13,11 @@ const CHUNK: usize = 64 * 1024;
 /// bytes copied `(a → b, b → a)`. The first error (naming the peer and operation) ends
 /// both directions.
 ///
+/// An error is not passed on by itself: dropping the two streams closes them normally, so
+/// the other side would see a clean end of stream (FIN) even after, say, the upstream
+/// reset the connection midway. A proxy should `abort` the other side on an error, as
+/// below, so that a truncated stream does not look complete.
+///
 /// ```no_run
 /// use iocore::net::{copy_bidirectional, TcpListener, TcpStream};
 /// # async fn demo() -> std::io::Result<()> {
@@ -21,7 +26,13 @@ const CHUNK: usize = 64 * 1024;
 ///     let (client, _) = listener.accept().await?;
 ///     iocore::spawn(async move {
 ///         let upstream = TcpStream::connect("127.0.0.1:9090").await?;
-///         copy_bidirectional(&client, &upstream).await
+///         let copied = copy_bidirectional(&client, &upstream).await;
+///         if copied.is_err() {
+///             // Pass the failure on as a reset (both sides), not as a clean end.
+///             client.abort();
+///             upstream.abort();
+///         }
+///         copied
 ///     });
 /// }
 /// # }

@@ -34,7 +34,8 @@ impl ConnectOptions {
         self
     }
 
-    /// Give up after `timeout` (resolution and all attempts), with `TimedOut`.
+    /// Give up after `timeout` (resolution and all attempts, counted from the end of the
+    /// `delay`), with `TimedOut`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -228,7 +229,10 @@ async fn connect_one(addr: SocketAddr, opts: &mut ConnectOptions) -> io::Result<
     }
     if let Some(idle) = opts.keepalive {
         socket.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle)).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("ConnectOptions::keepalive({idle:?}): {e}"))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("ConnectOptions::keepalive({idle:?}): the idle time must be 1 to 32767 whole seconds ({e})"),
+            )
         })?;
     }
     match socket.connect(&addr.into()) {

@@ -159,6 +159,13 @@ impl Handle {
     /// otherwise go to the process-wide default core. Guards may be dropped in any order:
     /// the most recently entered core whose guard still lives is the current one.
     ///
+    /// The core is chosen when a socket or timer is *made*, and `async fn`s such as
+    /// `TcpStream::connect` make theirs at their first poll, not when called: a future
+    /// created under the guard but first polled after it dropped (or on another thread)
+    /// uses the default core. Hold the guard across that first poll, or run the whole
+    /// operation on the core with [`Handle::spawn`] and await its `JoinHandle` from the
+    /// other runtime.
+    ///
     /// ```
     /// let core = iocore::IoCore::builder().threads(1).build()?;
     /// let handle = core.handle();
