@@ -69,7 +69,7 @@ fn main() -> std::io::Result<()> {
         Ok::<_, std::io::Error>(())
     })?;
     let report = core.shutdown(Duration::from_secs(2));
-    println!("stopped ({} connections closed at the end of the grace period)", report.cancelled);
+    println!("stopped ({} tasks cancelled at the end of the grace period)", report.cancelled);
     Ok(())
 }
 

@@ -201,3 +201,35 @@ fn wait_idle_true_means_every_join_handle_is_finished() {
         );
     });
 }
+
+/// The runtime's own socket flushers are counted apart from the user's tasks: a socket
+/// that posted keeps a flusher until it closes, and `live_tasks` used to count it (trial
+/// programs: `live_tasks` 1 with no task of the user's alive).
+#[test]
+fn flushers_are_counted_apart_from_user_tasks() {
+    use iocore::net::{TcpListener, TcpStream};
+    watchdog(HANG, || {
+        let core = core(2);
+        let (server, client) = core.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let c = TcpStream::connect(l.local_addr().expect("addr")).await.expect("connect");
+            let (s, _) = l.accept().await.expect("accept");
+            s.post_send(&b"hello"[..]).expect("post");
+            let mut b = [0u8; 5];
+            support::net::recv_exact(&c, &mut b).await.expect("recv");
+            s.flush().await.expect("flush");
+            (s, c)
+        });
+        let counts = || {
+            let m = core.metrics();
+            (m.live_tasks, m.flusher_tasks)
+        };
+        // (The block_on's own tasks finish a moment after it returned.)
+        support::settle(HANG, || counts() == (0, 1));
+        assert_eq!(counts(), (0, 1), "user tasks and flushers with one idle posted-to socket");
+        drop((server, client));
+        support::settle(HANG, || counts() == (0, 0));
+        assert_eq!(counts(), (0, 0), "after the socket closed");
+        assert!(core.wait_idle(HANG));
+    });
+}

@@ -76,7 +76,7 @@ fn serve_iocore(port: u16, threads: usize, max_body: usize) -> std::io::Result<(
     // In-flight requests finish within the grace period; idle keep-alive connections are
     // closed at its end.
     let report = core.shutdown(GRACE);
-    println!("stopped: {} connections closed at the end of the grace period", report.cancelled);
+    println!("stopped: {} tasks cancelled at the end of the grace period", report.cancelled);
     Ok(())
 }
 

@@ -64,7 +64,8 @@ pub struct Builder {
     post_high_water: usize,
 }
 
-/// What [`IoCore::shutdown`] did.
+/// What [`IoCore::shutdown`] did. The task counts include the runtime's own socket
+/// flushers (see [`Metrics::flusher_tasks`](crate::Metrics::flusher_tasks)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
@@ -263,7 +264,10 @@ impl IoCore {
 
     /// Waits until no live task remains (true), or `timeout` passes (false). Blocks the
     /// calling thread: called from one of the core's own tasks it holds that worker for
-    /// the whole `timeout` and cannot return true (the calling task is live).
+    /// the whole `timeout` and cannot return true (the calling task is live). The
+    /// runtime's own socket flushers count as live (see `Metrics::flusher_tasks`): a
+    /// socket that has posted keeps its flusher until the socket closes, so that queued
+    /// data is written before the core is seen idle.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         self.handle.wait_idle(timeout)
     }

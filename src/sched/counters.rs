@@ -17,9 +17,16 @@ use std::time::Duration;
 pub struct Metrics {
     /// Number of worker threads.
     pub workers: usize,
-    /// Tasks spawned and not yet finished.
+    /// Tasks spawned and not yet finished (the runtime's own socket flushers are counted
+    /// apart, in [`flusher_tasks`](Self::flusher_tasks)).
     pub live_tasks: usize,
-    /// Tasks parked (waiting for a wake or a deadline).
+    /// The runtime's own flusher tasks alive: a socket that has posted (`post_send`) has
+    /// one until it closes, which writes what is posted and waits, parked, while nothing
+    /// is. Like every task, they count in [`parked_tasks`](Self::parked_tasks) while
+    /// parked, keep [`IoCore::wait_idle`](crate::IoCore::wait_idle) waiting, and appear
+    /// in the shutdown report.
+    pub flusher_tasks: usize,
+    /// Tasks parked (waiting for a wake or a deadline), flushers included.
     pub parked_tasks: usize,
     /// Tasks that ran to completion (or panicked) so far.
     pub completed_tasks: u64,
@@ -85,6 +92,7 @@ pub(crate) struct Counters {
 /// The inputs of a [`Metrics`] that the counters do not hold.
 pub(crate) struct Gauges {
     pub(crate) live: usize,
+    pub(crate) flushers: usize,
     pub(crate) ready: usize,
     pub(crate) foreign_timers: usize,
     pub(crate) blocking_threads: usize,
@@ -195,7 +203,9 @@ impl Counters {
     pub(crate) fn snapshot(&self, gauges: Gauges) -> Metrics {
         Metrics {
             workers: self.workers.len(),
-            live_tasks: gauges.live,
+            // (Read apart, so for a moment one may run ahead of the other.)
+            live_tasks: gauges.live.saturating_sub(gauges.flushers),
+            flusher_tasks: gauges.flushers,
             parked_tasks: self.parked(),
             completed_tasks: self.completed.load(Relaxed),
             cancelled_tasks: self.cancelled.load(Relaxed),

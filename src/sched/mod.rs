@@ -130,6 +130,9 @@ pub(crate) struct Scheduler {
     role: Mutex<RoleState>,
     /// Workers spinning on the ready queues before they sleep (see `worker::search`).
     searching: AtomicUsize,
+    /// Socket flusher tasks alive (see `Metrics::flusher_tasks`; counted by
+    /// `net::post::flush`, which knows them).
+    pub(crate) flushers: AtomicUsize,
     /// The shared half of the kernel event queue (its poller is in `role`).
     pub(crate) driver: Arc<Driver>,
     idle: Idle,
@@ -225,6 +228,7 @@ impl Scheduler {
             locals: Mutex::new(locals.into_iter().map(Some).collect()),
             role: Mutex::new(RoleState::new(poller)),
             searching: AtomicUsize::new(0),
+            flushers: AtomicUsize::new(0),
             driver: Arc::new(driver),
             idle: Idle::new(),
             timers: Arc::new(WakerMap::new()),
@@ -601,6 +605,7 @@ impl Scheduler {
         let blocking = self.blocking.counts();
         self.counters.snapshot(Gauges {
             live: self.live.load(Relaxed),
+            flushers: self.flushers.load(Relaxed),
             ready: self.ready_len(),
             foreign_timers: self.timers.len(),
             blocking_threads: blocking.threads,

@@ -50,13 +50,16 @@ pub(crate) fn ensure_flusher<S: Outlet>(sock: &Arc<S>) {
     let q = sock.queue();
     let link = || -> Weak<dyn SocketControl> { Arc::downgrade(sock) as Weak<S> };
     if q.claim_flusher_start(link) {
-        /// Marks the flusher gone when its future drops (run to its end, or never polled).
+        /// Marks the flusher gone when its future drops (run to its end, or never polled),
+        /// and counts it for the core's metrics while it lives.
         struct Gone<S: Outlet>(Arc<S>);
         impl<S: Outlet> Drop for Gone<S> {
             fn drop(&mut self) {
                 self.0.queue().flusher_gone();
+                self.0.core().sched.flushers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
+        sock.core().sched.flushers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let gone = Gone(sock.clone());
         let flusher = sock.core().spawn(async move {
             let gone = gone;
