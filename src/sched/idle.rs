@@ -246,6 +246,7 @@ impl Idle {
 
     /// A worker started a poll: if the watcher sleeps until nudged, nudge it. Callers
     /// publish the poll, then issue a `SeqCst` fence, then call this.
+    #[inline]
     pub(crate) fn nudge_fenced(&self) {
         if self.deep.load(SeqCst) && self.deep.swap(false, SeqCst) {
             self.lock().nudged = true;

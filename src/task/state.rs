@@ -187,6 +187,7 @@ impl State {
     /// telling the worker (a `yield_now`), as good as `NOTIFIED`; `yield_mark`: the task
     /// yielded, and this was the core's step count (low bits) then: a requeue records it
     /// (see [`yield_mark`](Self::yield_mark)).
+    #[inline]
     pub(crate) fn after_poll(
         &self,
         has_deadline: bool,
