@@ -12,7 +12,8 @@ use std::sync::Arc;
 /// Why a `post_send` refused its data; the data is inside, nothing is lost.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PostError {
-    /// The socket is closed (or failed); no more data will be sent.
+    /// The socket is closed, failed, or shut down for writing (`shutdown`, even one whose
+    /// wait was given up); no more data will be sent.
     Closed(Bytes),
     /// The queue has reached its high-water mark; wait for [`PostSender::ready`] and post
     /// the data again.
@@ -34,7 +35,9 @@ impl PostError {
 impl fmt::Display for PostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PostError::Closed(b) => write!(f, "post_send of {} bytes: socket is closed", b.len()),
+            PostError::Closed(b) => {
+                write!(f, "post_send of {} bytes: the socket is closed or shut down for writing", b.len())
+            }
             PostError::WouldExceed(b) => {
                 write!(f, "post_send of {} bytes: queue is at its high-water mark", b.len())
             }
