@@ -470,3 +470,49 @@ fn a_sender_waiting_for_room_is_woken_once_there_is_room() {
         assert!(above <= 2, "woken {above} times while the queue was more than 1 MiB above its 64 KiB mark");
     });
 }
+
+/// `PostSender::flush` from a plain thread completes once everything posted before it was
+/// handed to the kernel (while the peer reads slowly), and fails once the socket failed.
+#[test]
+fn a_senders_flush_waits_until_what_was_posted_is_written() {
+    support::watchdog(HANG, || {
+        let core = support::core(2);
+        let (stream, mut peer) = core.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = l.local_addr().expect("addr");
+            let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).expect("connect"));
+            let (s, _) = l.accept().await.expect("accept");
+            (s, peer.join().expect("peer"))
+        });
+        stream.set_post_high_water(64 << 20);
+        let sender = stream.sender();
+        const TOTAL: usize = 8 << 20;
+        for _ in 0..TOTAL / 65536 {
+            sender.post_send(vec![7u8; 65536]).expect("post");
+        }
+        // The peer reads everything, slowly at first, on its own thread.
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            let mut got = 0;
+            while got < TOTAL {
+                if got < TOTAL / 4 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                got += peer.read(&mut buf).expect("peer read");
+            }
+            peer
+        });
+        let flusher = sender.clone();
+        std::thread::spawn(move || futures::executor::block_on(flusher.flush()))
+            .join()
+            .expect("flushing thread")
+            .expect("flush");
+        assert_eq!(sender.queued_bytes(), 0, "flush returned with posted data still queued");
+        let peer = reader.join().expect("reader");
+        // A flush after the socket failed reports it.
+        stream.abort();
+        let e = futures::executor::block_on(sender.flush()).expect_err("flush on an aborted socket");
+        assert!(!e.to_string().is_empty());
+        drop(peer);
+    });
+}

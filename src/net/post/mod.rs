@@ -352,6 +352,16 @@ impl<T: Item> PostQueue<T> {
         self.poll_changed(cx, key, done)
     }
 
+    /// Completes once everything queued before the call has been handed to the kernel;
+    /// the socket's stored error if it failed (before, or while it waited).
+    pub(crate) async fn flush(&self) -> io::Result<()> {
+        let target = self.flush_target();
+        let mut wait = self.change_wait();
+        self.check_failed()?;
+        std::future::poll_fn(|cx| self.poll_flushed(cx, target, Some(&mut wait.key))).await;
+        self.check_failed()
+    }
+
     /// [`poll_flushed`](Self::poll_flushed) for the poll-based traits: the target is
     /// taken at the first poll and kept in the queue until the flush completes; every
     /// write of the owner forgets it ([`forget_poll_flush`](Self::forget_poll_flush)), so

@@ -149,6 +149,14 @@ impl<T: Item> PostSender<T> {
         }
     }
 
+    /// Completes when everything posted before the call (through any sender, or by the
+    /// stream's owner) has been handed to the kernel; posts made meanwhile do not hold it
+    /// back. Fails with the socket's error if it failed before or while waiting (data
+    /// not yet written is then discarded). Like the stream's own `flush`, from any task.
+    pub async fn flush(&self) -> io::Result<()> {
+        self.queue.flush().await
+    }
+
     /// Graceful close of the sending side, from any thread: later posts are refused, what
     /// was queued is delivered, then FIN. Harmless if already done (or the socket closed).
     pub async fn shutdown(&self) -> io::Result<()> {

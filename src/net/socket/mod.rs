@@ -385,11 +385,7 @@ impl Socket {
     /// Waits until every byte queued when it was called was handed to the kernel (posts
     /// that keep coming from other threads do not hold it back).
     pub(crate) async fn flush(&self) -> io::Result<()> {
-        let target = self.post.flush_target();
-        let mut wait = self.post.change_wait();
-        self.post.check_failed()?;
-        poll_fn(|cx| self.post.poll_flushed(cx, target, Some(&mut wait.key))).await;
-        self.post.check_failed()
+        self.post.flush().await
     }
 
     pub(crate) async fn shutdown(&self) -> io::Result<()> {
