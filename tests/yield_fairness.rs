@@ -245,3 +245,94 @@ fn a_yielded_task_is_not_hidden_behind_a_poll_that_waits_for_it() {
         }
     });
 }
+
+/// A task that yielded runs again after the next step, however much other work its worker
+/// has: here, on a one-worker core, a task that keeps waking itself (as a spent IO budget
+/// does) ran 6.6 million times in 3 s while the yielded task never ran (review: the
+/// worker took its yielded tasks only once nothing else was ready).
+#[test]
+fn a_yielded_task_runs_beside_a_task_that_keeps_waking_itself() {
+    use std::future::poll_fn;
+    use std::sync::atomic::AtomicBool;
+    use std::task::Poll;
+    /// Far beyond any scheduling delay; only a starved task reaches it.
+    const GIVE_UP: Duration = Duration::from_secs(3);
+    let _serial = serial();
+    watchdog(HANG, || {
+        let core = core(1);
+        // Both on the core's one worker (a task, not `block_on`'s own thread).
+        let both = core.spawn(async {
+            let ran = Arc::new(AtomicBool::new(false));
+            let set = ran.clone();
+            let yielder = iocore::spawn(async move {
+                task::yield_now().await;
+                set.store(true, SeqCst);
+            });
+            let start = Instant::now();
+            let mut polls = 0u64;
+            poll_fn(|cx| {
+                if ran.load(SeqCst) || start.elapsed() > GIVE_UP {
+                    return Poll::Ready(());
+                }
+                polls += 1;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            })
+            .await;
+            let ran_meanwhile = ran.load(SeqCst);
+            yielder.await.expect("yielder");
+            (ran_meanwhile, polls)
+        });
+        let (ran, polls) = core.block_on(both).expect("the spinning task");
+        assert!(ran, "the yielded task did not run while another task woke itself {polls} times");
+    });
+}
+
+/// A yielded task on a worker that then blocks in a poll is taken by the other worker
+/// even while that one is busy (here with a task looping on `yield_now`), not only when it
+/// is idle (review: 1–3 of 30 rounds stuck for the whole give-up).
+#[test]
+fn a_blocked_workers_yielded_task_is_taken_by_a_busy_worker() {
+    use std::sync::atomic::AtomicBool;
+    /// Far beyond any scheduling delay; only a hidden task reaches it.
+    const GIVE_UP: Duration = Duration::from_secs(2);
+    let _serial = serial();
+    watchdog(HANG * 4, || {
+        let core = core(2);
+        for round in 0..30 {
+            let waited_out = core.block_on(async move {
+                let ran = Arc::new(AtomicBool::new(false));
+                let seen = ran.clone();
+                let looper = iocore::spawn(async move {
+                    let start = Instant::now();
+                    while !seen.load(SeqCst) && start.elapsed() < GIVE_UP * 2 {
+                        task::yield_now().await;
+                    }
+                });
+                let set = ran.clone();
+                let yielder_and_blocker = iocore::spawn(async move {
+                    // Let the looper settle on the other worker.
+                    std::thread::sleep(Duration::from_millis(3));
+                    let seen = set.clone();
+                    let blocker = iocore::spawn(async move {
+                        let start = Instant::now();
+                        while !seen.load(SeqCst) {
+                            if start.elapsed() > GIVE_UP {
+                                return true;
+                            }
+                            std::thread::sleep(Duration::from_micros(100));
+                        }
+                        false
+                    });
+                    task::yield_now().await;
+                    set.store(true, SeqCst);
+                    blocker.await.expect("blocker")
+                });
+                let waited_out = yielder_and_blocker.await.expect("yielder");
+                looper.await.expect("looper");
+                waited_out
+            });
+            assert!(!waited_out, "round {round}: a yielded task stayed behind its blocked worker");
+        }
+    });
+}

@@ -1,15 +1,15 @@
 //! The worker loop: take the sched-role when it is free, run ready tasks, search, sleep.
 //!
 //! A worker runs up to [`EXEC_BATCH`] tasks, or for up to [`STEP_INTERVAL`](super::STEP_INTERVAL), between two
-//! attempts at the role. A task that yields goes to the worker's `yielded` queue, taken
-//! from only when the worker's batch and the global queue are empty (so a round of the
-//! other ready tasks runs first), and seen by every worker (idle ones steal from it: a
-//! task that blocks its thread next must not hide it). It is marked with the core's step
-//! count (in its state word, written by the same read-modify-write that requeues it), and
-//! whoever takes it runs it again only after a schedule step has started since — its
-//! own, taken then if need be, or one by a role holder blocked in epoll (which watches
-//! the kernel queue and the next deadline); a step taken for it puts the task behind
-//! whatever that step readied.
+//! attempts at the role. A task that yields goes to the worker's `yielded` queue, seen by
+//! every worker (idle ones steal from it, busy ones take it from a worker stuck in a
+//! poll: a task that blocks its thread next must not hide it). After this worker's next
+//! step — or, when another worker holds the role, once that one waits in epoll, watching
+//! the kernel queue and the deadlines — the queue goes to the tail of the ready queue,
+//! behind what the step readied. It is marked with the core's step count (in its state
+//! word, written by the same read-modify-write that requeues it), and whoever takes a
+//! task from it directly runs it again only after a step has started since: its own,
+//! taken then if need be, after which the task goes behind what that step readied.
 
 use super::counters::in_poll;
 use super::idle::Seen;
@@ -72,8 +72,9 @@ impl WorkerCtx<'_> {
             // poll, then the blocking step below (which takes what a non-blocking one
             // would).
             if !self.local.is_empty() || sched.has_ready() {
-                if !std::mem::take(&mut just_stepped) {
-                    self.try_step(false);
+                if !std::mem::take(&mut just_stepped) && !self.try_step(false) && sched.driver.is_blocking() {
+                    // The role holder watches the kernel queue and the deadlines.
+                    self.release_yielded();
                 }
                 self.rescue();
                 if self.run_batch() > 0 {
@@ -146,7 +147,23 @@ impl WorkerCtx<'_> {
         role.take_finished(&mut self.finished);
         drop(role);
         self.release_finished();
+        // Every task in this worker's yielded queue yielded before this step started.
+        self.release_yielded();
         true
+    }
+
+    /// Moves this worker's yielded tasks to the ready queue's tail (see the module docs),
+    /// unless nothing else is ready here: then they run next from where they are, in the
+    /// same order, without the moves. (Inlined: a step runs per message at low load, with
+    /// no yielded task at all.)
+    #[inline(always)]
+    fn release_yielded(&self) {
+        if self.yielded.is_empty() || (self.local.is_empty() && self.sched.ready.is_empty()) {
+            return;
+        }
+        while let Some(task) = self.yielded.pop() {
+            self.requeue_at_tail(task);
+        }
     }
 
     /// Drops the scheduler's references to finished tasks the role let go of, after the
@@ -189,13 +206,15 @@ impl WorkerCtx<'_> {
             if current != *seq {
                 (*seq, *since) = (current, now);
             } else if in_poll(current) && now.wrapping_sub(*since) >= sched.rescue_after {
-                // Empty, or a race with its owner or another thief: fine either way.
+                // Empty, or a race with its owner or another thief: fine either way. Its
+                // yielded tasks too (they run after a step, see `pop_ready`).
                 let _ = sched.stealers[w].steal_batch(self.local);
+                let _ = sched.yielded[w].steal_batch(self.local);
             }
         }
     }
 
-    /// Puts a task that waited for a step (see `pop_ready`) at the tail: the global
+    /// Puts a task that may run again after a step (see the module docs) at the tail: the global
     /// queue's, or, when that is empty, this worker's own batch. Nobody is woken here:
     /// the wake decision before this worker's next poll covers it.
     fn requeue_at_tail(&self, task: RawTask) {
