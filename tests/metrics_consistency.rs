@@ -207,13 +207,10 @@ fn wait_idle_true_means_every_join_handle_is_finished() {
 /// programs: `live_tasks` 1 with no task of the user's alive).
 #[test]
 fn flushers_are_counted_apart_from_user_tasks() {
-    use iocore::net::{TcpListener, TcpStream};
     watchdog(HANG, || {
         let core = core(2);
         let (server, client) = core.block_on(async {
-            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let c = TcpStream::connect(l.local_addr().expect("addr")).await.expect("connect");
-            let (s, _) = l.accept().await.expect("accept");
+            let (c, s) = support::net::pair().await;
             s.post_send(&b"hello"[..]).expect("post");
             let mut b = [0u8; 5];
             support::net::recv_exact(&c, &mut b).await.expect("recv");

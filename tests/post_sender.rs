@@ -477,13 +477,7 @@ fn a_sender_waiting_for_room_is_woken_once_there_is_room() {
 fn a_senders_flush_waits_until_what_was_posted_is_written() {
     support::watchdog(HANG, || {
         let core = support::core(2);
-        let (stream, mut peer) = core.block_on(async {
-            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let addr = l.local_addr().expect("addr");
-            let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).expect("connect"));
-            let (s, _) = l.accept().await.expect("accept");
-            (s, peer.join().expect("peer"))
-        });
+        let (stream, mut peer) = core.block_on(pair_with_std_peer());
         stream.set_post_high_water(64 << 20);
         let sender = stream.sender();
         const TOTAL: usize = 8 << 20;

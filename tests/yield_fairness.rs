@@ -202,6 +202,19 @@ fn a_yielding_task_is_not_held_behind_a_task_that_blocks_its_worker() {
     });
 }
 
+/// Blocks the calling thread (a worker, when called in a task's poll) until `flag` is set;
+/// true if it gave up after `give_up` instead.
+fn block_thread_until(flag: &std::sync::atomic::AtomicBool, give_up: Duration) -> bool {
+    let start = Instant::now();
+    while !flag.load(SeqCst) {
+        if start.elapsed() > give_up {
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    false
+}
+
 /// A task that yields is seen by every worker at once: the next task of the same batch
 /// may block its worker until the yielded one has run, and the core's other worker runs
 /// it. Before, a yielded task waited in its worker's own list for a step to start, and the
@@ -224,17 +237,8 @@ fn a_yielded_task_is_not_hidden_behind_a_poll_that_waits_for_it() {
                     task::yield_now().await;
                     set.store(true, SeqCst);
                 });
-                // Blocks its worker until the yielder has run again (given up after GIVE_UP).
-                let blocker = iocore::spawn(async move {
-                    let start = Instant::now();
-                    while !seen.load(SeqCst) {
-                        if start.elapsed() > GIVE_UP {
-                            return true;
-                        }
-                        std::thread::sleep(Duration::from_micros(100));
-                    }
-                    false
-                });
+                // Blocks its worker until the yielder has run again.
+                let blocker = iocore::spawn(async move { block_thread_until(&seen, GIVE_UP) });
                 yielder.await.expect("yielder");
                 blocker.await.expect("blocker")
             });
@@ -314,16 +318,7 @@ fn a_blocked_workers_yielded_task_is_taken_by_a_busy_worker() {
                     // Let the looper settle on the other worker.
                     std::thread::sleep(Duration::from_millis(3));
                     let seen = set.clone();
-                    let blocker = iocore::spawn(async move {
-                        let start = Instant::now();
-                        while !seen.load(SeqCst) {
-                            if start.elapsed() > GIVE_UP {
-                                return true;
-                            }
-                            std::thread::sleep(Duration::from_micros(100));
-                        }
-                        false
-                    });
+                    let blocker = iocore::spawn(async move { block_thread_until(&seen, GIVE_UP) });
                     task::yield_now().await;
                     set.store(true, SeqCst);
                     blocker.await.expect("blocker")
