@@ -36,7 +36,20 @@ pub(crate) fn set_counter(counter: Option<Arc<AtomicU64>>) {
 /// whose behalf the runtime runs user code, whatever the thread (a `JoinHandle` dropped on
 /// a plain thread drops its task's output there). Nested calls count in the innermost.
 pub(crate) fn counting_in<R>(counter: &Arc<AtomicU64>, f: impl FnOnce() -> R) -> R {
-    /// Puts the previous counter back, even on unwind.
+    // The pointer is valid while it is set: `counter` is borrowed for this whole call, and
+    // `on_behalf` puts the previous one back before the call returns (or unwinds).
+    on_behalf(counter, f)
+}
+
+/// [`counting_in`] with an optional counter (`None`: as if no call were under way).
+pub(crate) fn counting_in_opt<R>(counter: Option<Arc<AtomicU64>>, f: impl FnOnce() -> R) -> R {
+    on_behalf(counter.as_ref().map_or(std::ptr::null(), |c| c as *const _), f)
+}
+
+/// Runs `f` with [`ON_BEHALF`] set to `counter` (null: none), then puts the previous one
+/// back, even on unwind. The caller keeps a non-null `counter` alive for the call.
+fn on_behalf<R>(counter: *const Arc<AtomicU64>, f: impl FnOnce() -> R) -> R {
+    /// Puts the previous counter back.
     struct Restore(Option<*const Arc<AtomicU64>>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -45,25 +58,8 @@ pub(crate) fn counting_in<R>(counter: &Arc<AtomicU64>, f: impl FnOnce() -> R) ->
             }
         }
     }
-    // The pointer is valid while it is set: `counter` is borrowed for this whole call, and
-    // `Restore` puts the previous one back before the call returns (or unwinds).
     let _restore = Restore(ON_BEHALF.try_with(|c| c.replace(counter)).ok());
     f()
-}
-
-/// [`counting_in`] with an optional counter (`None`: as if no call were under way).
-pub(crate) fn counting_in_opt<R>(counter: Option<Arc<AtomicU64>>, f: impl FnOnce() -> R) -> R {
-    match &counter {
-        Some(counter) => counting_in(counter, f),
-        None => {
-            let previous = ON_BEHALF.try_with(|c| c.replace(std::ptr::null())).ok();
-            let r = f();
-            if let Some(previous) = previous {
-                let _ = ON_BEHALF.try_with(|c| c.set(previous));
-            }
-            r
-        }
-    }
 }
 
 /// The counter of the [`counting_in`] under way on this thread (for work it defers).

@@ -131,8 +131,8 @@ pub(crate) struct Scheduler {
     /// Workers spinning on the ready queues before they sleep (see `worker::search`).
     searching: AtomicUsize,
     /// Socket flusher tasks alive (see `Metrics::flusher_tasks`; counted by
-    /// `net::post::flush`, which knows them).
-    pub(crate) flushers: AtomicUsize,
+    /// `net::post::flush`, which knows them, through `flusher_started`/`flusher_gone`).
+    flushers: AtomicUsize,
     /// The shared half of the kernel event queue (its poller is in `role`).
     pub(crate) driver: Arc<Driver>,
     idle: Idle,
@@ -598,6 +598,16 @@ impl Scheduler {
         self.driver.kick_always();
         self.driver.shut_down();
         self.timers.wake_up_to(u64::MAX);
+    }
+
+    /// A socket flusher task is about to be spawned (see `Metrics::flusher_tasks`).
+    pub(crate) fn flusher_started(&self) {
+        self.flushers.fetch_add(1, Relaxed);
+    }
+
+    /// A socket flusher task's future was dropped (run to its end, cancelled or refused).
+    pub(crate) fn flusher_gone(&self) {
+        self.flushers.fetch_sub(1, Relaxed);
     }
 
     /// A snapshot of the counters.

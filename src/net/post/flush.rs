@@ -56,10 +56,10 @@ pub(crate) fn ensure_flusher<S: Outlet>(sock: &Arc<S>) {
         impl<S: Outlet> Drop for Gone<S> {
             fn drop(&mut self) {
                 self.0.queue().flusher_gone();
-                self.0.core().sched.flushers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                self.0.core().sched.flusher_gone();
             }
         }
-        sock.core().sched.flushers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sock.core().sched.flusher_started();
         let gone = Gone(sock.clone());
         let flusher = sock.core().spawn(async move {
             let gone = gone;
