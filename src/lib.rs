@@ -39,6 +39,25 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! ## Fairness
+//!
+//! - Between tasks: the ready queue is FIFO, and a task that was woken, or that yielded
+//!   ([`task::yield_now`]), goes to its tail.
+//! - Inside a poll: socket operations spend a cooperative budget (128 per poll); once it
+//!   is spent, the task's next operation returns `Pending` and the task goes to the tail.
+//! - In CPU time: a poll that computes for more than 500 µs of CPU (beyond 50 µs per
+//!   socket operation it completed) makes its task *rest* for 16 times that CPU time.
+//!   While it rests, a worker that takes it runs any other ready task first, and runs the
+//!   resting one only when it finds no other. So on a busy core a task whose polls compute
+//!   for milliseconds gets about a sixteenth of a worker against tasks with short polls,
+//!   instead of nearly all of it, and they no longer wait for it in every round; with
+//!   nothing else ready it runs as often as before. The CPU time is read with the
+//!   thread's CPU clock (a poll that merely lasted, preempted by the kernel or blocked
+//!   in a system call, does not count). [`Metrics::heavy_polls`] counts such polls.
+//! - Between the queue and the world: a worker looks at the kernel queue and the
+//!   deadlines at least every 500 µs of polling, so tasks that yield or compute cannot
+//!   hold back IO or timers by more than one poll.
+//!
 //! ## Module map
 //!
 //! Dependencies point one way, from the public API down to generic containers (checked:
@@ -56,7 +75,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `runtime` | [`IoCore`], [`Builder`], [`Handle`], shutdown, the default core for foreign executors; `runtime::context`: which core this thread works for |
-//! | `sched` | the `Scheduler`: ready queues, the front queue, the worker loop (`worker`), the sched-role's step (`role`), sleeping workers (`idle`), the live-task table (`slots`), [`Metrics`] (`counters`) |
+//! | `sched` | the `Scheduler`: ready queues, the front queue, the worker loop (`worker`), the sched-role's step (`role`), sleeping workers (`idle`), resting heavy tasks (`heavy`), the live-task table (`slots`), [`Metrics`] (`counters`) |
 //! | `task` | the task block and its one-word state machine (`raw`, `state`), [`JoinHandle`], [`TaskRef`], [`task::park`], [`task::yield_now`]; it reaches its scheduler through a small `Schedule` trait and never names it |
 //! | `time` | [`time::sleep`], [`time::timeout`], [`time::interval`]; `clock` (the `Deadline` type) |
 //! | `io` | the kernel event queue (`driver`: epoll, timerfd, dispatch), socket readiness and its waiter lists, registration, the cooperative budget; it knows `Waker`s, not tasks |

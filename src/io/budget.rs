@@ -14,9 +14,10 @@ thread_local! {
 }
 
 /// Gives the task about to be polled on this thread a fresh budget; `None` lifts it.
+/// Returns what was left of the one before.
 #[inline]
-pub(crate) fn reset(budget: Option<u32>) {
-    BUDGET_LEFT.with(|b| b.set(budget.unwrap_or(u32::MAX)));
+pub(crate) fn reset(budget: Option<u32>) -> u32 {
+    BUDGET_LEFT.with(|b| b.replace(budget.unwrap_or(u32::MAX)))
 }
 
 /// True (after waking the task) when the poll's budget is spent.

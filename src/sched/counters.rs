@@ -43,6 +43,13 @@ pub struct Metrics {
     pub worker_polls: Vec<u64>,
     /// Time each worker spent polling tasks.
     pub worker_busy: Vec<Duration>,
+    /// Polls that computed for more than 500 µs of CPU. Each one makes its task *rest* for
+    /// 16 times that CPU time: while it rests, a worker runs any other ready task first
+    /// (see the [crate docs, "Fairness"](crate#fairness)). A growing count points at tasks
+    /// that compute inside a poll: move such work to
+    /// [`spawn_blocking`](crate::spawn_blocking), or split it with
+    /// [`yield_now`](crate::task::yield_now).
+    pub heavy_polls: u64,
     /// Panics in user code that the runtime caught outside a task's poll: a foreign waker
     /// that panicked when woken, a task output or cancelled future whose `Drop` panicked.
     /// The core keeps running; with the `tracing` feature each one is also an event.
@@ -78,6 +85,8 @@ pub(crate) struct Counters {
     /// Written by workers as tasks finish.
     pub(crate) completed: Padded<AtomicU64>,
     pub(crate) cancelled: AtomicU64,
+    /// Polls that made their task rest (`heavy`; rare, any worker).
+    pub(crate) heavy_polls: AtomicU64,
     /// Installed as the contained-panic counter of every thread working for the core.
     pub(crate) contained_panics: Arc<AtomicU64>,
     /// Tasks in the front queue (bumped before the push, dropped after the take).
@@ -115,6 +124,7 @@ impl Counters {
             steps: Padded(AtomicU64::new(0)),
             completed: Padded(AtomicU64::new(0)),
             cancelled: AtomicU64::new(0),
+            heavy_polls: AtomicU64::new(0),
             contained_panics: Arc::new(AtomicU64::new(0)),
             front_len: Padded(AtomicUsize::new(0)),
             role_parks: AtomicU64::new(0),
@@ -218,6 +228,7 @@ impl Counters {
                 .iter()
                 .map(|w| clock::duration_of(w.busy_stamps.load(Relaxed)))
                 .collect(),
+            heavy_polls: self.heavy_polls.load(Relaxed),
             contained_panics: self.contained_panics.load(Relaxed),
             foreign_timers: gauges.foreign_timers,
             blocking_threads: gauges.blocking_threads,

@@ -24,6 +24,9 @@
 //! yields (`task::yield_now`) is held by its worker until a step has run, so it goes
 //! behind whatever that step made ready (kernel events, expired deadlines).
 //!
+//! Fairness in CPU time (`heavy`): a task whose poll computed for long rests for a
+//! while after it, during which workers run any other ready task before it.
+//!
 //! Wakeup rules (no lost wakeup, no busy wait, few context switches):
 //! - a worker that runs out of work while another polls *searches*: it spins on the ready
 //!   queues for up to [`SEARCH_SPIN`] before it sleeps (work often comes within
@@ -57,11 +60,12 @@
 //!
 //! The task state machine lives in `task::state`; this module only moves `RawTask`s
 //! around. Files: `worker` (the loop, pop/steal, running a task, the watcher's
-//! look), `role` (the step), `idle` (sleeping workers and the watcher's seat), `slots`
-//! (the live-task table), `counters` (metrics).
+//! look), `role` (the step), `idle` (sleeping workers and the watcher's seat), `heavy`
+//! (resting heavy tasks), `slots` (the live-task table), `counters` (metrics).
 
 mod blocking;
 mod counters;
+mod heavy;
 mod idle;
 mod role;
 mod slots;
@@ -156,6 +160,8 @@ pub(crate) struct Scheduler {
     pub(crate) counters: Counters,
     /// [`STEP_INTERVAL`] in `clock::stamp` units.
     step_interval: u64,
+    /// What makes a poll heavy (see `heavy`), in `clock::stamp` units.
+    heavy: heavy::Limits,
     /// [`RESCUE_AFTER`] in `clock::stamp` units.
     rescue_after: u64,
     /// [`SEARCH_SPIN`] in `clock::stamp` units.
@@ -244,6 +250,7 @@ impl Scheduler {
             live_zero: (Mutex::new(()), Condvar::new()),
             counters: Counters::new(threads),
             step_interval: clock::stamps_in(STEP_INTERVAL),
+            heavy: heavy::Limits::new(),
             rescue_after: clock::stamps_in(RESCUE_AFTER),
             search_spin: clock::stamps_in(SEARCH_SPIN),
             cpus,

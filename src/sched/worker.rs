@@ -12,6 +12,7 @@
 //! taken then if need be, after which the task goes behind what that step readied.
 
 use super::counters::in_poll;
+use super::heavy::{self, PollCost};
 use super::idle::Seen;
 use super::role::RoleState;
 use super::{Scheduler, EXEC_BATCH, STEP_INTERVAL};
@@ -124,10 +125,9 @@ impl WorkerCtx<'_> {
         let mut ran = 0;
         while ran < EXEC_BATCH {
             let Some(task) = self.pop_ready() else { break };
-            self.run_task(task);
+            now = self.run_task(task, now);
             sched.counters.end_poll(self.index);
             ran += 1;
-            now = clock::stamp();
             // Unless the role holder watches epoll (and the timerfd), look at the kernel
             // queue and the deadlines again.
             if now.wrapping_sub(batch_start) > sched.step_interval && !sched.driver.is_blocking() {
@@ -232,10 +232,25 @@ impl WorkerCtx<'_> {
         self.sched.counters.steps.load(Relaxed) as u16 != mark || self.sched.driver.is_blocking()
     }
 
-    /// The next task: this worker's batch first, then a new batch from the global queue
-    /// (about half of it, so the other workers get the rest), then this worker's tasks
-    /// that yielded, then another worker's batch, then another worker's yielded tasks.
+    /// The next task to poll (see [`next_ready`](Self::next_ready)). A task resting after a
+    /// heavy poll (see `heavy`) goes back to the tail if another task is ready.
     fn pop_ready(&mut self) -> Option<RawTask> {
+        let mut task = self.next_ready()?;
+        if heavy::is_resting(task) {
+            if let Some(other) = self.next_ready() {
+                self.requeue_at_tail(task);
+                task = other;
+            }
+        }
+        self.begin_poll();
+        Some(task)
+    }
+
+    /// The next ready task: this worker's batch first, then a new batch from the global
+    /// queue (about half of it, so the other workers get the rest), then this worker's
+    /// tasks that yielded, then another worker's batch, then another worker's yielded
+    /// tasks.
+    fn next_ready(&mut self) -> Option<RawTask> {
         let mut task = self.local.pop().or_else(|| self.steal())?;
         // A task that yielded runs again only after a step that started since (see the
         // module docs). If none has, this worker takes one now, and the task goes behind
@@ -247,7 +262,6 @@ impl WorkerCtx<'_> {
                 task = self.local.pop().or_else(|| self.steal())?;
             }
         }
-        self.begin_poll();
         Some(task)
     }
 
@@ -333,15 +347,16 @@ impl WorkerCtx<'_> {
         }
     }
 
-    /// Polls one task popped from the ready queue, and gives it up.
-    fn run_task(&mut self, task: RawTask) {
+    /// Polls one task popped from the ready queue, and gives it up. `start`: a
+    /// `clock::stamp` taken before the task was popped. Returns one taken after the poll.
+    fn run_task(&mut self, task: RawTask, start: u64) -> u64 {
         let sched = self.sched;
         let claim = task.claim();
         if claim == Claim::Cancel {
             // SAFETY: the claim made this worker the task's owner.
             unsafe { task.cancel() };
             sched.complete(task, true);
-            return;
+            return clock::stamp();
         }
         // The deadline is sticky until it passes (or the delayed start is spent): a future
         // that registered it and is not polled again must still be woken.
@@ -355,13 +370,18 @@ impl WorkerCtx<'_> {
         #[cfg(feature = "tracing")]
         let _span = tracing::trace_span!("poll", task = task.header().id).entered();
         reset_budget(Some(BUDGET));
+        let cost = PollCost::before(task);
         // SAFETY: the claim made this worker the task's owner (RUNNING).
         let polled = unsafe { task.poll() };
-        reset_budget(None);
+        let ops = BUDGET.saturating_sub(reset_budget(None));
+        let end = clock::stamp();
         let Polled::Pending { yielded, self_woken } = polled else {
             sched.complete(task, false);
-            return;
+            return end;
         };
+        if cost.after(task, &sched.heavy, end.wrapping_sub(start), end, ops) {
+            sched.counters.heavy_polls.fetch_add(1, Relaxed);
+        }
         // Counted as parked before it can be woken (see `counters`), undone if it is not.
         let token = sched.counters.park_by_worker(self.index);
         // SAFETY: as above.
@@ -382,6 +402,7 @@ impl WorkerCtx<'_> {
                 crate::trace::trace_event!(task = task.header().id, "park");
             }
         }
+        end
     }
 
     /// A worker that ran out of work, while another worker polls (and so may soon ready

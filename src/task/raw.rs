@@ -37,6 +37,10 @@ pub(crate) struct Header {
     /// (With `heap_slot` it fills the word after `state` and `refs`: 4 bytes instead of the
     /// 16 an intrusive list would take, keeping a small task in one 112-byte allocation.)
     pub(crate) live_slot: UnsafeCell<u32>,
+    /// The scheduler's record of what the task's polls cost (`sched::heavy`): written by the
+    /// worker that polled it, read by the next one to take it (ownership passes through the
+    /// ready queue, which orders the two; relaxed atomics only to need no `unsafe`).
+    pub(crate) rest: std::sync::atomic::AtomicU64,
     /// Link for the scheduler's front queue (an inbox).
     front_link: AtomicPtr<Header>,
     /// Written by the owner (the polling worker, or the spawner before the first push),
@@ -148,6 +152,7 @@ impl RawTask {
                 refs: AtomicU32::new(2),
                 heap_slot: UnsafeCell::new(NO_SLOT),
                 live_slot: UnsafeCell::new(0),
+                rest: std::sync::atomic::AtomicU64::new(0),
                 front_link: AtomicPtr::new(ptr::null_mut()),
                 deadline: UnsafeCell::new(start.unwrap_or(Deadline::NEVER)),
                 id,

@@ -1,0 +1,127 @@
+//! Heavy tasks rest: fairness in CPU time, not only in turns.
+//!
+//! The ready queue gives every ready task one poll per round. That is fair in turns but not
+//! in CPU time: a task whose poll computes for 2 ms takes as much of a worker as a thousand
+//! tasks whose polls take 2 µs, and each of those waits for it in every round. So a task
+//! whose poll used more than [`HEAVY_POLL`] of CPU *rests* for [`REST_FACTOR`] times that
+//! CPU time: until then, a worker that takes it from the ready queue puts it back at the
+//! tail if it finds another task to run instead, and runs it if it finds none. A rest never
+//! leaves a worker idle, and never lasts longer than its factor; with nothing else ready a
+//! heavy task runs as often as it did before.
+//!
+//! Measuring: the worker loop stamps the clock between polls anyway, so every poll's wall
+//! time is known for free. A poll that lasted [`HEAVY_POLL`] on the wall clock may have been
+//! preempted by the kernel rather than heavy (more threads than CPUs), so it only makes the
+//! task *suspect*: its next poll is measured with the thread's CPU clock (two system calls,
+//! only for such polls), and only CPU time makes a task rest. A suspect or resting task
+//! whose measured poll is short is ordinary again. Socket operations are not computing:
+//! the cooperative budget bounds them per poll, and their cost is the kernel's (an accept
+//! loop's turn may take a millisecond of system time). Each one the poll completed allows
+//! it [`IO_OP_ALLOWANCE`] more on either clock.
+//!
+//! The task's word for this (`Header::rest`) is written by the worker that polled it and
+//! read by the next one to take it; the ready queue's release/acquire orders the two.
+
+use crate::task::raw::RawTask;
+use crate::time::clock;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// CPU time of one poll above which its task rests. Ordinary polls take microseconds; this
+/// is a task computing (or blocking its thread) for a good part of a millisecond.
+pub(crate) const HEAVY_POLL: Duration = Duration::from_micros(500);
+
+/// A heavy poll's task rests for this many times the poll's CPU time: under load, other
+/// ready tasks get at least this share of the CPU against it (about 94 % at 16).
+pub(crate) const REST_FACTOR: u32 = 16;
+
+/// Time a poll may spend per socket operation it completed, on top of [`HEAVY_POLL`]:
+/// far above what one costs (a system call, a few µs), so that only computation counts.
+pub(crate) const IO_OP_ALLOWANCE: Duration = Duration::from_micros(50);
+
+/// [`HEAVY_POLL`] and [`IO_OP_ALLOWANCE`] in `clock::stamp` units.
+pub(crate) struct Limits {
+    heavy_poll: u64,
+    per_op: u64,
+}
+
+impl Limits {
+    pub(crate) fn new() -> Limits {
+        Limits { heavy_poll: clock::stamps_in(HEAVY_POLL), per_op: clock::stamps_in(IO_OP_ALLOWANCE) }
+    }
+}
+
+/// `Header::rest`: nothing known (an ordinary task).
+const ORDINARY: u64 = 0;
+/// `Header::rest`, low bit: measure the next poll with the CPU clock. Set alone: suspect;
+/// with the other bits: the `clock::stamp` (its low bit dropped) until which the task rests.
+const MEASURE: u64 = 1;
+
+/// What a worker knows before a poll: whether to measure it with the CPU clock, and the
+/// thread's CPU time when it began.
+pub(crate) struct PollCost {
+    cpu_start: Option<Duration>,
+}
+
+impl PollCost {
+    /// Called by the owner right before it polls `task`.
+    #[inline(always)]
+    pub(crate) fn before(task: RawTask) -> PollCost {
+        let measure = task.header().rest.load(Relaxed) & MEASURE != 0;
+        PollCost { cpu_start: if measure { thread_cpu_time() } else { None } }
+    }
+
+    /// Called by the owner right after the poll (the task returned `Pending`), before it
+    /// gives the task up: records whether it is suspect or rests. `wall`: the poll's
+    /// `clock::stamp` units; `end`: the stamp at its end; `ops`: the socket operations it
+    /// completed. Returns true if the poll was heavy (the task rests).
+    #[inline(always)]
+    pub(crate) fn after(self, task: RawTask, limits: &Limits, wall: u64, end: u64, ops: u32) -> bool {
+        if self.cpu_start.is_none() && wall < limits.heavy_poll {
+            return false;
+        }
+        self.after_long(task, limits, wall, end, ops)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn after_long(self, task: RawTask, limits: &Limits, wall: u64, end: u64, ops: u32) -> bool {
+        let rest = &task.header().rest;
+        let io = u64::from(ops) * limits.per_op;
+        let Some(start) = self.cpu_start else {
+            if wall.saturating_sub(io) >= limits.heavy_poll {
+                // Long on the wall clock: measure the next one.
+                rest.store(MEASURE, Relaxed);
+            }
+            return false;
+        };
+        let cpu = thread_cpu_time().map_or(Duration::ZERO, |now| now.saturating_sub(start));
+        let computing = cpu.saturating_sub(IO_OP_ALLOWANCE * ops);
+        if computing < HEAVY_POLL {
+            rest.store(ORDINARY, Relaxed);
+            return false;
+        }
+        let until = end.wrapping_add(clock::stamps_in(computing * REST_FACTOR));
+        // (`until` is never 0 or 1 in practice: it is a time stamp of this machine.)
+        rest.store(until | MEASURE, Relaxed);
+        true
+    }
+}
+
+/// Whether `task` (just taken from the ready queue by a worker that owns it now) is resting:
+/// it should run only if no other task is ready.
+#[inline(always)]
+pub(crate) fn is_resting(task: RawTask) -> bool {
+    let rest = task.header().rest.load(Relaxed);
+    rest > MEASURE && clock::stamp() < rest & !MEASURE
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), if the clock is available.
+fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return None;
+    }
+    Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
