@@ -81,25 +81,53 @@ fn a_task_whose_polls_compute_gives_its_turns_to_tasks_with_short_polls() {
     watchdog(HANG * 2, || {
         for threads in [1, 2] {
             let (gaps, heavy) = short_polls_between_heavy_ones(threads);
-            // The first heavy poll only makes the task suspect (its second one is measured
-            // with the CPU clock); it rests from its second one on. Every heavy poll but
-            // the first is counted (the last one ends the task: not counted either).
-            assert!(
-                (HEAVY_POLLS as u64 - 2..HEAVY_POLLS as u64).contains(&heavy),
-                "{threads} worker(s): {heavy} heavy polls counted of {HEAVY_POLLS}"
-            );
-            // Taking turns, the short tasks poll about once each between two heavy polls.
-            // Resting, the heavy task waits ~32 ms after each: thousands of short polls.
-            // (It still finishes: the rest is bounded, or this test would hang.)
-            let mut rested = gaps[1..].to_vec();
-            rested.sort_unstable();
-            let median = rested[rested.len() / 2];
-            assert!(
-                median >= 10 * SHORT_TASKS,
-                "{threads} worker(s): {median} short polls between two heavy ones (median; \
-                 all gaps: {gaps:?}); taking turns gives about {SHORT_TASKS}"
-            );
+            // The first heavy poll only makes the task suspect; its later ones are measured
+            // with the CPU clock, and each is counted (its last poll computes nothing).
+            assert_eq!(heavy, HEAVY_POLLS as u64 - 1, "{threads} worker(s): heavy polls counted");
+            // (It finished: the rest is bounded, or this test would hang.) With one worker,
+            // taking turns, the short tasks poll once each between two heavy polls; resting,
+            // the heavy task waits ~32 ms after each: thousands of short polls. (With two,
+            // the other worker runs short polls during each heavy one anyway.)
+            if threads == 1 {
+                let mut rested = gaps[1..].to_vec();
+                rested.sort_unstable();
+                let median = rested[rested.len() / 2];
+                assert!(
+                    median >= 10 * SHORT_TASKS,
+                    "{median} short polls between two heavy ones (median; all gaps: {gaps:?}); \
+                     taking turns gives {SHORT_TASKS}"
+                );
+            }
         }
+    });
+}
+
+#[test]
+fn resting_tasks_take_turns_among_themselves() {
+    // Two heavy tasks and nothing else on one worker: both rest all the time, and run in
+    // turn (a resting task taken first does not give its turn to another resting one).
+    let _serial = serial();
+    watchdog(HANG, || {
+        let core = core(1);
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let heavy: Vec<_> = (0..2)
+            .map(|id| {
+                let order = order.clone();
+                core.spawn(async move {
+                    for _ in 0..HEAVY_POLLS {
+                        order.lock().unwrap().push(id);
+                        compute_for(HEAVY_WORK);
+                        task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for h in heavy {
+            support::join(&core, h).expect("heavy task");
+        }
+        let order = order.lock().unwrap().clone();
+        let longest_run = order.chunk_by(|a, b| a == b).map(<[_]>::len).max().unwrap();
+        assert!(longest_run <= 2, "one task ran {longest_run} polls in a row: {order:?}");
     });
 }
 
@@ -116,5 +144,23 @@ fn a_poll_that_blocks_its_thread_without_computing_is_not_heavy() {
             }
         });
         assert_eq!(core.metrics().heavy_polls, 0, "sleeping in a poll counted as computing");
+    });
+}
+
+#[test]
+fn heavy_polls_between_short_ones_are_still_counted() {
+    // A task whose heavy polls alternate with short ones (awaiting something between two
+    // computations) stays measured: each heavy poll but the first makes it rest.
+    let _serial = serial();
+    watchdog(HANG, || {
+        let core = core(1);
+        in_task(&core, async {
+            for _ in 0..6 {
+                compute_for(HEAVY_WORK);
+                task::yield_now().await;
+                task::yield_now().await;
+            }
+        });
+        assert_eq!(core.metrics().heavy_polls, 5);
     });
 }

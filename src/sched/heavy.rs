@@ -3,18 +3,19 @@
 //! The ready queue gives every ready task one poll per round. That is fair in turns but not
 //! in CPU time: a task whose poll computes for 2 ms takes as much of a worker as a thousand
 //! tasks whose polls take 2 µs, and each of those waits for it in every round. So a task
-//! whose poll used more than [`HEAVY_POLL`] of CPU *rests* for [`REST_FACTOR`] times that
-//! CPU time: until then, a worker that takes it from the ready queue puts it back at the
-//! tail if it finds another task to run instead, and runs it if it finds none. A rest never
-//! leaves a worker idle, and never lasts longer than its factor; with nothing else ready a
-//! heavy task runs as often as it did before.
+//! whose poll computed for more than [`HEAVY_POLL`] of CPU *rests* for [`REST_FACTOR`]
+//! times that CPU time: until then, a worker that takes it from the ready queue puts it
+//! back at the tail and runs the next ready task instead, unless that one rests too or
+//! there is none. A rest never leaves a worker idle, and never lasts longer than its
+//! factor; with nothing else ready a heavy task runs as often as it did before.
 //!
 //! Measuring: the worker loop stamps the clock between polls anyway, so every poll's wall
 //! time is known for free. A poll that lasted [`HEAVY_POLL`] on the wall clock may have been
 //! preempted by the kernel rather than heavy (more threads than CPUs), so it only makes the
-//! task *suspect*: its next poll is measured with the thread's CPU clock (two system calls,
-//! only for such polls), and only CPU time makes a task rest. A suspect or resting task
-//! whose measured poll is short is ordinary again. Socket operations are not computing:
+//! task *suspect*: its next polls are measured with the thread's CPU clock (two system
+//! calls each, only for such polls), and only CPU time makes a task rest. So a task's first
+//! heavy poll does not make it rest; from its second on, each one does. A task is ordinary
+//! again after a few measured polls in a row that were short. Socket operations are not computing:
 //! the cooperative budget bounds them per poll, and their cost is the kernel's (an accept
 //! loop's turn may take a millisecond of system time). Each one the poll completed allows
 //! it [`IO_OP_ALLOWANCE`] more on either clock.
@@ -51,14 +52,15 @@ impl Limits {
     }
 }
 
-/// `Header::rest`: nothing known (an ordinary task).
-const ORDINARY: u64 = 0;
-/// `Header::rest`, low bit: measure the next poll with the CPU clock. Set alone: suspect;
-/// with the other bits: the `clock::stamp` (its low bit dropped) until which the task rests.
-const MEASURE: u64 = 1;
+/// `Header::rest`, low bits: how many more polls of the task to measure with the CPU clock
+/// (a poll long on the wall clock sets it to the most; a measured poll that computed for
+/// long too; each measured short one takes one off, so a task whose heavy polls alternate
+/// with short ones stays measured). The other bits: the `clock::stamp` (low bits dropped)
+/// until which the task rests, or 0.
+const MEASURE: u64 = 0b11;
 
-/// What a worker knows before a poll: whether to measure it with the CPU clock, and the
-/// thread's CPU time when it began.
+/// What a worker knows before a poll: the thread's CPU time when it began, if the poll is
+/// measured.
 pub(crate) struct PollCost {
     cpu_start: Option<Duration>,
 }
@@ -72,9 +74,10 @@ impl PollCost {
     }
 
     /// Called by the owner right after the poll (the task returned `Pending`), before it
-    /// gives the task up: records whether it is suspect or rests. `wall`: the poll's
-    /// `clock::stamp` units; `end`: the stamp at its end; `ops`: the socket operations it
-    /// completed. Returns true if the poll was heavy (the task rests).
+    /// gives the task up: records whether its polls are to be measured, and whether it
+    /// rests. `wall`: the poll's `clock::stamp` units; `end`: the stamp at its end; `ops`:
+    /// the socket operations it completed. Returns true if the poll was heavy (the task
+    /// rests).
     #[inline(always)]
     pub(crate) fn after(self, task: RawTask, limits: &Limits, wall: u64, end: u64, ops: u32) -> bool {
         if self.cpu_start.is_none() && wall < limits.heavy_poll {
@@ -87,22 +90,21 @@ impl PollCost {
     #[inline(never)]
     fn after_long(self, task: RawTask, limits: &Limits, wall: u64, end: u64, ops: u32) -> bool {
         let rest = &task.header().rest;
-        let io = u64::from(ops) * limits.per_op;
+        let was = rest.load(Relaxed);
         let Some(start) = self.cpu_start else {
-            if wall.saturating_sub(io) >= limits.heavy_poll {
-                // Long on the wall clock: measure the next one.
-                rest.store(MEASURE, Relaxed);
+            if wall.saturating_sub(u64::from(ops) * limits.per_op) >= limits.heavy_poll {
+                // Long on the wall clock: measure the next ones.
+                rest.store(was | MEASURE, Relaxed);
             }
             return false;
         };
         let cpu = thread_cpu_time().map_or(Duration::ZERO, |now| now.saturating_sub(start));
         let computing = cpu.saturating_sub(IO_OP_ALLOWANCE * ops);
         if computing < HEAVY_POLL {
-            rest.store(ORDINARY, Relaxed);
+            rest.store(was - 1, Relaxed);
             return false;
         }
-        let until = end.wrapping_add(clock::stamps_in(computing * REST_FACTOR));
-        // (`until` is never 0 or 1 in practice: it is a time stamp of this machine.)
+        let until = end.saturating_add(clock::stamps_in(computing * REST_FACTOR));
         rest.store(until | MEASURE, Relaxed);
         true
     }
@@ -112,8 +114,8 @@ impl PollCost {
 /// it should run only if no other task is ready.
 #[inline(always)]
 pub(crate) fn is_resting(task: RawTask) -> bool {
-    let rest = task.header().rest.load(Relaxed);
-    rest > MEASURE && clock::stamp() < rest & !MEASURE
+    let until = task.header().rest.load(Relaxed) & !MEASURE;
+    until != 0 && clock::stamp() < until
 }
 
 /// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), if the clock is available.

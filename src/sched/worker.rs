@@ -10,6 +10,10 @@
 //! word, written by the same read-modify-write that requeues it), and whoever takes a
 //! task from it directly runs it again only after a step has started since: its own,
 //! taken then if need be, after which the task goes behind what that step readied.
+//!
+//! A task resting after a heavy poll (`heavy`) that a worker takes goes back to the tail
+//! when the next ready task is not resting: that one runs first. The worker measures each
+//! poll with the clock stamps it takes between polls anyway, and hands them to `heavy`.
 
 use super::counters::in_poll;
 use super::heavy::{self, PollCost};
@@ -214,8 +218,9 @@ impl WorkerCtx<'_> {
         }
     }
 
-    /// Puts a task that may run again after a step (see the module docs) at the tail: the global
-    /// queue's, or, when that is empty, this worker's own batch. Nobody is woken here:
+    /// Puts a task that may run again after a step (see the module docs), or that rests
+    /// (`heavy`), at the tail: the global queue's, or, when that is empty, this worker's
+    /// own batch. Nobody is woken here:
     /// the wake decision before this worker's next poll covers it.
     fn requeue_at_tail(&self, task: RawTask) {
         if self.sched.ready.is_empty() {
@@ -233,13 +238,15 @@ impl WorkerCtx<'_> {
     }
 
     /// The next task to poll (see [`next_ready`](Self::next_ready)). A task resting after a
-    /// heavy poll (see `heavy`) goes back to the tail if another task is ready.
+    /// heavy poll (see `heavy`) goes back to the tail if the next ready task is not
+    /// resting too; then that one runs instead.
     fn pop_ready(&mut self) -> Option<RawTask> {
         let mut task = self.next_ready()?;
         if heavy::is_resting(task) {
             if let Some(other) = self.next_ready() {
-                self.requeue_at_tail(task);
-                task = other;
+                let (run, back) = if heavy::is_resting(other) { (task, other) } else { (other, task) };
+                self.requeue_at_tail(back);
+                task = run;
             }
         }
         self.begin_poll();

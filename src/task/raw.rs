@@ -35,7 +35,7 @@ pub(crate) struct Header {
     heap_slot: UnsafeCell<u32>,
     /// Slot in the core's table of live tasks; guarded by that table's shard lock.
     /// (With `heap_slot` it fills the word after `state` and `refs`: 4 bytes instead of the
-    /// 16 an intrusive list would take, keeping a small task in one 112-byte allocation.)
+    /// 16 an intrusive list would take.)
     pub(crate) live_slot: UnsafeCell<u32>,
     /// The scheduler's record of what the task's polls cost (`sched::heavy`): written by the
     /// worker that polled it, read by the next one to take it (ownership passes through the
