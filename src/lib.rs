@@ -46,17 +46,20 @@
 //! - Inside a poll: socket operations spend a cooperative budget (128 per poll); once it
 //!   is spent, the task's next operation returns `Pending` and the task goes to the tail.
 //! - In CPU time: a task whose polls compute for more than 500 µs of CPU each (beyond
-//!   50 µs per socket operation) *rests* after each of them, from its second such poll on,
-//!   for 16 times the poll's CPU time. A worker that takes a resting task from the ready
-//!   queue puts it back at the tail and runs the next ready task instead, unless that one
-//!   rests too or there is none: a rest never leaves a worker idle. So on a busy core a
+//!   50 µs per socket operation and 1 µs per KiB its stream transfers moved) *rests* after
+//!   each of them, from its second such poll on, for 16 times the poll's CPU time. A worker
+//!   that takes a resting task from the ready queue passes over it (and a few more resting
+//!   ones) to the next task that does not rest, and puts them back at the tail; if there
+//!   is none, a resting task runs: a rest never leaves a worker idle. So on a busy core a
 //!   task that computes for milliseconds per poll gets about a sixteenth of a worker
 //!   against tasks with short polls, instead of nearly all of it, and they no longer wait
-//!   for it in every round; with nothing else ready it runs as often as before. The CPU
-//!   time is read with the thread's CPU clock, for the polls of a task whose last poll was
-//!   long on the wall clock: a poll that merely lasted (preempted by the kernel, or
-//!   blocked in a system call) does not count. [`Metrics::heavy_polls`] counts the heavy
-//!   polls. (Futures run by [`IoCore::block_on`] are not tasks, and do not rest.)
+//!   for it in every round; with nothing else ready it runs as often as before. The rest
+//!   also holds back the task's own wakeups (its timers too) while other tasks are ready,
+//!   but not an abort. The CPU time is read with the thread's CPU clock, for the polls of
+//!   a task that recently had a poll long on the wall clock: a poll that merely lasted
+//!   (preempted by the kernel, or blocked in a system call) does not count.
+//!   [`Metrics::heavy_polls`] counts the heavy polls. (Futures run by
+//!   [`IoCore::block_on`] are not tasks, and do not rest.)
 //! - Between the queue and the world: a worker looks at the kernel queue and the
 //!   deadlines at least every 500 µs of polling, so tasks that yield or compute cannot
 //!   hold back IO or timers by more than one poll.

@@ -1,12 +1,12 @@
 //! Fairness in CPU time (crate docs, "Fairness"): a task whose polls compute for more
 //! than 500 µs of CPU rests after each such poll, and while it rests workers run the other
-//! ready tasks first; a poll that only lasted (its thread asleep) or that did many socket
-//! operations is not heavy.
+//! ready tasks first; a poll that only lasted (its thread asleep) or that moved much data
+//! through sockets is not heavy; an aborted resting task is dropped in its turn.
 //!
 //! The checks count polls and read `Metrics::heavy_polls`; they do not time anything. The
-//! one that relies on the rest outlasting some short polls has a wide margin: a rest lasts
-//! 16 times a 2 ms poll's CPU time, while a short poll takes microseconds, and the test
-//! asks for ten short polls per gap where turn-taking alone gives four.
+//! ones that rely on a rest outlasting some short polls have a wide margin: a rest lasts
+//! 16 times a 2 ms poll's CPU time, while a short poll takes microseconds, and they ask for
+//! ten short polls per gap where turn-taking alone gives four.
 
 mod support;
 
@@ -14,11 +14,11 @@ use iocore::task;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{core, in_task, serial, watchdog, HANG};
+use support::{core, in_task, serial, wait_until, watchdog, HANG};
 
 /// Tasks whose polls are short (a counter and a yield).
 const SHORT_TASKS: usize = 4;
-/// Polls of the heavy task.
+/// Polls of each heavy task.
 const HEAVY_POLLS: usize = 12;
 /// CPU time each of its polls computes for.
 const HEAVY_WORK: Duration = Duration::from_millis(2);
@@ -38,11 +38,11 @@ fn compute_for(d: Duration) {
     }
 }
 
-/// Runs `SHORT_TASKS` tasks that count their polls and yield, and a task that computes for
-/// `HEAVY_WORK` in each of `HEAVY_POLLS` polls (yielding between them), on a core with
-/// `threads` workers. Returns the short polls counted between each two heavy polls, and
-/// the core's `heavy_polls`.
-fn short_polls_between_heavy_ones(threads: usize) -> (Vec<usize>, u64) {
+/// Runs `SHORT_TASKS` tasks that count their polls and yield, and `heavies` tasks that
+/// compute for `HEAVY_WORK` in each of `HEAVY_POLLS` polls (yielding between them), on a
+/// core with `threads` workers. Returns the short polls counted between each two polls of
+/// a heavy task (each task's in turn), and the core's `heavy_polls`.
+fn short_polls_between_heavy_ones(threads: usize, heavies: usize) -> (Vec<usize>, u64) {
     let core = core(threads);
     let short_polls = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -57,22 +57,34 @@ fn short_polls_between_heavy_ones(threads: usize) -> (Vec<usize>, u64) {
             })
         })
         .collect();
-    let polls = short_polls.clone();
-    let seen = in_task(&core, async move {
-        let mut seen = Vec::with_capacity(HEAVY_POLLS);
-        for _ in 0..HEAVY_POLLS {
-            seen.push(polls.load(SeqCst));
-            compute_for(HEAVY_WORK);
-            task::yield_now().await;
-        }
-        seen
-    });
+    let heavy: Vec<_> = (0..heavies)
+        .map(|_| {
+            let polls = short_polls.clone();
+            core.spawn(async move {
+                let mut seen = Vec::with_capacity(HEAVY_POLLS);
+                for _ in 0..HEAVY_POLLS {
+                    seen.push(polls.load(SeqCst));
+                    compute_for(HEAVY_WORK);
+                    task::yield_now().await;
+                }
+                seen
+            })
+        })
+        .collect();
+    let seen = support::join_all(&core, heavy);
     stop.store(true, SeqCst);
     for h in shorts {
         support::join(&core, h).expect("short task");
     }
-    let heavy = core.metrics().heavy_polls;
-    (seen.windows(2).map(|w| w[1] - w[0]).collect(), heavy)
+    let gaps = seen.iter().flat_map(|s| s.windows(2).map(|w| w[1] - w[0]).skip(1)).collect();
+    (gaps, core.metrics().heavy_polls)
+}
+
+/// The median of `gaps`.
+fn median(gaps: &[usize]) -> usize {
+    let mut sorted = gaps.to_vec();
+    sorted.sort_unstable();
+    sorted[sorted.len() / 2]
 }
 
 #[test]
@@ -80,18 +92,17 @@ fn a_task_whose_polls_compute_gives_its_turns_to_tasks_with_short_polls() {
     let _serial = serial();
     watchdog(HANG * 2, || {
         for threads in [1, 2] {
-            let (gaps, heavy) = short_polls_between_heavy_ones(threads);
-            // The first heavy poll only makes the task suspect; its later ones are measured
-            // with the CPU clock, and each is counted (its last poll computes nothing).
+            let (gaps, heavy) = short_polls_between_heavy_ones(threads, 1);
+            // The first heavy poll only makes the task suspect (the gaps leave out the one
+            // after it); its later ones are measured with the CPU clock, and each is counted
+            // (its last poll computes nothing).
             assert_eq!(heavy, HEAVY_POLLS as u64 - 1, "{threads} worker(s): heavy polls counted");
             // (It finished: the rest is bounded, or this test would hang.) With one worker,
             // taking turns, the short tasks poll once each between two heavy polls; resting,
             // the heavy task waits ~32 ms after each: thousands of short polls. (With two,
             // the other worker runs short polls during each heavy one anyway.)
             if threads == 1 {
-                let mut rested = gaps[1..].to_vec();
-                rested.sort_unstable();
-                let median = rested[rested.len() / 2];
+                let median = median(&gaps);
                 assert!(
                     median >= 10 * SHORT_TASKS,
                     "{median} short polls between two heavy ones (median; all gaps: {gaps:?}); \
@@ -99,6 +110,24 @@ fn a_task_whose_polls_compute_gives_its_turns_to_tasks_with_short_polls() {
                 );
             }
         }
+    });
+}
+
+#[test]
+fn several_resting_tasks_in_a_row_are_all_passed_over() {
+    // Three heavy tasks, often next to each other in the ready queue (their rests end
+    // together): a worker that takes one looks past the others to a short task, so each
+    // of them waits out its rest.
+    let _serial = serial();
+    watchdog(HANG * 2, || {
+        let (gaps, heavy) = short_polls_between_heavy_ones(1, 3);
+        assert_eq!(heavy, 3 * (HEAVY_POLLS as u64 - 1));
+        let median = median(&gaps);
+        assert!(
+            median >= 10 * SHORT_TASKS,
+            "{median} short polls between two heavy ones (median; all gaps: {gaps:?}); taking \
+             turns gives {SHORT_TASKS} or fewer"
+        );
     });
 }
 
@@ -157,10 +186,96 @@ fn heavy_polls_between_short_ones_are_still_counted() {
         in_task(&core, async {
             for _ in 0..6 {
                 compute_for(HEAVY_WORK);
-                task::yield_now().await;
-                task::yield_now().await;
+                for _ in 0..4 {
+                    task::yield_now().await;
+                }
             }
         });
         assert_eq!(core.metrics().heavy_polls, 5);
+    });
+}
+
+#[test]
+fn moving_large_buffers_through_sockets_is_not_computing() {
+    // Sends and posts (written by the socket's flusher task) of 16 MiB cost the kernel
+    // milliseconds each: they are allowed for, not counted as computing.
+    let _serial = serial();
+    watchdog(HANG, || {
+        let core = core(1);
+        // (Made here: filling 16 MiB is computing.)
+        let chunk = bytes::Bytes::from(vec![7u8; 16 << 20]);
+        let sent = in_task(&core, async move {
+            let (listener, addr) = support::net::listener().await;
+            let reader = std::thread::spawn(move || {
+                let mut peer = std::net::TcpStream::connect(addr).expect("connect");
+                std::io::copy(&mut peer, &mut std::io::sink()).expect("read")
+            });
+            let (stream, _) = listener.accept().await.expect("accept");
+            for _ in 0..4 {
+                stream.send_all(&chunk).await.expect("send");
+            }
+            stream.set_post_high_water(128 << 20);
+            for _ in 0..4 {
+                stream.post_send(chunk.clone()).expect("post");
+            }
+            stream.flush().await.expect("flush");
+            reader
+        });
+        // (Joined here, not in the task: the core's one worker closes the socket.)
+        assert_eq!(sent.join().expect("reader"), 128 << 20);
+        assert_eq!(core.metrics().heavy_polls, 0, "socket transfers counted as computing");
+    });
+}
+
+#[test]
+fn an_aborted_resting_task_is_dropped_in_its_turn() {
+    // A task that computes for 20 ms a poll rests 320 ms after each; aborted while it
+    // rests, it must be dropped when its turn comes, not after its rest.
+    let _serial = serial();
+    watchdog(HANG, || {
+        struct Dropped(Arc<AtomicUsize>, Arc<AtomicUsize>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                // The short polls counted when the task was dropped (+1, so never 0).
+                self.1.store(self.0.load(SeqCst) + 1, SeqCst);
+            }
+        }
+        let core = core(1);
+        let short_polls = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let shorts: Vec<_> = (0..SHORT_TASKS)
+            .map(|_| {
+                let (polls, stop) = (short_polls.clone(), stop.clone());
+                core.spawn(async move {
+                    while !stop.load(SeqCst) {
+                        polls.fetch_add(1, SeqCst);
+                        task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        let (heavy_polls, dropped_at) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let guard = Dropped(short_polls.clone(), dropped_at.clone());
+        let polls = heavy_polls.clone();
+        let heavy = core.spawn(async move {
+            let _guard = guard;
+            loop {
+                polls.fetch_add(1, SeqCst);
+                compute_for(Duration::from_millis(20));
+                task::yield_now().await;
+            }
+        });
+        // After its third poll it rests (the second made it so).
+        wait_until("three heavy polls", || heavy_polls.load(SeqCst) >= 3);
+        let aborted_at = short_polls.load(SeqCst);
+        heavy.abort();
+        wait_until("the aborted task dropped", || dropped_at.load(SeqCst) != 0);
+        stop.store(true, SeqCst);
+        for h in shorts {
+            support::join(&core, h).expect("short task");
+        }
+        let waited = dropped_at.load(SeqCst) - 1 - aborted_at;
+        // In its turn: a round of the short tasks or so. After its rest: ~320 ms of them.
+        assert!(waited < 10_000, "{waited} short polls ran between the abort and the drop");
     });
 }

@@ -11,13 +11,30 @@ pub(crate) const BUDGET: u32 = 128;
 
 thread_local! {
     static BUDGET_LEFT: Cell<u32> = const { Cell::new(u32::MAX) };
+    /// Bytes the stream operations moved since the last [`reset`].
+    static MOVED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// What the socket operations of one budget period (a task poll) did.
+pub(crate) struct Spent {
+    /// Operations that completed (out of a budget of [`BUDGET`]).
+    pub(crate) ops: u32,
+    /// Bytes that stream transfers among them moved.
+    pub(crate) bytes: u64,
 }
 
 /// Gives the task about to be polled on this thread a fresh budget; `None` lifts it.
-/// Returns what was left of the one before.
+/// Returns what the period before spent, if it had a budget of [`BUDGET`].
 #[inline]
-pub(crate) fn reset(budget: Option<u32>) -> u32 {
-    BUDGET_LEFT.with(|b| b.replace(budget.unwrap_or(u32::MAX)))
+pub(crate) fn reset(budget: Option<u32>) -> Spent {
+    let left = BUDGET_LEFT.with(|b| b.replace(budget.unwrap_or(u32::MAX)));
+    Spent { ops: BUDGET.saturating_sub(left), bytes: MOVED.with(|m| m.replace(0)) }
+}
+
+/// A stream transfer moved `n` bytes.
+#[inline]
+pub(crate) fn moved(n: usize) {
+    MOVED.with(|m| m.set(m.get().wrapping_add(n as u64)));
 }
 
 /// True (after waking the task) when the poll's budget is spent.

@@ -18,7 +18,7 @@ mod readiness;
 mod registration;
 mod waiters;
 
-pub(crate) use budget::{reset as reset_budget, turn_ended, BUDGET};
+pub(crate) use budget::{reset as reset_budget, turn_ended, Spent, BUDGET};
 pub(crate) use driver::{new as driver_pair, Driver, Poller};
 pub(crate) use readiness::{Direction, ScheduledIo};
 pub(crate) use registration::Registration;

@@ -142,6 +142,7 @@ impl ScheduledIo {
             op()
         });
         if let (Poll::Ready(Ok(n)), Some(ready)) = (&r, seen) {
+            budget::moved(*n);
             let short = match dir {
                 // (After urgent data a read stops short at its mark, data queued behind.)
                 Direction::Read => *n > 0 && *n < want && !ready.urgent(),

@@ -43,8 +43,9 @@ pub struct Metrics {
     pub worker_polls: Vec<u64>,
     /// Time each worker spent polling tasks.
     pub worker_busy: Vec<Duration>,
-    /// Polls measured computing for more than 500 µs of CPU (a task's polls are measured
-    /// from the one after a poll long on the wall clock). Each one makes its task *rest*
+    /// Polls measured computing for more than 500 µs of CPU, beyond an allowance for their
+    /// socket operations (a task's polls are measured from the one after a poll long on
+    /// the wall clock). Each one makes its task *rest*
     /// for 16 times that CPU time: while it rests, workers run other ready tasks before it
     /// (see the [crate docs, "Fairness"](crate#fairness)). A growing count points at tasks
     /// that compute inside a poll: move such work to

@@ -4,25 +4,30 @@
 //! in CPU time: a task whose poll computes for 2 ms takes as much of a worker as a thousand
 //! tasks whose polls take 2 µs, and each of those waits for it in every round. So a task
 //! whose poll computed for more than [`HEAVY_POLL`] of CPU *rests* for [`REST_FACTOR`]
-//! times that CPU time: until then, a worker that takes it from the ready queue puts it
-//! back at the tail and runs the next ready task instead, unless that one rests too or
-//! there is none. A rest never leaves a worker idle, and never lasts longer than its
-//! factor; with nothing else ready a heavy task runs as often as it did before.
+//! times that CPU time: until then, a worker that takes it from the ready queue passes
+//! over it (and up to a few more resting tasks behind it) to the next task that does not
+//! rest, and puts what it passed back at the tail, in order; if all it looked at rest, or
+//! there is no other, the first runs. A rest never leaves a worker idle, and never lasts
+//! longer than its factor; with nothing else ready a heavy task runs as often as it did
+//! before. The rest holds for whatever readies the task meanwhile (its own timers too),
+//! but not for an abort: an aborted task is dropped in its turn.
 //!
 //! Measuring: the worker loop stamps the clock between polls anyway, so every poll's wall
 //! time is known for free. A poll that lasted [`HEAVY_POLL`] on the wall clock may have been
 //! preempted by the kernel rather than heavy (more threads than CPUs), so it only makes the
 //! task *suspect*: its next polls are measured with the thread's CPU clock (two system
 //! calls each, only for such polls), and only CPU time makes a task rest. So a task's first
-//! heavy poll does not make it rest; from its second on, each one does. A task is ordinary
-//! again after a few measured polls in a row that were short. Socket operations are not computing:
-//! the cooperative budget bounds them per poll, and their cost is the kernel's (an accept
-//! loop's turn may take a millisecond of system time). Each one the poll completed allows
-//! it [`IO_OP_ALLOWANCE`] more on either clock.
+//! heavy poll does not make it rest; from its second on, each one does, as long as no more
+//! than [`MEASURED_POLLS`] short ones come between two heavy ones. Socket operations
+//! are not computing: the cooperative budget bounds them per poll, and their cost is the
+//! kernel's (an accept loop's turn may take a millisecond of system time, a 16 MiB `send`
+//! several). Each one the poll completed allows it [`IO_OP_ALLOWANCE`] more on either
+//! clock, and each KiB its stream transfers moved [`IO_KIB_ALLOWANCE`].
 //!
 //! The task's word for this (`Header::rest`) is written by the worker that polled it and
 //! read by the next one to take it; the ready queue's release/acquire orders the two.
 
+use crate::io::Spent;
 use crate::task::raw::RawTask;
 use crate::time::clock;
 use std::sync::atomic::Ordering::Relaxed;
@@ -40,24 +45,48 @@ pub(crate) const REST_FACTOR: u32 = 16;
 /// far above what one costs (a system call, a few µs), so that only computation counts.
 pub(crate) const IO_OP_ALLOWANCE: Duration = Duration::from_micros(50);
 
-/// [`HEAVY_POLL`] and [`IO_OP_ALLOWANCE`] in `clock::stamp` units.
+/// Time a poll may spend per KiB its stream transfers moved, on top of the above: about
+/// three times what the kernel takes to copy it on loopback (a 16 MiB `send` costs
+/// milliseconds of system time).
+pub(crate) const IO_KIB_ALLOWANCE: Duration = Duration::from_micros(1);
+
+/// Polls a task's measuring goes on for after one that was long (on the wall clock or in
+/// CPU time): a task whose heavy polls come between up to this many short ones stays
+/// measured, and rests after each heavy one. (A thread preempted by the kernel in an
+/// ordinary poll costs this many measurements, two system calls each.)
+const MEASURED_POLLS: u64 = 15;
+
+/// [`HEAVY_POLL`] and the IO allowances, in `clock::stamp` units.
 pub(crate) struct Limits {
     heavy_poll: u64,
     per_op: u64,
+    per_kib: u64,
 }
 
 impl Limits {
     pub(crate) fn new() -> Limits {
-        Limits { heavy_poll: clock::stamps_in(HEAVY_POLL), per_op: clock::stamps_in(IO_OP_ALLOWANCE) }
+        Limits {
+            heavy_poll: clock::stamps_in(HEAVY_POLL),
+            per_op: clock::stamps_in(IO_OP_ALLOWANCE),
+            per_kib: clock::stamps_in(IO_KIB_ALLOWANCE),
+        }
+    }
+
+    /// The time `spent`'s socket operations are allowed, in stamps.
+    fn io_stamps(&self, spent: &Spent) -> u64 {
+        u64::from(spent.ops) * self.per_op + (spent.bytes >> 10) * self.per_kib
     }
 }
 
+/// The CPU time `spent`'s socket operations are allowed.
+fn io_time(spent: &Spent) -> Duration {
+    IO_OP_ALLOWANCE * spent.ops + IO_KIB_ALLOWANCE * (spent.bytes >> 10).min(u64::from(u32::MAX)) as u32
+}
+
 /// `Header::rest`, low bits: how many more polls of the task to measure with the CPU clock
-/// (a poll long on the wall clock sets it to the most; a measured poll that computed for
-/// long too; each measured short one takes one off, so a task whose heavy polls alternate
-/// with short ones stays measured). The other bits: the `clock::stamp` (low bits dropped)
-/// until which the task rests, or 0.
-const MEASURE: u64 = 0b11;
+/// ([`MEASURED_POLLS`] after a long one; each short measured poll takes one off). The other bits: the
+/// `clock::stamp` (low bits dropped) until which the task rests, or 0.
+const MEASURE: u64 = 0b1111;
 
 /// What a worker knows before a poll: the thread's CPU time when it began, if the poll is
 /// measured.
@@ -75,47 +104,48 @@ impl PollCost {
 
     /// Called by the owner right after the poll (the task returned `Pending`), before it
     /// gives the task up: records whether its polls are to be measured, and whether it
-    /// rests. `wall`: the poll's `clock::stamp` units; `end`: the stamp at its end; `ops`:
-    /// the socket operations it completed. Returns true if the poll was heavy (the task
-    /// rests).
+    /// rests. `wall`: the poll's `clock::stamp` units; `end`: the stamp at its end;
+    /// `spent`: what its socket operations did. Returns true if the poll was heavy (the
+    /// task rests).
     #[inline(always)]
-    pub(crate) fn after(self, task: RawTask, limits: &Limits, wall: u64, end: u64, ops: u32) -> bool {
+    pub(crate) fn after(self, task: RawTask, limits: &Limits, wall: u64, end: u64, spent: &Spent) -> bool {
         if self.cpu_start.is_none() && wall < limits.heavy_poll {
             return false;
         }
-        self.after_long(task, limits, wall, end, ops)
+        self.after_long(task, limits, wall, end, spent)
     }
 
     #[cold]
     #[inline(never)]
-    fn after_long(self, task: RawTask, limits: &Limits, wall: u64, end: u64, ops: u32) -> bool {
+    fn after_long(self, task: RawTask, limits: &Limits, wall: u64, end: u64, spent: &Spent) -> bool {
         let rest = &task.header().rest;
         let was = rest.load(Relaxed);
         let Some(start) = self.cpu_start else {
-            if wall.saturating_sub(u64::from(ops) * limits.per_op) >= limits.heavy_poll {
+            if wall.saturating_sub(limits.io_stamps(spent)) >= limits.heavy_poll {
                 // Long on the wall clock: measure the next ones.
-                rest.store(was | MEASURE, Relaxed);
+                rest.store((was & !MEASURE) | MEASURED_POLLS, Relaxed);
             }
             return false;
         };
         let cpu = thread_cpu_time().map_or(Duration::ZERO, |now| now.saturating_sub(start));
-        let computing = cpu.saturating_sub(IO_OP_ALLOWANCE * ops);
+        let computing = cpu.saturating_sub(io_time(spent));
         if computing < HEAVY_POLL {
             rest.store(was - 1, Relaxed);
             return false;
         }
         let until = end.saturating_add(clock::stamps_in(computing * REST_FACTOR));
-        rest.store(until | MEASURE, Relaxed);
+        rest.store((until & !MEASURE) | MEASURED_POLLS, Relaxed);
         true
     }
 }
 
 /// Whether `task` (just taken from the ready queue by a worker that owns it now) is resting:
-/// it should run only if no other task is ready.
+/// it should run only if no other task is ready. (Not once it was aborted: it runs only
+/// to be dropped, which should not wait.)
 #[inline(always)]
 pub(crate) fn is_resting(task: RawTask) -> bool {
     let until = task.header().rest.load(Relaxed) & !MEASURE;
-    until != 0 && clock::stamp() < until
+    until != 0 && clock::stamp() < until && !task.header().state.is_cancelled()
 }
 
 /// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), if the clock is available.

@@ -30,6 +30,9 @@ use std::sync::atomic::{fence, Ordering::*};
 use std::sync::{MutexGuard, TryLockError};
 use std::time::Duration;
 
+/// Ready tasks a worker looks at, at most, for one that does not rest (`pass_resting`).
+const REST_LOOKAHEAD: usize = 8;
+
 /// One worker thread's state.
 struct WorkerCtx<'a> {
     sched: &'a Scheduler,
@@ -237,20 +240,46 @@ impl WorkerCtx<'_> {
         self.sched.counters.steps.load(Relaxed) as u16 != mark || self.sched.driver.is_blocking()
     }
 
-    /// The next task to poll (see [`next_ready`](Self::next_ready)). A task resting after a
-    /// heavy poll (see `heavy`) goes back to the tail if the next ready task is not
-    /// resting too; then that one runs instead.
+    /// The next task to poll (see [`next_ready`](Self::next_ready)), passing over tasks that
+    /// rest after a heavy poll (see `pass_resting`).
     fn pop_ready(&mut self) -> Option<RawTask> {
         let mut task = self.next_ready()?;
         if heavy::is_resting(task) {
-            if let Some(other) = self.next_ready() {
-                let (run, back) = if heavy::is_resting(other) { (task, other) } else { (other, task) };
-                self.requeue_at_tail(back);
-                task = run;
-            }
+            task = self.pass_resting(task);
         }
         self.begin_poll();
         Some(task)
+    }
+
+    /// `first` rests (see `heavy`): looks up to [`REST_LOOKAHEAD`] ready tasks further for
+    /// one that does not, and returns it; the resting ones it passed go back to the tail,
+    /// in their order. If all it saw rest, or it found no other, returns `first`.
+    #[cold]
+    #[inline(never)]
+    fn pass_resting(&mut self, first: RawTask) -> RawTask {
+        let mut passed = [first; REST_LOOKAHEAD];
+        let mut n = 1;
+        let mut found = None;
+        while n < REST_LOOKAHEAD {
+            match self.next_ready() {
+                Some(t) if heavy::is_resting(t) => {
+                    passed[n] = t;
+                    n += 1;
+                }
+                other => {
+                    found = other;
+                    break;
+                }
+            }
+        }
+        let (run, back) = match found {
+            Some(t) => (t, &passed[..n]),
+            None => (first, &passed[1..n]),
+        };
+        for &t in back {
+            self.requeue_at_tail(t);
+        }
+        run
     }
 
     /// The next ready task: this worker's batch first, then a new batch from the global
@@ -380,13 +409,13 @@ impl WorkerCtx<'_> {
         let cost = PollCost::before(task);
         // SAFETY: the claim made this worker the task's owner (RUNNING).
         let polled = unsafe { task.poll() };
-        let ops = BUDGET.saturating_sub(reset_budget(None));
+        let io_spent = reset_budget(None);
         let end = clock::stamp();
         let Polled::Pending { yielded, self_woken } = polled else {
             sched.complete(task, false);
             return end;
         };
-        if cost.after(task, &sched.heavy, end.wrapping_sub(start), end, ops) {
+        if cost.after(task, &sched.heavy, end.wrapping_sub(start), end, &io_spent) {
             sched.counters.heavy_polls.fetch_add(1, Relaxed);
         }
         // Counted as parked before it can be woken (see `counters`), undone if it is not.

@@ -249,6 +249,11 @@ impl State {
         (cur & YIELDED != 0).then_some((cur >> YIELD_MARK_SHIFT) as u16)
     }
 
+    /// Whether the task was aborted (or its core is cancelling it): its next run drops it.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.0.load(Acquire) & CANCELLED != 0
+    }
+
     /// Whether the task must run rather than wait (a wake or an abort is pending).
     pub(crate) fn is_notified(&self) -> bool {
         self.0.load(Acquire) & (NOTIFIED | CANCELLED) != 0
