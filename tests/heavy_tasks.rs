@@ -279,3 +279,62 @@ fn an_aborted_resting_task_is_dropped_in_its_turn() {
         assert!(waited < 10_000, "{waited} short polls ran between the abort and the drop");
     });
 }
+
+#[test]
+fn a_resting_task_waits_a_moment_for_tasks_whose_work_is_a_round_trip_away() {
+    // One worker: a connection doing round trips with a peer thread, and a task that
+    // computes 2 ms a poll. Between two round trips the worker has nothing else to run for
+    // a moment; it waits a little (in epoll) for the next request rather than start the
+    // resting task, so the round trips do not each wait for a heavy poll.
+    const ROUND_TRIPS: usize = 200;
+    let _serial = serial();
+    watchdog(HANG, || {
+        let core = core(1);
+        let heavy_runs = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (runs, halt) = (heavy_runs.clone(), stop.clone());
+        let heavy = core.spawn(async move {
+            while !halt.load(SeqCst) {
+                runs.fetch_add(1, SeqCst);
+                compute_for(HEAVY_WORK);
+                task::yield_now().await;
+            }
+        });
+        let runs = heavy_runs.clone();
+        let during = in_task(&core, async move {
+            let (listener, addr) = support::net::listener().await;
+            let peer = std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut s = std::net::TcpStream::connect(addr).expect("connect");
+                s.set_nodelay(true).expect("nodelay");
+                let mut b = [0u8; 1];
+                while s.read_exact(&mut b).is_ok() {
+                    s.write_all(&b).expect("echo");
+                }
+            });
+            let (stream, _) = listener.accept().await.expect("accept");
+            stream.set_nodelay(true).expect("nodelay");
+            // Once the heavy task rests (its second poll made it so).
+            while runs.load(SeqCst) < 3 {
+                task::yield_now().await;
+            }
+            let before = runs.load(SeqCst);
+            let mut b = [0u8; 1];
+            for _ in 0..ROUND_TRIPS {
+                stream.send_all(&b).await.expect("send");
+                support::net::recv_exact(&stream, &mut b).await.expect("recv");
+            }
+            let during = runs.load(SeqCst) - before;
+            drop(stream);
+            peer.join().expect("peer");
+            during
+        });
+        stop.store(true, SeqCst);
+        support::join(&core, heavy).expect("heavy task");
+        // Without the wait, the heavy task runs in nearly every gap: ~ROUND_TRIPS polls.
+        assert!(
+            during < ROUND_TRIPS / 2,
+            "the heavy task ran {during} times during {ROUND_TRIPS} round trips"
+        );
+    });
+}
