@@ -11,9 +11,10 @@
 //! task from it directly runs it again only after a step has started since: its own,
 //! taken then if need be, after which the task goes behind what that step readied.
 //!
-//! A task resting after a heavy poll (`heavy`) that a worker takes goes back to the tail
-//! when the next ready task is not resting: that one runs first. The worker measures each
-//! poll with the clock stamps it takes between polls anyway, and hands them to `heavy`.
+//! A worker that takes a task resting after a heavy poll (`heavy`) passes over it, and up
+//! to a few more resting ones, to the next ready task that does not rest; what it passed
+//! goes back to the tail in order (`pass_resting`). The worker measures each poll with
+//! the clock stamps it takes between polls anyway, and hands them to `heavy`.
 
 use super::counters::in_poll;
 use super::heavy::{self, PollCost};
