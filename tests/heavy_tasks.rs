@@ -38,28 +38,50 @@ fn compute_for(d: Duration) {
     }
 }
 
+/// `SHORT_TASKS` tasks on `core` that count their polls (in `polls`) and yield, until
+/// [`ShortTasks::stop`].
+struct ShortTasks {
+    polls: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    handles: Vec<iocore::JoinHandle<()>>,
+}
+
+impl ShortTasks {
+    fn spawn(core: &iocore::IoCore) -> ShortTasks {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = (0..SHORT_TASKS)
+            .map(|_| {
+                let (polls, stop) = (polls.clone(), stop.clone());
+                core.spawn(async move {
+                    while !stop.load(SeqCst) {
+                        polls.fetch_add(1, SeqCst);
+                        task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        ShortTasks { polls, stop, handles }
+    }
+
+    fn stop(self, core: &iocore::IoCore) {
+        self.stop.store(true, SeqCst);
+        for h in self.handles {
+            support::join(core, h).expect("short task");
+        }
+    }
+}
+
 /// Runs `SHORT_TASKS` tasks that count their polls and yield, and `heavies` tasks that
 /// compute for `HEAVY_WORK` in each of `HEAVY_POLLS` polls (yielding between them), on a
 /// core with `threads` workers. Returns the short polls counted between each two polls of
 /// a heavy task (each task's in turn), and the core's `heavy_polls`.
 fn short_polls_between_heavy_ones(threads: usize, heavies: usize) -> (Vec<usize>, u64) {
     let core = core(threads);
-    let short_polls = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let shorts: Vec<_> = (0..SHORT_TASKS)
-        .map(|_| {
-            let (polls, stop) = (short_polls.clone(), stop.clone());
-            core.spawn(async move {
-                while !stop.load(SeqCst) {
-                    polls.fetch_add(1, SeqCst);
-                    task::yield_now().await;
-                }
-            })
-        })
-        .collect();
+    let shorts = ShortTasks::spawn(&core);
     let heavy: Vec<_> = (0..heavies)
         .map(|_| {
-            let polls = short_polls.clone();
+            let polls = shorts.polls.clone();
             core.spawn(async move {
                 let mut seen = Vec::with_capacity(HEAVY_POLLS);
                 for _ in 0..HEAVY_POLLS {
@@ -72,10 +94,7 @@ fn short_polls_between_heavy_ones(threads: usize, heavies: usize) -> (Vec<usize>
         })
         .collect();
     let seen = support::join_all(&core, heavy);
-    stop.store(true, SeqCst);
-    for h in shorts {
-        support::join(&core, h).expect("short task");
-    }
+    shorts.stop(&core);
     let gaps = seen.iter().flat_map(|s| s.windows(2).map(|w| w[1] - w[0]).skip(1)).collect();
     (gaps, core.metrics().heavy_polls)
 }
@@ -241,19 +260,8 @@ fn an_aborted_resting_task_is_dropped_in_its_turn() {
             }
         }
         let core = core(1);
-        let short_polls = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let shorts: Vec<_> = (0..SHORT_TASKS)
-            .map(|_| {
-                let (polls, stop) = (short_polls.clone(), stop.clone());
-                core.spawn(async move {
-                    while !stop.load(SeqCst) {
-                        polls.fetch_add(1, SeqCst);
-                        task::yield_now().await;
-                    }
-                })
-            })
-            .collect();
+        let shorts = ShortTasks::spawn(&core);
+        let short_polls = shorts.polls.clone();
         let (heavy_polls, dropped_at) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let guard = Dropped(short_polls.clone(), dropped_at.clone());
         let polls = heavy_polls.clone();
@@ -270,10 +278,7 @@ fn an_aborted_resting_task_is_dropped_in_its_turn() {
         let aborted_at = short_polls.load(SeqCst);
         heavy.abort();
         wait_until("the aborted task dropped", || dropped_at.load(SeqCst) != 0);
-        stop.store(true, SeqCst);
-        for h in shorts {
-            support::join(&core, h).expect("short task");
-        }
+        shorts.stop(&core);
         let waited = dropped_at.load(SeqCst) - 1 - aborted_at;
         // In its turn: a round of the short tasks or so. After its rest: ~320 ms of them.
         assert!(waited < 10_000, "{waited} short polls ran between the abort and the drop");
