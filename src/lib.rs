@@ -50,12 +50,10 @@
 //!   each of them, from its second such poll on, for 16 times the poll's CPU time. A worker
 //!   that takes a resting task from the ready queue passes over it (and a few more resting
 //!   ones) to the next task that does not rest, and puts them back at the tail; if there
-//!   is none, a resting task runs, after the worker has waited up to 100 µs in the kernel
-//!   queue for other work (only while other tasks have been running on it). So on a busy
-//!   core a task that computes for milliseconds per poll gets about a seventeenth of a
-//!   worker against tasks with short polls, instead of nearly all of it, and they no
-//!   longer wait for it in every round; with nothing else running it runs as often as
-//!   before. The rest
+//!   is none, a resting task runs: a rest never leaves a worker idle. So on a busy core a
+//!   task that computes for milliseconds per poll gets about a sixteenth of a worker
+//!   against tasks with short polls, instead of nearly all of it, and they no longer wait
+//!   for it in every round; with nothing else ready it runs as often as before. The rest
 //!   also holds back the task's own wakeups (its timers too) while other tasks are ready,
 //!   but not an abort. The CPU time is read with the thread's CPU clock, for the polls of
 //!   a task that recently had a poll long on the wall clock: a poll that merely lasted

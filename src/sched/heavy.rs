@@ -7,13 +7,10 @@
 //! times that CPU time: until then, a worker that takes it from the ready queue passes
 //! over it (and up to a few more resting tasks behind it) to the next task that does not
 //! rest, and puts what it passed back at the tail, in order; if all it looked at rest, or
-//! there is no other, the first runs — after the worker has waited in the kernel queue
-//! for up to 100 µs for other work, if other tasks ran on it since it last ran a resting
-//! one (a client's next request is often a round trip away; started in that gap, a heavy
-//! poll would hold it back). So a rest keeps a worker idle for 100 µs at most at a time,
-//! never lasts longer than its factor, and with nothing else running a heavy task runs as
-//! often as it did before. The rest holds for whatever readies the task meanwhile (its own
-//! timers too), but not for an abort: an aborted task is dropped in its turn.
+//! there is no other, the first runs. A rest never leaves a worker idle, and never lasts
+//! longer than its factor; with nothing else ready a heavy task runs as often as it did
+//! before. The rest holds for whatever readies the task meanwhile (its own timers too),
+//! but not for an abort: an aborted task is dropped in its turn.
 //!
 //! Measuring: the worker loop stamps the clock between polls anyway, so every poll's wall
 //! time is known for free. A poll that lasted [`HEAVY_POLL`] on the wall clock may have been

@@ -12,7 +12,6 @@ use crate::task::Header;
 use crate::time::clock::Deadline;
 use crate::util::wheel::TimerWheel;
 use std::sync::atomic::Ordering::*;
-use std::time::Duration;
 
 /// What the holder of the sched-role owns.
 pub(super) struct RoleState {
@@ -44,9 +43,8 @@ impl RoleState {
         }
     }
 
-    /// One schedule step. `block`: wait in the kernel queue if nothing is ready; `cap`: for
-    /// at most this long.
-    pub(super) fn step(&mut self, sched: &Scheduler, block: bool, cap: Option<Duration>) {
+    /// One schedule step. `block`: wait in the kernel queue if nothing is ready.
+    pub(super) fn step(&mut self, sched: &Scheduler, block: bool) {
         sched.counters.steps.fetch_add(1, Relaxed);
         let produced = self.drain_front(sched) + self.expire(sched);
         let (mut wait, mut max_wait) = (None, None);
@@ -63,10 +61,7 @@ impl RoleState {
             if !busy {
                 // The deadlines as `expire` just published them.
                 wait = Some(sched.next_due());
-                max_wait = match (bounded.then_some(STEP_INTERVAL), cap) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                max_wait = bounded.then_some(STEP_INTERVAL);
             }
         }
         self.poller.turn(&sched.driver, wait, max_wait);

@@ -34,10 +34,6 @@ use std::time::Duration;
 /// Ready tasks a worker looks at, at most, for one that does not rest (`pass_resting`).
 const REST_LOOKAHEAD: usize = 8;
 
-/// How long a worker that finds only resting tasks ready waits in epoll for other work
-/// before it runs one, while other tasks have been running (`pass_resting`).
-const QUIET_WAIT: Duration = Duration::from_micros(100);
-
 /// One worker thread's state.
 struct WorkerCtx<'a> {
     sched: &'a Scheduler,
@@ -55,9 +51,6 @@ struct WorkerCtx<'a> {
     polls_seen: Vec<(u64, u64)>,
     /// `clock::stamp` of the last look for stuck batches.
     last_rescue_look: u64,
-    /// This worker's poll sequence when it last ran a resting task for want of another
-    /// (`pass_resting`).
-    rested_seq: u64,
 }
 
 /// The body of worker thread `index`.
@@ -73,7 +66,6 @@ pub(super) fn run(sched: &Scheduler, index: usize, local: &Worker<RawTask>, yiel
         seen,
         polls_seen,
         last_rescue_look: 0,
-        rested_seq: 0,
     };
     w.run();
 }
@@ -158,13 +150,8 @@ impl WorkerCtx<'_> {
 
     /// Takes the role if it is free and runs a step.
     fn try_step(&mut self, block: bool) -> bool {
-        self.try_step_with(block, None)
-    }
-
-    /// [`try_step`](Self::try_step), whose wait (if it blocks) ends after `cap` at the latest.
-    fn try_step_with(&mut self, block: bool, cap: Option<Duration>) -> bool {
         let Some(mut role) = try_role(self.sched) else { return false };
-        role.step(self.sched, block, cap);
+        role.step(self.sched, block);
         role.take_finished(&mut self.finished);
         drop(role);
         self.release_finished();
@@ -267,9 +254,7 @@ impl WorkerCtx<'_> {
 
     /// `first` rests (see `heavy`): looks up to [`REST_LOOKAHEAD`] ready tasks further for
     /// one that does not, and returns it; the resting ones it passed go back to the tail,
-    /// in their order. If all it saw rest, or it found no other (after a step that waits
-    /// up to [`QUIET_WAIT`] for one, if other tasks ran here since this worker last ran a
-    /// resting one), returns `first`.
+    /// in their order. If all it saw rest, or it found no other, returns `first`.
     #[cold]
     #[inline(never)]
     fn pass_resting(&mut self, first: RawTask) -> RawTask {
@@ -287,26 +272,6 @@ impl WorkerCtx<'_> {
                     break;
                 }
             }
-        }
-        // Nothing else ready: unless only resting tasks ran here since this worker last ran
-        // one, look at the kernel queue for up to `QUIET_WAIT` first (a client's next
-        // request may be a round trip away).
-        let seq = self.sched.counters.poll_seq(self.index);
-        if found.is_none()
-            && n < REST_LOOKAHEAD
-            && seq > self.rested_seq + 2
-            && self.try_step_with(true, Some(QUIET_WAIT))
-        {
-            match self.next_ready() {
-                Some(t) if heavy::is_resting(t) => {
-                    passed[n] = t;
-                    n += 1;
-                }
-                other => found = other,
-            }
-        }
-        if found.is_none() {
-            self.rested_seq = self.sched.counters.poll_seq(self.index);
         }
         let (run, back) = match found {
             Some(t) => (t, &passed[..n]),
