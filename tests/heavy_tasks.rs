@@ -284,3 +284,39 @@ fn an_aborted_resting_task_is_dropped_in_its_turn() {
         assert!(waited < 10_000, "{waited} short polls ran between the abort and the drop");
     });
 }
+
+#[test]
+fn a_resting_task_keeps_a_worker_that_has_little_else_to_do() {
+    // One worker: a task computing 1 ms a poll beside a 1 ms `interval`. The interval's
+    // task is ready only at its ticks; the rest of the time the heavy task, resting or not,
+    // is the only work, and it runs: about one heavy poll per tick. (A worker that waited
+    // for other work before running a resting task gave it one poll per rest, ~17 ticks.)
+    const TICKS: usize = 100;
+    let _serial = serial();
+    watchdog(HANG, || {
+        let core = core(1);
+        let heavy_runs = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (runs, halt) = (heavy_runs.clone(), stop.clone());
+        let heavy = core.spawn(async move {
+            while !halt.load(SeqCst) {
+                runs.fetch_add(1, SeqCst);
+                compute_for(Duration::from_millis(1));
+                task::yield_now().await;
+            }
+        });
+        let runs = heavy_runs.clone();
+        let during = in_task(&core, async move {
+            let mut ticks = iocore::time::interval(Duration::from_millis(1));
+            ticks.tick().await;
+            let before = runs.load(SeqCst);
+            for _ in 0..TICKS {
+                ticks.tick().await;
+            }
+            runs.load(SeqCst) - before
+        });
+        stop.store(true, SeqCst);
+        support::join(&core, heavy).expect("heavy task");
+        assert!(during >= TICKS / 4, "the heavy task ran {during} times during {TICKS} ticks");
+    });
+}
