@@ -50,10 +50,11 @@
 //!   each of them, from its second such poll on, for 16 times the poll's CPU time. A worker
 //!   that takes a resting task from the ready queue passes over it (and a few more resting
 //!   ones) to the next task that does not rest, and puts them back at the tail; if there
-//!   is none, a resting task runs: a rest never leaves a worker idle. So on a busy core a
-//!   task that computes for milliseconds per poll gets about a sixteenth of a worker
-//!   against tasks with short polls, instead of nearly all of it, and they no longer wait
-//!   for it in every round; with nothing else ready it runs as often as before. The rest
+//!   is none, a resting task runs: a rest never leaves a worker idle. So a task that
+//!   computes for milliseconds per poll gets the time tasks with short polls leave over
+//!   (down to a seventeenth of a worker while they keep it busy) instead of nearly all of
+//!   it, and they wait for it only when it runs in a moment they left free, not in every
+//!   round; with nothing else ready it runs as often as before. The rest
 //!   also holds back the task's own wakeups (its timers too) while other tasks are ready,
 //!   but not an abort. The CPU time is read with the thread's CPU clock, for the polls of
 //!   a task that recently had a poll long on the wall clock: a poll that merely lasted
