@@ -34,7 +34,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// CPU time of one poll above which its task rests. Ordinary polls take microseconds; this
-/// is a task computing (or blocking its thread) for a good part of a millisecond.
+/// is a task computing for a good part of a millisecond. (A poll that blocks its thread
+/// uses no CPU meanwhile, and does not count.)
 pub(crate) const HEAVY_POLL: Duration = Duration::from_micros(500);
 
 /// A heavy poll's task rests for this many times the poll's CPU time: under load, other
