@@ -57,30 +57,8 @@ pub(crate) const IO_KIB_ALLOWANCE: Duration = Duration::from_micros(1);
 /// ordinary poll costs this many measurements, two system calls each.)
 const MEASURED_POLLS: u64 = 15;
 
-/// [`HEAVY_POLL`] and the IO allowances, in `clock::stamp` units.
-pub(crate) struct Limits {
-    heavy_poll: u64,
-    per_op: u64,
-    per_kib: u64,
-}
-
-impl Limits {
-    pub(crate) fn new() -> Limits {
-        Limits {
-            heavy_poll: clock::stamps_in(HEAVY_POLL),
-            per_op: clock::stamps_in(IO_OP_ALLOWANCE),
-            per_kib: clock::stamps_in(IO_KIB_ALLOWANCE),
-        }
-    }
-
-    /// The time `spent`'s socket operations are allowed, in stamps.
-    fn io_stamps(&self, spent: &Spent) -> u64 {
-        u64::from(spent.ops) * self.per_op + (spent.bytes >> 10) * self.per_kib
-    }
-}
-
-/// The CPU time `spent`'s socket operations are allowed.
-fn io_time(spent: &Spent) -> Duration {
+/// The time `spent`'s socket operations are allowed (on either clock).
+fn io_allowance(spent: &Spent) -> Duration {
     IO_OP_ALLOWANCE * spent.ops + IO_KIB_ALLOWANCE * (spent.bytes >> 10).min(u64::from(u32::MAX)) as u32
 }
 
@@ -105,31 +83,32 @@ impl PollCost {
 
     /// Called by the owner right after the poll (the task returned `Pending`), before it
     /// gives the task up: records whether its polls are to be measured, and whether it
-    /// rests. `wall`: the poll's `clock::stamp` units; `end`: the stamp at its end;
-    /// `spent`: what its socket operations did. Returns true if the poll was heavy (the
-    /// task rests).
+    /// rests. `wall`: the poll's `clock::stamp` units; `heavy_poll`: [`HEAVY_POLL`] in those
+    /// units; `end`: the stamp at its end; `spent`: what its socket operations did. Returns
+    /// true if the poll was heavy (the task rests).
     #[inline(always)]
-    pub(crate) fn after(self, task: RawTask, limits: &Limits, wall: u64, end: u64, spent: &Spent) -> bool {
-        if self.cpu_start.is_none() && wall < limits.heavy_poll {
+    pub(crate) fn after(self, task: RawTask, wall: u64, heavy_poll: u64, end: u64, spent: &Spent) -> bool {
+        if self.cpu_start.is_none() && wall < heavy_poll {
             return false;
         }
-        self.after_long(task, limits, wall, end, spent)
+        self.after_long(task, wall, end, spent)
     }
 
     #[cold]
     #[inline(never)]
-    fn after_long(self, task: RawTask, limits: &Limits, wall: u64, end: u64, spent: &Spent) -> bool {
+    fn after_long(self, task: RawTask, wall: u64, end: u64, spent: &Spent) -> bool {
         let rest = &task.header().rest;
         let was = rest.load(Relaxed);
+        let io = io_allowance(spent);
         let Some(start) = self.cpu_start else {
-            if wall.saturating_sub(limits.io_stamps(spent)) >= limits.heavy_poll {
+            if clock::duration_of(wall).saturating_sub(io) >= HEAVY_POLL {
                 // Long on the wall clock: measure the next ones.
                 rest.store((was & !MEASURE) | MEASURED_POLLS, Relaxed);
             }
             return false;
         };
         let cpu = thread_cpu_time().map_or(Duration::ZERO, |now| now.saturating_sub(start));
-        let computing = cpu.saturating_sub(io_time(spent));
+        let computing = cpu.saturating_sub(io);
         if computing < HEAVY_POLL {
             rest.store(was - 1, Relaxed);
             return false;

@@ -160,8 +160,8 @@ pub(crate) struct Scheduler {
     pub(crate) counters: Counters,
     /// [`STEP_INTERVAL`] in `clock::stamp` units.
     step_interval: u64,
-    /// What makes a poll heavy (see `heavy`), in `clock::stamp` units.
-    heavy: heavy::Limits,
+    /// [`heavy::HEAVY_POLL`] in `clock::stamp` units.
+    heavy_poll: u64,
     /// [`RESCUE_AFTER`] in `clock::stamp` units.
     rescue_after: u64,
     /// [`SEARCH_SPIN`] in `clock::stamp` units.
@@ -250,7 +250,7 @@ impl Scheduler {
             live_zero: (Mutex::new(()), Condvar::new()),
             counters: Counters::new(threads),
             step_interval: clock::stamps_in(STEP_INTERVAL),
-            heavy: heavy::Limits::new(),
+            heavy_poll: clock::stamps_in(heavy::HEAVY_POLL),
             rescue_after: clock::stamps_in(RESCUE_AFTER),
             search_spin: clock::stamps_in(SEARCH_SPIN),
             cpus,

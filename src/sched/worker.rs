@@ -416,7 +416,7 @@ impl WorkerCtx<'_> {
             sched.complete(task, false);
             return end;
         };
-        if cost.after(task, &sched.heavy, end.wrapping_sub(start), end, &io_spent) {
+        if cost.after(task, end.wrapping_sub(start), sched.heavy_poll, end, &io_spent) {
             sched.counters.heavy_polls.fetch_add(1, Relaxed);
         }
         // Counted as parked before it can be woken (see `counters`), undone if it is not.
