@@ -11,13 +11,16 @@
 mod support;
 
 use iocore::{task, time, Handle};
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{burn, core, serial, wait_until, watchdog, HANG};
 
 /// Polls per hog.
 const POLLS: usize = 200;
+/// How long the tests of hidden yielded tasks wait before they call one hidden: far beyond
+/// any scheduling delay on a loaded machine.
+const GIVE_UP: Duration = Duration::from_secs(2);
 /// Work per hog poll (a busy spin: the workload, not a measurement).
 const WORK: Duration = Duration::from_millis(1);
 /// Work per hog poll well below the workers' time bound between two attempts at the
@@ -223,9 +226,6 @@ fn block_thread_until(flag: &std::sync::atomic::AtomicBool, give_up: Duration) -
 /// (review: 57 of 60 rounds stuck).
 #[test]
 fn a_yielded_task_is_not_hidden_behind_a_poll_that_waits_for_it() {
-    use std::sync::atomic::AtomicBool;
-    /// Far beyond any scheduling delay on a loaded machine; only a hidden task reaches it.
-    const GIVE_UP: Duration = Duration::from_secs(2);
     let _serial = serial();
     watchdog(HANG * 4, || {
         let core = core(2);
@@ -257,10 +257,9 @@ fn a_yielded_task_is_not_hidden_behind_a_poll_that_waits_for_it() {
 #[test]
 fn a_yielded_task_runs_beside_a_task_that_keeps_waking_itself() {
     use std::future::poll_fn;
-    use std::sync::atomic::AtomicBool;
     use std::task::Poll;
     /// Far beyond any scheduling delay; only a starved task reaches it.
-    const GIVE_UP: Duration = Duration::from_secs(3);
+    const STARVED_AFTER: Duration = Duration::from_secs(3);
     let _serial = serial();
     watchdog(HANG, || {
         let core = core(1);
@@ -275,7 +274,7 @@ fn a_yielded_task_runs_beside_a_task_that_keeps_waking_itself() {
             let start = Instant::now();
             let mut polls = 0u64;
             poll_fn(|cx| {
-                if ran.load(SeqCst) || start.elapsed() > GIVE_UP {
+                if ran.load(SeqCst) || start.elapsed() > STARVED_AFTER {
                     return Poll::Ready(());
                 }
                 polls += 1;
@@ -297,9 +296,6 @@ fn a_yielded_task_runs_beside_a_task_that_keeps_waking_itself() {
 /// is idle (review: 1–3 of 30 rounds stuck for the whole give-up).
 #[test]
 fn a_blocked_workers_yielded_task_is_taken_by_a_busy_worker() {
-    use std::sync::atomic::AtomicBool;
-    /// Far beyond any scheduling delay; only a hidden task reaches it.
-    const GIVE_UP: Duration = Duration::from_secs(2);
     let _serial = serial();
     watchdog(HANG * 4, || {
         let core = core(2);
