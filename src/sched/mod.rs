@@ -21,8 +21,9 @@
 //! Fairness between steps: a worker tries the role again after [`EXEC_BATCH`] polls or
 //! [`STEP_INTERVAL`] of polling, whichever comes first (unless the role holder is blocked
 //! in epoll, watching the kernel queue and a timer for the next deadline). A task that
-//! yields (`task::yield_now`) is held by its worker until a step has run, so it goes
-//! behind whatever that step made ready (kernel events, expired deadlines).
+//! yields (`task::yield_now`) goes to its worker's `yielded` queue (which every worker can
+//! take from) and runs again only after a step has started since, behind whatever that
+//! step made ready (kernel events, expired deadlines); see `worker`.
 //!
 //! Fairness in CPU time (`heavy`): a task whose poll computed for long rests for a
 //! while after it, during which workers run any other ready task before it.
