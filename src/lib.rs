@@ -47,20 +47,21 @@
 //!   is spent, the task's next operation returns `Pending` and the task goes to the tail.
 //! - In CPU time: a task whose polls compute for more than 500 µs of CPU each (beyond
 //!   50 µs per socket operation and 1 µs per KiB its stream transfers moved) *rests* after
-//!   each of them, from its second such poll on, for 16 times the poll's CPU time. A worker
-//!   that takes a resting task from the ready queue passes over it (and a few more resting
-//!   ones) to the next task that does not rest, and puts them back at the tail; if there
-//!   is none, a resting task runs: a rest never leaves a worker idle. So a task that
-//!   computes for milliseconds per poll gets the time tasks with short polls leave over
-//!   (down to a seventeenth of a worker while they keep it busy) instead of nearly all of
-//!   it, and they wait for it only when it runs in a moment they left free, not in every
-//!   round; with nothing else ready it runs as often as before. The rest
-//!   also holds back the task's own wakeups (its timers too) while other tasks are ready,
-//!   but not an abort. The CPU time is read with the thread's CPU clock, for the polls of
-//!   a task that recently had a poll long on the wall clock: a poll that merely lasted
-//!   (preempted by the kernel, or blocked in a system call) does not count.
-//!   [`Metrics::heavy_polls`] counts the heavy polls. (Futures run by
-//!   [`IoCore::block_on`] are not tasks, and do not rest.)
+//!   each of them, from its second such poll on, for 16 times the poll's CPU time. A
+//!   resting task that is ready runs on the core's *heavy lane*: as many threads as
+//!   workers, at the lowest kernel priority (nice 19, and a 100 µs kernel time slice where
+//!   the kernel takes one), so it gets the CPU time the workers leave, all of it when they
+//!   are idle, and a worker that wakes takes its CPU back within that slice instead of
+//!   waiting for the poll to end. A task still waiting for the lane when its rest ends
+//!   goes back to the workers, so even with every CPU busy it runs at least once per rest
+//!   (and a lane thread's poll is never stopped: the kernel gives it a share too). A task
+//!   that stops computing leaves the lane when its rest ends; an aborted one leaves it at
+//!   once. The CPU time is read with the thread's CPU clock, for the polls of a task that
+//!   recently had a poll long on the wall clock: a poll that merely lasted (preempted by
+//!   the kernel, or blocked in a system call) does not count. [`Metrics::heavy_polls`]
+//!   counts the heavy polls, [`Metrics::lane_polls`] the polls on the lane. (Futures run
+//!   by [`IoCore::block_on`] are not tasks, and do not rest.) To compute at full priority,
+//!   use [`spawn_blocking`].
 //! - Between the queue and the world: a worker looks at the kernel queue and the
 //!   deadlines at least every 500 µs of polling, so tasks that yield or compute cannot
 //!   hold back IO or timers by more than one poll.
@@ -82,7 +83,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `runtime` | [`IoCore`], [`Builder`], [`Handle`], shutdown, the default core for foreign executors; `runtime::context`: which core this thread works for |
-//! | `sched` | the `Scheduler`: ready queues, the front queue, the worker loop (`worker`), the sched-role's step (`role`), sleeping workers (`idle`), resting heavy tasks (`heavy`), the live-task table (`slots`), [`Metrics`] (`counters`) |
+//! | `sched` | the `Scheduler`: ready queues, the front queue, the worker loop (`worker`), the sched-role's step (`role`), sleeping workers (`idle`), resting heavy tasks (`heavy`) and the heavy lane they run on (`lane`), the live-task table (`slots`), [`Metrics`] (`counters`) |
 //! | `task` | the task block and its one-word state machine (`raw`, `state`), [`JoinHandle`], [`TaskRef`], [`task::park`], [`task::yield_now`]; it reaches its scheduler through a small `Schedule` trait and never names it |
 //! | `time` | [`time::sleep`], [`time::timeout`], [`time::interval`]; `clock` (the `Deadline` type) |
 //! | `io` | the kernel event queue (`driver`: epoll, timerfd, dispatch), socket readiness and its waiter lists, registration, the cooperative budget; it knows `Waker`s, not tasks |

@@ -494,11 +494,12 @@ fn run_client(args: &ClientArgs) {
         println!("Hog messages: {}", shared.per_conn[opts.connections].load(Ordering::Relaxed));
     }
     println!(
-        "RESULT total={total} dur={dur:.3} med={med:.0} p50us={} p99us={} p999us={} fairness={:.3}",
+        "RESULT total={total} dur={dur:.3} med={med:.0} p50us={} p99us={} p999us={} fairness={:.3} hog={}",
         percentile(&lat_us, 0.5),
         percentile(&lat_us, 0.99),
         percentile(&lat_us, 0.999),
-        pmin as f64 / pmax.max(1) as f64
+        pmin as f64 / pmax.max(1) as f64,
+        if opts.hog { shared.per_conn[opts.connections].load(Ordering::Relaxed) } else { 0 },
     );
     std::process::exit(0);
 }
@@ -592,6 +593,9 @@ struct RunResult {
     p99us: f64,
     p999us: f64,
     fairness: f64,
+    /// The share of a CPU the hog's handler burned (its messages × the burn ÷ the run's
+    /// duration; 0 without a hog).
+    hog_cpu: f64,
     user_us_per_msg: f64,
     sys_us_per_msg: f64,
     switches_per_msg: f64,
@@ -680,6 +684,7 @@ fn run_pair(
         p99us: kv["p99us"],
         p999us: kv["p999us"],
         fairness: kv["fairness"],
+        hog_cpu: kv.get("hog").copied().unwrap_or(0.0) * HOG_BURN.as_secs_f64() / kv["dur"].max(1e-9),
         user_us_per_msg: (u1.user_s - u0.user_s) * 1e6 / total,
         sys_us_per_msg: (u1.sys_s - u0.sys_s) * 1e6 / total,
         switches_per_msg: (u1.switches - u0.switches) as f64 / total,
@@ -825,21 +830,26 @@ fn compare(args: &CompareArgs) {
     let (p50, p99, p999) =
         (m("p50 µs", |r| r.p50us, 0), m("p99 µs", |r| r.p99us, 0), m("p99.9 µs", |r| r.p999us, 0));
     let cpu = m("CPU µs/msg", RunResult::cpu_us_per_msg, 2);
+    let mut columns = vec![
+        msgs,
+        p50,
+        p99,
+        p999,
+        cpu,
+        m("user µs/msg", |r| r.user_us_per_msg, 2),
+        m("sys µs/msg", |r| r.sys_us_per_msg, 2),
+        m("ctxsw/msg", |r| r.switches_per_msg, 3),
+        m("fairness", |r| r.fairness, 2),
+    ];
+    if scenarios.iter().any(|sc| sc.hog) {
+        // What the hog got: a fair scheduler must not buy the others' latency by starving it.
+        columns.push(m("hog CPU %", |r| r.hog_cpu * 100.0, 1));
+    }
     print_table(
         &format!("Servers (client: {}, 1 thread)", args.client.name()),
         "server",
         &server_tables,
-        &[
-            msgs,
-            p50,
-            p99,
-            p999,
-            cpu,
-            m("user µs/msg", |r| r.user_us_per_msg, 2),
-            m("sys µs/msg", |r| r.sys_us_per_msg, 2),
-            m("ctxsw/msg", |r| r.switches_per_msg, 3),
-            m("fairness", |r| r.fairness, 2),
-        ],
+        &columns,
         &[msgs, cpu, p99],
     );
     if !client_tables.is_empty() {

@@ -152,12 +152,44 @@ impl RecvBuf {
 /// The scenario's other connections send no ints, so they can never look like the hog.
 pub const HOG_MARK: u32 = 0x4855_4E47;
 
-/// Spins on the clock for `d` (CPU work the scheduler cannot see, unlike a sleep).
+/// Computes for `d` of CPU time (work the scheduler cannot see, unlike a sleep): a fixed
+/// amount of arithmetic, calibrated once against the thread's CPU clock. Not a spin on the
+/// wall clock: a thread the kernel preempts meanwhile must still do all of its work, so
+/// that every runtime's hog costs the same CPU.
 fn burn(d: std::time::Duration) {
-    let until = std::time::Instant::now() + d;
-    while std::time::Instant::now() < until {
-        std::hint::spin_loop();
+    static PER_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let per_ms = *PER_MS.get_or_init(|| {
+        // The fastest of a few tries: CPU time counts no preemption, but a cold cache.
+        let n = 1 << 20;
+        let best = (0..5).map(|_| {
+            let t0 = thread_cpu_time();
+            spin(n);
+            thread_cpu_time() - t0
+        });
+        let best = best.min().expect("tries").max(std::time::Duration::from_micros(1));
+        (n as f64 / (best.as_secs_f64() * 1e3)) as u64
+    });
+    spin((per_ms as f64 * d.as_secs_f64() * 1e3) as u64);
+}
+
+/// `n` steps of arithmetic the compiler cannot drop.
+fn spin(n: u64) {
+    let mut x = std::hint::black_box(0x9E37_79B9_7F4A_7C15u64);
+    for _ in 0..n {
+        x = std::hint::black_box(
+            x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407),
+        );
     }
+    std::hint::black_box(x);
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// The server's per-read work: decode what arrived, encode every reply into one buffer.

@@ -49,8 +49,9 @@ const WORKER_EXIT_WAIT: Duration = Duration::from_millis(250);
 /// cancelled and the workers joined. It never hangs on a task.
 pub struct IoCore {
     handle: Handle,
+    /// The worker threads, then the heavy-lane threads.
     workers: Vec<thread::JoinHandle<()>>,
-    /// Worker indices, sent as each worker leaves its loop (a Mutex keeps `IoCore: Sync`).
+    /// Thread indices (in `workers`), sent as each thread leaves its loop (a Mutex keeps `IoCore: Sync`).
     exited: Mutex<mpsc::Receiver<usize>>,
 }
 
@@ -75,9 +76,9 @@ pub struct ShutdownReport {
     pub cancelled: u64,
     /// Tasks still alive at the end (a task blocking its worker forever); normally 0.
     pub leaked: usize,
-    /// Worker threads that did not exit in time and were left detached; normally 0 (all of
-    /// them when the core is shut down from inside one of its own tasks: they exit once
-    /// the cancelled tasks are dropped).
+    /// Threads of the core (workers and heavy-lane threads) that did not exit in time and
+    /// were left detached; normally 0 (all of them when the core is shut down from inside
+    /// one of its own tasks: they exit once the cancelled tasks are dropped).
     pub unjoined_workers: usize,
     /// Blocking closures (`spawn_blocking`) still running at the end: they cannot be
     /// interrupted and finish on their own (detached) threads; normally 0.
@@ -171,23 +172,27 @@ impl Builder {
             workers: Vec::new(),
             exited: Mutex::new(exited),
         };
-        for i in 0..threads {
+        // The workers, then as many heavy-lane threads (see the crate docs, "Fairness").
+        for i in 0..2 * threads {
             let sched = sched.clone();
             let exit_tx = exit_tx.clone();
-            let name = format!("{}-{i}", self.thread_name);
+            let (name, lane) = match i.checked_sub(threads) {
+                None => (format!("{}-{i}", self.thread_name), None),
+                Some(l) => (format!("{}-lane-{l}", self.thread_name), Some(l)),
+            };
             let spawned = thread::Builder::new().name(name.clone()).spawn(move || {
                 let _ctx = context::enter(sched.clone(), true);
-                sched::run_worker(&sched, i);
+                match lane {
+                    None => sched::run_worker(&sched, i),
+                    Some(l) => sched::run_lane(&sched, l),
+                }
                 let _ = exit_tx.send(i);
             });
             match spawned {
                 Ok(t) => core.workers.push(t),
-                // Dropping `core` stops the workers already started.
+                // Dropping `core` stops the threads already started.
                 Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("iocore: spawning worker thread {name}: {e}"),
-                    ))
+                    return Err(io::Error::new(e.kind(), format!("iocore: spawning thread {name}: {e}")))
                 }
             }
         }
@@ -356,7 +361,7 @@ impl std::panic::RefUnwindSafe for IoCore {}
 
 impl fmt::Debug for IoCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IoCore").field("workers", &self.workers.len()).finish()
+        f.debug_struct("IoCore").field("workers", &(self.workers.len() / 2)).finish()
     }
 }
 

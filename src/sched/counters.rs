@@ -45,13 +45,18 @@ pub struct Metrics {
     pub worker_busy: Vec<Duration>,
     /// Polls measured computing for more than 500 µs of CPU, beyond an allowance for their
     /// socket operations (a task's polls are measured from the one after a poll long on
-    /// the wall clock). Each one makes its task *rest*
-    /// for 16 times that CPU time: while it rests, workers run other ready tasks before it
-    /// (see the [crate docs, "Fairness"](crate#fairness)). A growing count points at tasks
-    /// that compute inside a poll: move such work to
-    /// [`spawn_blocking`](crate::spawn_blocking), or split it with
-    /// [`yield_now`](crate::task::yield_now).
+    /// the wall clock). Each one makes its task *rest* for 16 times that CPU time: while it
+    /// rests, it runs on the core's heavy lane, on CPU time the workers leave (see the
+    /// [crate docs, "Fairness"](crate#fairness)). A growing count points at tasks that
+    /// compute inside a poll: move such work to [`spawn_blocking`](crate::spawn_blocking),
+    /// or split it with [`yield_now`](crate::task::yield_now).
     pub heavy_polls: u64,
+    /// Polls run on the heavy lane: by its threads, which the kernel runs only on CPU time
+    /// the workers leave, for tasks that rest after a heavy poll (see
+    /// [`heavy_polls`](Self::heavy_polls)).
+    pub lane_polls: u64,
+    /// Resting tasks waiting for the heavy lane now.
+    pub lane_queue_depth: usize,
     /// Panics in user code that the runtime caught outside a task's poll: a foreign waker
     /// that panicked when woken, a task output or cancelled future whose `Drop` panicked.
     /// The core keeps running; with the `tracing` feature each one is also an event.
@@ -97,7 +102,9 @@ pub(crate) struct Counters {
     role_parks: AtomicU64,
     /// Tasks taken out of `WAITING` (written by wakers, anywhere).
     unparks: Padded<AtomicU64>,
+    /// The workers', then the lane threads'.
     workers: Box<[WorkerCounters]>,
+    nworkers: usize,
 }
 
 /// The inputs of a [`Metrics`] that the counters do not hold.
@@ -108,6 +115,8 @@ pub(crate) struct Gauges {
     pub(crate) foreign_timers: usize,
     pub(crate) blocking_threads: usize,
     pub(crate) blocking_queued: usize,
+    pub(crate) lane_polls: u64,
+    pub(crate) lane_queued: usize,
 }
 
 /// Whether a worker whose poll sequence is `seq` is running a task now.
@@ -121,7 +130,9 @@ fn bump(c: &AtomicU64, by: u64) {
 }
 
 impl Counters {
-    pub(crate) fn new(workers: usize) -> Counters {
+    /// Counters for `workers` workers and `lanes` heavy-lane threads (each with its own
+    /// [`WorkerCounters`], after the workers').
+    pub(crate) fn new(workers: usize, lanes: usize) -> Counters {
         Counters {
             steps: Padded(AtomicU64::new(0)),
             completed: Padded(AtomicU64::new(0)),
@@ -131,12 +142,14 @@ impl Counters {
             front_len: Padded(AtomicUsize::new(0)),
             role_parks: AtomicU64::new(0),
             unparks: Padded(AtomicU64::new(0)),
-            workers: (0..workers).map(|_| WorkerCounters::default()).collect(),
+            workers: (0..workers + lanes).map(|_| WorkerCounters::default()).collect(),
+            nworkers: workers,
         }
     }
 
+    /// The number of workers (lane threads not counted).
     pub(crate) fn workers(&self) -> usize {
-        self.workers.len()
+        self.nworkers
     }
 
     /// Worker `w` took a task to run (only `w` calls this). Its caller fences before it
@@ -150,9 +163,10 @@ impl Counters {
         bump(&self.workers[w].poll_seq, 1);
     }
 
-    /// Whether some worker is polling a task right now.
+    /// Whether some worker is polling a task right now (lane threads not counted: they
+    /// ready nothing a worker should wait for, and hold no batch).
     pub(crate) fn anyone_polls(&self) -> bool {
-        self.workers.iter().any(|c| in_poll(c.poll_seq.load(SeqCst)))
+        self.workers[..self.nworkers].iter().any(|c| in_poll(c.poll_seq.load(SeqCst)))
     }
 
     /// Worker `w`'s poll sequence: odd while it runs a task.
@@ -214,7 +228,7 @@ impl Counters {
     /// A snapshot for users.
     pub(crate) fn snapshot(&self, gauges: Gauges) -> Metrics {
         Metrics {
-            workers: self.workers.len(),
+            workers: self.nworkers,
             // (Read apart, so for a moment one may run ahead of the other.)
             live_tasks: gauges.live.saturating_sub(gauges.flushers),
             flusher_tasks: gauges.flushers,
@@ -224,13 +238,17 @@ impl Counters {
             sched_steps: self.steps.load(Relaxed),
             front_queue_depth: self.front_len.load(Relaxed),
             ready_queue_depth: gauges.ready,
-            worker_polls: self.workers.iter().map(|w| w.poll_seq.load(Relaxed).div_ceil(2)).collect(),
-            worker_busy: self
-                .workers
+            worker_polls: self.workers[..self.nworkers]
+                .iter()
+                .map(|w| w.poll_seq.load(Relaxed).div_ceil(2))
+                .collect(),
+            worker_busy: self.workers[..self.nworkers]
                 .iter()
                 .map(|w| clock::duration_of(w.busy_stamps.load(Relaxed)))
                 .collect(),
             heavy_polls: self.heavy_polls.load(Relaxed),
+            lane_polls: gauges.lane_polls,
+            lane_queue_depth: gauges.lane_queued,
             contained_panics: self.contained_panics.load(Relaxed),
             foreign_timers: gauges.foreign_timers,
             blocking_threads: gauges.blocking_threads,

@@ -4,13 +4,12 @@
 //! in CPU time: a task whose poll computes for 2 ms takes as much of a worker as a thousand
 //! tasks whose polls take 2 µs, and each of those waits for it in every round. So a task
 //! whose poll computed for more than [`HEAVY_POLL`] of CPU *rests* for [`REST_FACTOR`]
-//! times that CPU time: until then, a worker that takes it from the ready queue passes
-//! over it (and up to a few more resting tasks behind it) to the next task that does not
-//! rest, and puts what it passed back at the tail, in order; if all it looked at rest, or
-//! there is no other, the first runs. A rest never leaves a worker idle, and never lasts
-//! longer than its factor; with nothing else ready a heavy task runs as often as it did
-//! before. The rest holds for whatever readies the task meanwhile (its own timers too),
-//! but not for an abort: an aborted task is dropped in its turn.
+//! times that CPU time: until then, a worker that takes it from the ready queue hands it
+//! to the heavy lane (`lane`), whose low-priority threads run it on the CPU time the
+//! workers leave, and takes the next task. A task still waiting for the lane when its rest
+//! ends goes back to the ready queue, so under load it still runs at least once per rest.
+//! The rest holds for whatever readies the task meanwhile (its own timers too), but not
+//! for an abort.
 //!
 //! Measuring: the worker loop stamps the clock between polls anyway, so every poll's wall
 //! time is known for free. A poll that lasted [`HEAVY_POLL`] on the wall clock may have been
@@ -24,12 +23,12 @@
 //! several). Each one the poll completed allows it [`IO_OP_ALLOWANCE`] more on either
 //! clock, and each KiB its stream transfers moved [`IO_KIB_ALLOWANCE`].
 //!
-//! The task's word for this (`Header::rest`) is written by the worker that polled it and
-//! read by the next one to take it; the ready queue's release/acquire orders the two.
+//! The task's word for this (`Header::rest`) is written by the thread that polled it and
+//! read by the next one to take it; the queues' release/acquire orders the two.
 
 use crate::io::Spent;
 use crate::task::raw::RawTask;
-use crate::time::clock;
+use crate::time::clock::{self, Deadline};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -38,8 +37,9 @@ use std::time::Duration;
 /// uses no CPU meanwhile, and does not count.)
 pub(crate) const HEAVY_POLL: Duration = Duration::from_micros(500);
 
-/// A heavy poll's task rests for this many times the poll's CPU time: under load, other
-/// ready tasks get at least this share of the CPU against it (about 94 % at 16).
+/// A heavy poll's task rests for this many times the poll's CPU time: waiting for the
+/// heavy lane longer than that, it goes back to the workers, so under load it still gets
+/// about a seventeenth of a worker (at 16).
 pub(crate) const REST_FACTOR: u32 = 16;
 
 /// Time a poll may spend per socket operation it completed, on top of [`HEAVY_POLL`]:
@@ -119,13 +119,19 @@ impl PollCost {
     }
 }
 
-/// Whether `task` (just taken from the ready queue by a worker that owns it now) is resting:
-/// it should run only if no other task is ready. (Not once it was aborted: it runs only
-/// to be dropped, which should not wait.)
+/// Whether `task` (owned by the caller, who just took it from a queue or polled it) is
+/// resting: it should run on the heavy lane. (Not once it was aborted: it runs only to be
+/// dropped, which should not wait.)
 #[inline(always)]
 pub(crate) fn is_resting(task: RawTask) -> bool {
     let until = task.header().rest.load(Relaxed) & !MEASURE;
     until != 0 && clock::stamp() < until && !task.header().state.is_cancelled()
+}
+
+/// When `task`'s rest ends (if it rests: see [`is_resting`]), on the deadline clock.
+pub(crate) fn rest_ends(task: RawTask) -> Deadline {
+    let until = task.header().rest.load(Relaxed) & !MEASURE;
+    Deadline::after(clock::duration_of(until.saturating_sub(clock::stamp())))
 }
 
 /// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), if the clock is available.

@@ -25,8 +25,9 @@
 //! take from) and runs again only after a step has started since, behind whatever that
 //! step made ready (kernel events, expired deadlines); see `worker`.
 //!
-//! Fairness in CPU time (`heavy`): a task whose poll computed for long rests for a
-//! while after it, during which workers run any other ready task before it.
+//! Fairness in CPU time (`heavy`, `lane`): a task whose poll computed for long rests for a
+//! while after it, during which it runs on the heavy lane's low-priority threads, on the
+//! CPU time the workers leave, unless it waits there past its rest.
 //!
 //! Wakeup rules (no lost wakeup, no busy wait, few context switches):
 //! - a worker that runs out of work while another polls *searches*: it spins on the ready
@@ -62,12 +63,13 @@
 //! The task state machine lives in `task::state`; this module only moves `RawTask`s
 //! around. Files: `worker` (the loop, pop/steal, running a task, the watcher's
 //! look), `role` (the step), `idle` (sleeping workers and the watcher's seat), `heavy`
-//! (resting heavy tasks), `slots` (the live-task table), `counters` (metrics).
+//! (resting heavy tasks), `lane` (the threads they run on), `slots` (the live-task table), `counters` (metrics).
 
 mod blocking;
 mod counters;
 mod heavy;
 mod idle;
+mod lane;
 mod role;
 mod slots;
 mod worker;
@@ -87,6 +89,7 @@ use blocking::BlockingPool;
 use counters::{Counters, Gauges};
 use crossbeam_deque::{Injector, Stealer, Worker};
 use idle::Idle;
+use lane::Lane;
 use role::RoleState;
 use slots::TaskSlots;
 use std::future::Future;
@@ -123,6 +126,8 @@ pub(crate) struct Scheduler {
     front: Inbox<Header>,
     /// The global FIFO of ready tasks.
     ready: Injector<RawTask>,
+    /// Tasks resting after a heavy poll, for the lane threads (see `lane`).
+    lane: Lane,
     /// Each worker's local FIFO batch, taken from `ready`; idle workers steal from them.
     stealers: Vec<Stealer<RawTask>>,
     /// Each worker's tasks that yielded, taken after every batch and the global queue
@@ -230,6 +235,7 @@ impl Scheduler {
             post_high_water,
             front: Inbox::new(),
             ready: Injector::new(),
+            lane: Lane::new(),
             stealers: locals.iter().map(|w| w.batch.stealer()).collect(),
             yielded: locals.iter().map(|w| w.yielded.stealer()).collect(),
             locals: Mutex::new(locals.into_iter().map(Some).collect()),
@@ -249,7 +255,7 @@ impl Scheduler {
             )),
             live: AtomicUsize::new(0),
             live_zero: (Mutex::new(()), Condvar::new()),
-            counters: Counters::new(threads),
+            counters: Counters::new(threads, threads),
             step_interval: clock::stamps_in(STEP_INTERVAL),
             heavy_poll: clock::stamps_in(heavy::HEAVY_POLL),
             rescue_after: clock::stamps_in(RESCUE_AFTER),
@@ -550,6 +556,9 @@ impl Scheduler {
             }
             task.ref_dec();
         }
+        // The heavy lane's tasks too: a cancelled task does not rest, and the workers drop
+        // it at once (the lane threads may get no CPU at all).
+        self.lane.take(|_, _| true, |task| self.ready.push(task));
         self.idle.notify_all();
         self.driver.kick();
         if from_own_worker {
@@ -588,7 +597,7 @@ impl Scheduler {
     /// step) or a slow-path timer's.
     fn next_due(&self) -> Deadline {
         let timer = self.timers.first_group().unwrap_or(u64::MAX);
-        Deadline::from_nanos(self.heap_due.load(Relaxed).min(timer))
+        Deadline::from_nanos(self.heap_due.load(Relaxed).min(timer)).min(self.lane.boost_due())
     }
 
     /// Whether the workers must leave their loop (the core has stopped: see `stop`).
@@ -603,6 +612,7 @@ impl Scheduler {
     fn stop(&self) {
         self.advance(Phase::Stopped);
         self.idle.notify_all();
+        self.lane.wake_all();
         self.driver.kick_always();
         self.driver.shut_down();
         self.timers.wake_up_to(u64::MAX);
@@ -625,6 +635,8 @@ impl Scheduler {
             live: self.live.load(Relaxed),
             flushers: self.flushers.load(Relaxed),
             ready: self.ready_len(),
+            lane_polls: self.lane.polls.load(Relaxed),
+            lane_queued: self.lane.len(),
             foreign_timers: self.timers.len(),
             blocking_threads: blocking.threads,
             blocking_queued: blocking.queued,
@@ -636,6 +648,14 @@ impl Schedule for Scheduler {
     fn schedule_woken(&self, task: RawTask) {
         self.counters.unparked();
         self.push_ready(task);
+    }
+
+    fn aborted_queued(&self) {
+        // One waiting for the heavy lane goes to the workers, which drop it in its turn:
+        // the lane's threads may get no CPU for a while.
+        if self.lane.take(|task, _| task.header().state.is_cancelled(), |task| self.ready.push(task)) > 0 {
+            self.wake_worker();
+        }
     }
 
     fn add_timer(&self, deadline: Deadline, waker: Waker) -> WakerEntry {
@@ -692,5 +712,13 @@ pub(crate) fn run_worker(sched: &Scheduler, index: usize) {
     let prev = WORKER_OF.with(|w| w.replace((sched, batch)));
     worker::run(sched, index, local, &queues.yielded);
     // Before `local` goes: nothing may reach it through the thread-local any more.
+    WORKER_OF.with(|w| w.set(prev));
+}
+
+/// The body of heavy-lane thread `index` of `sched` (see `lane`; a core has as many as
+/// workers). Its polls count as a worker's for the rest of the crate (`is_worker`).
+pub(crate) fn run_lane(sched: &Scheduler, index: usize) {
+    let prev = WORKER_OF.with(|w| w.replace((sched, std::ptr::null())));
+    worker::run_lane(sched, sched.counters.workers() + index);
     WORKER_OF.with(|w| w.set(prev));
 }

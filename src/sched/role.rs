@@ -46,7 +46,7 @@ impl RoleState {
     /// One schedule step. `block`: wait in the kernel queue if nothing is ready.
     pub(super) fn step(&mut self, sched: &Scheduler, block: bool) {
         sched.counters.steps.fetch_add(1, Relaxed);
-        let produced = self.drain_front(sched) + self.expire(sched);
+        let produced = self.drain_front(sched) + self.expire(sched) + boost_lane(sched);
         let (mut wait, mut max_wait) = (None, None);
         // (Finished tasks let go of here are dropped by the caller after the step: a wait
         // in epoll would hold them.)
@@ -67,6 +67,7 @@ impl RoleState {
         self.poller.turn(&sched.driver, wait, max_wait);
         self.drain_front(sched);
         self.expire(sched);
+        boost_lane(sched);
     }
 
     /// Takes every task from the front queue: readies the ones that must run, parks the
@@ -178,6 +179,15 @@ impl RoleState {
 
 /// Publishes the nearest deadline of a parked task (`u64::MAX`: none) for the watcher,
 /// writing the shared word only when it changes.
+/// Moves the heavy lane's tasks whose rest has ended to the ready queue (see `lane`).
+#[inline(always)]
+fn boost_lane(sched: &Scheduler) -> usize {
+    if sched.lane.boost_due().is_never() {
+        return 0;
+    }
+    sched.lane.take_due(Deadline::now(), |task| sched.push_ready(task))
+}
+
 #[inline]
 fn publish_due(sched: &Scheduler, due: u64) {
     if sched.heap_due.load(Relaxed) != due {

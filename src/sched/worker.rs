@@ -11,10 +11,10 @@
 //! task from it directly runs it again only after a step has started since: its own,
 //! taken then if need be, after which the task goes behind what that step readied.
 //!
-//! A worker that takes a task resting after a heavy poll (`heavy`) passes over it, and up
-//! to a few more resting ones, to the next ready task that does not rest; what it passed
-//! goes back to the tail in order (`pass_resting`). The worker measures each poll with
-//! the clock stamps it takes between polls anyway, and hands them to `heavy`.
+//! A worker that takes a task resting after a heavy poll (`heavy`) hands it to the heavy
+//! lane (`lane`) and takes the next one. The worker measures each poll with the clock
+//! stamps it takes between polls anyway, and hands them to `heavy`. The lane's threads
+//! run the same poll code ([`run_lane`]), without the role, the batches or the watcher.
 
 use super::counters::in_poll;
 use super::heavy::{self, PollCost};
@@ -30,9 +30,6 @@ use crossbeam_deque::{Steal, Worker};
 use std::sync::atomic::{fence, Ordering::*};
 use std::sync::{MutexGuard, TryLockError};
 use std::time::Duration;
-
-/// Ready tasks a worker looks at, at most, for one that does not rest (`pass_resting`).
-const REST_LOOKAHEAD: usize = 8;
 
 /// One worker thread's state.
 struct WorkerCtx<'a> {
@@ -51,6 +48,8 @@ struct WorkerCtx<'a> {
     polls_seen: Vec<(u64, u64)>,
     /// `clock::stamp` of the last look for stuck batches.
     last_rescue_look: u64,
+    /// This is a lane thread (see `lane`), not a worker.
+    lane: bool,
 }
 
 /// The body of worker thread `index`.
@@ -66,8 +65,73 @@ pub(super) fn run(sched: &Scheduler, index: usize, local: &Worker<RawTask>, yiel
         seen,
         polls_seen,
         last_rescue_look: 0,
+        lane: false,
     };
     w.run();
+}
+
+/// The body of lane thread `index` (see `lane`; its counters follow the workers'): polls
+/// the lane's tasks until the core stops. A task that rests after its poll and is ready
+/// again goes back to the lane; one that does not goes to the ready queue.
+pub(super) fn run_lane(sched: &Scheduler, index: usize) {
+    lower_priority();
+    let (local, yielded) = (Worker::new_fifo(), Worker::new_fifo());
+    let mut w = WorkerCtx {
+        sched,
+        index,
+        local: &local,
+        yielded: &yielded,
+        finished: Vec::new(),
+        seen: Vec::new(),
+        polls_seen: Vec::new(),
+        last_rescue_look: 0,
+        lane: true,
+    };
+    while let Some(task) = sched.lane.pop_wait(|| sched.stopped()) {
+        sched.counters.begin_poll(index);
+        w.run_task(task, clock::stamp());
+        sched.counters.end_poll(index);
+        sched.lane.polls.fetch_add(1, Relaxed);
+    }
+}
+
+/// Lowers the calling thread's kernel priority for the heavy lane (see `lane`): the lowest
+/// nice value (a twentieth of a nice-0 thread's share of a busy CPU, so a lane thread's poll
+/// is never stopped for good) and, where the kernel takes one (Linux 6.12 on), a 100 µs
+/// time slice, so that a worker that wakes gets the CPU back within that. If the slice is
+/// refused, only the nice value; if that is refused too, the thread keeps its priority
+/// (heavy polls then share the CPUs with the workers, as they would on a worker).
+fn lower_priority() {
+    /// `struct sched_attr` of `sched_setattr(2)` (its first version, 48 bytes).
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    const LANE_NICE: i32 = 19;
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice: LANE_NICE,
+        priority: 0,
+        runtime: 100_000,
+        deadline: 0,
+        period: 0,
+    };
+    // SAFETY: system calls on the calling thread (0); `attr` is a valid `sched_attr` whose
+    // `size` says which version it is, and lives across the call.
+    unsafe {
+        if libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, 0, LANE_NICE);
+        }
+    }
 }
 
 impl WorkerCtx<'_> {
@@ -222,10 +286,9 @@ impl WorkerCtx<'_> {
         }
     }
 
-    /// Puts a task that may run again after a step (see the module docs), or that rests
-    /// (`heavy`), at the tail: the global queue's, or, when that is empty, this worker's
-    /// own batch. Nobody is woken here:
-    /// the wake decision before this worker's next poll covers it.
+    /// Puts a task that may run again after a step (see the module docs) at the tail: the
+    /// global queue's, or, when that is empty, this worker's own batch. Nobody is woken
+    /// here: the wake decision before this worker's next poll covers it.
     fn requeue_at_tail(&self, task: RawTask) {
         if self.sched.ready.is_empty() {
             self.local.push(task);
@@ -241,46 +304,23 @@ impl WorkerCtx<'_> {
         self.sched.counters.steps.load(Relaxed) as u16 != mark || self.sched.driver.is_blocking()
     }
 
-    /// The next task to poll (see [`next_ready`](Self::next_ready)), passing over tasks that
-    /// rest after a heavy poll (see `pass_resting`).
+    /// The next task to poll (see [`next_ready`](Self::next_ready)); tasks that rest after a
+    /// heavy poll go to the heavy lane on the way.
     fn pop_ready(&mut self) -> Option<RawTask> {
         let mut task = self.next_ready()?;
-        if heavy::is_resting(task) {
-            task = self.pass_resting(task);
+        while heavy::is_resting(task) {
+            self.to_lane(task);
+            task = self.next_ready()?;
         }
         self.begin_poll();
         Some(task)
     }
 
-    /// `first` rests (see `heavy`): looks up to [`REST_LOOKAHEAD`] ready tasks further for
-    /// one that does not, and returns it; the resting ones it passed go back to the tail,
-    /// in their order. If all it saw rest, or it found no other, returns `first`.
+    /// Hands `task` (owned, QUEUED), which rests, to the heavy lane.
     #[cold]
     #[inline(never)]
-    fn pass_resting(&mut self, first: RawTask) -> RawTask {
-        let mut passed = [first; REST_LOOKAHEAD];
-        let mut n = 1;
-        let mut found = None;
-        while n < REST_LOOKAHEAD {
-            match self.next_ready() {
-                Some(t) if heavy::is_resting(t) => {
-                    passed[n] = t;
-                    n += 1;
-                }
-                other => {
-                    found = other;
-                    break;
-                }
-            }
-        }
-        let (run, back) = match found {
-            Some(t) => (t, &passed[..n]),
-            None => (first, &passed[1..n]),
-        };
-        for &t in back {
-            self.requeue_at_tail(t);
-        }
-        run
+    fn to_lane(&self, task: RawTask) {
+        self.sched.lane.push(task, heavy::rest_ends(task));
     }
 
     /// The next ready task: this worker's batch first, then a new batch from the global
@@ -432,7 +472,8 @@ impl WorkerCtx<'_> {
             sched.counters.unpark_own(self.index, token);
         }
         match next {
-            AfterPoll::Requeue if yielded => self.yielded.push(task),
+            AfterPoll::Requeue if self.lane && heavy::is_resting(task) => self.to_lane(task),
+            AfterPoll::Requeue if yielded && !self.lane => self.yielded.push(task),
             AfterPoll::Requeue => sched.push_ready(task),
             AfterPoll::ToSched => sched.push_front(task),
             AfterPoll::Parked => {

@@ -50,6 +50,9 @@ use std::task::Waker;
 pub(crate) trait Schedule: Send + Sync + 'static {
     /// A waker moved `task` out of `WAITING`: queue it in the ready queue.
     fn schedule_woken(&self, task: RawTask);
+    /// An abort found its task queued (or running): the scheduler may move it to where it
+    /// is dropped sooner.
+    fn aborted_queued(&self);
     /// Registers a slow-path timer: `waker` is woken at `deadline` unless the entry is
     /// dropped first.
     fn add_timer(&self, deadline: Deadline, waker: Waker) -> WakerEntry;

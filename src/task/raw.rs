@@ -12,7 +12,7 @@
 //! this thread is polling (for `task::current`, `park`, and the time futures' fast path)
 //! and whether that poll called `yield_now`.
 
-use super::state::{Claim, Notify, State, SIGNALED, WOKEN};
+use super::state::{Claim, Notify, State, CANCELLED, SIGNALED, WOKEN};
 use super::{JoinError, Schedule};
 use crate::sync::AtomicPtr;
 use crate::time::clock::Deadline;
@@ -241,6 +241,8 @@ impl RawTask {
         let state = &self.header().state;
         if state.notify(extra) == Notify::Schedule {
             self.scheduler().schedule_woken(self);
+        } else if extra & CANCELLED != 0 {
+            self.scheduler().aborted_queued();
         }
         // A wakeup or signal also reaches `park` futures polled under foreign wakers.
         if extra & (WOKEN | SIGNALED) != 0 && state.take_park_wakers() {
