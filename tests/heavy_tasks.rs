@@ -61,6 +61,31 @@ fn a_task_that_waits_for_the_lane_past_its_rest_runs_on_a_worker() {
     });
 }
 
+#[test]
+fn shutdown_cancels_the_tasks_on_the_heavy_lane() {
+    // Three tasks that compute 5 ms a poll forever, on one CPU with one worker (so one
+    // lane thread): one runs on the lane, the others wait for it. Shutdown must cancel all
+    // three, join every thread (the lane's too), and leak nothing.
+    let _serial = serial();
+    watchdog(HANG, || {
+        pin_to_one_cpu();
+        let core = core(1);
+        for _ in 0..3 {
+            drop(core.spawn(async {
+                loop {
+                    compute_for(Duration::from_millis(5));
+                    task::yield_now().await;
+                }
+            }));
+        }
+        wait_until("polls on the heavy lane", || core.metrics().lane_polls >= 3);
+        let report = core.shutdown(Duration::ZERO);
+        assert_eq!(report.cancelled, 3, "{report:?}");
+        assert_eq!(report.leaked, 0, "{report:?}");
+        assert_eq!(report.unjoined_workers, 0, "{report:?}");
+    });
+}
+
 /// Restricts the calling thread (and the threads it starts from now on) to one of the CPUs
 /// it may run on.
 fn pin_to_one_cpu() {
