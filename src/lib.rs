@@ -52,11 +52,12 @@
 //!   workers, at the lowest kernel priority (nice 19, and a 100 µs kernel time slice where
 //!   the kernel takes one), so it gets the CPU time the workers leave, all of it when they
 //!   are idle, and a worker that wakes takes its CPU back within that slice instead of
-//!   waiting for the poll to end. A task still waiting for the lane when its rest ends
-//!   goes back to the workers, so even with every CPU busy it runs at least once per rest
-//!   (and a lane thread's poll is never stopped: the kernel gives it a share too). A task
-//!   that stops computing leaves the lane when its rest ends; an aborted one leaves it at
-//!   once. The CPU time is read with the thread's CPU clock, for the polls of a task that
+//!   waiting for the poll to end. When the lane has taken no task for 16 times the last
+//!   heavy poll's CPU time (every CPU busy), the task at its front is *boosted*: a worker
+//!   runs its next poll. So with every CPU busy the heavy tasks together still get about a
+//!   seventeenth of a worker, in turn (and the kernel gives the lane threads a share too),
+//!   but never more, however many they are. A task leaves the lane after a short poll once
+//!   its rest has ended; an aborted one leaves it at once. The CPU time is read with the thread's CPU clock, for the polls of a task that
 //!   recently had a poll long on the wall clock: a poll that merely lasted (preempted by
 //!   the kernel, or blocked in a system call) does not count. [`Metrics::heavy_polls`]
 //!   counts the heavy polls, [`Metrics::lane_polls`] the polls on the lane. (Futures run

@@ -4,12 +4,14 @@
 //! in CPU time: a task whose poll computes for 2 ms takes as much of a worker as a thousand
 //! tasks whose polls take 2 µs, and each of those waits for it in every round. So a task
 //! whose poll computed for more than [`HEAVY_POLL`] of CPU *rests* for [`REST_FACTOR`]
-//! times that CPU time: until then, a worker that takes it from the ready queue hands it
-//! to the heavy lane (`lane`), whose low-priority threads run it on the CPU time the
-//! workers leave, and takes the next task. A task still waiting for the lane when its rest
-//! ends goes back to the ready queue, so under load it still runs at least once per rest.
-//! The rest holds for whatever readies the task meanwhile (its own timers too), but not
-//! for an abort.
+//! times that CPU time, and after that for as long as its polls stay heavy: meanwhile, a
+//! worker that takes it from a queue hands it to the heavy lane (`lane`), whose
+//! low-priority threads run it on the CPU time the workers leave, and takes the next task.
+//! (A task that waited out its rest behind others in the ready queue is still computing:
+//! it does not get a worker for that.) The lane boosts a task back to the workers when it
+//! has been stalled for [`REST_FACTOR`] times the last heavy poll's CPU time. The rest
+//! holds for whatever readies the task meanwhile (its own timers too), but not for an
+//! abort.
 //!
 //! Measuring: the worker loop stamps the clock between polls anyway, so every poll's wall
 //! time is known for free. A poll that lasted [`HEAVY_POLL`] on the wall clock may have been
@@ -28,7 +30,7 @@
 
 use crate::io::Spent;
 use crate::task::raw::RawTask;
-use crate::time::clock::{self, Deadline};
+use crate::time::clock;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -37,9 +39,10 @@ use std::time::Duration;
 /// uses no CPU meanwhile, and does not count.)
 pub(crate) const HEAVY_POLL: Duration = Duration::from_micros(500);
 
-/// A heavy poll's task rests for this many times the poll's CPU time: waiting for the
-/// heavy lane longer than that, it goes back to the workers, so under load it still gets
-/// about a seventeenth of a worker (at 16).
+/// A heavy poll's task rests for at least this many times the poll's CPU time; a heavy lane
+/// that has taken no task for this many times the last heavy poll's CPU time boosts one
+/// to the workers, so under load the heavy tasks together get about a seventeenth of a
+/// worker (at 16).
 pub(crate) const REST_FACTOR: u32 = 16;
 
 /// Time a poll may spend per socket operation it completed, on top of [`HEAVY_POLL`]:
@@ -63,9 +66,18 @@ fn io_allowance(spent: &Spent) -> Duration {
 }
 
 /// `Header::rest`, low bits: how many more polls of the task to measure with the CPU clock
-/// ([`MEASURED_POLLS`] after a long one; each short measured poll takes one off). The other bits: the
-/// `clock::stamp` (low bits dropped) until which the task rests, or 0.
+/// ([`MEASURED_POLLS`] after a long one; each short measured poll takes one off). Then
+/// [`HEAVY`]. The other bits: the `clock::stamp` (low bits dropped) until which the task
+/// rests, or 0.
 const MEASURE: u64 = 0b1111;
+
+/// `Header::rest`: the task's last measured poll was heavy. It rests while this is set, even
+/// past the end of its rest (a task that waited its rest out behind others in the ready
+/// queue is still computing), until a short measured poll or a boost (`lane`) clears it.
+const HEAVY: u64 = 0b1_0000;
+
+/// `Header::rest`: the bits below the rest's end.
+const LOW_BITS: u64 = MEASURE | HEAVY;
 
 /// What a worker knows before a poll: the thread's CPU time when it began, if the poll is
 /// measured.
@@ -85,18 +97,25 @@ impl PollCost {
     /// gives the task up: records whether its polls are to be measured, and whether it
     /// rests. `wall`: the poll's `clock::stamp` units; `heavy_poll`: [`HEAVY_POLL`] in those
     /// units; `end`: the stamp at its end; `spent`: what its socket operations did. Returns
-    /// true if the poll was heavy (the task rests).
+    /// the CPU time it computed for if the poll was heavy (the task rests).
     #[inline(always)]
-    pub(crate) fn after(self, task: RawTask, wall: u64, heavy_poll: u64, end: u64, spent: &Spent) -> bool {
+    pub(crate) fn after(
+        self,
+        task: RawTask,
+        wall: u64,
+        heavy_poll: u64,
+        end: u64,
+        spent: &Spent,
+    ) -> Option<Duration> {
         if self.cpu_start.is_none() && wall < heavy_poll {
-            return false;
+            return None;
         }
         self.after_long(task, wall, end, spent)
     }
 
     #[cold]
     #[inline(never)]
-    fn after_long(self, task: RawTask, wall: u64, end: u64, spent: &Spent) -> bool {
+    fn after_long(self, task: RawTask, wall: u64, end: u64, spent: &Spent) -> Option<Duration> {
         let rest = &task.header().rest;
         let was = rest.load(Relaxed);
         let io = io_allowance(spent);
@@ -105,17 +124,17 @@ impl PollCost {
                 // Long on the wall clock: measure the next ones.
                 rest.store((was & !MEASURE) | MEASURED_POLLS, Relaxed);
             }
-            return false;
+            return None;
         };
         let cpu = thread_cpu_time().map_or(Duration::ZERO, |now| now.saturating_sub(start));
         let computing = cpu.saturating_sub(io);
         if computing < HEAVY_POLL {
-            rest.store(was - 1, Relaxed);
-            return false;
+            rest.store((was - 1) & !HEAVY, Relaxed);
+            return None;
         }
         let until = end.saturating_add(clock::stamps_in(computing * REST_FACTOR));
-        rest.store((until & !MEASURE) | MEASURED_POLLS, Relaxed);
-        true
+        rest.store((until & !LOW_BITS) | HEAVY | MEASURED_POLLS, Relaxed);
+        Some(computing)
     }
 }
 
@@ -124,14 +143,16 @@ impl PollCost {
 /// dropped, which should not wait.)
 #[inline(always)]
 pub(crate) fn is_resting(task: RawTask) -> bool {
-    let until = task.header().rest.load(Relaxed) & !MEASURE;
-    until != 0 && clock::stamp() < until && !task.header().state.is_cancelled()
+    let rest = task.header().rest.load(Relaxed);
+    let until = rest & !LOW_BITS;
+    (rest & HEAVY != 0 || (until != 0 && clock::stamp() < until)) && !task.header().state.is_cancelled()
 }
 
-/// When `task`'s rest ends (if it rests: see [`is_resting`]), on the deadline clock.
-pub(crate) fn rest_ends(task: RawTask) -> Deadline {
-    let until = task.header().rest.load(Relaxed) & !MEASURE;
-    Deadline::after(clock::duration_of(until.saturating_sub(clock::stamp())))
+/// Ends `task`'s rest (the task is owned by the caller): it is boosted (`lane`). Its polls
+/// stay measured, so its next heavy one makes it rest again.
+pub(crate) fn end_rest(task: RawTask) {
+    let rest = &task.header().rest;
+    rest.store(rest.load(Relaxed) & MEASURE, Relaxed);
 }
 
 /// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), if the clock is available.

@@ -5,62 +5,89 @@
 //! task behind it wait 2 ms, however it is queued. The lane moves such polls off the
 //! workers: each core has as many lane threads as workers, at the lowest kernel priority
 //! (see `worker::lower_priority`), so they run on the CPU time the workers leave, and a
-//! worker that wakes takes its CPU back within a short kernel time slice. A heavy task
-//! still gets every idle moment, and all the CPUs when the workers have nothing to do.
+//! worker that wakes takes its CPU back within a short kernel time slice. Heavy tasks
+//! still get every idle moment, and all the CPUs when the workers have nothing to do.
 //!
-//! Under load the kernel gives a lane thread only a small share, so a task's rest doubles
-//! as a deadline: a task still queued here when its rest ends is *boosted*, moved to the
-//! ready queue by the sched-role (which wakes for it like for a timer), and a worker runs
-//! it in its turn. So a heavy task gets at least one poll per rest, about
-//! 1/[`REST_FACTOR`](super::heavy::REST_FACTOR) of a worker, even with every CPU busy. An
-//! aborted task leaves the lane at once (`Scheduler::aborted_queued`), as every task does
-//! when the core shuts down.
+//! Under load the kernel gives the lane threads only a small share. So when the lane has
+//! taken no task for [`REST_FACTOR`] times the CPU time of the last heavy poll, the
+//! sched-role *boosts* the task at its front: ends its rest and moves it to the ready
+//! queue, where a worker runs it in its turn (the role wakes for this like for a timer).
+//! With every CPU busy, the heavy tasks together still get about 1/17 of a worker, in
+//! turn, besides what the kernel gives the lane; and the workers never spend more than
+//! that on them, however many there are. An aborted task leaves the lane at once
+//! (`Scheduler::aborted_queued`), as every task does when the core shuts down.
 //!
 //! The queue is a mutex-guarded FIFO: only heavy tasks pass through it, each at most once
 //! per half millisecond of CPU it computes.
+//!
+//! [`REST_FACTOR`]: super::heavy::REST_FACTOR
 
+use super::heavy;
 use crate::sync::lock;
 use crate::task::raw::RawTask;
 use crate::time::clock::Deadline;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 /// One core's heavy lane (see the module docs).
 pub(crate) struct Lane {
-    /// The queued tasks, each with the end of its rest.
-    queue: Mutex<VecDeque<(RawTask, Deadline)>>,
+    queue: Mutex<Queue>,
     /// Signalled for each push, and on stop.
     more: Condvar,
-    /// The earliest end of rest among the queued tasks, in `Deadline` nanoseconds
-    /// (`u64::MAX`: the queue is empty): the sched-role boosts that task then.
+    /// When the sched-role must boost the front task, in `Deadline` nanoseconds (`u64::MAX`:
+    /// the queue is empty). Written under the lock.
     boost_due: AtomicU64,
+    /// [`REST_FACTOR`](heavy::REST_FACTOR) times the CPU time of the last heavy poll (any
+    /// thread's), in nanoseconds: how long the lane may take no task before a boost.
+    boost_wait: AtomicU64,
     /// Tasks queued now.
     len: AtomicUsize,
     /// Polls run by the lane threads (the `lane_polls` metric).
     pub(crate) polls: AtomicU64,
 }
 
+struct Queue {
+    tasks: VecDeque<RawTask>,
+    /// When a task last left the queue (taken by a lane thread, or boosted), or when the
+    /// queue last became non-empty.
+    progress: Deadline,
+}
+
 impl Lane {
     pub(crate) fn new() -> Lane {
         Lane {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue { tasks: VecDeque::new(), progress: Deadline::NEVER }),
             more: Condvar::new(),
             boost_due: AtomicU64::new(u64::MAX),
+            boost_wait: AtomicU64::new(0),
             len: AtomicUsize::new(0),
             polls: AtomicU64::new(0),
         }
     }
 
-    /// Queues `task` (owned by the caller, QUEUED), which rests until `rest_ends`, and
-    /// wakes a lane thread for it.
-    pub(crate) fn push(&self, task: RawTask, rest_ends: Deadline) {
+    /// A heavy poll computed for `cpu` (see `heavy`): the lane's patience follows it.
+    pub(crate) fn note_heavy(&self, cpu: Duration) {
+        let wait = u64::try_from((cpu * heavy::REST_FACTOR).as_nanos()).unwrap_or(u64::MAX);
+        self.boost_wait.store(wait, Relaxed);
+    }
+
+    /// Queues `task` (owned by the caller, QUEUED), which rests, and wakes a lane thread for
+    /// it. Returns true if that set [`boost_due`](Self::boost_due) (the queue was empty): a
+    /// sched-role blocked in epoll must then be kicked to see it.
+    pub(crate) fn push(&self, task: RawTask) -> bool {
         let mut q = lock(&self.queue);
-        q.push_back((task, rest_ends));
+        let was_empty = q.tasks.is_empty();
+        q.tasks.push_back(task);
         self.len.fetch_add(1, Relaxed);
-        self.publish(&q);
+        if was_empty {
+            q.progress = Deadline::now();
+            self.publish(&q);
+        }
         drop(q);
         self.more.notify_one();
+        was_empty
     }
 
     /// The next queued task, waiting for one; `None` once `stopped` says so (asked whenever
@@ -71,8 +98,9 @@ impl Lane {
             if stopped() {
                 return None;
             }
-            if let Some((task, _)) = q.pop_front() {
+            if let Some(task) = q.tasks.pop_front() {
                 self.len.fetch_sub(1, Relaxed);
+                q.progress = Deadline::now();
                 self.publish(&q);
                 return Some(task);
             }
@@ -87,40 +115,47 @@ impl Lane {
         self.more.notify_all();
     }
 
-    /// When the sched-role must boost a queued task (`Deadline::NEVER`: none is queued).
+    /// When the sched-role must boost the front task (`Deadline::NEVER`: none is queued).
     pub(crate) fn boost_due(&self) -> Deadline {
         Deadline::from_nanos(self.boost_due.load(Relaxed))
     }
 
-    /// Hands `to`, in queue order, every queued task whose rest has ended by `now`.
-    /// Returns how many.
-    pub(crate) fn take_due(&self, now: Deadline, to: impl FnMut(RawTask)) -> usize {
+    /// If the boost is due by `now`, ends the front task's rest and hands it to `to`.
+    /// Returns how many it handed (0 or 1).
+    pub(crate) fn boost(&self, now: Deadline, to: impl FnOnce(RawTask)) -> usize {
         if self.boost_due() > now {
             return 0;
         }
-        self.take(|_, ends| ends <= now, to)
+        let mut q = lock(&self.queue);
+        if self.boost_due() > now {
+            return 0;
+        }
+        let Some(task) = q.tasks.pop_front() else { return 0 };
+        self.len.fetch_sub(1, Relaxed);
+        q.progress = now;
+        self.publish(&q);
+        drop(q);
+        // The queue owned it; now the caller does.
+        heavy::end_rest(task);
+        to(task);
+        1
     }
 
-    /// Hands `to`, in queue order, every queued task that `pick` chooses (given the task
-    /// and the end of its rest). Returns how many.
-    pub(crate) fn take(
-        &self,
-        pick: impl Fn(RawTask, Deadline) -> bool,
-        mut to: impl FnMut(RawTask),
-    ) -> usize {
+    /// Hands `to`, in queue order, every queued task that `pick` chooses. Returns how many.
+    pub(crate) fn take(&self, pick: impl Fn(RawTask) -> bool, mut to: impl FnMut(RawTask)) -> usize {
         if self.len() == 0 {
             return 0;
         }
         let mut q = lock(&self.queue);
-        let before = q.len();
-        q.retain(|&(task, ends)| {
-            let taken = pick(task, ends);
+        let before = q.tasks.len();
+        q.tasks.retain(|&task| {
+            let taken = pick(task);
             if taken {
                 to(task);
             }
             !taken
         });
-        let taken = before - q.len();
+        let taken = before - q.tasks.len();
         self.len.fetch_sub(taken, Relaxed);
         self.publish(&q);
         taken
@@ -131,9 +166,13 @@ impl Lane {
         self.len.load(Relaxed)
     }
 
-    /// Publishes the earliest end of rest among the queued tasks `q` (the lane's, locked).
-    fn publish(&self, q: &VecDeque<(RawTask, Deadline)>) {
-        let due = q.iter().map(|&(_, ends)| ends).min().unwrap_or(Deadline::NEVER);
-        self.boost_due.store(due.as_nanos(), Relaxed);
+    /// Publishes when the front task of `q` (the lane's, locked) is to be boosted.
+    fn publish(&self, q: &Queue) {
+        let due = if q.tasks.is_empty() {
+            u64::MAX
+        } else {
+            q.progress.as_nanos().saturating_add(self.boost_wait.load(Relaxed))
+        };
+        self.boost_due.store(due, Relaxed);
     }
 }

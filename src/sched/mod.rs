@@ -558,7 +558,7 @@ impl Scheduler {
         }
         // The heavy lane's tasks too: a cancelled task does not rest, and the workers drop
         // it at once (the lane threads may get no CPU at all).
-        self.lane.take(|_, _| true, |task| self.ready.push(task));
+        self.lane.take(|_| true, |task| self.ready.push(task));
         self.idle.notify_all();
         self.driver.kick();
         if from_own_worker {
@@ -653,7 +653,7 @@ impl Schedule for Scheduler {
     fn aborted_queued(&self) {
         // One waiting for the heavy lane goes to the workers, which drop it in its turn:
         // the lane's threads may get no CPU for a while.
-        if self.lane.take(|task, _| task.header().state.is_cancelled(), |task| self.ready.push(task)) > 0 {
+        if self.lane.take(|task| task.header().state.is_cancelled(), |task| self.ready.push(task)) > 0 {
             self.wake_worker();
         }
     }

@@ -179,13 +179,14 @@ impl RoleState {
 
 /// Publishes the nearest deadline of a parked task (`u64::MAX`: none) for the watcher,
 /// writing the shared word only when it changes.
-/// Moves the heavy lane's tasks whose rest has ended to the ready queue (see `lane`).
+/// Moves the heavy lane's front task to the ready queue if the lane has taken no task for
+/// too long (see `lane`).
 #[inline(always)]
 fn boost_lane(sched: &Scheduler) -> usize {
     if sched.lane.boost_due().is_never() {
         return 0;
     }
-    sched.lane.take_due(Deadline::now(), |task| sched.push_ready(task))
+    sched.lane.boost(Deadline::now(), |task| sched.push_ready(task))
 }
 
 #[inline]

@@ -316,11 +316,15 @@ impl WorkerCtx<'_> {
         Some(task)
     }
 
-    /// Hands `task` (owned, QUEUED), which rests, to the heavy lane.
+    /// Hands `task` (owned, QUEUED), which rests, to the heavy lane. A role holder blocked
+    /// in epoll is kicked when the lane had nothing queued: it must boost the task in time
+    /// even if nothing else happens (the lane threads may get no CPU).
     #[cold]
     #[inline(never)]
     fn to_lane(&self, task: RawTask) {
-        self.sched.lane.push(task, heavy::rest_ends(task));
+        if self.sched.lane.push(task) {
+            self.sched.driver.kick();
+        }
     }
 
     /// The next ready task: this worker's batch first, then a new batch from the global
@@ -456,8 +460,9 @@ impl WorkerCtx<'_> {
             sched.complete(task, false);
             return end;
         };
-        if cost.after(task, end.wrapping_sub(start), sched.heavy_poll, end, &io_spent) {
+        if let Some(cpu) = cost.after(task, end.wrapping_sub(start), sched.heavy_poll, end, &io_spent) {
             sched.counters.heavy_polls.fetch_add(1, Relaxed);
+            sched.lane.note_heavy(cpu);
         }
         // Counted as parked before it can be woken (see `counters`), undone if it is not.
         let token = sched.counters.park_by_worker(self.index);
