@@ -69,6 +69,39 @@ fn a_starved_lane_gives_its_tasks_to_the_workers_in_turn() {
     });
 }
 
+#[test]
+fn tasks_readied_on_the_lane_run_while_the_workers_are_idle() {
+    // With two workers, idle: a heavy task finishing on the lane must wake the task that
+    // awaits its handle, and a task that stops computing must leave the lane and keep
+    // running. (A lane thread once took the shortcut of a worker that runs what it readies
+    // itself, which it never does: both waited for an unrelated event.)
+    let _serial = serial();
+    watchdog(HANG, || {
+        for threads in [1, 2] {
+            let core = core(threads);
+            let done = in_task(&core, async {
+                let heavy = iocore::spawn(async {
+                    for _ in 0..6 {
+                        compute_for(Duration::from_millis(2));
+                        task::yield_now().await;
+                    }
+                    // Then short polls only, well past its rest.
+                    let mut light = 0;
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < Duration::from_millis(100) {
+                        light += 1;
+                        task::yield_now().await;
+                    }
+                    light
+                });
+                heavy.await.expect("heavy task")
+            });
+            assert!(done > 0, "{threads} worker(s)");
+            assert!(core.metrics().lane_polls > 0, "{threads} worker(s): the lane never ran");
+        }
+    });
+}
+
 /// Whether the calling thread runs on a heavy lane.
 fn on_lane() -> bool {
     std::thread::current().name().is_some_and(|n| n.contains("-lane-"))

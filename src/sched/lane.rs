@@ -48,6 +48,14 @@ pub(crate) struct Lane {
     pub(crate) polls: AtomicU64,
 }
 
+/// What became of a task offered to [`Lane::push`].
+pub(crate) enum Pushed {
+    /// Queued; true if the lane had nothing queued before.
+    Queued(bool),
+    /// Not queued: the caller keeps it.
+    Refused(RawTask),
+}
+
 struct Queue {
     tasks: VecDeque<RawTask>,
     /// When a task last left the queue (taken by a lane thread, or boosted), or when the
@@ -74,10 +82,20 @@ impl Lane {
     }
 
     /// Queues `task` (owned by the caller, QUEUED), which rests, and wakes a lane thread for
-    /// it. Returns true if that set [`boost_due`](Self::boost_due) (the queue was empty): a
-    /// sched-role blocked in epoll must then be kicked to see it.
-    pub(crate) fn push(&self, task: RawTask) -> bool {
-        let mut q = lock(&self.queue);
+    /// it. Returns `Queued(true)` if that set [`boost_due`](Self::boost_due) (the queue was
+    /// empty): a sched-role blocked in epoll must then be kicked to see it. Refuses, and
+    /// leaves the task to the caller, when the lock is taken (a worker must not wait for a
+    /// lane thread, which may get no CPU) or the task was aborted (under the lock: either
+    /// this sees the abort, or the abort's `take` sees the task).
+    pub(crate) fn push(&self, task: RawTask) -> Pushed {
+        let mut q = match self.queue.try_lock() {
+            Ok(q) => q,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Pushed::Refused(task),
+        };
+        if task.header().state.is_cancelled() {
+            return Pushed::Refused(task);
+        }
         let was_empty = q.tasks.is_empty();
         q.tasks.push_back(task);
         self.len.fetch_add(1, Relaxed);
@@ -87,7 +105,7 @@ impl Lane {
         }
         drop(q);
         self.more.notify_one();
-        was_empty
+        Pushed::Queued(was_empty)
     }
 
     /// The next queued task, waiting for one; `None` once `stopped` says so (asked whenever
@@ -126,7 +144,8 @@ impl Lane {
         if self.boost_due() > now {
             return 0;
         }
-        let mut q = lock(&self.queue);
+        // (Not waiting for a lane thread that holds the lock: the next step looks again.)
+        let Ok(mut q) = self.queue.try_lock() else { return 0 };
         if self.boost_due() > now {
             return 0;
         }

@@ -716,9 +716,8 @@ pub(crate) fn run_worker(sched: &Scheduler, index: usize) {
 }
 
 /// The body of heavy-lane thread `index` of `sched` (see `lane`; a core has as many as
-/// workers). Its polls count as a worker's for the rest of the crate (`is_worker`).
+/// workers). The runtime's context counts it as one of the core's threads; [`WORKER_OF`]
+/// does not: it never runs the ready queue, so a task it readies must wake a worker.
 pub(crate) fn run_lane(sched: &Scheduler, index: usize) {
-    let prev = WORKER_OF.with(|w| w.replace((sched, std::ptr::null())));
     worker::run_lane(sched, sched.counters.workers() + index);
-    WORKER_OF.with(|w| w.set(prev));
 }

@@ -19,6 +19,7 @@
 use super::counters::in_poll;
 use super::heavy::{self, PollCost};
 use super::idle::Seen;
+use super::lane::Pushed;
 use super::role::RoleState;
 use super::{Scheduler, EXEC_BATCH, STEP_INTERVAL};
 use crate::io::{reset_budget, BUDGET};
@@ -93,6 +94,9 @@ pub(super) fn run_lane(sched: &Scheduler, index: usize) {
         sched.counters.end_poll(index);
         sched.lane.polls.fetch_add(1, Relaxed);
     }
+    // Leaving (shutdown): what a worker queued after the lane was emptied goes back, for
+    // whoever drops the core's remaining tasks.
+    sched.lane.take(|_| true, |task| sched.ready.push(task));
 }
 
 /// Lowers the calling thread's kernel priority for the heavy lane (see `lane`): the lowest
@@ -309,21 +313,34 @@ impl WorkerCtx<'_> {
     fn pop_ready(&mut self) -> Option<RawTask> {
         let mut task = self.next_ready()?;
         while heavy::is_resting(task) {
-            self.to_lane(task);
-            task = self.next_ready()?;
+            match self.to_lane(task) {
+                None => task = self.next_ready()?,
+                // Aborted meanwhile, or the lane is busy: it runs here.
+                Some(refused) => {
+                    task = refused;
+                    break;
+                }
+            }
         }
         self.begin_poll();
         Some(task)
     }
 
-    /// Hands `task` (owned, QUEUED), which rests, to the heavy lane. A role holder blocked
-    /// in epoll is kicked when the lane had nothing queued: it must boost the task in time
-    /// even if nothing else happens (the lane threads may get no CPU).
+    /// Hands `task` (owned, QUEUED), which rests, to the heavy lane, or gives it back (see
+    /// `Lane::push`). A role holder blocked in epoll is kicked when the lane had nothing
+    /// queued: it must boost the task in time even if nothing else happens (the lane
+    /// threads may get no CPU).
     #[cold]
     #[inline(never)]
-    fn to_lane(&self, task: RawTask) {
-        if self.sched.lane.push(task) {
-            self.sched.driver.kick();
+    fn to_lane(&self, task: RawTask) -> Option<RawTask> {
+        match self.sched.lane.push(task) {
+            Pushed::Queued(first) => {
+                if first {
+                    self.sched.driver.kick();
+                }
+                None
+            }
+            Pushed::Refused(task) => Some(task),
         }
     }
 
@@ -477,7 +494,11 @@ impl WorkerCtx<'_> {
             sched.counters.unpark_own(self.index, token);
         }
         match next {
-            AfterPoll::Requeue if self.lane && heavy::is_resting(task) => self.to_lane(task),
+            AfterPoll::Requeue if self.lane && heavy::is_resting(task) => {
+                if let Some(refused) = self.to_lane(task) {
+                    sched.push_ready(refused);
+                }
+            }
             AfterPoll::Requeue if yielded && !self.lane => self.yielded.push(task),
             AfterPoll::Requeue => sched.push_ready(task),
             AfterPoll::ToSched => sched.push_front(task),
