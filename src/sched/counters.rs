@@ -77,6 +77,8 @@ pub struct Metrics {
 pub(crate) struct WorkerCounters {
     /// Time spent polling, in `clock::stamp` units.
     busy_stamps: AtomicU64,
+    /// The part of it spent in heavy polls (`heavy`).
+    heavy_stamps: AtomicU64,
     /// Tasks this worker parked.
     parks: AtomicU64,
     /// Bumped as the worker takes a task and as it gives it up: odd while it runs one
@@ -178,6 +180,19 @@ impl Counters {
     /// this).
     pub(crate) fn busy(&self, w: usize, stamps: u64) {
         bump(&self.workers[w].busy_stamps, stamps);
+    }
+
+    /// Worker `w` spent `stamps` of its polling in a heavy poll (only `w` calls this).
+    pub(crate) fn heavy_busy(&self, w: usize, stamps: u64) {
+        bump(&self.workers[w].heavy_stamps, stamps);
+    }
+
+    /// The workers' time spent polling, heavy polls left out (`clock::stamp` units).
+    pub(crate) fn light_busy(&self) -> u64 {
+        self.workers[..self.nworkers]
+            .iter()
+            .map(|w| w.busy_stamps.load(Relaxed).saturating_sub(w.heavy_stamps.load(Relaxed)))
+            .sum()
     }
 
     /// Worker `w` may park a task: counted now, before the task can be woken. Returns the

@@ -22,12 +22,13 @@
 //!
 //! [`REST_FACTOR`]: super::heavy::REST_FACTOR
 
+use super::counters::Counters;
 use super::heavy;
 use crate::sync::lock;
 use crate::task::raw::RawTask;
-use crate::time::clock::Deadline;
+use crate::time::clock::{self, Deadline};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -46,7 +47,20 @@ pub(crate) struct Lane {
     len: AtomicUsize,
     /// Polls run by the lane threads (the `lane_polls` metric).
     pub(crate) polls: AtomicU64,
+    /// [`wanted`](Self::wanted)'s current window: its start (`clock::stamp`), the workers'
+    /// light busy time then, and the verdict of the window before.
+    window_start: AtomicU64,
+    window_busy: AtomicU64,
+    loaded: AtomicBool,
 }
+
+/// The shortest span over which [`Lane::wanted`] measures the workers' load.
+const LOAD_WINDOW: Duration = Duration::from_millis(10);
+
+/// The workers' load (the share of their time spent in polls that are not heavy) from which
+/// resting tasks go to the lane: below it, the workers have time to spare, and the lane
+/// would only add the risk of other processes starving it.
+const LANE_LOAD_PERCENT: u64 = 25;
 
 /// What became of a task offered to [`Lane::push`].
 pub(crate) enum Pushed {
@@ -72,7 +86,33 @@ impl Lane {
             boost_wait: AtomicU64::new(0),
             len: AtomicUsize::new(0),
             polls: AtomicU64::new(0),
+            window_start: AtomicU64::new(clock::stamp()),
+            window_busy: AtomicU64::new(0),
+            loaded: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the workers are loaded: whether they spent at least [`LANE_LOAD_PERCENT`] of
+    /// their time in polls that are not heavy over the last [`LOAD_WINDOW`] or more (as of
+    /// the last look that closed a window). Resting tasks go to the lane then, even when
+    /// no other task is ready at the moment (`worker::lane_wanted`): light tasks arrive in
+    /// the gaps. (Racy by design: two threads closing a window at once only measure about
+    /// the same thing twice.)
+    pub(crate) fn wanted(&self, counters: &Counters) -> bool {
+        let now = clock::stamp();
+        let start = self.window_start.load(Relaxed);
+        let span = now.wrapping_sub(start);
+        if span >= clock::stamps_in(LOAD_WINDOW) {
+            let busy = counters.light_busy();
+            let spent = busy.wrapping_sub(self.window_busy.load(Relaxed));
+            let capacity = span.saturating_mul(counters.workers() as u64);
+            let loaded = spent.saturating_mul(100) >= capacity.saturating_mul(LANE_LOAD_PERCENT);
+            self.window_start.store(now, Relaxed);
+            self.window_busy.store(busy, Relaxed);
+            self.loaded.store(loaded, Relaxed);
+            return loaded;
+        }
+        self.loaded.load(Relaxed)
     }
 
     /// A heavy poll computed for `cpu` (see `heavy`): the lane's patience follows it.

@@ -312,7 +312,7 @@ impl WorkerCtx<'_> {
     /// heavy poll go to the heavy lane on the way.
     fn pop_ready(&mut self) -> Option<RawTask> {
         let mut task = self.next_ready()?;
-        while heavy::is_resting(task) {
+        while heavy::is_resting(task) && self.lane_wanted() {
             match self.to_lane(task) {
                 None => task = self.next_ready()?,
                 // Aborted meanwhile, or the lane is busy: it runs here.
@@ -324,6 +324,16 @@ impl WorkerCtx<'_> {
         }
         self.begin_poll();
         Some(task)
+    }
+
+    /// Whether a resting task should go to the heavy lane rather than run on a worker: when
+    /// other tasks are ready (they should not wait for its poll), or when the workers have
+    /// been busy of late (see `Lane::wanted`). Otherwise the workers have time to spare,
+    /// and on the lane the task would get the CPU only when nothing else on the machine
+    /// wants it.
+    #[cold]
+    fn lane_wanted(&self) -> bool {
+        !self.local.is_empty() || self.sched.has_ready() || self.sched.lane.wanted(&self.sched.counters)
     }
 
     /// Hands `task` (owned, QUEUED), which rests, to the heavy lane, or gives it back (see
@@ -480,6 +490,9 @@ impl WorkerCtx<'_> {
         if let Some(cpu) = cost.after(task, end.wrapping_sub(start), sched.heavy_poll, end, &io_spent) {
             sched.counters.heavy_polls.fetch_add(1, Relaxed);
             sched.lane.note_heavy(cpu);
+            if !self.lane {
+                sched.counters.heavy_busy(self.index, end.wrapping_sub(start));
+            }
         }
         // Counted as parked before it can be woken (see `counters`), undone if it is not.
         let token = sched.counters.park_by_worker(self.index);
@@ -494,7 +507,7 @@ impl WorkerCtx<'_> {
             sched.counters.unpark_own(self.index, token);
         }
         match next {
-            AfterPoll::Requeue if self.lane && heavy::is_resting(task) => {
+            AfterPoll::Requeue if self.lane && heavy::is_resting(task) && self.lane_wanted() => {
                 if let Some(refused) = self.to_lane(task) {
                     sched.push_ready(refused);
                 }
