@@ -77,7 +77,8 @@ pub struct Metrics {
 pub(crate) struct WorkerCounters {
     /// Time spent polling, in `clock::stamp` units.
     busy_stamps: AtomicU64,
-    /// The part of it spent in heavy polls (`heavy`).
+    /// The part of it spent in polls long on the wall clock (heavy ones, and those that may
+    /// be: see `heavy`).
     heavy_stamps: AtomicU64,
     /// Tasks this worker parked.
     parks: AtomicU64,
@@ -182,12 +183,14 @@ impl Counters {
         bump(&self.workers[w].busy_stamps, stamps);
     }
 
-    /// Worker `w` spent `stamps` of its polling in a heavy poll (only `w` calls this).
+    /// Worker `w` spent `stamps` of its polling in a poll long on the wall clock (only `w`
+    /// calls this).
     pub(crate) fn heavy_busy(&self, w: usize, stamps: u64) {
         bump(&self.workers[w].heavy_stamps, stamps);
     }
 
-    /// The workers' time spent polling, heavy polls left out (`clock::stamp` units).
+    /// The workers' time spent polling, polls long on the wall clock left out (`clock::stamp`
+    /// units).
     pub(crate) fn light_busy(&self) -> u64 {
         self.workers[..self.nworkers]
             .iter()

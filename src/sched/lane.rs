@@ -45,6 +45,8 @@ pub(crate) struct Lane {
     boost_wait: AtomicU64,
     /// Tasks queued now.
     len: AtomicUsize,
+    /// Lane threads in a poll now.
+    running: AtomicUsize,
     /// Polls run by the lane threads (the `lane_polls` metric).
     pub(crate) polls: AtomicU64,
     /// [`wanted`](Self::wanted)'s current window: its start (`clock::stamp`), the workers'
@@ -85,6 +87,7 @@ impl Lane {
             boost_due: AtomicU64::new(u64::MAX),
             boost_wait: AtomicU64::new(0),
             len: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
             polls: AtomicU64::new(0),
             window_start: AtomicU64::new(clock::stamp()),
             window_busy: AtomicU64::new(0),
@@ -158,12 +161,28 @@ impl Lane {
             }
             if let Some(task) = q.tasks.pop_front() {
                 self.len.fetch_sub(1, Relaxed);
+                self.running.fetch_add(1, Relaxed);
                 q.progress = Deadline::now();
                 self.publish(&q);
                 return Some(task);
             }
             q = self.more.wait(q).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// A lane thread finished the poll of the task [`pop_wait`](Self::pop_wait) gave it.
+    pub(crate) fn poll_done(&self) {
+        self.running.fetch_sub(1, Relaxed);
+        self.polls.fetch_add(1, Relaxed);
+    }
+
+    /// Whether the lane has work besides the caller's: a task queued, or a lane thread in
+    /// a poll (`own`: the caller's polls, 1 for a lane thread, else 0). A worker with time
+    /// to spare runs a resting task itself only when it has none: a lane thread the worker
+    /// kept from the CPU would get none (its class runs only when nothing else wants to),
+    /// and the tasks waiting for it go first.
+    pub(crate) fn busy(&self, own: usize) -> bool {
+        self.len.load(Relaxed) > 0 || self.running.load(Relaxed) > own
     }
 
     /// Wakes every lane thread (to see that the core stopped).

@@ -92,19 +92,21 @@ pub(super) fn run_lane(sched: &Scheduler, index: usize) {
         sched.counters.begin_poll(index);
         w.run_task(task, clock::stamp());
         sched.counters.end_poll(index);
-        sched.lane.polls.fetch_add(1, Relaxed);
+        sched.lane.poll_done();
     }
     // Leaving (shutdown): what a worker queued after the lane was emptied goes back, for
     // whoever drops the core's remaining tasks.
     sched.lane.take(|_| true, |task| sched.ready.push(task));
 }
 
-/// Lowers the calling thread's kernel priority for the heavy lane (see `lane`): the lowest
-/// nice value (a twentieth of a nice-0 thread's share of a busy CPU, so a lane thread's poll
-/// is never stopped for good) and, where the kernel takes one (Linux 6.12 on), a 100 µs
-/// time slice, so that a worker that wakes gets the CPU back within that. If the slice is
-/// refused, only the nice value; if that is refused too, the thread keeps its priority
-/// (heavy polls then share the CPUs with the workers, as they would on a worker).
+/// Lowers the calling thread's kernel priority for the heavy lane (see `lane`): the idle
+/// scheduling class (`SCHED_IDLE`): the thread runs only on CPU time no ordinary thread
+/// wants, a worker that wakes preempts it at once, and the kernel counts a CPU that runs
+/// only such threads as idle when it places a waking thread. Where the kernel refuses
+/// that, the lowest nice value and, where the kernel takes one (Linux 6.12 on), a 100 µs
+/// time slice (so a worker that wakes gets the CPU back within that); if that is refused
+/// too, only the nice value; and if even that fails, the thread keeps its priority (heavy
+/// polls then share the CPUs with the workers, as they would on a worker).
 fn lower_priority() {
     /// `struct sched_attr` of `sched_setattr(2)` (its first version, 48 bytes).
     #[repr(C)]
@@ -129,9 +131,13 @@ fn lower_priority() {
         deadline: 0,
         period: 0,
     };
-    // SAFETY: system calls on the calling thread (0); `attr` is a valid `sched_attr` whose
-    // `size` says which version it is, and lives across the call.
+    let idle = libc::sched_param { sched_priority: 0 };
+    // SAFETY: system calls on the calling thread (0) with valid parameter blocks; `attr` is
+    // a `sched_attr` whose `size` says which version it is, and lives across the call.
     unsafe {
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) == 0 {
+            return;
+        }
         if libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) != 0 {
             libc::setpriority(libc::PRIO_PROCESS, 0, LANE_NICE);
         }
@@ -327,13 +333,18 @@ impl WorkerCtx<'_> {
     }
 
     /// Whether a resting task should go to the heavy lane rather than run on a worker: when
-    /// other tasks are ready (they should not wait for its poll), or when the workers have
-    /// been busy of late (see `Lane::wanted`). Otherwise the workers have time to spare,
-    /// and on the lane the task would get the CPU only when nothing else on the machine
-    /// wants it.
+    /// other tasks are ready (they should not wait for its poll), when the lane has work
+    /// (see `Lane::busy`), or when the workers have been busy of late (see `Lane::wanted`).
+    /// Otherwise the workers have time to spare, and on the lane the task would get the
+    /// CPU only when nothing else on the machine wants it.
     #[cold]
     fn lane_wanted(&self) -> bool {
-        !self.local.is_empty() || self.sched.has_ready() || self.sched.lane.wanted(&self.sched.counters)
+        let sched = self.sched;
+        let own = usize::from(self.lane);
+        !self.local.is_empty()
+            || sched.has_ready()
+            || sched.lane.busy(own)
+            || sched.lane.wanted(&sched.counters)
     }
 
     /// Hands `task` (owned, QUEUED), which rests, to the heavy lane, or gives it back (see
@@ -487,12 +498,14 @@ impl WorkerCtx<'_> {
             sched.complete(task, false);
             return end;
         };
-        if let Some(cpu) = cost.after(task, end.wrapping_sub(start), sched.heavy_poll, end, &io_spent) {
+        let wall = end.wrapping_sub(start);
+        if let Some(cpu) = cost.after(task, wall, sched.heavy_poll, end, &io_spent) {
             sched.counters.heavy_polls.fetch_add(1, Relaxed);
             sched.lane.note_heavy(cpu);
-            if !self.lane {
-                sched.counters.heavy_busy(self.index, end.wrapping_sub(start));
-            }
+        }
+        if wall >= sched.heavy_poll && !self.lane {
+            // Not the light load that sends resting tasks to the lane (`Lane::wanted`).
+            sched.counters.heavy_busy(self.index, wall);
         }
         // Counted as parked before it can be woken (see `counters`), undone if it is not.
         let token = sched.counters.park_by_worker(self.index);
