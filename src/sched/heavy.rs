@@ -1,17 +1,17 @@
-//! Heavy tasks rest: fairness in CPU time, not only in turns.
+//! Heavy tasks: fairness in CPU time, not only in turns.
 //!
 //! The ready queue gives every ready task one poll per round. That is fair in turns but not
 //! in CPU time: a task whose poll computes for 2 ms takes as much of a worker as a thousand
 //! tasks whose polls take 2 µs, and each of those waits for it in every round. So a task
-//! whose poll computed for more than [`HEAVY_POLL`] of CPU *rests* for [`REST_FACTOR`]
-//! times that CPU time, and after that for as long as its polls stay heavy: meanwhile, a
-//! worker that takes it from a queue hands it to the heavy lane (`lane`), whose
-//! low-priority threads run it on the CPU time the workers leave, and takes the next task.
-//! (A task that waited out its rest behind others in the ready queue is still computing:
-//! it does not get a worker for that.) The lane boosts a task back to the workers when it
-//! has been stalled for [`REST_FACTOR`] times the last heavy poll's CPU time. The rest
-//! holds for whatever readies the task meanwhile (its own timers too), but not for an
-//! abort.
+//! whose last measured poll computed for more than [`HEAVY_POLL`] of CPU is *heavy* (it
+//! *rests*), until a short poll: while the workers are busy, a worker that takes it from a
+//! queue hands it to the heavy lane (`lane`), whose low-priority threads run it on the CPU
+//! time the workers leave, and takes the next task. The lane boosts a task back to the
+//! workers when it has been stalled for [`REST_FACTOR`] times the last heavy poll's CPU
+//! time. This holds for whatever readies the task meanwhile (its own timers too), but not
+//! for an abort. (The first version made a task rest for 16 times its poll's CPU time
+//! whatever its next polls did: a connection that had served one heavy request then
+//! served its light ones from the lane, 3x the light requests' p99 in an RPC server.)
 //!
 //! Measuring: the worker loop stamps the clock between polls anyway, so every poll's wall
 //! time is known for free. A poll that lasted [`HEAVY_POLL`] on the wall clock may have been
@@ -34,15 +34,14 @@ use crate::time::clock;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-/// CPU time of one poll above which its task rests. Ordinary polls take microseconds; this
+/// CPU time of one poll above which its task is heavy. Ordinary polls take microseconds; this
 /// is a task computing for a good part of a millisecond. (A poll that blocks its thread
 /// uses no CPU meanwhile, and does not count.)
 pub(crate) const HEAVY_POLL: Duration = Duration::from_micros(500);
 
-/// A heavy poll's task rests for at least this many times the poll's CPU time; a heavy lane
-/// that has taken no task for this many times the last heavy poll's CPU time boosts one
-/// to the workers, so under load the heavy tasks together get about a seventeenth of a
-/// worker (at 16).
+/// A heavy lane that has taken no task for this many times the last heavy poll's CPU time
+/// boosts one to the workers, so under load the heavy tasks together get about a
+/// seventeenth of a worker (at 16).
 pub(crate) const REST_FACTOR: u32 = 16;
 
 /// Time a poll may spend per socket operation it completed, on top of [`HEAVY_POLL`]:
@@ -66,18 +65,12 @@ fn io_allowance(spent: &Spent) -> Duration {
 }
 
 /// `Header::rest`, low bits: how many more polls of the task to measure with the CPU clock
-/// ([`MEASURED_POLLS`] after a long one; each short measured poll takes one off). Then
-/// [`HEAVY`]. The other bits: the `clock::stamp` (low bits dropped) until which the task
-/// rests, or 0.
+/// ([`MEASURED_POLLS`] after a long one; each short measured poll takes one off).
 const MEASURE: u64 = 0b1111;
 
-/// `Header::rest`: the task's last measured poll was heavy. It rests while this is set, even
-/// past the end of its rest (a task that waited its rest out behind others in the ready
-/// queue is still computing), until a short measured poll or a boost (`lane`) clears it.
+/// `Header::rest`: the task's last measured poll was heavy (it rests), until a short
+/// measured poll or a boost (`lane`) clears it.
 const HEAVY: u64 = 0b1_0000;
-
-/// `Header::rest`: the bits below the rest's end.
-const LOW_BITS: u64 = MEASURE | HEAVY;
 
 /// What a worker knows before a poll: the thread's CPU time when it began, if the poll is
 /// measured.
@@ -94,28 +87,21 @@ impl PollCost {
     }
 
     /// Called by the owner right after the poll (the task returned `Pending`), before it
-    /// gives the task up: records whether its polls are to be measured, and whether it
-    /// rests. `wall`: the poll's `clock::stamp` units; `heavy_poll`: [`HEAVY_POLL`] in those
-    /// units; `end`: the stamp at its end; `spent`: what its socket operations did. Returns
-    /// the CPU time it computed for if the poll was heavy (the task rests).
+    /// gives the task up: records whether its polls are to be measured, and whether it is
+    /// heavy. `wall`: the poll's `clock::stamp` units; `heavy_poll`: [`HEAVY_POLL`] in those
+    /// units; `spent`: what its socket operations did. Returns the CPU time it computed for
+    /// if the poll was heavy.
     #[inline(always)]
-    pub(crate) fn after(
-        self,
-        task: RawTask,
-        wall: u64,
-        heavy_poll: u64,
-        end: u64,
-        spent: &Spent,
-    ) -> Option<Duration> {
+    pub(crate) fn after(self, task: RawTask, wall: u64, heavy_poll: u64, spent: &Spent) -> Option<Duration> {
         if self.cpu_start.is_none() && wall < heavy_poll {
             return None;
         }
-        self.after_long(task, wall, end, spent)
+        self.after_long(task, wall, spent)
     }
 
     #[cold]
     #[inline(never)]
-    fn after_long(self, task: RawTask, wall: u64, end: u64, spent: &Spent) -> Option<Duration> {
+    fn after_long(self, task: RawTask, wall: u64, spent: &Spent) -> Option<Duration> {
         let rest = &task.header().rest;
         let was = rest.load(Relaxed);
         let io = io_allowance(spent);
@@ -132,8 +118,7 @@ impl PollCost {
             rest.store((was - 1) & !HEAVY, Relaxed);
             return None;
         }
-        let until = end.saturating_add(clock::stamps_in(computing * REST_FACTOR));
-        rest.store((until & !LOW_BITS) | HEAVY | MEASURED_POLLS, Relaxed);
+        rest.store(HEAVY | MEASURED_POLLS, Relaxed);
         Some(computing)
     }
 }
@@ -143,13 +128,11 @@ impl PollCost {
 /// dropped, which should not wait.)
 #[inline(always)]
 pub(crate) fn is_resting(task: RawTask) -> bool {
-    let rest = task.header().rest.load(Relaxed);
-    let until = rest & !LOW_BITS;
-    (rest & HEAVY != 0 || (until != 0 && clock::stamp() < until)) && !task.header().state.is_cancelled()
+    task.header().rest.load(Relaxed) & HEAVY != 0 && !task.header().state.is_cancelled()
 }
 
 /// Ends `task`'s rest (the task is owned by the caller): it is boosted (`lane`). Its polls
-/// stay measured, so its next heavy one makes it rest again.
+/// stay measured, so its next heavy one makes it heavy again.
 pub(crate) fn end_rest(task: RawTask) {
     let rest = &task.header().rest;
     rest.store(rest.load(Relaxed) & MEASURE, Relaxed);

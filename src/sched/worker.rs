@@ -499,7 +499,7 @@ impl WorkerCtx<'_> {
             return end;
         };
         let wall = end.wrapping_sub(start);
-        if let Some(cpu) = cost.after(task, wall, sched.heavy_poll, end, &io_spent) {
+        if let Some(cpu) = cost.after(task, wall, sched.heavy_poll, &io_spent) {
             sched.counters.heavy_polls.fetch_add(1, Relaxed);
             sched.lane.note_heavy(cpu);
         }
