@@ -45,24 +45,26 @@
 //!   ([`task::yield_now`]), goes to its tail.
 //! - Inside a poll: socket operations spend a cooperative budget (128 per poll); once it
 //!   is spent, the task's next operation returns `Pending` and the task goes to the tail.
-//! - In CPU time: a task whose polls compute for more than 500 µs of CPU each (beyond
-//!   50 µs per socket operation and 1 µs per KiB its stream transfers moved) *rests* after
-//!   each of them, from its second such poll on, for 16 times the poll's CPU time. A
-//!   resting task that is ready runs on the core's *heavy lane*: as many threads as
-//!   workers, at the lowest kernel priority (nice 19, and a 100 µs kernel time slice where
-//!   the kernel takes one), so it gets the CPU time the workers leave, all of it when they
-//!   are idle, and a worker that wakes takes its CPU back within that slice instead of
-//!   waiting for the poll to end. When the lane has taken no task for 16 times the last
-//!   heavy poll's CPU time (every CPU busy), the task at its front is *boosted*: a worker
-//!   runs its next poll. So with every CPU busy the heavy tasks together still get about a
-//!   seventeenth of a worker, in turn (and the kernel gives the lane threads a share too),
-//!   but never more, however many they are. A task leaves the lane after a short poll once
-//!   its rest has ended; an aborted one leaves it at once. The CPU time is read with the thread's CPU clock, for the polls of a task that
-//!   recently had a poll long on the wall clock: a poll that merely lasted (preempted by
-//!   the kernel, or blocked in a system call) does not count. [`Metrics::heavy_polls`]
-//!   counts the heavy polls, [`Metrics::lane_polls`] the polls on the lane. (Futures run
-//!   by [`IoCore::block_on`] are not tasks, and do not rest.) To compute at full priority,
-//!   use [`spawn_blocking`].
+//! - In CPU time: a task whose poll computed for more than 500 µs of CPU (beyond 50 µs per
+//!   socket operation and 1 µs per KiB its stream transfers moved) is *heavy* until one of
+//!   its polls is short. While the workers are busy (other tasks ready, or a quarter of the
+//!   last 10 ms or more spent in other polls), a heavy task that is ready runs on the
+//!   core's *heavy lane*: as many threads as workers, in the kernel's idle class
+//!   (`SCHED_IDLE`; nice 19 with a 100 µs time slice where that is refused). So it gets
+//!   the CPU time nothing else wants, all of it when the workers are idle, and a worker
+//!   that wakes takes its CPU back at once instead of waiting for the poll to end. When
+//!   the workers have time to spare, a heavy task runs on a worker as any other (on the
+//!   lane, threads of other processes could starve it). When the lane has taken no task
+//!   for 16 times the last heavy poll's CPU time (every CPU busy), the task at its front
+//!   is *boosted*: a worker runs its next poll. So with every CPU busy the heavy tasks
+//!   together still get about a seventeenth of a worker, in turn, but never more, however
+//!   many they are. An aborted task leaves the lane at once. The CPU time is read with the
+//!   thread's CPU clock, for the polls of a task that recently had a poll long on the wall
+//!   clock: a poll that merely lasted (preempted by the kernel, or blocked in a system
+//!   call) does not count, and a task's first heavy poll is not known as such.
+//!   [`Metrics::heavy_polls`] counts the heavy polls, [`Metrics::lane_polls`] the polls on
+//!   the lane. (Futures run by [`IoCore::block_on`] are not tasks, and never heavy.) To
+//!   compute at full priority, use [`spawn_blocking`].
 //! - Between the queue and the world: a worker looks at the kernel queue and the
 //!   deadlines at least every 500 µs of polling, so tasks that yield or compute cannot
 //!   hold back IO or timers by more than one poll.
@@ -84,7 +86,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `runtime` | [`IoCore`], [`Builder`], [`Handle`], shutdown, the default core for foreign executors; `runtime::context`: which core this thread works for |
-//! | `sched` | the `Scheduler`: ready queues, the front queue, the worker loop (`worker`), the sched-role's step (`role`), sleeping workers (`idle`), resting heavy tasks (`heavy`) and the heavy lane they run on (`lane`), the live-task table (`slots`), [`Metrics`] (`counters`) |
+//! | `sched` | the `Scheduler`: ready queues, the front queue, the worker loop (`worker`), the sched-role's step (`role`), sleeping workers (`idle`), heavy tasks (`heavy`) and the heavy lane they run on (`lane`), the live-task table (`slots`), [`Metrics`] (`counters`) |
 //! | `task` | the task block and its one-word state machine (`raw`, `state`), [`JoinHandle`], [`TaskRef`], [`task::park`], [`task::yield_now`]; it reaches its scheduler through a small `Schedule` trait and never names it |
 //! | `time` | [`time::sleep`], [`time::timeout`], [`time::interval`]; `clock` (the `Deadline` type) |
 //! | `io` | the kernel event queue (`driver`: epoll, timerfd, dispatch), socket readiness and its waiter lists, registration, the cooperative budget; it knows `Waker`s, not tasks |

@@ -1,12 +1,13 @@
-//! Fairness in CPU time (crate docs, "Fairness"): a task whose polls compute for more
-//! than 500 µs of CPU rests after each such poll, and while it rests workers run the other
-//! ready tasks first; a poll that only lasted (its thread asleep) or that moved much data
-//! through sockets is not heavy; an aborted resting task is dropped in its turn.
+//! Fairness in CPU time (crate docs, "Fairness"): a task whose poll computes for more than
+//! 500 µs of CPU is heavy until a short poll, and while the workers are busy it runs on
+//! the heavy lane (idle-class threads), boosted back to a worker when the lane stalls;
+//! with time to spare, the workers run it themselves. A poll that only lasted (its thread
+//! asleep) or that moved much data through sockets is not heavy; an aborted heavy task is
+//! not polled again.
 //!
-//! The checks count polls and read `Metrics::heavy_polls`; they do not time anything. The
-//! ones that rely on a rest outlasting some short polls have a wide margin: a rest lasts
-//! 16 times a 2 ms poll's CPU time, while a short poll takes microseconds, and they ask for
-//! ten short polls per gap where turn-taking alone gives four.
+//! The checks count polls and CPU time and read `Metrics`; they do not time anything. The
+//! ones about turns have a wide margin: they ask for ten short polls per gap where
+//! turn-taking alone gives four.
 
 mod support;
 
@@ -35,7 +36,7 @@ fn a_starved_lane_gives_its_tasks_to_the_workers_in_turn() {
         let core = core(1);
         let shorts = ShortTasks::spawn(&core);
         // The short polls counted at each heavy poll on the worker, after each task's
-        // first two (the first makes it suspect, the second, measured, makes it rest).
+        // first two (the first makes it suspect, the second, measured, makes it heavy).
         let marks = Arc::new(std::sync::Mutex::new(Vec::new()));
         let heavy: Vec<_> = (0..HEAVIES)
             .map(|_| {
@@ -315,7 +316,7 @@ fn a_task_whose_polls_compute_gives_its_turns_to_tasks_with_short_polls() {
             // (its last poll computes nothing).
             assert_eq!(heavy, HEAVY_POLLS as u64 - 1, "{threads} worker(s): heavy polls counted");
             // (It finished: the rest is bounded, or this test would hang.) With one worker,
-            // taking turns, the short tasks poll once each between two heavy polls; resting,
+            // taking turns, the short tasks poll once each between two heavy polls; heavy,
             // the heavy task runs on the heavy lane, beside the worker or on the CPU time
             // it leaves: thousands of short polls. (With two, the other worker runs short
             // polls during each heavy one anyway.)
@@ -332,10 +333,10 @@ fn a_task_whose_polls_compute_gives_its_turns_to_tasks_with_short_polls() {
 }
 
 #[test]
-fn several_resting_tasks_in_a_row_all_leave_the_worker() {
+fn several_heavy_tasks_in_a_row_all_leave_the_worker() {
     // Three heavy tasks, often next to each other in the ready queue: a worker that takes
     // one hands it to the heavy lane and takes the next, so none of them runs between the
-    // short tasks' turns (except when its rest ended while it waited for the lane).
+    // short tasks' turns (except when the stalled lane boosts one).
     let _serial = serial();
     watchdog(HANG * 2, || {
         let (gaps, heavy) = short_polls_between_heavy_ones(1, 3);
@@ -350,12 +351,13 @@ fn several_resting_tasks_in_a_row_all_leave_the_worker() {
 }
 
 #[test]
-fn resting_tasks_keep_running_together() {
-    // Two heavy tasks and nothing else on one worker: both rest all the time; one goes to
+fn heavy_tasks_keep_running_together() {
+    // Two heavy tasks and nothing else on one worker: both are heavy all the time; one goes to
     // the heavy lane while the other is ready, the other then runs on the worker (which has
     // nothing else to do), and so on. Neither waits for the other to finish: when the first
-    // is done, the other has run most of its polls too. (Once, a resting task taken first
-    // gave its turn to the other one, which then ran through its whole rest.)
+    // is done, the other has run most of its polls too. (Once, a heavy task taken first
+    // gave its turn to the other one, which then ran through its whole rest; later, the
+    // one on the worker ran all its polls while the other waited on the lane.)
     let _serial = serial();
     watchdog(HANG, || {
         let core = core(1);
@@ -407,7 +409,7 @@ fn a_poll_that_blocks_its_thread_without_computing_is_not_heavy() {
 #[test]
 fn heavy_polls_between_short_ones_are_still_counted() {
     // A task whose heavy polls alternate with short ones (awaiting something between two
-    // computations) stays measured: each heavy poll but the first makes it rest.
+    // computations) stays measured: each heavy poll but the first is counted.
     let _serial = serial();
     watchdog(HANG, || {
         let core = core(1);
@@ -456,10 +458,10 @@ fn moving_large_buffers_through_sockets_is_not_computing() {
 }
 
 #[test]
-fn an_aborted_resting_task_is_not_polled_again() {
-    // A task that computes for 20 ms a poll rests 320 ms after each, on the heavy lane,
+fn an_aborted_heavy_task_is_not_polled_again() {
+    // A task that computes for 20 ms a poll is heavy, and runs on the heavy lane,
     // while short tasks keep the one worker busy. Aborted, it must be dropped after the
-    // poll in progress (if any), not polled again, and not kept until its rest ends.
+    // poll in progress (if any), not polled again, and not kept waiting on the lane.
     let _serial = serial();
     watchdog(HANG, || {
         struct Dropped(Arc<AtomicUsize>, Arc<AtomicUsize>);
@@ -482,7 +484,7 @@ fn an_aborted_resting_task_is_not_polled_again() {
                 task::yield_now().await;
             }
         });
-        // After its third poll it rests (the second made it so).
+        // After its third poll it is heavy (the second made it so).
         wait_until("three heavy polls", || heavy_polls.load(SeqCst) >= 3);
         let aborted_at = heavy_polls.load(SeqCst);
         heavy.abort();
@@ -490,17 +492,17 @@ fn an_aborted_resting_task_is_not_polled_again() {
         shorts.stop(&core);
         let polled_after = dropped_at.load(SeqCst) - 1 - aborted_at;
         assert!(polled_after == 0, "the aborted task was polled {polled_after} more time(s)");
-        assert!(core.metrics().lane_polls > 0, "the resting task never ran on the heavy lane");
+        assert!(core.metrics().lane_polls > 0, "the heavy task never ran on the heavy lane");
     });
 }
 
 #[test]
-fn a_resting_task_keeps_a_worker_that_has_little_else_to_do() {
+fn a_heavy_task_keeps_a_worker_that_has_little_else_to_do() {
     // One worker: a task computing 1 ms a poll beside a 1 ms `interval`. The interval's
-    // task is ready only at its ticks; the rest of the time the heavy task, resting or not,
-    // is the only work, and it runs (on the heavy lane): about one heavy poll per tick. (A
-    // worker that waited for other work before running a resting task gave it one poll
-    // per rest, ~17 ticks.)
+    // task is ready only at its ticks; the rest of the time the heavy task is the only
+    // work, and it runs (on the worker, which has time to spare, or on the lane): about
+    // one heavy poll per tick. (A worker that waited for other work before running a
+    // heavy task gave it one poll per rest, ~17 ticks.)
     const TICKS: usize = 100;
     let _serial = serial();
     watchdog(HANG, || {

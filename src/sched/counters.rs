@@ -45,17 +45,16 @@ pub struct Metrics {
     pub worker_busy: Vec<Duration>,
     /// Polls measured computing for more than 500 µs of CPU, beyond an allowance for their
     /// socket operations (a task's polls are measured from the one after a poll long on
-    /// the wall clock). Each one makes its task *rest* for 16 times that CPU time: while it
-    /// rests, it runs on the core's heavy lane, on CPU time the workers leave (see the
+    /// the wall clock). Each one makes its task *heavy* until a short poll: while the
+    /// workers are busy, it runs on the core's heavy lane, on CPU time they leave (see the
     /// [crate docs, "Fairness"](crate#fairness)). A growing count points at tasks that
     /// compute inside a poll: move such work to [`spawn_blocking`](crate::spawn_blocking),
     /// or split it with [`yield_now`](crate::task::yield_now).
     pub heavy_polls: u64,
     /// Polls run on the heavy lane: by its threads, which the kernel runs only on CPU time
-    /// the workers leave, for tasks that rest after a heavy poll (see
-    /// [`heavy_polls`](Self::heavy_polls)).
+    /// nothing else wants, for heavy tasks (see [`heavy_polls`](Self::heavy_polls)).
     pub lane_polls: u64,
-    /// Resting tasks waiting for the heavy lane now.
+    /// Heavy tasks waiting for the heavy lane now.
     pub lane_queue_depth: usize,
     /// Panics in user code that the runtime caught outside a task's poll: a foreign waker
     /// that panicked when woken, a task output or cancelled future whose `Drop` panicked.

@@ -124,16 +124,16 @@ impl PollCost {
 }
 
 /// Whether `task` (owned by the caller, who just took it from a queue or polled it) is
-/// resting: it should run on the heavy lane. (Not once it was aborted: it runs only to be
-/// dropped, which should not wait.)
+/// heavy: while the workers are busy it should run on the heavy lane. (Not once it was
+/// aborted: it runs only to be dropped, which should not wait.)
 #[inline(always)]
-pub(crate) fn is_resting(task: RawTask) -> bool {
+pub(crate) fn is_heavy(task: RawTask) -> bool {
     task.header().rest.load(Relaxed) & HEAVY != 0 && !task.header().state.is_cancelled()
 }
 
-/// Ends `task`'s rest (the task is owned by the caller): it is boosted (`lane`). Its polls
-/// stay measured, so its next heavy one makes it heavy again.
-pub(crate) fn end_rest(task: RawTask) {
+/// Ends `task`'s heaviness (the task is owned by the caller): it is boosted (`lane`). Its
+/// polls stay measured, so its next heavy one makes it heavy again.
+pub(crate) fn end_heavy(task: RawTask) {
     let rest = &task.header().rest;
     rest.store(rest.load(Relaxed) & MEASURE, Relaxed);
 }

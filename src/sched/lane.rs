@@ -1,21 +1,24 @@
-//! The heavy lane: where tasks that rest after a heavy poll (`heavy`) run, on threads the
-//! kernel preempts for the workers.
+//! The heavy lane: where heavy tasks (`heavy`) run while the workers are busy, on threads
+//! the kernel preempts for the workers.
 //!
 //! A poll cannot be interrupted, so a task that computes for 2 ms on a worker makes every
 //! task behind it wait 2 ms, however it is queued. The lane moves such polls off the
-//! workers: each core has as many lane threads as workers, at the lowest kernel priority
-//! (see `worker::lower_priority`), so they run on the CPU time the workers leave, and a
-//! worker that wakes takes its CPU back within a short kernel time slice. Heavy tasks
-//! still get every idle moment, and all the CPUs when the workers have nothing to do.
+//! workers: each core has as many lane threads as workers, in the kernel's idle class (see
+//! `worker::lower_priority`), so they run on the CPU time nothing else wants, and a worker
+//! that wakes takes its CPU back at once. A worker sends a heavy task here only when the
+//! workers are busy (`worker::lane_wanted`, [`Lane::wanted`]), or when the lane has work
+//! already ([`Lane::busy`]); otherwise it runs the task itself, since on the lane the
+//! threads of other processes could starve it.
 //!
-//! Under load the kernel gives the lane threads only a small share. So when the lane has
-//! taken no task for [`REST_FACTOR`] times the CPU time of the last heavy poll, the
-//! sched-role *boosts* the task at its front: ends its rest and moves it to the ready
-//! queue, where a worker runs it in its turn (the role wakes for this like for a timer).
-//! With every CPU busy, the heavy tasks together still get about 1/17 of a worker, in
-//! turn, besides what the kernel gives the lane; and the workers never spend more than
-//! that on them, however many there are. An aborted task leaves the lane at once
-//! (`Scheduler::aborted_queued`), as every task does when the core shuts down.
+//! Under load the kernel gives the lane threads almost nothing. So when the lane has taken
+//! no task for [`REST_FACTOR`] times the CPU time of the last heavy poll, the sched-role
+//! *boosts* the task at its front: moves it to the ready queue, where a worker runs it in
+//! its turn (the role wakes for this like for a timer). With every CPU busy, the heavy
+//! tasks together still get about 1/17 of a worker, in turn; and the workers never spend
+//! more than that on them, however many there are. An aborted task leaves the lane at once
+//! (`Scheduler::aborted_queued`), as every task does when the core shuts down. A worker
+//! never waits for the lane's lock (a lane thread holding it may get no CPU): it runs the
+//! task itself instead.
 //!
 //! The queue is a mutex-guarded FIFO: only heavy tasks pass through it, each at most once
 //! per half millisecond of CPU it computes.
@@ -60,7 +63,7 @@ pub(crate) struct Lane {
 const LOAD_WINDOW: Duration = Duration::from_millis(10);
 
 /// The workers' load (the share of their time spent in polls that are not heavy) from which
-/// resting tasks go to the lane: below it, the workers have time to spare, and the lane
+/// heavy tasks go to the lane: below it, the workers have time to spare, and the lane
 /// would only add the risk of other processes starving it.
 const LANE_LOAD_PERCENT: u64 = 25;
 
@@ -124,7 +127,7 @@ impl Lane {
         self.boost_wait.store(wait, Relaxed);
     }
 
-    /// Queues `task` (owned by the caller, QUEUED), which rests, and wakes a lane thread for
+    /// Queues `task` (owned by the caller, QUEUED), which is heavy, and wakes a lane thread for
     /// it. Returns `Queued(true)` if that set [`boost_due`](Self::boost_due) (the queue was
     /// empty): a sched-role blocked in epoll must then be kicked to see it. Refuses, and
     /// leaves the task to the caller, when the lock is taken (a worker must not wait for a
@@ -178,7 +181,7 @@ impl Lane {
 
     /// Whether the lane has work besides the caller's: a task queued, or a lane thread in
     /// a poll (`own`: the caller's polls, 1 for a lane thread, else 0). A worker with time
-    /// to spare runs a resting task itself only when it has none: a lane thread the worker
+    /// to spare runs a heavy task itself only when it has none: a lane thread the worker
     /// kept from the CPU would get none (its class runs only when nothing else wants to),
     /// and the tasks waiting for it go first.
     pub(crate) fn busy(&self, own: usize) -> bool {
@@ -197,7 +200,8 @@ impl Lane {
         Deadline::from_nanos(self.boost_due.load(Relaxed))
     }
 
-    /// If the boost is due by `now`, ends the front task's rest and hands it to `to`.
+    /// If the boost is due by `now`, ends the front task's heaviness (so that a worker runs
+    /// it) and hands it to `to`.
     /// Returns how many it handed (0 or 1).
     pub(crate) fn boost(&self, now: Deadline, to: impl FnOnce(RawTask)) -> usize {
         if self.boost_due() > now {
@@ -214,7 +218,7 @@ impl Lane {
         self.publish(&q);
         drop(q);
         // The queue owned it; now the caller does.
-        heavy::end_rest(task);
+        heavy::end_heavy(task);
         to(task);
         1
     }

@@ -25,9 +25,9 @@
 //! take from) and runs again only after a step has started since, behind whatever that
 //! step made ready (kernel events, expired deadlines); see `worker`.
 //!
-//! Fairness in CPU time (`heavy`, `lane`): a task whose poll computed for long rests for a
-//! while after it, during which it runs on the heavy lane's low-priority threads, on the
-//! CPU time the workers leave, unless it waits there past its rest.
+//! Fairness in CPU time (`heavy`, `lane`): a task whose poll computed for long is heavy
+//! until a short poll; while the workers are busy it runs on the heavy lane's idle-class
+//! threads, on the CPU time nothing else wants, or is boosted back when the lane stalls.
 //!
 //! Wakeup rules (no lost wakeup, no busy wait, few context switches):
 //! - a worker that runs out of work while another polls *searches*: it spins on the ready
@@ -63,7 +63,7 @@
 //! The task state machine lives in `task::state`; this module only moves `RawTask`s
 //! around. Files: `worker` (the loop, pop/steal, running a task, the watcher's
 //! look), `role` (the step), `idle` (sleeping workers and the watcher's seat), `heavy`
-//! (resting heavy tasks), `lane` (the threads they run on), `slots` (the live-task table), `counters` (metrics).
+//! (heavy tasks), `lane` (the threads they run on), `slots` (the live-task table), `counters` (metrics).
 
 mod blocking;
 mod counters;
@@ -126,7 +126,7 @@ pub(crate) struct Scheduler {
     front: Inbox<Header>,
     /// The global FIFO of ready tasks.
     ready: Injector<RawTask>,
-    /// Tasks resting after a heavy poll, for the lane threads (see `lane`).
+    /// Heavy tasks, for the lane threads (see `lane`).
     lane: Lane,
     /// Each worker's local FIFO batch, taken from `ready`; idle workers steal from them.
     stealers: Vec<Stealer<RawTask>>,
@@ -556,7 +556,7 @@ impl Scheduler {
             }
             task.ref_dec();
         }
-        // The heavy lane's tasks too: a cancelled task does not rest, and the workers drop
+        // The heavy lane's tasks too: a cancelled task is not heavy, and the workers drop
         // it at once (the lane threads may get no CPU at all).
         self.lane.take(|_| true, |task| self.ready.push(task));
         self.idle.notify_all();

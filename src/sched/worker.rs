@@ -11,8 +11,8 @@
 //! task from it directly runs it again only after a step has started since: its own,
 //! taken then if need be, after which the task goes behind what that step readied.
 //!
-//! A worker that takes a task resting after a heavy poll (`heavy`) hands it to the heavy
-//! lane (`lane`) and takes the next one. The worker measures each poll with the clock
+//! A worker that takes a heavy task (`heavy`) while the workers are busy hands it to the
+//! heavy lane (`lane`) and takes the next one. The worker measures each poll with the clock
 //! stamps it takes between polls anyway, and hands them to `heavy`. The lane's threads
 //! run the same poll code ([`run_lane`]), without the role, the batches or the watcher.
 
@@ -72,7 +72,7 @@ pub(super) fn run(sched: &Scheduler, index: usize, local: &Worker<RawTask>, yiel
 }
 
 /// The body of lane thread `index` (see `lane`; its counters follow the workers'): polls
-/// the lane's tasks until the core stops. A task that rests after its poll and is ready
+/// the lane's tasks until the core stops. A task still heavy after its poll and ready
 /// again goes back to the lane; one that does not goes to the ready queue.
 pub(super) fn run_lane(sched: &Scheduler, index: usize) {
     lower_priority();
@@ -314,11 +314,11 @@ impl WorkerCtx<'_> {
         self.sched.counters.steps.load(Relaxed) as u16 != mark || self.sched.driver.is_blocking()
     }
 
-    /// The next task to poll (see [`next_ready`](Self::next_ready)); tasks that rest after a
-    /// heavy poll go to the heavy lane on the way.
+    /// The next task to poll (see [`next_ready`](Self::next_ready)); heavy tasks go to the
+    /// heavy lane on the way, while the workers are busy (see `lane_wanted`).
     fn pop_ready(&mut self) -> Option<RawTask> {
         let mut task = self.next_ready()?;
-        while heavy::is_resting(task) && self.lane_wanted() {
+        while heavy::is_heavy(task) && self.lane_wanted() {
             match self.to_lane(task) {
                 None => task = self.next_ready()?,
                 // Aborted meanwhile, or the lane is busy: it runs here.
@@ -332,7 +332,7 @@ impl WorkerCtx<'_> {
         Some(task)
     }
 
-    /// Whether a resting task should go to the heavy lane rather than run on a worker: when
+    /// Whether a heavy task should go to the heavy lane rather than run on a worker: when
     /// other tasks are ready (they should not wait for its poll), when the lane has work
     /// (see `Lane::busy`), or when the workers have been busy of late (see `Lane::wanted`).
     /// Otherwise the workers have time to spare, and on the lane the task would get the
@@ -347,7 +347,7 @@ impl WorkerCtx<'_> {
             || sched.lane.wanted(&sched.counters)
     }
 
-    /// Hands `task` (owned, QUEUED), which rests, to the heavy lane, or gives it back (see
+    /// Hands `task` (owned, QUEUED), which is heavy, to the heavy lane, or gives it back (see
     /// `Lane::push`). A role holder blocked in epoll is kicked when the lane had nothing
     /// queued: it must boost the task in time even if nothing else happens (the lane
     /// threads may get no CPU).
@@ -504,7 +504,7 @@ impl WorkerCtx<'_> {
             sched.lane.note_heavy(cpu);
         }
         if wall >= sched.heavy_poll && !self.lane {
-            // Not the light load that sends resting tasks to the lane (`Lane::wanted`).
+            // Not the light load that sends heavy tasks to the lane (`Lane::wanted`).
             sched.counters.heavy_busy(self.index, wall);
         }
         // Counted as parked before it can be woken (see `counters`), undone if it is not.
@@ -520,7 +520,7 @@ impl WorkerCtx<'_> {
             sched.counters.unpark_own(self.index, token);
         }
         match next {
-            AfterPoll::Requeue if self.lane && heavy::is_resting(task) && self.lane_wanted() => {
+            AfterPoll::Requeue if self.lane && heavy::is_heavy(task) && self.lane_wanted() => {
                 if let Some(refused) = self.to_lane(task) {
                     sched.push_ready(refused);
                 }
