@@ -225,14 +225,8 @@ const HEAVY_WORK: Duration = Duration::from_millis(2);
 /// Keeps the calling thread computing until it has used `d` of CPU time (its thread's CPU
 /// clock: a preempted thread keeps computing when it runs again).
 fn compute_for(d: Duration) {
-    let cpu = || {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: a valid timespec to write to.
-        assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }, 0);
-        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-    };
-    let start = cpu();
-    while cpu() - start < d {
+    let start = thread_cpu();
+    while thread_cpu() - start < d {
         std::hint::spin_loop();
     }
 }

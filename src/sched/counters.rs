@@ -154,6 +154,11 @@ impl Counters {
         self.nworkers
     }
 
+    /// The workers' counters (without the lane threads').
+    fn of_workers(&self) -> &[WorkerCounters] {
+        &self.workers[..self.nworkers]
+    }
+
     /// Worker `w` took a task to run (only `w` calls this). Its caller fences before it
     /// looks at the watcher (see `idle`).
     pub(crate) fn begin_poll(&self, w: usize) {
@@ -168,7 +173,7 @@ impl Counters {
     /// Whether some worker is polling a task right now (lane threads not counted: they
     /// ready nothing a worker should wait for, and hold no batch).
     pub(crate) fn anyone_polls(&self) -> bool {
-        self.workers[..self.nworkers].iter().any(|c| in_poll(c.poll_seq.load(SeqCst)))
+        self.of_workers().iter().any(|c| in_poll(c.poll_seq.load(SeqCst)))
     }
 
     /// Worker `w`'s poll sequence: odd while it runs a task.
@@ -191,7 +196,7 @@ impl Counters {
     /// The workers' time spent polling, polls long on the wall clock left out (`clock::stamp`
     /// units).
     pub(crate) fn light_busy(&self) -> u64 {
-        self.workers[..self.nworkers]
+        self.of_workers()
             .iter()
             .map(|w| w.busy_stamps.load(Relaxed).saturating_sub(w.heavy_stamps.load(Relaxed)))
             .sum()
@@ -255,11 +260,9 @@ impl Counters {
             sched_steps: self.steps.load(Relaxed),
             front_queue_depth: self.front_len.load(Relaxed),
             ready_queue_depth: gauges.ready,
-            worker_polls: self.workers[..self.nworkers]
-                .iter()
-                .map(|w| w.poll_seq.load(Relaxed).div_ceil(2))
-                .collect(),
-            worker_busy: self.workers[..self.nworkers]
+            worker_polls: self.of_workers().iter().map(|w| w.poll_seq.load(Relaxed).div_ceil(2)).collect(),
+            worker_busy: self
+                .of_workers()
                 .iter()
                 .map(|w| clock::duration_of(w.busy_stamps.load(Relaxed)))
                 .collect(),

@@ -3,11 +3,11 @@
 //! The ready queue gives every ready task one poll per round. That is fair in turns but not
 //! in CPU time: a task whose poll computes for 2 ms takes as much of a worker as a thousand
 //! tasks whose polls take 2 µs, and each of those waits for it in every round. So a task
-//! whose last measured poll computed for more than [`HEAVY_POLL`] of CPU is *heavy* (it
-//! *rests*), until a short poll: while the workers are busy, a worker that takes it from a
+//! whose last measured poll computed for more than [`HEAVY_POLL`] of CPU is *heavy* until
+//! a short poll: while the workers are busy, a worker that takes it from a
 //! queue hands it to the heavy lane (`lane`), whose low-priority threads run it on the CPU
 //! time the workers leave, and takes the next task. The lane boosts a task back to the
-//! workers when it has been stalled for [`REST_FACTOR`] times the last heavy poll's CPU
+//! workers when it has been stalled for [`BOOST_FACTOR`] times the last heavy poll's CPU
 //! time. This holds for whatever readies the task meanwhile (its own timers too), but not
 //! for an abort. (The first version made a task rest for 16 times its poll's CPU time
 //! whatever its next polls did: a connection that had served one heavy request then
@@ -17,9 +17,9 @@
 //! time is known for free. A poll that lasted [`HEAVY_POLL`] on the wall clock may have been
 //! preempted by the kernel rather than heavy (more threads than CPUs), so it only makes the
 //! task *suspect*: its next polls are measured with the thread's CPU clock (two system
-//! calls each, only for such polls), and only CPU time makes a task rest. So a task's first
-//! heavy poll does not make it rest; from its second on, each one does, as long as no more
-//! than [`MEASURED_POLLS`] short ones come between two heavy ones. Socket operations
+//! calls each, only for such polls), and only CPU time makes a task heavy. So a task's
+//! first heavy poll is not known as such; from its second on, each one is, as long as no
+//! more than [`MEASURED_POLLS`] short ones come between two heavy ones. Socket operations
 //! are not computing: the cooperative budget bounds them per poll, and their cost is the
 //! kernel's (an accept loop's turn may take a millisecond of system time, a 16 MiB `send`
 //! several). Each one the poll completed allows it [`IO_OP_ALLOWANCE`] more on either
@@ -42,7 +42,7 @@ pub(crate) const HEAVY_POLL: Duration = Duration::from_micros(500);
 /// A heavy lane that has taken no task for this many times the last heavy poll's CPU time
 /// boosts one to the workers, so under load the heavy tasks together get about a
 /// seventeenth of a worker (at 16).
-pub(crate) const REST_FACTOR: u32 = 16;
+pub(crate) const BOOST_FACTOR: u32 = 16;
 
 /// Time a poll may spend per socket operation it completed, on top of [`HEAVY_POLL`]:
 /// far above what one costs (a system call, a few µs), so that only computation counts.
@@ -55,7 +55,7 @@ pub(crate) const IO_KIB_ALLOWANCE: Duration = Duration::from_micros(1);
 
 /// Polls a task's measuring goes on for after one that was long (on the wall clock or in
 /// CPU time): a task whose heavy polls come between up to this many short ones stays
-/// measured, and rests after each heavy one. (A thread preempted by the kernel in an
+/// measured, and is heavy after each heavy one. (A thread preempted by the kernel in an
 /// ordinary poll costs this many measurements, two system calls each.)
 const MEASURED_POLLS: u64 = 15;
 
@@ -68,7 +68,7 @@ fn io_allowance(spent: &Spent) -> Duration {
 /// ([`MEASURED_POLLS`] after a long one; each short measured poll takes one off).
 const MEASURE: u64 = 0b1111;
 
-/// `Header::rest`: the task's last measured poll was heavy (it rests), until a short
+/// `Header::rest`: the task's last measured poll was heavy, until a short
 /// measured poll or a boost (`lane`) clears it.
 const HEAVY: u64 = 0b1_0000;
 

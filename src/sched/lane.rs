@@ -11,7 +11,7 @@
 //! threads of other processes could starve it.
 //!
 //! Under load the kernel gives the lane threads almost nothing. So when the lane has taken
-//! no task for [`REST_FACTOR`] times the CPU time of the last heavy poll, the sched-role
+//! no task for [`BOOST_FACTOR`] times the CPU time of the last heavy poll, the sched-role
 //! *boosts* the task at its front: moves it to the ready queue, where a worker runs it in
 //! its turn (the role wakes for this like for a timer). With every CPU busy, the heavy
 //! tasks together still get about 1/17 of a worker, in turn; and the workers never spend
@@ -23,7 +23,7 @@
 //! The queue is a mutex-guarded FIFO: only heavy tasks pass through it, each at most once
 //! per half millisecond of CPU it computes.
 //!
-//! [`REST_FACTOR`]: super::heavy::REST_FACTOR
+//! [`BOOST_FACTOR`]: super::heavy::BOOST_FACTOR
 
 use super::counters::Counters;
 use super::heavy;
@@ -43,7 +43,7 @@ pub(crate) struct Lane {
     /// When the sched-role must boost the front task, in `Deadline` nanoseconds (`u64::MAX`:
     /// the queue is empty). Written under the lock.
     boost_due: AtomicU64,
-    /// [`REST_FACTOR`](heavy::REST_FACTOR) times the CPU time of the last heavy poll (any
+    /// [`BOOST_FACTOR`](heavy::BOOST_FACTOR) times the CPU time of the last heavy poll (any
     /// thread's), in nanoseconds: how long the lane may take no task before a boost.
     boost_wait: AtomicU64,
     /// Tasks queued now.
@@ -123,7 +123,7 @@ impl Lane {
 
     /// A heavy poll computed for `cpu` (see `heavy`): the lane's patience follows it.
     pub(crate) fn note_heavy(&self, cpu: Duration) {
-        let wait = u64::try_from((cpu * heavy::REST_FACTOR).as_nanos()).unwrap_or(u64::MAX);
+        let wait = u64::try_from((cpu * heavy::BOOST_FACTOR).as_nanos()).unwrap_or(u64::MAX);
         self.boost_wait.store(wait, Relaxed);
     }
 
@@ -241,6 +241,11 @@ impl Lane {
         self.len.fetch_sub(taken, Relaxed);
         self.publish(&q);
         taken
+    }
+
+    /// Hands `to` every queued task, in order (shutdown).
+    pub(crate) fn drain(&self, to: impl FnMut(RawTask)) {
+        self.take(|_| true, to);
     }
 
     /// Tasks queued now.

@@ -558,7 +558,7 @@ impl Scheduler {
         }
         // The heavy lane's tasks too: a cancelled task is not heavy, and the workers drop
         // it at once (the lane threads may get no CPU at all).
-        self.lane.take(|_| true, |task| self.ready.push(task));
+        self.lane.drain(|task| self.ready.push(task));
         self.idle.notify_all();
         self.driver.kick();
         if from_own_worker {

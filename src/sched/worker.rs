@@ -96,7 +96,7 @@ pub(super) fn run_lane(sched: &Scheduler, index: usize) {
     }
     // Leaving (shutdown): what a worker queued after the lane was emptied goes back, for
     // whoever drops the core's remaining tasks.
-    sched.lane.take(|_| true, |task| sched.ready.push(task));
+    sched.lane.drain(|task| sched.ready.push(task));
 }
 
 /// Lowers the calling thread's kernel priority for the heavy lane (see `lane`): the idle
