@@ -25,13 +25,13 @@
 //! several). Each one the poll completed allows it [`IO_OP_ALLOWANCE`] more on either
 //! clock, and each KiB its stream transfers moved [`IO_KIB_ALLOWANCE`].
 //!
-//! The task's word for this (`Header::rest`) is written by the thread that polled it and
-//! read by the next one to take it; the queues' release/acquire orders the two.
+//! The task's record of this (5 bits beside its reference count, `Header::cost`) is
+//! written by the thread that polled it and read by the next one to take it; the queues'
+//! release/acquire orders the two.
 
 use crate::io::Spent;
 use crate::task::raw::RawTask;
 use crate::time::clock;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// CPU time of one poll above which its task is heavy. Ordinary polls take microseconds; this
@@ -57,20 +57,22 @@ pub(crate) const IO_KIB_ALLOWANCE: Duration = Duration::from_micros(1);
 /// CPU time): a task whose heavy polls come between up to this many short ones stays
 /// measured, and is heavy after each heavy one. (A thread preempted by the kernel in an
 /// ordinary poll costs this many measurements, two system calls each.)
-const MEASURED_POLLS: u64 = 15;
+const MEASURED_POLLS: u32 = 15;
 
 /// The time `spent`'s socket operations are allowed (on either clock).
 fn io_allowance(spent: &Spent) -> Duration {
     IO_OP_ALLOWANCE * spent.ops + IO_KIB_ALLOWANCE * (spent.bytes >> 10).min(u64::from(u32::MAX)) as u32
 }
 
-/// `Header::rest`, low bits: how many more polls of the task to measure with the CPU clock
+/// The cost record's low bits: how many more polls of the task to measure with the CPU clock
 /// ([`MEASURED_POLLS`] after a long one; each short measured poll takes one off).
-const MEASURE: u64 = 0b1111;
+const MEASURE: u32 = 0b1111;
 
-/// `Header::rest`: the task's last measured poll was heavy, until a short
+/// The cost record's fifth bit: the task's last measured poll was heavy, until a short
 /// measured poll or a boost (`lane`) clears it.
-const HEAVY: u64 = 0b1_0000;
+const HEAVY: u32 = 0b1_0000;
+
+const _: () = assert!((MEASURE | HEAVY) >> crate::task::raw::COST_BITS == 0);
 
 /// What a worker knows before a poll: the thread's CPU time when it began, if the poll is
 /// measured.
@@ -82,7 +84,7 @@ impl PollCost {
     /// Called by the owner right before it polls `task`.
     #[inline(always)]
     pub(crate) fn before(task: RawTask) -> PollCost {
-        let measure = task.header().rest.load(Relaxed) & MEASURE != 0;
+        let measure = task.header().cost() & MEASURE != 0;
         PollCost { cpu_start: if measure { thread_cpu_time() } else { None } }
     }
 
@@ -102,23 +104,23 @@ impl PollCost {
     #[cold]
     #[inline(never)]
     fn after_long(self, task: RawTask, wall: u64, spent: &Spent) -> Option<Duration> {
-        let rest = &task.header().rest;
-        let was = rest.load(Relaxed);
+        let header = task.header();
+        let was = header.cost();
         let io = io_allowance(spent);
         let Some(start) = self.cpu_start else {
             if clock::duration_of(wall).saturating_sub(io) >= HEAVY_POLL {
                 // Long on the wall clock: measure the next ones.
-                rest.store((was & !MEASURE) | MEASURED_POLLS, Relaxed);
+                header.set_cost((was & !MEASURE) | MEASURED_POLLS);
             }
             return None;
         };
         let cpu = thread_cpu_time().map_or(Duration::ZERO, |now| now.saturating_sub(start));
         let computing = cpu.saturating_sub(io);
         if computing < HEAVY_POLL {
-            rest.store((was - 1) & !HEAVY, Relaxed);
+            header.set_cost((was - 1) & !HEAVY);
             return None;
         }
-        rest.store(HEAVY | MEASURED_POLLS, Relaxed);
+        header.set_cost(HEAVY | MEASURED_POLLS);
         Some(computing)
     }
 }
@@ -128,14 +130,14 @@ impl PollCost {
 /// aborted: it runs only to be dropped, which should not wait.)
 #[inline(always)]
 pub(crate) fn is_heavy(task: RawTask) -> bool {
-    task.header().rest.load(Relaxed) & HEAVY != 0 && !task.header().state.is_cancelled()
+    task.header().cost() & HEAVY != 0 && !task.header().state.is_cancelled()
 }
 
 /// Ends `task`'s heaviness (the task is owned by the caller): it is boosted (`lane`). Its
 /// polls stay measured, so its next heavy one makes it heavy again.
 pub(crate) fn end_heavy(task: RawTask) {
-    let rest = &task.header().rest;
-    rest.store(rest.load(Relaxed) & MEASURE, Relaxed);
+    let header = task.header();
+    header.set_cost(header.cost() & MEASURE);
 }
 
 /// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), if the clock is available.

@@ -30,6 +30,11 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 pub(crate) struct Header {
     pub(crate) state: State,
+    /// The reference count, above [`COST_BITS`] low bits that hold the scheduler's record
+    /// of what the task's polls cost (`sched::heavy`): written only by the task's owner
+    /// (the worker that polled it; ownership passes through the queues, which order the
+    /// writes), read by the next one to take it. (A word of their own would cost the
+    /// header 8 bytes, which for a small task is a larger malloc size class.)
     refs: AtomicU32,
     /// Slot in the sched-role's deadline heap; only the sched-role touches it.
     heap_slot: UnsafeCell<u32>,
@@ -37,10 +42,6 @@ pub(crate) struct Header {
     /// (With `heap_slot` it fills the word after `state` and `refs`: 4 bytes instead of the
     /// 16 an intrusive list would take.)
     pub(crate) live_slot: UnsafeCell<u32>,
-    /// The scheduler's record of what the task's polls cost (`sched::heavy`): written by the
-    /// worker that polled it, read by the next one to take it (ownership passes through the
-    /// ready queue, which orders the two; relaxed atomics only to need no `unsafe`).
-    pub(crate) rest: std::sync::atomic::AtomicU64,
     /// Link for the scheduler's front queue (an inbox).
     front_link: AtomicPtr<Header>,
     /// Written by the owner (the polling worker, or the spawner before the first push),
@@ -50,6 +51,33 @@ pub(crate) struct Header {
     vtable: &'static Vtable,
     /// The `JoinHandle`'s waker; see `State::set_join_waker` for who may touch it when.
     join_waker: UnsafeCell<Option<Waker>>,
+}
+
+/// Low bits of `Header::refs` that are not the count: the task's poll cost record.
+pub(crate) const COST_BITS: u32 = 5;
+/// One reference in `Header::refs`.
+const REF_ONE: u32 = 1 << COST_BITS;
+/// The cost bits of `Header::refs`.
+const COST: u32 = REF_ONE - 1;
+
+impl Header {
+    /// The scheduler's record of what the task's polls cost (`sched::heavy`), below
+    /// `1 << COST_BITS`. For the task's owner.
+    #[inline(always)]
+    pub(crate) fn cost(&self) -> u32 {
+        self.refs.load(Relaxed) & COST
+    }
+
+    /// Replaces the cost record. Only the task's owner calls this, so the bits it flips
+    /// are exactly those that differ; the count beside them may change meanwhile.
+    #[inline]
+    pub(crate) fn set_cost(&self, cost: u32) {
+        debug_assert!(cost <= COST, "a task's cost record has {COST_BITS} bits");
+        let diff = (self.cost() ^ cost) & COST;
+        if diff != 0 {
+            self.refs.fetch_xor(diff, Relaxed);
+        }
+    }
 }
 
 struct Vtable {
@@ -149,10 +177,9 @@ impl RawTask {
         let cell = Box::new(Cell {
             header: Header {
                 state: State::new(start.is_some()),
-                refs: AtomicU32::new(2),
+                refs: AtomicU32::new(2 * REF_ONE),
                 heap_slot: UnsafeCell::new(NO_SLOT),
                 live_slot: UnsafeCell::new(0),
-                rest: std::sync::atomic::AtomicU64::new(0),
                 front_link: AtomicPtr::new(ptr::null_mut()),
                 deadline: UnsafeCell::new(start.unwrap_or(Deadline::NEVER)),
                 id,
@@ -189,7 +216,7 @@ impl RawTask {
     }
 
     pub(crate) fn ref_inc(self) {
-        let prev = self.header().refs.fetch_add(1, Relaxed);
+        let prev = self.header().refs.fetch_add(REF_ONE, Relaxed);
         if prev > u32::MAX / 2 {
             std::process::abort();
         }
@@ -197,7 +224,7 @@ impl RawTask {
 
     /// Drops one reference, freeing the task at zero.
     pub(crate) fn ref_dec(self) {
-        if self.header().refs.fetch_sub(1, AcqRel) == 1 {
+        if self.header().refs.fetch_sub(REF_ONE, AcqRel) & !COST == REF_ONE {
             // SAFETY: that was the last reference.
             unsafe { (self.header().vtable.dealloc)(self.0) }
         }
@@ -512,5 +539,70 @@ fn drop_waker_flat(waker: Option<Waker>) {
         crate::util::flat::run(move || {
             crate::contain::contain("dropping a JoinHandle's waker", || drop(waker));
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+
+    /// A scheduler for a task that is never polled or woken: only its references move.
+    struct Unscheduled(Arc<AtomicU64>);
+
+    impl Schedule for Unscheduled {
+        fn schedule_woken(&self, _: RawTask) {
+            unreachable!("the task is never woken")
+        }
+        fn aborted_queued(&self) {}
+        fn add_timer(&self, _: Deadline, _: Waker) -> crate::util::waker_map::WakerEntry {
+            unreachable!("the task is never polled")
+        }
+        fn add_park_waker(&self, _: RawTask, _: Waker) -> crate::util::waker_map::WakerEntry {
+            unreachable!("the task is never polled")
+        }
+        fn wake_parked(&self, _: RawTask) {}
+        fn contained_panics(&self) -> &Arc<AtomicU64> {
+            &self.0
+        }
+    }
+
+    /// Sets its flag when the task's future is dropped (the block is freed).
+    struct Freed(Arc<AtomicBool>);
+
+    impl Drop for Freed {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_cost_record_and_the_reference_count_share_their_word_without_mixing() {
+        let freed = Arc::new(AtomicBool::new(false));
+        let guard = Freed(freed.clone());
+        let future = async move { drop(guard) };
+        let task = RawTask::new(future, Arc::new(Unscheduled(Arc::default())), 1, None);
+        assert_eq!(task.header().cost(), 0);
+        // Other threads take and drop references while the owner rewrites the record.
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(move || {
+                    for _ in 0..20_000 {
+                        task.ref_inc();
+                        task.ref_dec();
+                    }
+                });
+            }
+            for i in 0..20_000u32 {
+                task.header().set_cost(i % (1 << COST_BITS));
+                assert_eq!(task.header().cost(), i % (1 << COST_BITS));
+            }
+        });
+        task.header().set_cost((1 << COST_BITS) - 1);
+        task.ref_dec();
+        assert!(!freed.load(SeqCst), "one reference is left");
+        assert_eq!(task.header().cost(), (1 << COST_BITS) - 1);
+        task.ref_dec();
+        assert!(freed.load(SeqCst), "the last reference frees the task whatever its record");
     }
 }
