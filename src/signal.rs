@@ -9,7 +9,7 @@
 //! not seen (deliveries between two awaits coalesce), so any number of tasks on any cores
 //! may wait for the same signal and each sees it.
 
-use crate::io::{Direction, Registration};
+use crate::io::{Direction, RegisteredIo, Registration};
 use crate::sync::{lock, TryOnce};
 use crate::util::wait_list::{WaitKey, WaitList};
 use futures::Stream;
@@ -113,7 +113,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Spawns the task that drains the pipe and wakes the waiters, on the default core.
 fn start_reader(read: OwnedFd) -> io::Result<()> {
     let core = crate::runtime::default_handle()?;
-    let reg = Registration::new(core.driver(), read.as_raw_fd())?;
+    let reg = Registration::new(core.clone(), read.as_raw_fd())?;
     core.spawn(async move {
         let mut waiter = pin!(reg.waiter(Direction::Read));
         let mut buf = [0u8; 64];

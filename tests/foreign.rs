@@ -353,6 +353,86 @@ fn sockets_fail_once_their_core_is_gone() {
     });
 }
 
+/// Accepts `n` connections on a socket made by a task of `core` (so no foreign waker has
+/// waited on them), with their peers.
+fn accepted_by_a_task(core: &iocore::IoCore, n: usize) -> Vec<(iocore::net::TcpStream, std::net::TcpStream)> {
+    use iocore::net::TcpListener;
+    let accepting = core.spawn(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        let peers = std::thread::spawn(move || {
+            (0..n).map(|_| std::net::TcpStream::connect(addr).expect("connect")).collect::<Vec<_>>()
+        });
+        let mut streams = Vec::new();
+        for _ in 0..n {
+            streams.push(listener.accept().await.expect("accept").0);
+        }
+        streams.into_iter().zip(peers.join().expect("peers")).collect::<Vec<_>>()
+    });
+    futures::executor::block_on(accepting).expect("the accepting task")
+}
+
+#[test]
+fn a_socket_first_waited_on_after_its_core_is_gone_fails() {
+    use std::io::Write;
+    watchdog(HANG, || {
+        let core = core(2);
+        let (stream, mut peer) = accepted_by_a_task(&core, 1).pop().expect("one connection");
+        // Only the core's own task used the socket; the core goes away ...
+        drop(core);
+        // ... and the first wait (nothing to read yet) fails instead of waiting forever.
+        let mut buf = [0u8; 16];
+        let e = futures::executor::block_on(stream.recv(&mut buf))
+            .expect_err("recv on a socket whose core is gone");
+        assert!(e.to_string().contains("shut down"), "{e}");
+        // From then on every operation fails at once, even with data to read.
+        peer.write_all(b"late").expect("write");
+        assert!(stream.try_recv(&mut buf).is_err());
+        assert!(futures::executor::block_on(stream.recv(&mut buf)).is_err());
+        assert!(futures::executor::block_on(stream.readable()).is_err());
+    });
+}
+
+#[test]
+fn foreign_waits_that_race_the_core_stopping_all_end() {
+    use std::sync::{Arc, Barrier};
+    watchdog(HANG * 2, || {
+        for round in 0..20 {
+            let core = core(2);
+            let pairs = accepted_by_a_task(&core, 8);
+            let start = Arc::new(Barrier::new(pairs.len() + 1));
+            // Each thread's first wait on its socket begins about when the core stops: it
+            // is either linked before the shutdown's walk (which wakes it) or sees the
+            // core stopped; a wait that does neither hangs.
+            let waiting: Vec<_> = pairs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (stream, peer))| {
+                    let start = start.clone();
+                    std::thread::spawn(move || {
+                        start.wait();
+                        for _ in 0..i {
+                            std::hint::spin_loop();
+                        }
+                        let mut buf = [0u8; 16];
+                        let r = futures::executor::block_on(stream.recv(&mut buf));
+                        drop(peer);
+                        r
+                    })
+                })
+                .collect();
+            start.wait();
+            drop(core);
+            for t in waiting {
+                match t.join().expect("a waiting thread") {
+                    Err(e) => assert!(e.to_string().contains("shut down"), "round {round}: {e}"),
+                    Ok(n) => panic!("round {round}: recv of {n} bytes without data"),
+                }
+            }
+        }
+    });
+}
+
 #[test]
 fn a_waker_may_drop_a_socket_of_the_stopping_core() {
     use futures::task::ArcWake;

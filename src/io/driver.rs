@@ -22,10 +22,14 @@
 //! deregistered never points to freed memory (events of a turn are all dispatched before
 //! the next turn starts).
 //!
-//! The driver keeps the address of every registered block (`live`), so that when its
-//! core stops ([`Driver::shut_down`]) it can fail them all: no event will come any more,
-//! and a socket used after its core is gone (under another executor, say) must not wait
-//! forever. Registering takes that lock too, and fails once the core has stopped.
+//! When its core stops ([`Driver::shut_down`]) no event will come any more, and a socket
+//! waited on after that (under another executor, say) must not wait forever. The waits of
+//! the core's own tasks end with the tasks, which the shutdown cancels; so the driver keeps
+//! only the sockets that some other waker waited on (`watched`, see [`Driver::watch`]: a
+//! foreign executor's, a `block_on`'s, a combinator's inside a task), and fails those when
+//! the core stops. A later wait on any other socket of the core finds the core stopped and
+//! fails the socket then. (Registering and closing a socket take no lock: a set of every
+//! socket was a lock per connect and close, and ~15 bytes per connection.)
 
 use super::readiness::ScheduledIo;
 use crate::sync::lock;
@@ -64,14 +68,16 @@ pub(crate) struct Driver {
     released: Mutex<Vec<Released>>,
     /// `released` may hold blocks (lets a turn skip the lock when no socket closed).
     any_released: AtomicBool,
-    /// The addresses of the registered blocks, and whether the driver has shut down (see
-    /// the module docs). A block is in the set from its registration to its
-    /// deregistration, which comes before its memory can go.
-    live: Mutex<Live>,
+    /// The addresses of the watched blocks, and whether the driver has shut down (see
+    /// the module docs). A block is in the set (and marked `watched`) from the first wait
+    /// of a foreign waker on it to its deregistration, which comes before its memory can go.
+    watched: Mutex<Watched>,
+    /// The driver has shut down (`Watched::shut_down`, readable without the lock).
+    stopped: AtomicBool,
 }
 
 #[derive(Default)]
-struct Live {
+struct Watched {
     blocks: HashSet<usize>,
     shut_down: bool,
 }
@@ -113,7 +119,8 @@ pub(crate) fn new() -> io::Result<(Poller, Driver)> {
         blocking: Padded(AtomicU8::new(NOT_BLOCKING)),
         released: Mutex::new(Vec::new()),
         any_released: AtomicBool::new(false),
-        live: Mutex::new(Live::default()),
+        watched: Mutex::new(Watched::default()),
+        stopped: AtomicBool::new(false),
     };
     Ok((poller, driver))
 }
@@ -130,31 +137,58 @@ impl Driver {
     /// block embedded in a larger allocation, which must stay at its address (and not be
     /// dropped) until [`retire`](Self::retire)d.
     pub(crate) fn register_embedded(&self, fd: RawFd, io: &ScheduledIo) -> io::Result<()> {
-        let addr = io as *const ScheduledIo as usize;
-        let mut live = lock(&self.live);
-        if live.shut_down {
+        if self.stopped.load(SeqCst) {
             return Err(io::Error::other("register: the iocore core has shut down"));
         }
-        let token = Token(addr);
+        let token = Token(io as *const ScheduledIo as usize);
         self.registry.register(
             &mut mio::unix::SourceFd(&fd),
             token,
             // (Priority: urgent data makes reads stop short; see `ScheduledIo::dispatch`.)
             Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
         )?;
-        live.blocks.insert(addr);
         Ok(())
     }
 
-    /// The core stopped: no event will be fetched any more. Every registered socket fails
-    /// from now on (its waiters wake to see that), and so does every registration.
+    /// A wait on `io` is about to link `waker`, which `own` says is one of the core's own
+    /// tasks' (the core's shutdown cancels those tasks, ending their waits). A foreign
+    /// waker must be woken when the core stops: the first one puts `io` in the watched set.
+    /// Returns true if the core has stopped: `io` fails from now on, and the caller must
+    /// look at its readiness again (the shutdown may have missed a waker linked just now).
+    /// Call after linking the waker, so that a shutdown either finds it or is seen here.
+    #[inline]
+    pub(crate) fn watch(&self, io: &ScheduledIo, own: bool) -> bool {
+        if own || io.watched() {
+            return false;
+        }
+        self.watch_slow(io)
+    }
+
+    #[cold]
+    fn watch_slow(&self, io: &ScheduledIo) -> bool {
+        let mut watched = lock(&self.watched);
+        if watched.shut_down {
+            io.core_stopped();
+            return true;
+        }
+        if !io.watched() {
+            watched.blocks.insert(io as *const ScheduledIo as usize);
+            io.set_watched();
+        }
+        false
+    }
+
+    /// The core stopped: no event will be fetched any more. Every watched socket fails
+    /// from now on (its waiters wake to see that), every other one at its next wait
+    /// ([`watch`](Self::watch)), and every registration fails.
     pub(crate) fn shut_down(&self) {
+        self.stopped.store(true, SeqCst);
         let mut wake = Vec::new();
         {
-            let mut live = lock(&self.live);
-            live.shut_down = true;
-            for &addr in &live.blocks {
-                // SAFETY: `addr` is the address of a registered block: it stays in the set
+            let mut watched = lock(&self.watched);
+            watched.shut_down = true;
+            for &addr in &watched.blocks {
+                // SAFETY: `addr` is the address of a watched block: it stays in the set
                 // until its deregistration (`deregister_fd`, which takes this lock), and its
                 // memory lives at least until then (the owner deregisters before it lets
                 // go, and the release list keeps it longer). Blocks are only used by shared
@@ -190,7 +224,10 @@ impl Driver {
     }
 
     fn deregister_fd(&self, fd: RawFd, io: &ScheduledIo) {
-        lock(&self.live).blocks.remove(&(io as *const ScheduledIo as usize));
+        // (Nothing waits on a socket being closed, so nothing marks it watched meanwhile.)
+        if io.watched() {
+            lock(&self.watched).blocks.remove(&(io as *const ScheduledIo as usize));
+        }
         let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
         io.wake_all();
     }

@@ -10,7 +10,8 @@
 //!
 //! Each socket is registered once, edge-triggered, for read and write, and stays registered
 //! until it is closed. This layer knows nothing of tasks or the scheduler: it wakes
-//! `Waker`s.
+//! `Waker`s (which of them are the core's own tasks', whose waits its shutdown ends, the
+//! core says: `Handle::owns_waker`).
 
 mod budget;
 mod driver;
@@ -21,5 +22,5 @@ mod waiters;
 pub(crate) use budget::{reset as reset_budget, turn_ended, Spent, BUDGET};
 pub(crate) use driver::{new as driver_pair, Driver, Poller};
 pub(crate) use readiness::{Direction, ScheduledIo};
-pub(crate) use registration::Registration;
+pub(crate) use registration::{RegisteredIo, Registration};
 pub(crate) use waiters::Waiter;

@@ -28,7 +28,9 @@ const WRITE_CLOSED: usize = 8;
 const READ_ERROR: usize = 16;
 const WRITE_ERROR: usize = 128;
 /// The core's event queue shut down (`Driver::shut_down`): no event will come any more, so
-/// every operation fails at once (and every waiter wakes to see that). Permanent.
+/// every operation fails at once (and every waiter wakes to see that). Permanent. Set when
+/// the core stops for a socket the driver watches, else by the first wait that finds the
+/// core stopped (`Driver::watch`).
 const SHUT_DOWN: usize = 256;
 /// Urgent data arrived (`EPOLLPRI`: TCP's urgent byte, a Unix `MSG_OOB` byte): a read stops
 /// short at its mark with more data queued behind it, so until a `WouldBlock` spends this
@@ -38,8 +40,11 @@ const READ_URGENT: usize = 512;
 /// byte, never part of a direction's mask.
 const READERS_ARMED: usize = 32;
 const WRITERS_ARMED: usize = 64;
-/// The readiness bits (the low 10 bits); each direction's tick starts above them.
-const READ_TICK_SHIFT: u32 = 10;
+/// The driver watches this socket: its set of sockets that its core's shutdown must wake
+/// holds it (see `Driver::watch`). Set and cleared under that set's lock.
+const WATCHED: usize = 1024;
+/// The readiness bits (the low 11 bits); each direction's tick starts above them.
+const READ_TICK_SHIFT: u32 = 11;
 /// Where the write tick starts, and each tick's width.
 const WRITE_TICK_SHIFT: u32 = READ_TICK_SHIFT + TICK_BITS;
 const TICK_BITS: u32 = (usize::BITS - READ_TICK_SHIFT) / 2;
@@ -120,7 +125,7 @@ fn core_gone() -> std::io::Error {
 
 /// Readiness state and waiters of one registered socket.
 pub(crate) struct ScheduledIo {
-    /// Readiness bits and the waiter lists' `armed` flags (low 10 bits), then the read tick
+    /// Readiness bits, the waiter lists' `armed` flags and `WATCHED` (low 11 bits), then the read tick
     /// and the write tick (the number of events that concerned each direction, wrapping).
     readiness: AtomicUsize,
     /// `async` operations waiting to read, and the slot of the poll-based reader
@@ -214,7 +219,7 @@ impl ScheduledIo {
         }
     }
 
-    fn ready_now(&self, dir: Direction) -> Option<Ready> {
+    pub(crate) fn ready_now(&self, dir: Direction) -> Option<Ready> {
         let word = self.readiness.load(SeqCst);
         (word & dir.mask() != 0).then_some(Ready { word, dir })
     }
@@ -222,7 +227,7 @@ impl ScheduledIo {
     /// Ready if the socket may be ready in `dir`; otherwise registers the task: in
     /// `waiter`'s list if given (it must belong to this socket and direction, see
     /// [`Registration::waiter`]), else in the direction's single slot.
-    pub(crate) fn poll_ready(
+    pub(crate) fn ready_or_wait(
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
@@ -274,6 +279,23 @@ impl ScheduledIo {
     /// `WouldBlock` sends it back to waiting).
     pub(crate) fn wake_all(&self) {
         self.set(READ_ERROR | WRITE_ERROR);
+    }
+
+    /// Whether the driver watches this socket (see `Driver::watch`).
+    #[inline]
+    pub(crate) fn watched(&self) -> bool {
+        self.readiness.load(Relaxed) & WATCHED != 0
+    }
+
+    /// Records that the driver watches this socket (under its set's lock).
+    pub(crate) fn set_watched(&self) {
+        self.readiness.fetch_or(WATCHED, Relaxed);
+    }
+
+    /// The core's event queue had shut down when a wait on this socket began: from now on
+    /// every operation fails ([`Ready::check_core`]), as after [`shut_down`](Self::shut_down).
+    pub(crate) fn core_stopped(&self) {
+        self.publish(SHUT_DOWN);
     }
 
     /// The core's event queue shut down: from now on every operation fails

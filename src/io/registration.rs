@@ -1,10 +1,11 @@
 //! [`Registration`]: a socket's membership in a core's kernel queue, and the operations
-//! that wait on it (try the syscall, wait for readiness on `WouldBlock`, charge the budget).
+//! that wait on it (try the syscall, wait for readiness on `WouldBlock`, charge the budget),
+//! which every registered socket has ([`RegisteredIo`]).
 
 use super::budget;
-use super::driver::Driver;
-use super::readiness::{Direction, ScheduledIo};
+use super::readiness::{Direction, Ready, ScheduledIo};
 use super::waiters::Waiter;
+use crate::runtime::Handle;
 use std::io;
 use std::os::fd::RawFd;
 use std::pin::Pin;
@@ -15,15 +16,25 @@ use std::task::{Context, Poll};
 /// the `ScheduledIo`) on drop; drop it before closing the fd.
 pub(crate) struct Registration {
     pub(crate) io: Arc<ScheduledIo>,
-    driver: Arc<Driver>,
+    core: Handle,
     fd: RawFd,
 }
 
 impl Registration {
-    /// Registers `fd` with `driver`, edge-triggered for read and write.
-    pub(crate) fn new(driver: Arc<Driver>, fd: RawFd) -> io::Result<Registration> {
-        let io = driver.register(fd)?;
-        Ok(Registration { io, driver, fd })
+    /// Registers `fd` with `core`'s kernel queue, edge-triggered for read and write.
+    pub(crate) fn new(core: Handle, fd: RawFd) -> io::Result<Registration> {
+        let io = core.driver().register(fd)?;
+        Ok(Registration { io, core, fd })
+    }
+}
+
+impl RegisteredIo for Registration {
+    fn block(&self) -> &ScheduledIo {
+        &self.io
+    }
+
+    fn core(&self) -> &Handle {
+        &self.core
     }
 }
 
@@ -35,19 +46,40 @@ impl std::ops::Deref for Registration {
     }
 }
 
-// The waiting operations of a registered socket, on its readiness block: a `Registration`
-// reaches them through `Deref`, a socket core that holds its block inline directly.
-impl ScheduledIo {
-    /// A waiter for an `async` operation on this socket in `dir`: pin it in the future
-    /// and pass it to [`poll_io`](Self::poll_io) and friends.
-    pub(crate) fn waiter(&self, dir: Direction) -> Waiter<'_> {
-        Waiter::new(self.waiters(dir))
+/// A socket registered with a core's kernel queue: its readiness block and that core.
+/// The waiting operations are provided: a wait tells the core's driver about a waker its
+/// shutdown would not end (see `Driver::watch`).
+pub(crate) trait RegisteredIo {
+    /// The socket's readiness block.
+    fn block(&self) -> &ScheduledIo;
+
+    /// The core whose kernel queue the socket is registered with.
+    fn core(&self) -> &Handle;
+
+    /// [`ScheduledIo::ready_or_wait`], telling the driver about a waker that is not one of
+    /// the core's own tasks'.
+    fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        waiter: Option<Pin<&mut Waiter<'_>>>,
+    ) -> Poll<Ready> {
+        let io = self.block();
+        let r = io.ready_or_wait(cx, dir, waiter);
+        if r.is_pending() {
+            let core = self.core();
+            if core.driver().watch(io, core.owns_waker(cx.waker())) {
+                // The core had stopped: the wait fails now.
+                return io.ready_now(dir).map_or(Poll::Pending, Poll::Ready);
+            }
+        }
+        r
     }
 
     /// Completes when the socket may be ready in `dir` (`readable()`/`writable()`), or
     /// fails if its core shut down. Charges the cooperative budget like any other socket
     /// operation.
-    pub(crate) fn poll_readiness(
+    fn poll_readiness(
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
@@ -63,12 +95,12 @@ impl ScheduledIo {
 
     /// Completes once `gate` is ready (e.g. the owner's turn to write; `|_| Poll::Ready(())`
     /// for none) and then the socket may be ready in `dir`: `readable()`/`writable()`.
-    pub(crate) async fn ready(
+    async fn ready(
         &self,
         dir: Direction,
         mut gate: impl FnMut(&mut Context<'_>) -> Poll<()>,
     ) -> io::Result<()> {
-        let mut waiter = std::pin::pin!(self.waiter(dir));
+        let mut waiter = std::pin::pin!(self.block().waiter(dir));
         std::future::poll_fn(|cx| {
             std::task::ready!(gate(cx));
             self.poll_readiness(cx, dir, waiter.as_mut())
@@ -76,23 +108,10 @@ impl ScheduledIo {
         .await
     }
 
-    /// Runs `op` once without waiting (`try_recv`, `try_send`); on `WouldBlock` clears the
-    /// readiness it saw, so the next `readable()`/`writable()` waits for a new edge instead
-    /// of completing at once (a `writable()` + `try_send` loop would spin).
-    pub(crate) fn try_io<R>(&self, dir: Direction, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        let ready = self.snapshot(dir);
-        ready.check_core()?;
-        let r = op();
-        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.clear(ready);
-        }
-        r
-    }
-
     /// Waits until an operation in `dir` may proceed, then runs `op`; on `WouldBlock`
     /// clears the readiness and waits again. Charges the cooperative budget. `waiter`:
     /// the `async` caller's place in the direction's list (`None`: the poll-based slot).
-    pub(crate) fn poll_io<R>(
+    fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
@@ -111,7 +130,7 @@ impl ScheduledIo {
                 return Poll::Ready(Err(e));
             }
             match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear(ready),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.block().clear(ready),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => {
                     budget::spend();
@@ -128,7 +147,7 @@ impl ScheduledIo {
     /// arrived meanwhile bumped the tick, and is kept. Not after urgent data, where a read
     /// stops short at the urgent mark (nor does a Unix stream's read after a message that
     /// carried file descriptors: `sys::recv_unix` reads on past it).
-    pub(crate) fn poll_transfer(
+    fn poll_transfer(
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
@@ -136,9 +155,10 @@ impl ScheduledIo {
         waiter: Option<Pin<&mut Waiter<'_>>>,
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
+        let io = self.block();
         let mut seen = None;
         let r = self.poll_io(cx, dir, waiter, || {
-            seen = Some(self.snapshot(dir));
+            seen = Some(io.snapshot(dir));
             op()
         });
         if let (Poll::Ready(Ok(n)), Some(ready)) = (&r, seen) {
@@ -149,8 +169,32 @@ impl ScheduledIo {
                 Direction::Write => *n < want,
             };
             if short {
-                self.clear(ready);
+                io.clear(ready);
             }
+        }
+        r
+    }
+}
+
+// The operations of a registered socket that do not wait, on its readiness block: a
+// `Registration` reaches them through `Deref`, a socket core that holds its block inline
+// directly.
+impl ScheduledIo {
+    /// A waiter for an `async` operation on this socket in `dir`: pin it in the future
+    /// and pass it to [`RegisteredIo::poll_io`] and friends.
+    pub(crate) fn waiter(&self, dir: Direction) -> Waiter<'_> {
+        Waiter::new(self.waiters(dir))
+    }
+
+    /// Runs `op` once without waiting (`try_recv`, `try_send`); on `WouldBlock` clears the
+    /// readiness it saw, so the next `readable()`/`writable()` waits for a new edge instead
+    /// of completing at once (a `writable()` + `try_send` loop would spin).
+    pub(crate) fn try_io<R>(&self, dir: Direction, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        let ready = self.snapshot(dir);
+        ready.check_core()?;
+        let r = op();
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.clear(ready);
         }
         r
     }
@@ -158,6 +202,6 @@ impl ScheduledIo {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.driver.deregister(self.fd, &self.io);
+        self.core.driver().deregister(self.fd, &self.io);
     }
 }

@@ -547,7 +547,7 @@ mod loom_tests {
 
     #[test]
     fn loom_slot_register_vs_dispatch() {
-        // The poll-based slot: registered, then readiness re-checked (as `poll_ready`
+        // The poll-based slot: registered, then readiness re-checked (as `ready_or_wait`
         // does), while a dispatcher publishes readiness and wakes the list.
         loom::model(|| {
             let (list, ready, woken, dispatcher) = list_and_dispatcher();

@@ -17,7 +17,7 @@
 //!   it. A server that logs each error therefore logs a few lines per second at most,
 //!   and new connections wait in the kernel's backlog instead of spinning the accept loop.
 
-use crate::io::{Direction, Registration, Waiter};
+use crate::io::{Direction, RegisteredIo, Registration, Waiter};
 use crate::sync::lock;
 use crate::time::Sleep;
 use std::future::{poll_fn, Future};

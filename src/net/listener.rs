@@ -123,7 +123,7 @@ impl TcpListener {
     fn from_mio(listener: mio::net::TcpListener) -> io::Result<TcpListener> {
         let local = listener.local_addr()?;
         let core = crate::runtime::current_or_default()?;
-        let reg = Registration::new(core.driver(), listener.as_raw_fd())?;
+        let reg = Registration::new(core.clone(), listener.as_raw_fd())?;
         Ok(TcpListener { acceptor: Acceptor::new(reg), core, listener, local, lingering: false })
     }
 

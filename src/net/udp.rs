@@ -17,7 +17,7 @@
 //! naming both sizes (the kernel has already discarded the excess); a 65,536-byte buffer
 //! never truncates.
 
-use crate::io::{Direction, Registration, ScheduledIo, Waiter};
+use crate::io::{Direction, RegisteredIo, Registration, ScheduledIo, Waiter};
 use crate::net::addr::{first_that_works, ToSocketAddrs};
 use crate::net::post::{ensure_flusher, Item, Outlet, PostError, PostQueue, PostSender, SocketControl};
 use crate::runtime::Handle;
@@ -177,7 +177,7 @@ impl UdpSocket {
 
     fn from_mio(sock: mio::net::UdpSocket) -> io::Result<UdpSocket> {
         let core = crate::runtime::current_or_default()?;
-        let reg = Registration::new(core.driver(), sock.as_raw_fd())?;
+        let reg = Registration::new(core.clone(), sock.as_raw_fd())?;
         let peer = Mutex::new(sock.peer_addr().ok());
         let udp = Arc::new(Udp {
             reg,

@@ -172,7 +172,7 @@ impl UnixListener {
 
     fn from_mio(listener: mio::net::UnixListener, path: Arc<PathBuf>) -> io::Result<UnixListener> {
         let core = crate::runtime::current_or_default()?;
-        let reg = Registration::new(core.driver(), listener.as_raw_fd())?;
+        let reg = Registration::new(core.clone(), listener.as_raw_fd())?;
         Ok(UnixListener { acceptor: Acceptor::new(reg), core, listener, path })
     }
 

@@ -123,13 +123,15 @@ impl Handle {
     }
 
     /// The core's kernel event queue, to register sockets with.
-    pub(crate) fn driver(&self) -> Arc<Driver> {
-        self.sched.driver.clone()
+    pub(crate) fn driver(&self) -> &Driver {
+        &self.sched.driver
     }
 
-    /// [`driver`](Self::driver), borrowed.
-    pub(crate) fn driver_ref(&self) -> &Driver {
-        &self.sched.driver
+    /// Whether `waker` is one of this core's own tasks' (whose waits end when the core's
+    /// shutdown cancels the task), not another executor's or a combinator's.
+    #[inline]
+    pub(crate) fn owns_waker(&self, waker: &Waker) -> bool {
+        self.sched.owns_waker(waker)
     }
 
     /// Registers a slow-path timer on this core (see `task::Schedule::add_timer`).

@@ -449,6 +449,14 @@ impl Scheduler {
         self.stealers.len() == 1
     }
 
+    /// Whether `waker` wakes a task of this core (see `Handle::owns_waker`).
+    #[inline]
+    pub(crate) fn owns_waker(&self, waker: &std::task::Waker) -> bool {
+        RawTask::from_waker(waker).is_some_and(|task| {
+            std::ptr::addr_eq(task.scheduler() as *const dyn Schedule, self as *const Scheduler)
+        })
+    }
+
     /// Whether the calling thread is one of this core's workers.
     fn on_own_worker(&self) -> bool {
         WORKER_OF.with(|w| std::ptr::eq(w.get().0, self))
@@ -606,8 +614,9 @@ impl Scheduler {
     }
 
     /// Tells the workers to leave their loop. Nobody turns the kernel queue or fires the
-    /// slow-path timers after this: sockets made on this core fail from now on (the driver
-    /// wakes their waiters), and timers polled by other executors are woken to register
+    /// slow-path timers after this: waits on sockets made on this core fail from now on
+    /// (the driver wakes the foreign wakers waiting; the core's own tasks are cancelled),
+    /// and timers polled by other executors are woken to register
     /// again, on the process-wide default core (see `runtime::current_or_default`).
     fn stop(&self) {
         self.advance(Phase::Stopped);

@@ -13,7 +13,7 @@ mod send_all;
 pub(crate) use conn::{Conn, Peer};
 use send_all::{SendAll, SendAllState};
 
-use crate::io::{Direction, ScheduledIo, Waiter};
+use crate::io::{Direction, RegisteredIo, ScheduledIo, Waiter};
 use crate::net::post::{ensure_flusher, IoSlices, Outlet, PostError, PostQueue, PostSender, SocketControl};
 use crate::runtime::Handle;
 use crate::util::wait_list::WaitKey;
@@ -116,7 +116,7 @@ impl Socket {
         });
         // Registered at its final address. On failure the drop deregisters (a no-op) and
         // closes the fd, as before.
-        sock.core.driver_ref().register_embedded(sock.stream.as_raw_fd(), &sock.io)?;
+        sock.core.driver().register_embedded(sock.stream.as_raw_fd(), &sock.io)?;
         crate::trace::debug_event!(fd = sock.stream.as_raw_fd(), "socket open");
         Ok(sock)
     }
@@ -159,8 +159,7 @@ impl Socket {
         if want == 0 {
             return Poll::Ready(Ok(0));
         }
-        self.io
-            .poll_transfer(cx, Direction::Read, want, waiter, || (&self.stream).read(buf))
+        self.poll_transfer(cx, Direction::Read, want, waiter, || (&self.stream).read(buf))
             .map_err(|e| self.context_error("recv", e))
     }
 
@@ -179,22 +178,21 @@ impl Socket {
         let fd = self.stream.as_raw_fd();
         let ptr = buf.as_mut_ptr().cast::<u8>();
         let unix = matches!(self.stream, Conn::Unix(_));
-        self.io
-            .poll_transfer(cx, Direction::Read, want, None, || {
-                if unix {
-                    // SAFETY: `ptr` is valid for writes of `want` bytes for the whole call.
-                    return unsafe { crate::sys::recv_unix_raw(fd, ptr, want) };
-                }
-                // SAFETY: `ptr` is valid for writes of `want` bytes for the whole call, and
-                // `fd` is this socket's open descriptor.
-                let n = unsafe { libc::read(fd, ptr.cast(), want) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            })
-            .map_err(|e| self.context_error("recv", e))
+        self.poll_transfer(cx, Direction::Read, want, None, || {
+            if unix {
+                // SAFETY: `ptr` is valid for writes of `want` bytes for the whole call.
+                return unsafe { crate::sys::recv_unix_raw(fd, ptr, want) };
+            }
+            // SAFETY: `ptr` is valid for writes of `want` bytes for the whole call, and
+            // `fd` is this socket's open descriptor.
+            let n = unsafe { libc::read(fd, ptr.cast(), want) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        })
+        .map_err(|e| self.context_error("recv", e))
     }
 
     pub(crate) fn poll_recv_vectored(
@@ -209,8 +207,7 @@ impl Socket {
         if want == 0 {
             return Poll::Ready(Ok(0));
         }
-        self.io
-            .poll_transfer(cx, Direction::Read, want, waiter, || (&self.stream).read_vectored(bufs))
+        self.poll_transfer(cx, Direction::Read, want, waiter, || (&self.stream).read_vectored(bufs))
             .map_err(|e| self.context_error("recv", e))
     }
 
@@ -242,7 +239,7 @@ impl Socket {
             let bufs = &bufs[..bufs.len().min(IOV_MAX)];
             let want = bufs.iter().map(|b| b.len()).sum();
             // Aborted meanwhile (`kick` woke this waiter): stop here.
-            let r = self.io.poll_transfer(cx, Direction::Write, want, waiter, || {
+            let r = self.poll_transfer(cx, Direction::Write, want, waiter, || {
                 self.post.check_failed().and_then(|()| (&self.stream).write_vectored(bufs))
             });
             self.post.unlock_owner();
@@ -353,7 +350,7 @@ impl Socket {
     }
 
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Read, |_| Poll::Ready(())).await
+        self.ready(Direction::Read, |_| Poll::Ready(())).await
     }
 
     pub(crate) async fn send(self: &Arc<Self>, buf: &[u8]) -> io::Result<usize> {
@@ -379,7 +376,7 @@ impl Socket {
 
     pub(crate) async fn writable(&self) -> io::Result<()> {
         let mut wait = self.post.change_wait();
-        self.io.ready(Direction::Write, |cx| self.post.poll_owner_turn(cx, Some(&mut wait.key))).await
+        self.ready(Direction::Write, |cx| self.post.poll_owner_turn(cx, Some(&mut wait.key))).await
     }
 
     /// Waits until every byte queued when it was called was handed to the kernel (posts
@@ -466,7 +463,7 @@ impl Socket {
     pub(crate) async fn connected(&self) -> io::Result<()> {
         let mut waiter = pin!(self.io.waiter(Direction::Write));
         poll_fn(|cx| {
-            self.io.poll_io(cx, Direction::Write, Some(waiter.as_mut()), || {
+            self.poll_io(cx, Direction::Write, Some(waiter.as_mut()), || {
                 if let Some(e) = self.stream.opt().take_error()? {
                     return Err(e);
                 }
@@ -481,6 +478,16 @@ impl Socket {
             })
         })
         .await
+    }
+}
+
+impl RegisteredIo for Socket {
+    fn block(&self) -> &ScheduledIo {
+        &self.io
+    }
+
+    fn core(&self) -> &Handle {
+        &self.core
     }
 }
 
@@ -533,7 +540,7 @@ impl Outlet for Socket {
         batch: &std::collections::VecDeque<Bytes>,
     ) -> Poll<io::Result<usize>> {
         let want = batch.iter().map(|b| b.len()).sum();
-        self.io.poll_transfer(cx, Direction::Write, want, Some(waiter), || {
+        self.poll_transfer(cx, Direction::Write, want, Some(waiter), || {
             let slices: IoSlices<'_> = batch.iter().map(|b| IoSlice::new(b)).collect();
             (&self.stream).write_vectored(&slices)
         })
@@ -588,7 +595,7 @@ impl Drop for Socket {
         }
         // Before the fields drop: deregistered before the fd closes (with `stream`).
         let me: Weak<Socket> = std::mem::take(&mut self.me);
-        self.core.driver_ref().retire(self.stream.as_raw_fd(), &self.io, me);
+        self.core.driver().retire(self.stream.as_raw_fd(), &self.io, me);
         crate::trace::debug_event!(fd = self.stream.as_raw_fd(), "socket close");
     }
 }

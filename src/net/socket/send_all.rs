@@ -1,7 +1,7 @@
 //! `send_all`'s future: the owner's write of a whole buffer as one contiguous run.
 
 use super::Socket;
-use crate::io::{Direction, Waiter};
+use crate::io::{Direction, RegisteredIo, Waiter};
 use crate::net::post::{ensure_flusher, ChangeWait};
 use bytes::Bytes;
 use std::io::{self, Write};
@@ -72,7 +72,7 @@ impl std::future::Future for SendAll<'_> {
                         if buf.is_empty() {
                             break Ok(());
                         }
-                        let r = sock.io.poll_transfer(
+                        let r = sock.poll_transfer(
                             cx,
                             Direction::Write,
                             buf.len(),
