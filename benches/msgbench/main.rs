@@ -48,6 +48,8 @@ struct Scenario {
     secs: f64,
     /// Adds the hog connection (benches/PROTOCOL.md, "hog").
     hog: bool,
+    /// CPU time the server burns per hog message.
+    hog_burn: Duration,
     /// Open loop at this many messages/s in total (0: closed loop).
     rate: f64,
     /// The server reads under an idle timeout of this many ms, reset per message (0: none).
@@ -66,15 +68,20 @@ const CLOSED: Scenario = Scenario {
     target: 1_000_000,
     secs: 0.0,
     hog: false,
+    hog_burn: Duration::ZERO,
     rate: 0.0,
     read_timeout_ms: 0,
 };
 
-/// 100 ping-pong connections and the hog, for 5 s.
-const HOG: Scenario = Scenario { name: "hog", target: u64::MAX, secs: 5.0, hog: true, ..CLOSED };
-
-/// CPU time the server burns per hog message.
-const HOG_BURN: Duration = Duration::from_millis(2);
+/// 100 ping-pong connections and the hog (2 ms of CPU per message), for 5 s.
+const HOG: Scenario = Scenario {
+    name: "hog",
+    target: u64::MAX,
+    secs: 5.0,
+    hog: true,
+    hog_burn: Duration::from_millis(2),
+    ..CLOSED
+};
 
 const SCENARIOS: &[Scenario] = &[
     Scenario { name: "basic", ints: 5, ..CLOSED },
@@ -265,6 +272,10 @@ struct CompareArgs {
     /// The open-loop rate (messages/s in total) of the open scenario.
     #[arg(long)]
     rate: Option<f64>,
+    /// CPU µs the hog scenarios' server burns per hog message (default 2000; 0 runs the
+    /// same shape with a 101st ordinary connection, the reference for the hog's effect).
+    #[arg(long)]
+    hog_burn_us: Option<u64>,
     /// The client of the servers table. (tokio's timer has 1 ms granularity: in the open
     /// scenario its sends go out up to 1 ms late, which counts as latency.)
     #[arg(long, value_enum, default_value_t = ClientRuntime::Tokio)]
@@ -627,7 +638,7 @@ fn run_pair(
         extra.push("--fanout".to_string());
     }
     if sc.hog {
-        extra.extend(["--hog-burn-us".to_string(), HOG_BURN.as_micros().to_string()]);
+        extra.extend(["--hog-burn-us".to_string(), sc.hog_burn.as_micros().to_string()]);
     }
     if sc.read_timeout_ms > 0 {
         extra.extend(["--read-timeout-ms".to_string(), sc.read_timeout_ms.to_string()]);
@@ -684,7 +695,7 @@ fn run_pair(
         p99us: kv["p99us"],
         p999us: kv["p999us"],
         fairness: kv["fairness"],
-        hog_cpu: kv.get("hog").copied().unwrap_or(0.0) * HOG_BURN.as_secs_f64() / kv["dur"].max(1e-9),
+        hog_cpu: kv.get("hog").copied().unwrap_or(0.0) * sc.hog_burn.as_secs_f64() / kv["dur"].max(1e-9),
         user_us_per_msg: (u1.user_s - u0.user_s) * 1e6 / total,
         sys_us_per_msg: (u1.sys_s - u0.sys_s) * 1e6 / total,
         switches_per_msg: (u1.switches - u0.switches) as f64 / total,
@@ -790,6 +801,10 @@ fn compare(args: &CompareArgs) {
         .iter()
         .map(|&sc| match args.rate {
             Some(rate) if sc.rate > 0.0 => Scenario { rate, ..sc },
+            _ => sc,
+        })
+        .map(|sc| match args.hog_burn_us {
+            Some(us) if sc.hog => Scenario { hog_burn: Duration::from_micros(us), ..sc },
             _ => sc,
         })
         .collect();
