@@ -433,6 +433,64 @@ fn foreign_waits_that_race_the_core_stopping_all_end() {
     });
 }
 
+/// A task stuck in a poll past the shutdown's cancel wait (counted `leaked`) goes on after
+/// the core stopped and waits on its socket with its own waker: the wait fails, so the
+/// task ends (nothing would poll it again).
+#[test]
+fn a_task_that_goes_on_after_its_core_stopped_fails_its_socket_wait() {
+    use std::sync::mpsc;
+    watchdog(HANG * 2, || {
+        let core = core(2);
+        let (release, stuck) = mpsc::channel::<()>();
+        let (ready_tx, ready) = mpsc::channel();
+        let h = core.spawn(async move {
+            let listener = iocore::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("local_addr");
+            let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).expect("connect"));
+            let (stream, _) = listener.accept().await.expect("accept");
+            ready_tx.send(peer.join().expect("peer")).expect("test body");
+            // Blocks its worker past the cancel wait, then goes on in the same poll.
+            let _ = stuck.recv_timeout(HANG);
+            let mut buf = [0u8; 16];
+            stream.recv(&mut buf).await.map_err(|e| e.to_string())
+        });
+        let _peer = ready.recv_timeout(HANG).expect("the task made its socket");
+        let report = core.shutdown(Duration::ZERO);
+        assert_eq!(report.leaked, 1, "{report:?}");
+        release.send(()).expect("the stuck task");
+        match futures::executor::block_on(time::timeout(HANG, h)) {
+            Ok(Ok(Err(e))) => assert!(e.contains("shut down"), "{e}"),
+            Ok(other) => panic!("the task's result: {other:?}"),
+            Err(_) => panic!("the task waited on its socket after its core stopped, forever"),
+        }
+    });
+}
+
+/// A task of one core waits on a socket of another: that core's stop wakes it (its waker
+/// is foreign there), and the wait fails.
+#[test]
+fn a_task_of_another_core_is_woken_when_the_sockets_core_stops() {
+    watchdog(HANG, || {
+        let (a, b) = (core(1), core(1));
+        let (stream, _peer) = accepted_by_a_task(&b, 1).pop().expect("one connection");
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let h = a.spawn(async move {
+            let mut buf = [0u8; 16];
+            let recv = stream.recv(&mut buf);
+            started_tx.send(()).expect("test body");
+            recv.await.map_err(|e| e.to_string())
+        });
+        started.recv_timeout(HANG).expect("the task started");
+        std::thread::sleep(Duration::from_millis(50));
+        drop(b);
+        match a.block_on(time::timeout(HANG, h)) {
+            Ok(Ok(Err(e))) => assert!(e.contains("shut down"), "{e}"),
+            Ok(other) => panic!("the task's result: {other:?}"),
+            Err(_) => panic!("the other core's task was not woken by the socket's core stopping"),
+        }
+    });
+}
+
 #[test]
 fn a_waker_may_drop_a_socket_of_the_stopping_core() {
     use futures::task::ArcWake;

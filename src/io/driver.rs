@@ -29,7 +29,7 @@
 //! foreign executor's, a `block_on`'s, a combinator's inside a task), and fails those when
 //! the core stops. A later wait on any other socket of the core finds the core stopped and
 //! fails the socket then. (Registering and closing a socket take no lock: a set of every
-//! socket was a lock per connect and close, and ~15 bytes per connection.)
+//! socket was a core-wide lock per connect and close, and ~15 bytes per connection.)
 
 use super::readiness::ScheduledIo;
 use crate::sync::lock;
@@ -150,15 +150,24 @@ impl Driver {
         Ok(())
     }
 
-    /// A wait on `io` is about to link `waker`, which `own` says is one of the core's own
+    /// A wait on `io` has just linked a waker, which `own` says is one of the core's own
     /// tasks' (the core's shutdown cancels those tasks, ending their waits). A foreign
     /// waker must be woken when the core stops: the first one puts `io` in the watched set.
     /// Returns true if the core has stopped: `io` fails from now on, and the caller must
-    /// look at its readiness again (the shutdown may have missed a waker linked just now).
-    /// Call after linking the waker, so that a shutdown either finds it or is seen here.
+    /// look at its readiness again (the shutdown may have missed the waker linked just
+    /// now). Called after the link, so that a shutdown either finds the waker or is seen
+    /// here. (An own task sees the stop too: one stuck in a poll past the shutdown's
+    /// cancel wait may go on after the stop, and nothing will cancel it any more.)
     #[inline]
     pub(crate) fn watch(&self, io: &ScheduledIo, own: bool) -> bool {
-        if own || io.watched() {
+        if own {
+            if self.stopped.load(SeqCst) {
+                io.core_stopped();
+                return true;
+            }
+            return false;
+        }
+        if io.watched() {
             return false;
         }
         self.watch_slow(io)
