@@ -41,7 +41,7 @@ const READ_URGENT: usize = 512;
 const READERS_ARMED: usize = 32;
 const WRITERS_ARMED: usize = 64;
 /// The driver watches this socket: its set of sockets that its core's shutdown must wake
-/// holds it (see `Driver::watch`). Set and cleared under that set's lock.
+/// holds it (see `Driver::watch`). Set under that set's lock, never cleared.
 const WATCHED: usize = 1024;
 /// The readiness bits (the low 11 bits); each direction's tick starts above them.
 const READ_TICK_SHIFT: u32 = 11;
@@ -125,8 +125,9 @@ fn core_gone() -> std::io::Error {
 
 /// Readiness state and waiters of one registered socket.
 pub(crate) struct ScheduledIo {
-    /// Readiness bits, the waiter lists' `armed` flags and `WATCHED` (low 11 bits), then the read tick
-    /// and the write tick (the number of events that concerned each direction, wrapping).
+    /// Readiness bits, the waiter lists' `armed` flags and `WATCHED` (low 11 bits), then
+    /// the read tick and the write tick (the number of events that concerned each
+    /// direction, wrapping).
     readiness: AtomicUsize,
     /// `async` operations waiting to read, and the slot of the poll-based reader
     /// (`poll_read`, `poll_accept`).
