@@ -143,6 +143,9 @@ pub(crate) struct Scheduler {
     /// Socket flusher tasks alive (see `Metrics::flusher_tasks`; counted by
     /// `net::post::flush`, which knows them, through `flusher_started`/`flusher_gone`).
     flushers: AtomicUsize,
+    /// Of those, the ones waiting for work (`flusher_idle`): they do not keep the core
+    /// from being idle (`wait_idle`).
+    idle_flushers: AtomicUsize,
     /// The shared half of the kernel event queue (its poller is in `role`).
     pub(crate) driver: Arc<Driver>,
     idle: Idle,
@@ -161,7 +164,7 @@ pub(crate) struct Scheduler {
     blocking: Arc<BlockingPool>,
     /// Tasks spawned and not yet finished.
     live: AtomicUsize,
-    /// Signalled when `live` drops to zero.
+    /// Signalled when `live` drops to zero, or to `idle_flushers`.
     live_zero: (Mutex<()>, Condvar),
     pub(crate) counters: Counters,
     /// [`STEP_INTERVAL`] in `clock::stamp` units.
@@ -242,6 +245,7 @@ impl Scheduler {
             role: Mutex::new(RoleState::new(poller)),
             searching: AtomicUsize::new(0),
             flushers: AtomicUsize::new(0),
+            idle_flushers: AtomicUsize::new(0),
             driver: Arc::new(driver),
             idle: Idle::new(),
             timers: Arc::new(WakerMap::new()),
@@ -482,13 +486,19 @@ impl Scheduler {
             // the core is seen idle. (`self` outlives this: the worker holds the core.)
             task.ref_dec();
         }
-        if self.live.fetch_sub(1, SeqCst) == 1 {
-            let _g = lock(&self.live_zero.0);
-            self.live_zero.1.notify_all();
-            if self.stop_when_idle.load(SeqCst) {
+        let left = self.live.fetch_sub(1, SeqCst) - 1;
+        if left <= self.idle_flushers.load(SeqCst) {
+            self.notify_idle();
+            if left == 0 && self.stop_when_idle.load(SeqCst) {
                 self.stop();
             }
         }
+    }
+
+    /// Wakes the threads in `wait_idle`/`wait_gone` to look again.
+    fn notify_idle(&self) {
+        let _g = lock(&self.live_zero.0);
+        self.live_zero.1.notify_all();
     }
 
     /// Marks the task done and wakes its `JoinHandle`; the caller still holds the
@@ -503,11 +513,24 @@ impl Scheduler {
         done.in_heap
     }
 
-    /// Waits until no live task remains, or `timeout` passes. True if none remains.
+    /// Waits until no live task remains but socket flushers waiting for work, or `timeout`
+    /// passes. True if so.
     pub(crate) fn wait_idle(&self, timeout: Duration) -> bool {
+        // (SeqCst: a flusher going idle and the last other task finishing each look at
+        // the other's count after changing their own, so one of them sees both.)
+        self.wait_until(timeout, || self.live.load(SeqCst) <= self.idle_flushers.load(SeqCst))
+    }
+
+    /// Waits until no live task remains at all (after cancelling them), or `timeout`
+    /// passes. True if none remains.
+    fn wait_gone(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, || self.live.load(Acquire) == 0)
+    }
+
+    fn wait_until(&self, timeout: Duration, done: impl Fn() -> bool) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         let mut g = lock(&self.live_zero.0);
-        while self.live.load(Acquire) != 0 {
+        while !done() {
             let left = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left,
@@ -575,7 +598,7 @@ impl Scheduler {
                 self.stop();
             }
         } else {
-            self.wait_idle(cancel_deadline.saturating_duration_since(Instant::now()));
+            self.wait_gone(cancel_deadline.saturating_duration_since(Instant::now()));
             self.stop();
         }
         self.blocking.shut_down();
@@ -635,6 +658,20 @@ impl Scheduler {
     /// A socket flusher task's future was dropped (run to its end, cancelled or refused).
     pub(crate) fn flusher_gone(&self) {
         self.flushers.fetch_sub(1, Relaxed);
+    }
+
+    /// A socket flusher task waits for work (nothing queued for it to write): it does not
+    /// keep the core from being idle until [`flusher_busy`](Self::flusher_busy).
+    pub(crate) fn flusher_idle(&self) {
+        self.idle_flushers.fetch_add(1, SeqCst);
+        if self.live.load(SeqCst) <= self.idle_flushers.load(SeqCst) {
+            self.notify_idle();
+        }
+    }
+
+    /// A flusher that was idle has work (or is gone).
+    pub(crate) fn flusher_busy(&self) {
+        self.idle_flushers.fetch_sub(1, SeqCst);
     }
 
     /// A snapshot of the counters.

@@ -10,8 +10,9 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 /// A socket a flusher writes a post queue to (its [`PostSender`](super::PostSender)s
@@ -91,13 +92,14 @@ async fn flush_loop<S: Outlet>(sock: &S) {
     }
     let q = sock.queue();
     let fail = FailOnExit(q);
+    let idle = Idle::new(sock.core());
     let mut batch: VecDeque<S::Item> = VecDeque::new();
     // Set once the owner is gone: the deadline (linger) for writing what is left.
     let mut give_up: Option<crate::time::Sleep> = None;
     let mut rounds = 0u32;
     let mut waiter = pin!(sock.io().waiter(Direction::Write));
     loop {
-        if !wait_scheduled(sock).await {
+        if !wait_scheduled(sock, &idle).await {
             if q.has_failed() {
                 return;
             }
@@ -188,11 +190,11 @@ async fn flush_loop<S: Outlet>(sock: &S) {
 }
 
 /// Waits until the flusher holds the `FLUSHER` role (true), or has nothing scheduled while
-/// the queue is closed or failed, or the owner is gone (false).
-async fn wait_scheduled<S: Outlet>(sock: &S) -> bool {
+/// the queue is closed or failed, or the owner is gone (false). Meanwhile the flusher is
+/// idle for the core's `wait_idle`, until something wakes it.
+async fn wait_scheduled<S: Outlet>(sock: &S, idle: &Idle) -> bool {
     let q = sock.queue();
-    poll_fn(|cx| {
-        q.register_flusher(cx.waker());
+    let look = || {
         if q.has_failed() {
             Poll::Ready(false)
         } else if q.flusher_holds_role() {
@@ -202,8 +204,83 @@ async fn wait_scheduled<S: Outlet>(sock: &S) -> bool {
         } else {
             Poll::Pending
         }
+    };
+    poll_fn(|cx| {
+        idle.mark.task.register(cx.waker());
+        q.register_flusher(&idle.waker);
+        if let Poll::Ready(r) = look() {
+            return Poll::Ready(r);
+        }
+        // Idle, then a second look: whatever woke us before the mark (and so did not
+        // unmark it) made its change before that wake, which the mark's swap orders
+        // before this look; a wake after the mark unmarks it.
+        idle.mark.set();
+        let r = look();
+        if r.is_ready() {
+            idle.mark.clear();
+        }
+        r
     })
     .await
+}
+
+/// The flusher's idle mark: set while it waits for work, cleared by the first wake (a
+/// post, the owner handing over the role, a close) or when the flusher ends. While set,
+/// the flusher does not keep its core from being idle (`wait_idle`, the shutdown's grace).
+struct IdleMark {
+    idle: AtomicBool,
+    /// The flusher task's waker, woken after the mark is cleared.
+    task: futures::task::AtomicWaker,
+    core: Handle,
+}
+
+impl IdleMark {
+    fn set(&self) {
+        if !self.idle.swap(true, SeqCst) {
+            self.core.sched.flusher_idle();
+        }
+    }
+
+    fn clear(&self) {
+        if self.idle.swap(false, SeqCst) {
+            self.core.sched.flusher_busy();
+        }
+    }
+}
+
+impl Wake for IdleMark {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.clear();
+        self.task.wake();
+    }
+}
+
+/// The flusher's [`IdleMark`] and the waker it registers with its queue while it waits
+/// for work; clears the mark when the flusher ends (cancelled at shutdown too).
+struct Idle {
+    mark: Arc<IdleMark>,
+    waker: Waker,
+}
+
+impl Idle {
+    fn new(core: &Handle) -> Idle {
+        let mark = Arc::new(IdleMark {
+            idle: AtomicBool::new(false),
+            task: futures::task::AtomicWaker::new(),
+            core: core.clone(),
+        });
+        Idle { waker: Waker::from(mark.clone()), mark }
+    }
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        self.mark.clear();
+    }
 }
 
 /// Drops the first `n` written bytes from the batch.
