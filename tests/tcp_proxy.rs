@@ -64,3 +64,45 @@ fn a_proxy_reports_a_reset_naming_the_peer() {
         drop(client);
     });
 }
+
+/// A TCP front for a service on a Unix socket: `copy_bidirectional` takes any mix of TCP
+/// and Unix streams.
+#[test]
+fn a_proxy_between_tcp_and_a_unix_socket() {
+    run(2, LIMIT, || async {
+        let dir = std::env::temp_dir().join(format!("iocore-proxy-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("upstream.sock");
+        let _ = std::fs::remove_file(&path);
+        let upstream_listener = iocore::net::UnixListener::bind(&path).expect("bind unix");
+        let (proxy, proxy_addr) = listener().await;
+        let upstream_path = path.clone();
+        let proxy_task = iocore::spawn(async move {
+            let (client, _) = proxy.accept().await.unwrap();
+            let upstream = iocore::net::UnixStream::connect(&upstream_path).await.unwrap();
+            copy_bidirectional(&client, &upstream).await
+        });
+        let request = support::pattern(3, 200_000);
+        let reply = support::pattern(4, 400_000);
+        let (req2, rep2) = (request.clone(), reply.clone());
+        let server_task = iocore::spawn(async move {
+            let (s, _) = upstream_listener.accept().await.unwrap();
+            assert_eq!(
+                recv_to_end(&s, 1 << 20).await.unwrap(),
+                req2,
+                "the Unix server got a different request"
+            );
+            s.send_all(&rep2).await.unwrap();
+            s.shutdown().await.unwrap();
+        });
+        let client = TcpStream::connect(proxy_addr).await.unwrap();
+        client.send_all(&request).await.unwrap();
+        client.shutdown().await.unwrap();
+        assert_eq!(recv_to_end(&client, 1 << 20).await.unwrap(), reply, "the client got a different reply");
+        server_task.await.unwrap();
+        let (up, down) = proxy_task.await.unwrap().expect("proxy");
+        assert_eq!((up, down), (request.len() as u64, reply.len() as u64));
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir(&dir);
+    });
+}

@@ -1,8 +1,44 @@
-//! [`copy_bidirectional`]: the proxy pattern — copy both ways between two streams, passing
-//! each half-close on.
+//! [`copy_bidirectional`]: the proxy pattern — copy both ways between two streams (TCP or
+//! Unix, in any mix), passing each half-close on.
 
-use crate::net::TcpStream;
+use crate::net::socket::Socket;
+use crate::net::{TcpStream, UnixStream};
 use std::io;
+use std::sync::Arc;
+
+/// A connected byte stream of this crate, [`TcpStream`] or [`UnixStream`]: what
+/// [`copy_bidirectional`] copies between (a TCP front for a service on a Unix socket, say).
+/// Sealed: implemented by those two only.
+pub trait ByteStream: sealed::Stream {}
+
+impl ByteStream for TcpStream {}
+impl ByteStream for UnixStream {}
+
+mod sealed {
+    use super::{Arc, Socket};
+
+    /// How a [`ByteStream`](super::ByteStream) shows its socket core to this module.
+    pub trait Stream {
+        fn socket(&self) -> Core<'_>;
+    }
+
+    /// A stream's socket core (the type is public only so that the sealed trait may name
+    /// it; nothing outside the crate can reach it).
+    #[derive(Debug)]
+    pub struct Core<'a>(pub(super) &'a Arc<Socket>);
+
+    impl Stream for super::TcpStream {
+        fn socket(&self) -> Core<'_> {
+            Core(self.sock())
+        }
+    }
+
+    impl Stream for super::UnixStream {
+        fn socket(&self) -> Core<'_> {
+            Core(self.sock())
+        }
+    }
+}
 
 /// Bytes one direction copies per read.
 const CHUNK: usize = 64 * 1024;
@@ -37,12 +73,13 @@ const CHUNK: usize = 64 * 1024;
 /// }
 /// # }
 /// ```
-pub async fn copy_bidirectional(a: &TcpStream, b: &TcpStream) -> io::Result<(u64, u64)> {
+pub async fn copy_bidirectional(a: &impl ByteStream, b: &impl ByteStream) -> io::Result<(u64, u64)> {
+    let (a, b) = (a.socket().0, b.socket().0);
     futures::try_join!(copy_until_end(a, b), copy_until_end(b, a))
 }
 
 /// One direction: `from` until its end, into `to`, then FIN on `to`.
-async fn copy_until_end(from: &TcpStream, to: &TcpStream) -> io::Result<u64> {
+async fn copy_until_end(from: &Arc<Socket>, to: &Arc<Socket>) -> io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
