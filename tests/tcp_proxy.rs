@@ -106,3 +106,51 @@ fn a_proxy_between_tcp_and_a_unix_socket() {
         let _ = std::fs::remove_dir(&dir);
     });
 }
+
+/// With an idle timeout, a proxied connection on which nothing moves either way ends with
+/// `TimedOut`; one that keeps moving data is copied to its end as without it.
+#[test]
+fn a_proxy_with_an_idle_timeout_ends_silent_connections_only() {
+    use iocore::net::copy_bidirectional_idle_timeout;
+    use std::time::Duration;
+    run(2, LIMIT, || async {
+        // Silent: the client and the server connect and say nothing.
+        let (server, server_addr) = listener().await;
+        let (proxy, proxy_addr) = listener().await;
+        let silent = iocore::spawn(async move {
+            let (client, _) = proxy.accept().await.unwrap();
+            let upstream = TcpStream::connect(server_addr).await.unwrap();
+            copy_bidirectional_idle_timeout(&client, &upstream, Duration::from_millis(50)).await
+        });
+        let client = TcpStream::connect(proxy_addr).await.unwrap();
+        let (s, _) = server.accept().await.unwrap();
+        let err = silent.await.unwrap().expect_err("a silent connection must time out");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains("nothing moved"), "{err}");
+        drop((client, s));
+
+        // Busy: a request and a reply, with a timeout far longer than any step takes.
+        let (server, server_addr) = listener().await;
+        let (proxy, proxy_addr) = listener().await;
+        let busy = iocore::spawn(async move {
+            let (client, _) = proxy.accept().await.unwrap();
+            let upstream = TcpStream::connect(server_addr).await.unwrap();
+            copy_bidirectional_idle_timeout(&client, &upstream, LIMIT).await
+        });
+        let request = support::pattern(5, 300_000);
+        let reply = support::pattern(6, 300_000);
+        let (req2, rep2) = (request.clone(), reply.clone());
+        let server_task = iocore::spawn(async move {
+            let (s, _) = server.accept().await.unwrap();
+            assert_eq!(recv_to_end(&s, 1 << 20).await.unwrap(), req2);
+            s.send_all(&rep2).await.unwrap();
+            s.shutdown().await.unwrap();
+        });
+        let client = TcpStream::connect(proxy_addr).await.unwrap();
+        client.send_all(&request).await.unwrap();
+        client.shutdown().await.unwrap();
+        assert_eq!(recv_to_end(&client, 1 << 20).await.unwrap(), reply);
+        server_task.await.unwrap();
+        assert_eq!(busy.await.unwrap().expect("proxy"), (request.len() as u64, reply.len() as u64));
+    });
+}

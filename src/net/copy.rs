@@ -3,8 +3,12 @@
 
 use crate::net::socket::Socket;
 use crate::net::{TcpStream, UnixStream};
+use futures::future::Either;
 use std::io;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A connected byte stream of this crate, [`TcpStream`] or [`UnixStream`]: what
 /// [`copy_bidirectional`] copies between (a TCP front for a service on a Unix socket, say).
@@ -75,20 +79,98 @@ const CHUNK: usize = 64 * 1024;
 /// ```
 pub async fn copy_bidirectional(a: &impl ByteStream, b: &impl ByteStream) -> io::Result<(u64, u64)> {
     let (a, b) = (a.socket().0, b.socket().0);
-    futures::try_join!(copy_until_end(a, b), copy_until_end(b, a))
+    futures::try_join!(copy_until_end(a, b, None), copy_until_end(b, a, None))
 }
 
-/// One direction: `from` until its end, into `to`, then FIN on `to`.
-async fn copy_until_end(from: &Arc<Socket>, to: &Arc<Socket>) -> io::Result<u64> {
+/// [`copy_bidirectional`] that gives up once nothing has moved either way for `idle`: it
+/// fails with `TimedOut`, ending both directions (abort the two sides, as after any
+/// error). Moving means a read that returned data, or a chunk of up to 64 KiB that was
+/// fully sent; so a peer that reads slower than 64 KiB per `idle` counts as idle too.
+///
+/// ```no_run
+/// use iocore::net::{copy_bidirectional_idle_timeout, TcpStream, UnixStream};
+/// use std::time::Duration;
+/// # async fn demo(client: TcpStream) -> std::io::Result<()> {
+/// let upstream = UnixStream::connect("/run/app.sock").await?;
+/// let copied = copy_bidirectional_idle_timeout(&client, &upstream, Duration::from_secs(60)).await;
+/// if copied.is_err() {
+///     client.abort();
+///     upstream.abort();
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub async fn copy_bidirectional_idle_timeout(
+    a: &impl ByteStream,
+    b: &impl ByteStream,
+    idle: Duration,
+) -> io::Result<(u64, u64)> {
+    let (a, b) = (a.socket().0, b.socket().0);
+    let activity = Activity { start: Instant::now(), last: AtomicU64::new(0) };
+    let copy = pin!(async {
+        futures::try_join!(copy_until_end(a, b, Some(&activity)), copy_until_end(b, a, Some(&activity)))
+    });
+    let watch = pin!(async {
+        loop {
+            // (No deadline past the clock's range: then nothing is ever idle long enough.)
+            let Some(due) = activity.last().checked_add(idle) else {
+                return std::future::pending().await;
+            };
+            if due <= Instant::now() {
+                let e = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("copy: nothing moved either way for {idle:?}"),
+                );
+                return Err(e);
+            }
+            crate::time::sleep_until(due).await;
+        }
+    });
+    match futures::future::select(copy, watch).await {
+        Either::Left((copied, _)) | Either::Right((copied, _)) => copied,
+    }
+}
+
+/// When a copy last moved data (for [`copy_bidirectional_idle_timeout`]).
+struct Activity {
+    start: Instant,
+    /// Nanoseconds from `start`.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn moved(&self) {
+        self.last.store(self.start.elapsed().as_nanos() as u64, Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_nanos(self.last.load(Relaxed))
+    }
+}
+
+/// One direction: `from` until its end, into `to`, then FIN on `to`; notes each read and
+/// each chunk sent in `activity`.
+async fn copy_until_end(
+    from: &Arc<Socket>,
+    to: &Arc<Socket>,
+    activity: Option<&Activity>,
+) -> io::Result<u64> {
+    let moved = || {
+        if let Some(a) = activity {
+            a.moved();
+        }
+    };
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
         let n = from.recv(&mut buf).await?;
+        moved();
         if n == 0 {
             to.shutdown().await?;
             return Ok(total);
         }
         to.send_all(&buf[..n]).await?;
+        moved();
         total += n as u64;
     }
 }

@@ -12,7 +12,7 @@
 
 //!
 //! Files: `accept` (fair accepting with back-off, for both listeners), `addr` (address
-//! inputs, name resolution), `copy` ([`copy_bidirectional`] between any two [`ByteStream`]s), `listener`, `socket` (the socket core
+//! inputs, name resolution), `copy` ([`copy_bidirectional`] between any two [`ByteStream`]s, with an idle timeout or without), `listener`, `socket` (the socket core
 //! shared by a stream, its halves and its flusher; the flusher), `stream` (the
 //! [`TcpStream`] API), `split` (the halves), `io_traits` (`AsyncRead`/`AsyncWrite`),
 //! `post` (the post queue and [`PostSender`]), `stream_ops` (the API both stream types
@@ -32,7 +32,7 @@ mod udp;
 mod unix;
 
 pub use addr::{Target, ToSocketAddrs};
-pub use copy::{copy_bidirectional, ByteStream};
+pub use copy::{copy_bidirectional, copy_bidirectional_idle_timeout, ByteStream};
 pub use listener::{Incoming, ListenOptions, TcpListener};
 pub use post::{PostError, PostSender, DEFAULT_HIGH_WATER};
 pub use split::{reunite, OwnedRecvHalf, OwnedSendHalf, RecvHalf, ReuniteError, SendHalf};
