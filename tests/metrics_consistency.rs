@@ -233,33 +233,53 @@ fn flushers_are_counted_apart_from_user_tasks() {
     });
 }
 
-/// `wait_idle` right after a post waits until the flusher wrote it: the post wakes the
-/// idle flusher, which counts as busy from that wake on (a flusher marked idle only once
-/// it ran would let `wait_idle` return with the data still queued).
+/// `wait_idle` after a post returns only once the post is written: the wake that gives
+/// the idle flusher work uncounts it at once, and a wake that lands while the flusher is
+/// between looking for work and counting itself idle keeps it from counting (a review
+/// found both windows: a second post landing there let `wait_idle` return with it queued,
+/// and the count could wrap below zero, making a core with a live task look idle).
 #[test]
 fn wait_idle_after_a_post_returns_once_it_is_written() {
-    watchdog(HANG, || {
+    watchdog(HANG * 2, || {
         let core = core(2);
         let (server, client) = core.block_on(support::net::pair());
-        // The peer reads on a plain thread, so that no task of the core stays live.
+        // The peer drains on a plain thread, so that no task of the core stays live.
         let client = client.into_std().expect("into_std");
         let reader = thread::spawn(move || {
             use std::io::Read;
             let mut client = client;
-            let mut got = 0usize;
             let mut buf = vec![0u8; 1 << 16];
-            while got < 200 * 4096 {
-                got += client.read(&mut buf).expect("read");
-            }
-            got
+            while !matches!(client.read(&mut buf), Ok(0) | Err(_)) {}
         });
         let sender = server.sender();
-        for round in 0..200 {
-            sender.post_send(vec![round as u8; 4096]).expect("post");
-            assert!(core.wait_idle(HANG), "round {round}: never idle");
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..30_000 {
+            sender.post_send(vec![1u8; 16]).expect("post");
+            // A second post a random moment later, to land anywhere in the flusher's
+            // return to waiting.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let until = Instant::now() + Duration::from_nanos(seed % 20_000);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            sender.post_send(vec![2u8; 16]).expect("post");
+            let start = Instant::now();
+            while !core.wait_idle(Duration::ZERO) {
+                assert!(start.elapsed() < HANG, "round {round}: never idle");
+            }
             assert_eq!(sender.queued_bytes(), 0, "round {round}: idle with posted data still queued");
         }
-        assert_eq!(reader.join().expect("reader"), 200 * 4096);
+        // With a task of the user's live, posts never make the core look idle.
+        let parked = core.spawn(std::future::pending::<()>());
+        for round in 0..3000 {
+            sender.post_send(vec![3u8; 16]).expect("post");
+            assert!(!core.wait_idle(Duration::ZERO), "round {round}: idle with a task live");
+        }
+        parked.abort();
+        drop((server, sender));
+        reader.join().expect("reader");
     });
 }
 

@@ -272,8 +272,9 @@ impl IoCore {
     /// the whole `timeout` and cannot return true (the calling task is live). The
     /// runtime's own socket flushers (see `Metrics::flusher_tasks`) count only while they
     /// have something to write: data posted before the call is written (or failed)
-    /// before the core is seen idle, and an open socket that posted once does not keep
-    /// it from ever being idle.
+    /// before the core is seen idle (unless it waits behind a send of the stream's owner
+    /// that runs outside the core's tasks), and an open socket that posted once does not
+    /// keep it from ever being idle.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         self.handle.wait_idle(timeout)
     }

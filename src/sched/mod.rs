@@ -143,8 +143,8 @@ pub(crate) struct Scheduler {
     /// Socket flusher tasks alive (see `Metrics::flusher_tasks`; counted by
     /// `net::post::flush`, which knows them, through `flusher_started`/`flusher_gone`).
     flushers: AtomicUsize,
-    /// Of those, the ones waiting for work (`flusher_idle`): they do not keep the core
-    /// from being idle (`wait_idle`).
+    /// Of those, the ones waiting for work: they do not keep the core from being idle
+    /// (`wait_idle`). Changed only under `live_zero`'s lock (`change_idle_flushers`).
     idle_flushers: AtomicUsize,
     /// The shared half of the kernel event queue (its poller is in `role`).
     pub(crate) driver: Arc<Driver>,
@@ -516,8 +516,9 @@ impl Scheduler {
     /// Waits until no live task remains but socket flushers waiting for work, or `timeout`
     /// passes. True if so.
     pub(crate) fn wait_idle(&self, timeout: Duration) -> bool {
-        // (SeqCst: a flusher going idle and the last other task finishing each look at
-        // the other's count after changing their own, so one of them sees both.)
+        // (Under the lock the idle count does not change. SeqCst: a flusher going idle and
+        // the last other task finishing each look at the other's count after changing
+        // their own, so one of them sees both and wakes this wait.)
         self.wait_until(timeout, || self.live.load(SeqCst) <= self.idle_flushers.load(SeqCst))
     }
 
@@ -660,18 +661,24 @@ impl Scheduler {
         self.flushers.fetch_sub(1, Relaxed);
     }
 
-    /// A socket flusher task waits for work (nothing queued for it to write): it does not
-    /// keep the core from being idle until [`flusher_busy`](Self::flusher_busy).
-    pub(crate) fn flusher_idle(&self) {
-        self.idle_flushers.fetch_add(1, SeqCst);
-        if self.live.load(SeqCst) <= self.idle_flushers.load(SeqCst) {
-            self.notify_idle();
+    /// Changes the count of socket flushers waiting for work (which do not keep the core
+    /// from being idle, see `wait_idle`) by what `change` returns (+1, -1 or 0), under the
+    /// lock `wait_idle` looks with: `change` makes the flusher's own idle/busy transition,
+    /// so that the count and the flushers' marks always agree for `wait_idle`.
+    pub(crate) fn change_idle_flushers(&self, change: impl FnOnce() -> isize) {
+        let _g = lock(&self.live_zero.0);
+        match change() {
+            1 => {
+                self.idle_flushers.fetch_add(1, SeqCst);
+                if self.live.load(SeqCst) <= self.idle_flushers.load(SeqCst) {
+                    self.live_zero.1.notify_all();
+                }
+            }
+            -1 => {
+                self.idle_flushers.fetch_sub(1, SeqCst);
+            }
+            _ => {}
         }
-    }
-
-    /// A flusher that was idle has work (or is gone).
-    pub(crate) fn flusher_busy(&self) {
-        self.idle_flushers.fetch_sub(1, SeqCst);
     }
 
     /// A snapshot of the counters.

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -207,43 +207,80 @@ async fn wait_scheduled<S: Outlet>(sock: &S, idle: &Idle) -> bool {
     };
     poll_fn(|cx| {
         idle.mark.task.register(cx.waker());
+        // Armed before the flusher's waker is registered and the queue looked at: a wake
+        // through it from now on disarms the mark, and one before the registration made
+        // its change visible to the look (the queue's waker slot orders the two).
+        idle.mark.arm();
         q.register_flusher(&idle.waker);
-        if let Poll::Ready(r) = look() {
-            return Poll::Ready(r);
-        }
-        // Idle, then a second look: whatever woke us before the mark (and so did not
-        // unmark it) made its change before that wake, which the mark's swap orders
-        // before this look; a wake after the mark unmarks it.
-        idle.mark.set();
         let r = look();
         if r.is_ready() {
-            idle.mark.clear();
+            idle.mark.disarm();
+        } else {
+            idle.mark.settle();
         }
         r
     })
     .await
 }
 
-/// The flusher's idle mark: set while it waits for work, cleared by the first wake (a
-/// post, the owner handing over the role, a close) or when the flusher ends. While set,
-/// the flusher does not keep its core from being idle (`wait_idle`, the shutdown's grace).
+/// `IdleMark::state`: the flusher has work (or looks for it) ...
+const BUSY: u8 = 0;
+/// ... is about to wait for work (a wake now makes it `BUSY`) ...
+const ARMED: u8 = 1;
+/// ... or waits for work, counted idle by its core (a wake now makes it `BUSY`, uncounted).
+const IDLE: u8 = 2;
+
+/// The flusher's idle mark: while `IDLE` the flusher does not keep its core from being
+/// idle (`wait_idle`, the shutdown's grace). Every change to or from `IDLE` happens under
+/// the core's idle lock, together with the core's count of idle flushers
+/// (`Scheduler::change_idle_flushers`), so the two always agree when `wait_idle` looks.
 struct IdleMark {
-    idle: AtomicBool,
-    /// The flusher task's waker, woken after the mark is cleared.
+    state: AtomicU8,
+    /// The flusher task's waker, woken after the mark is disarmed.
     task: futures::task::AtomicWaker,
     core: Handle,
 }
 
 impl IdleMark {
-    fn set(&self) {
-        if !self.idle.swap(true, SeqCst) {
-            self.core.sched.flusher_idle();
+    /// Before the flusher looks for work (it owns the mark: only wakes race with it).
+    fn arm(&self) {
+        if self.state.load(SeqCst) == IDLE {
+            // A poll while counted idle (a spurious one): uncount first.
+            self.core.sched.change_idle_flushers(
+                || {
+                    if self.state.swap(ARMED, SeqCst) == IDLE {
+                        -1
+                    } else {
+                        0
+                    }
+                },
+            );
+        } else {
+            self.state.store(ARMED, SeqCst);
         }
     }
 
-    fn clear(&self) {
-        if self.idle.swap(false, SeqCst) {
-            self.core.sched.flusher_busy();
+    /// The flusher found no work: idle, unless a wake came since [`arm`](Self::arm).
+    fn settle(&self) {
+        self.core.sched.change_idle_flushers(|| {
+            match self.state.compare_exchange(ARMED, IDLE, SeqCst, SeqCst) {
+                Ok(_) => 1,
+                Err(_) => 0,
+            }
+        });
+    }
+
+    /// The flusher has work, or a wake says it may (or it ends).
+    fn disarm(&self) {
+        match self.state.compare_exchange(ARMED, BUSY, SeqCst, SeqCst) {
+            Ok(_) | Err(BUSY) => {}
+            Err(_) => self.core.sched.change_idle_flushers(|| {
+                if self.state.swap(BUSY, SeqCst) == IDLE {
+                    -1
+                } else {
+                    0
+                }
+            }),
         }
     }
 }
@@ -254,13 +291,13 @@ impl Wake for IdleMark {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.clear();
+        self.disarm();
         self.task.wake();
     }
 }
 
 /// The flusher's [`IdleMark`] and the waker it registers with its queue while it waits
-/// for work; clears the mark when the flusher ends (cancelled at shutdown too).
+/// for work; disarms the mark when the flusher ends (cancelled at shutdown too).
 struct Idle {
     mark: Arc<IdleMark>,
     waker: Waker,
@@ -269,7 +306,7 @@ struct Idle {
 impl Idle {
     fn new(core: &Handle) -> Idle {
         let mark = Arc::new(IdleMark {
-            idle: AtomicBool::new(false),
+            state: AtomicU8::new(BUSY),
             task: futures::task::AtomicWaker::new(),
             core: core.clone(),
         });
@@ -279,7 +316,7 @@ impl Idle {
 
 impl Drop for Idle {
     fn drop(&mut self) {
-        self.mark.clear();
+        self.mark.disarm();
     }
 }
 
