@@ -20,28 +20,46 @@ async fn proxied() -> (TcpListener, SocketAddr, iocore::JoinHandle<std::io::Resu
     (server, proxy_addr, proxy_task)
 }
 
+/// Spawns an upstream server task on `listener` (TCP or Unix): it accepts one connection,
+/// reads the request to its end (the client's half-close, passed on by the proxy), checks
+/// it, answers `reply` and closes.
+macro_rules! serve_once {
+    ($listener:expr, $request:expr, $reply:expr) => {{
+        let (listener, request, reply) = ($listener, $request.clone(), $reply.clone());
+        iocore::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            assert_eq!(recv_to_end(&s, 1 << 20).await.unwrap(), request, "upstream got a different request");
+            s.send_all(&reply).await.unwrap();
+            s.shutdown().await.unwrap();
+        })
+    }};
+}
+
+/// A client of the proxy at `proxy_addr`: sends `request`, half-closes, and checks that the
+/// reply is `reply` and that the proxy reports both byte counts.
+async fn round_trip(
+    proxy_addr: SocketAddr,
+    request: &[u8],
+    reply: &[u8],
+    proxy_task: iocore::JoinHandle<std::io::Result<(u64, u64)>>,
+) {
+    let client = TcpStream::connect(proxy_addr).await.unwrap();
+    client.send_all(request).await.unwrap();
+    client.shutdown().await.unwrap();
+    assert_eq!(recv_to_end(&client, 1 << 20).await.unwrap(), reply, "the client got a different reply");
+    let (up, down) = proxy_task.await.unwrap().expect("proxy");
+    assert_eq!((up, down), (request.len() as u64, reply.len() as u64));
+}
+
 #[test]
 fn a_proxy_copies_both_ways_and_passes_half_closes_on() {
     run(2, LIMIT, || async {
         let (server, proxy_addr, proxy_task) = proxied().await;
         let request = support::pattern(1, 300_000);
         let reply = support::pattern(2, 500_000);
-        // The server reads the whole request (until the client's half-close reaches it),
-        // then answers and closes.
-        let (req2, rep2) = (request.clone(), reply.clone());
-        let server_task = iocore::spawn(async move {
-            let (s, _) = server.accept().await.unwrap();
-            assert_eq!(recv_to_end(&s, 1 << 20).await.unwrap(), req2, "the server got a different request");
-            s.send_all(&rep2).await.unwrap();
-            s.shutdown().await.unwrap();
-        });
-        let client = TcpStream::connect(proxy_addr).await.unwrap();
-        client.send_all(&request).await.unwrap();
-        client.shutdown().await.unwrap();
-        assert_eq!(recv_to_end(&client, 1 << 20).await.unwrap(), reply, "the client got a different reply");
+        let server_task = serve_once!(server, request, reply);
+        round_trip(proxy_addr, &request, &reply, proxy_task).await;
         server_task.await.unwrap();
-        let (up, down) = proxy_task.await.unwrap().expect("proxy");
-        assert_eq!((up, down), (request.len() as u64, reply.len() as u64));
     });
 }
 
@@ -84,24 +102,9 @@ fn a_proxy_between_tcp_and_a_unix_socket() {
         });
         let request = support::pattern(3, 200_000);
         let reply = support::pattern(4, 400_000);
-        let (req2, rep2) = (request.clone(), reply.clone());
-        let server_task = iocore::spawn(async move {
-            let (s, _) = upstream_listener.accept().await.unwrap();
-            assert_eq!(
-                recv_to_end(&s, 1 << 20).await.unwrap(),
-                req2,
-                "the Unix server got a different request"
-            );
-            s.send_all(&rep2).await.unwrap();
-            s.shutdown().await.unwrap();
-        });
-        let client = TcpStream::connect(proxy_addr).await.unwrap();
-        client.send_all(&request).await.unwrap();
-        client.shutdown().await.unwrap();
-        assert_eq!(recv_to_end(&client, 1 << 20).await.unwrap(), reply, "the client got a different reply");
+        let server_task = serve_once!(upstream_listener, request, reply);
+        round_trip(proxy_addr, &request, &reply, proxy_task).await;
         server_task.await.unwrap();
-        let (up, down) = proxy_task.await.unwrap().expect("proxy");
-        assert_eq!((up, down), (request.len() as u64, reply.len() as u64));
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_dir(&dir);
     });
@@ -139,18 +142,8 @@ fn a_proxy_with_an_idle_timeout_ends_silent_connections_only() {
         });
         let request = support::pattern(5, 300_000);
         let reply = support::pattern(6, 300_000);
-        let (req2, rep2) = (request.clone(), reply.clone());
-        let server_task = iocore::spawn(async move {
-            let (s, _) = server.accept().await.unwrap();
-            assert_eq!(recv_to_end(&s, 1 << 20).await.unwrap(), req2);
-            s.send_all(&rep2).await.unwrap();
-            s.shutdown().await.unwrap();
-        });
-        let client = TcpStream::connect(proxy_addr).await.unwrap();
-        client.send_all(&request).await.unwrap();
-        client.shutdown().await.unwrap();
-        assert_eq!(recv_to_end(&client, 1 << 20).await.unwrap(), reply);
+        let server_task = serve_once!(server, request, reply);
+        round_trip(proxy_addr, &request, &reply, busy).await;
         server_task.await.unwrap();
-        assert_eq!(busy.await.unwrap().expect("proxy"), (request.len() as u64, reply.len() as u64));
     });
 }
