@@ -110,11 +110,9 @@ impl Handle {
         self.sched.spawn_blocking(in_core, context::is_worker_of(Some(&self.sched)))
     }
 
-    /// Waits until no live task remains (true), or `timeout` passes (false); as
-    /// [`IoCore::wait_idle`](crate::IoCore::wait_idle), socket flushers count only while
-    /// they have something to write. Blocks the calling thread: called from one of the
-    /// core's own tasks it holds that worker for the whole `timeout` and cannot return
-    /// true (the calling task is live).
+    /// Waits until no live task remains (true), or `timeout` passes (false). Blocks the
+    /// calling thread: called from one of the core's own tasks it holds that worker for
+    /// the whole `timeout` and cannot return true (the calling task is live).
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         self.sched.wait_idle(timeout)
     }

@@ -270,11 +270,9 @@ impl IoCore {
     /// Waits until no live task remains (true), or `timeout` passes (false). Blocks the
     /// calling thread: called from one of the core's own tasks it holds that worker for
     /// the whole `timeout` and cannot return true (the calling task is live). The
-    /// runtime's own socket flushers (see `Metrics::flusher_tasks`) count only while they
-    /// have something to write: data posted before the call is written (or failed)
-    /// before the core is seen idle (unless it waits behind a send of the stream's owner
-    /// that runs outside the core's tasks), and an open socket that posted once does not
-    /// keep it from ever being idle.
+    /// runtime's own socket flushers count as live (see `Metrics::flusher_tasks`): a
+    /// socket that has posted keeps its flusher until the socket closes, so that queued
+    /// data is written before the core is seen idle.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         self.handle.wait_idle(timeout)
     }
@@ -300,8 +298,7 @@ impl IoCore {
     }
 
     /// Shuts the core down: spawns from outside the core are cancelled from now on; live
-    /// tasks get until `timeout` to finish (and may spawn more; the grace ends as soon as
-    /// none is left but socket flushers with nothing to write); then the rest are
+    /// tasks get until `timeout` to finish (and may spawn more); then the rest are
     /// cancelled (their futures dropped, their `JoinHandle`s resolve with `Cancelled`)
     /// and the workers are joined. A task stuck in a poll cannot be cancelled: after 5 s
     /// more it is counted as `leaked` and its worker as unjoined.

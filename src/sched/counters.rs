@@ -23,9 +23,8 @@ pub struct Metrics {
     /// The runtime's own flusher tasks alive: a socket that has posted (`post_send`) has
     /// one until it closes, which writes what is posted and waits, parked, while nothing
     /// is. Like every task, they count in [`parked_tasks`](Self::parked_tasks) while
-    /// parked and appear in the shutdown report; they keep
-    /// [`IoCore::wait_idle`](crate::IoCore::wait_idle) (and the shutdown's grace) waiting
-    /// only while they have something to write.
+    /// parked, keep [`IoCore::wait_idle`](crate::IoCore::wait_idle) waiting, and appear
+    /// in the shutdown report.
     pub flusher_tasks: usize,
     /// Tasks parked (waiting for a wake or a deadline), flushers included.
     pub parked_tasks: usize,

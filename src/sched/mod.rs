@@ -143,9 +143,6 @@ pub(crate) struct Scheduler {
     /// Socket flusher tasks alive (see `Metrics::flusher_tasks`; counted by
     /// `net::post::flush`, which knows them, through `flusher_started`/`flusher_gone`).
     flushers: AtomicUsize,
-    /// Of those, the ones waiting for work: they do not keep the core from being idle
-    /// (`wait_idle`). Changed only under `live_zero`'s lock (`change_idle_flushers`).
-    idle_flushers: AtomicUsize,
     /// The shared half of the kernel event queue (its poller is in `role`).
     pub(crate) driver: Arc<Driver>,
     idle: Idle,
@@ -164,7 +161,7 @@ pub(crate) struct Scheduler {
     blocking: Arc<BlockingPool>,
     /// Tasks spawned and not yet finished.
     live: AtomicUsize,
-    /// Signalled when `live` drops to zero, or to `idle_flushers`.
+    /// Signalled when `live` drops to zero.
     live_zero: (Mutex<()>, Condvar),
     pub(crate) counters: Counters,
     /// [`STEP_INTERVAL`] in `clock::stamp` units.
@@ -245,7 +242,6 @@ impl Scheduler {
             role: Mutex::new(RoleState::new(poller)),
             searching: AtomicUsize::new(0),
             flushers: AtomicUsize::new(0),
-            idle_flushers: AtomicUsize::new(0),
             driver: Arc::new(driver),
             idle: Idle::new(),
             timers: Arc::new(WakerMap::new()),
@@ -486,19 +482,13 @@ impl Scheduler {
             // the core is seen idle. (`self` outlives this: the worker holds the core.)
             task.ref_dec();
         }
-        let left = self.live.fetch_sub(1, SeqCst) - 1;
-        if left <= self.idle_flushers.load(SeqCst) {
-            self.notify_idle();
-            if left == 0 && self.stop_when_idle.load(SeqCst) {
+        if self.live.fetch_sub(1, SeqCst) == 1 {
+            let _g = lock(&self.live_zero.0);
+            self.live_zero.1.notify_all();
+            if self.stop_when_idle.load(SeqCst) {
                 self.stop();
             }
         }
-    }
-
-    /// Wakes the threads in `wait_idle`/`wait_gone` to look again.
-    fn notify_idle(&self) {
-        let _g = lock(&self.live_zero.0);
-        self.live_zero.1.notify_all();
     }
 
     /// Marks the task done and wakes its `JoinHandle`; the caller still holds the
@@ -513,25 +503,11 @@ impl Scheduler {
         done.in_heap
     }
 
-    /// Waits until no live task remains but socket flushers waiting for work, or `timeout`
-    /// passes. True if so.
+    /// Waits until no live task remains, or `timeout` passes. True if none remains.
     pub(crate) fn wait_idle(&self, timeout: Duration) -> bool {
-        // (Under the lock the idle count does not change. SeqCst: a flusher going idle and
-        // the last other task finishing each look at the other's count after changing
-        // their own, so one of them sees both and wakes this wait.)
-        self.wait_until(timeout, || self.live.load(SeqCst) <= self.idle_flushers.load(SeqCst))
-    }
-
-    /// Waits until no live task remains at all (after cancelling them), or `timeout`
-    /// passes. True if none remains.
-    fn wait_gone(&self, timeout: Duration) -> bool {
-        self.wait_until(timeout, || self.live.load(Acquire) == 0)
-    }
-
-    fn wait_until(&self, timeout: Duration, done: impl Fn() -> bool) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         let mut g = lock(&self.live_zero.0);
-        while !done() {
+        while self.live.load(Acquire) != 0 {
             let left = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left,
@@ -599,7 +575,7 @@ impl Scheduler {
                 self.stop();
             }
         } else {
-            self.wait_gone(cancel_deadline.saturating_duration_since(Instant::now()));
+            self.wait_idle(cancel_deadline.saturating_duration_since(Instant::now()));
             self.stop();
         }
         self.blocking.shut_down();
@@ -659,26 +635,6 @@ impl Scheduler {
     /// A socket flusher task's future was dropped (run to its end, cancelled or refused).
     pub(crate) fn flusher_gone(&self) {
         self.flushers.fetch_sub(1, Relaxed);
-    }
-
-    /// Changes the count of socket flushers waiting for work (which do not keep the core
-    /// from being idle, see `wait_idle`) by what `change` returns (+1, -1 or 0), under the
-    /// lock `wait_idle` looks with: `change` makes the flusher's own idle/busy transition,
-    /// so that the count and the flushers' marks always agree for `wait_idle`.
-    pub(crate) fn change_idle_flushers(&self, change: impl FnOnce() -> isize) {
-        let _g = lock(&self.live_zero.0);
-        match change() {
-            1 => {
-                self.idle_flushers.fetch_add(1, SeqCst);
-                if self.live.load(SeqCst) <= self.idle_flushers.load(SeqCst) {
-                    self.live_zero.1.notify_all();
-                }
-            }
-            -1 => {
-                self.idle_flushers.fetch_sub(1, SeqCst);
-            }
-            _ => {}
-        }
     }
 
     /// A snapshot of the counters.

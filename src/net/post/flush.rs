@@ -10,9 +10,8 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// A socket a flusher writes a post queue to (its [`PostSender`](super::PostSender)s
@@ -92,14 +91,13 @@ async fn flush_loop<S: Outlet>(sock: &S) {
     }
     let q = sock.queue();
     let fail = FailOnExit(q);
-    let idle = Idle::new(sock.core());
     let mut batch: VecDeque<S::Item> = VecDeque::new();
     // Set once the owner is gone: the deadline (linger) for writing what is left.
     let mut give_up: Option<crate::time::Sleep> = None;
     let mut rounds = 0u32;
     let mut waiter = pin!(sock.io().waiter(Direction::Write));
     loop {
-        if !wait_scheduled(sock, &idle).await {
+        if !wait_scheduled(sock).await {
             if q.has_failed() {
                 return;
             }
@@ -190,11 +188,11 @@ async fn flush_loop<S: Outlet>(sock: &S) {
 }
 
 /// Waits until the flusher holds the `FLUSHER` role (true), or has nothing scheduled while
-/// the queue is closed or failed, or the owner is gone (false). Meanwhile the flusher is
-/// idle for the core's `wait_idle`, until something wakes it.
-async fn wait_scheduled<S: Outlet>(sock: &S, idle: &Idle) -> bool {
+/// the queue is closed or failed, or the owner is gone (false).
+async fn wait_scheduled<S: Outlet>(sock: &S) -> bool {
     let q = sock.queue();
-    let look = || {
+    poll_fn(|cx| {
+        q.register_flusher(cx.waker());
         if q.has_failed() {
             Poll::Ready(false)
         } else if q.flusher_holds_role() {
@@ -204,120 +202,8 @@ async fn wait_scheduled<S: Outlet>(sock: &S, idle: &Idle) -> bool {
         } else {
             Poll::Pending
         }
-    };
-    poll_fn(|cx| {
-        idle.mark.task.register(cx.waker());
-        // Armed before the flusher's waker is registered and the queue looked at: a wake
-        // through it from now on disarms the mark, and one before the registration made
-        // its change visible to the look (the queue's waker slot orders the two).
-        idle.mark.arm();
-        q.register_flusher(&idle.waker);
-        let r = look();
-        if r.is_ready() {
-            idle.mark.disarm();
-        } else {
-            idle.mark.settle();
-        }
-        r
     })
     .await
-}
-
-/// `IdleMark::state`: the flusher has work (or looks for it) ...
-const BUSY: u8 = 0;
-/// ... is about to wait for work (a wake now makes it `BUSY`) ...
-const ARMED: u8 = 1;
-/// ... or waits for work, counted idle by its core (a wake now makes it `BUSY`, uncounted).
-const IDLE: u8 = 2;
-
-/// The flusher's idle mark: while `IDLE` the flusher does not keep its core from being
-/// idle (`wait_idle`, the shutdown's grace). Every change to or from `IDLE` happens under
-/// the core's idle lock, together with the core's count of idle flushers
-/// (`Scheduler::change_idle_flushers`), so the two always agree when `wait_idle` looks.
-struct IdleMark {
-    state: AtomicU8,
-    /// The flusher task's waker, woken after the mark is disarmed.
-    task: futures::task::AtomicWaker,
-    core: Handle,
-}
-
-impl IdleMark {
-    /// Before the flusher looks for work (it owns the mark: only wakes race with it).
-    fn arm(&self) {
-        if self.state.load(SeqCst) == IDLE {
-            // A poll while counted idle (a spurious one): uncount first.
-            self.core.sched.change_idle_flushers(
-                || {
-                    if self.state.swap(ARMED, SeqCst) == IDLE {
-                        -1
-                    } else {
-                        0
-                    }
-                },
-            );
-        } else {
-            self.state.store(ARMED, SeqCst);
-        }
-    }
-
-    /// The flusher found no work: idle, unless a wake came since [`arm`](Self::arm).
-    fn settle(&self) {
-        self.core.sched.change_idle_flushers(|| {
-            match self.state.compare_exchange(ARMED, IDLE, SeqCst, SeqCst) {
-                Ok(_) => 1,
-                Err(_) => 0,
-            }
-        });
-    }
-
-    /// The flusher has work, or a wake says it may (or it ends).
-    fn disarm(&self) {
-        match self.state.compare_exchange(ARMED, BUSY, SeqCst, SeqCst) {
-            Ok(_) | Err(BUSY) => {}
-            Err(_) => self.core.sched.change_idle_flushers(|| {
-                if self.state.swap(BUSY, SeqCst) == IDLE {
-                    -1
-                } else {
-                    0
-                }
-            }),
-        }
-    }
-}
-
-impl Wake for IdleMark {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.disarm();
-        self.task.wake();
-    }
-}
-
-/// The flusher's [`IdleMark`] and the waker it registers with its queue while it waits
-/// for work; disarms the mark when the flusher ends (cancelled at shutdown too).
-struct Idle {
-    mark: Arc<IdleMark>,
-    waker: Waker,
-}
-
-impl Idle {
-    fn new(core: &Handle) -> Idle {
-        let mark = Arc::new(IdleMark {
-            state: AtomicU8::new(BUSY),
-            task: futures::task::AtomicWaker::new(),
-            core: core.clone(),
-        });
-        Idle { waker: Waker::from(mark.clone()), mark }
-    }
-}
-
-impl Drop for Idle {
-    fn drop(&mut self) {
-        self.mark.disarm();
-    }
 }
 
 /// Drops the first `n` written bytes from the batch.
