@@ -220,7 +220,7 @@ impl ScheduledIo {
         }
     }
 
-    pub(crate) fn ready_now(&self, dir: Direction) -> Option<Ready> {
+    fn ready_now(&self, dir: Direction) -> Option<Ready> {
         let word = self.readiness.load(SeqCst);
         (word & dir.mask() != 0).then_some(Ready { word, dir })
     }
@@ -303,7 +303,7 @@ impl ScheduledIo {
     /// ([`Ready::check_core`]). The wakers of every waiter go to `wake`, for the caller to
     /// wake once it has let go of its own lock (a waker may drop a socket of the core).
     pub(crate) fn shut_down(&self, wake: &mut Vec<Waker>) {
-        self.publish(SHUT_DOWN);
+        self.core_stopped();
         for dir in [Direction::Read, Direction::Write] {
             self.waiters(dir).take_all(self.armed(dir), wake);
         }

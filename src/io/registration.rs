@@ -69,8 +69,8 @@ pub(crate) trait RegisteredIo {
         if r.is_pending() {
             let core = self.core();
             if core.driver().watch(io, core.owns_waker(cx.waker())) {
-                // The core had stopped: the wait fails now.
-                return io.ready_now(dir).map_or(Poll::Pending, Poll::Ready);
+                // The core had stopped (the socket says so now): the wait fails at once.
+                return Poll::Ready(io.snapshot(dir));
             }
         }
         r

@@ -78,8 +78,12 @@ const CHUNK: usize = 64 * 1024;
 /// # }
 /// ```
 pub async fn copy_bidirectional(a: &impl ByteStream, b: &impl ByteStream) -> io::Result<(u64, u64)> {
-    let (a, b) = (a.socket().0, b.socket().0);
-    futures::try_join!(copy_until_end(a, b, None), copy_until_end(b, a, None))
+    copy_both(a.socket().0, b.socket().0, None).await
+}
+
+/// Both directions at once (see [`copy_bidirectional`]), noting progress in `activity`.
+async fn copy_both(a: &Arc<Socket>, b: &Arc<Socket>, activity: Option<&Activity>) -> io::Result<(u64, u64)> {
+    futures::try_join!(copy_until_end(a, b, activity), copy_until_end(b, a, activity))
 }
 
 /// [`copy_bidirectional`] that gives up once nothing has moved either way for `idle`: it
@@ -105,11 +109,8 @@ pub async fn copy_bidirectional_idle_timeout(
     b: &impl ByteStream,
     idle: Duration,
 ) -> io::Result<(u64, u64)> {
-    let (a, b) = (a.socket().0, b.socket().0);
     let activity = Activity { start: Instant::now(), last: AtomicU64::new(0) };
-    let copy = pin!(async {
-        futures::try_join!(copy_until_end(a, b, Some(&activity)), copy_until_end(b, a, Some(&activity)))
-    });
+    let copy = pin!(copy_both(a.socket().0, b.socket().0, Some(&activity)));
     let watch = pin!(async {
         loop {
             // (No deadline past the clock's range: then nothing is ever idle long enough.)

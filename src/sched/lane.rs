@@ -100,7 +100,7 @@ impl Lane {
 
     /// Whether the workers are loaded: whether they spent at least [`LANE_LOAD_PERCENT`] of
     /// their time in polls that are not heavy over the last [`LOAD_WINDOW`] or more (as of
-    /// the last look that closed a window). Resting tasks go to the lane then, even when
+    /// the last look that closed a window). Heavy tasks go to the lane then, even when
     /// no other task is ready at the moment (`worker::lane_wanted`): light tasks arrive in
     /// the gaps. (Racy by design: two threads closing a window at once only measure about
     /// the same thing twice.)

@@ -177,8 +177,6 @@ impl RoleState {
     }
 }
 
-/// Publishes the nearest deadline of a parked task (`u64::MAX`: none) for the watcher,
-/// writing the shared word only when it changes.
 /// Moves the heavy lane's front task to the ready queue if the lane has taken no task for
 /// too long (see `lane`).
 #[inline(always)]
@@ -189,6 +187,8 @@ fn boost_lane(sched: &Scheduler) -> usize {
     sched.lane.boost(Deadline::now(), |task| sched.push_ready(task))
 }
 
+/// Publishes the nearest deadline of a parked task (`u64::MAX`: none) for the watcher,
+/// writing the shared word only when it changes.
 #[inline]
 fn publish_due(sched: &Scheduler, due: u64) {
     if sched.heap_due.load(Relaxed) != due {
